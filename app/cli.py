@@ -1,0 +1,36 @@
+"""The `redcube` command line. Each subcommand lives in `app/commands/<name>.py` with
+`register(subparsers)`, which adds its parser and sets `func(args) -> int`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from renderer.errors import RedcubeError
+
+COMMANDS = ["render", "train", "eval", "experiment", "bench", "demo"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="redcube", description="A neural-rendering lab for the red cube world.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"app.commands.{name.replace('-', '_')}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RedcubeError as e:
+        print(f"redcube: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("redcube: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

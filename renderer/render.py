@@ -1,0 +1,19 @@
+"""Network renders of whole images: the one path from a camera to a network's picture."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from renderer.camera import check_res, pixel_uv
+
+
+@torch.inference_mode()
+def render_image(model: nn.Module, pose: torch.Tensor, res: int, chunk: int = 1 << 16) -> torch.Tensor:
+    """Render model output for one pose [5] at res x res: [res, res, C] on the model's device."""
+    res = check_res(res)
+    device = next(model.parameters()).device
+    uv = pixel_uv(res, device)
+    poses = pose.to(device=device, dtype=torch.float32).expand(len(uv), -1)
+    out = torch.cat([model(poses[i:i + chunk], uv[i:i + chunk]) for i in range(0, len(uv), chunk)])
+    return out.reshape(res, res, -1)

@@ -1,0 +1,170 @@
+"""The one checkpoint format: `NAME.safetensors` (tensors + the record in its metadata) and `NAME.json` beside it.
+
+The record is plain JSON: model kind and config, scene config, training config, step, metrics, the
+optimizer's hyperparameters. Tensors are the model's weights (`model.*`), the optimizer's state
+(`optim.*`) and RNG state (`rng.*`). No pickle anywhere. Writes go to a temp file and are renamed
+into place, so a crash mid-write never damages the previous checkpoint. The safetensors metadata is
+authoritative; the JSON copy is for people and tools.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from renderer.errors import RedcubeError
+from renderer.models import build_model
+from renderer.scene import Scene
+
+FORMAT = "redcube-checkpoint"
+VERSION = 1
+DEFAULT_NAME = "checkpoint.safetensors"
+
+
+@dataclass
+class Checkpoint:
+    record: dict
+    """The JSON record: format, model {kind, config}, scene, train, step, metrics, optimizer."""
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Every tensor in the file, by name."""
+
+    @property
+    def kind(self) -> str:
+        return self.record["model"]["kind"]
+
+    @property
+    def scene(self) -> Scene:
+        return Scene.from_dict(self.record["scene"])
+
+    @property
+    def step(self) -> int:
+        return int(self.record.get("step", 0))
+
+    def prefixed(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix):]: v for k, v in self.tensors.items() if k.startswith(prefix)}
+
+    def build_model(self, device: str | torch.device = "cpu") -> nn.Module:
+        """The network with its trained weights, or one clear sentence when the file does not fit it."""
+        model = build_model(self.kind, self.record["model"]["config"], self.scene)
+        state = self.prefixed("model.")
+        ours = model.state_dict()
+        missing, unexpected = sorted(set(ours) - set(state)), sorted(set(state) - set(ours))
+        shapes = [k for k in ours if k in state and ours[k].shape != state[k].shape]
+        if missing or unexpected or shapes:
+            raise RedcubeError(
+                f"checkpoint weights do not match a {self.kind} with the recorded config "
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {shapes[:3]}); "
+                "the file is damaged or was written by another version: retrain or pick another checkpoint."
+            )
+        model.load_state_dict(state)
+        return model.to(device)
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint path: the .safetensors file itself or a run directory holding checkpoint.safetensors."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / DEFAULT_NAME
+    elif p.suffix == ".json":
+        p = p.with_suffix(".safetensors")
+    return p
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _plain(x):
+    return asdict(x) if is_dataclass(x) else x
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, scene: Scene, *, step: int = 0, metrics: dict | None = None,
+                    train: dict | None = None, optimizer: torch.optim.Optimizer | None = None,
+                    extra_tensors: dict[str, torch.Tensor] | None = None, extra: dict | None = None) -> Path:
+    """Write model (+ optimizer state) atomically; returns the .safetensors path."""
+    path = resolve(path)
+    module = getattr(model, "_orig_mod", model)  # never leak torch.compile's wrapper into the file
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    record = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": {"kind": module.kind, "config": _plain(module.config),
+                  "parameters": sum(p.numel() for p in module.parameters())},
+        "scene": scene.to_dict(),
+        "train": _plain(train) or {},
+        "step": int(step),
+        "metrics": metrics or {},
+        **(extra or {}),
+    }
+    if optimizer is not None:
+        groups, state = _optimizer_state(optimizer)
+        record["optimizer"] = {"type": type(optimizer).__name__, "param_groups": groups}
+        tensors.update(state)
+    for k, v in (extra_tensors or {}).items():
+        tensors[k] = v.detach().cpu().contiguous()
+    text = json.dumps(record, indent=2)
+    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"redcube": text}))
+    _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text + "\n"))
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint (CPU tensors). Any problem is one clear sentence; the file is never modified."""
+    p = resolve(path)
+    if not p.exists():
+        raise RedcubeError(f"checkpoint {p} does not exist; pass a .safetensors file or a run directory that holds {DEFAULT_NAME}.")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise RedcubeError(f"{p} is not a readable safetensors checkpoint ({type(e).__name__}); it may be truncated or corrupt: pick another file or retrain.") from None
+    try:
+        record = json.loads(meta["redcube"])
+        assert record.get("format") == FORMAT and "kind" in record["model"]
+    except Exception:
+        raise RedcubeError(f"{p} is a safetensors file but not a redcube checkpoint (no redcube record in its metadata); pass a checkpoint written by redcube.") from None
+    if record.get("version", 0) > VERSION:
+        raise RedcubeError(f"{p} was written by a newer redcube (format version {record['version']}); upgrade redcube to load it.")
+    return Checkpoint(record, tensors)
+
+
+def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    sd = optimizer.state_dict()
+    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    tensors = {}
+    for idx, st in sd["state"].items():
+        for key, val in st.items():
+            t = val if torch.is_tensor(val) else torch.tensor(val)
+            tensors[f"optim.{idx}.{key}"] = t.detach().cpu().contiguous()
+    return groups, tensors
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, ckpt: Checkpoint) -> None:
+    """Load the optimizer state saved by `save_checkpoint` into `optimizer` (same parameter order)."""
+    info = ckpt.record.get("optimizer")
+    if info is None:
+        raise RedcubeError("the checkpoint holds no optimizer state, so training cannot resume from it; start a new run instead.")
+    if info["type"] != type(optimizer).__name__:
+        raise RedcubeError(f"the checkpoint's optimizer is {info['type']}, not {type(optimizer).__name__}; resume with the same optimizer.")
+    state: dict[int, dict] = {}
+    for name, t in ckpt.prefixed("optim.").items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = t
+    optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
