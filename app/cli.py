@@ -9,7 +9,7 @@ import sys
 
 from renderer.errors import RedcubeError
 
-COMMANDS = ["render", "train", "eval", "experiment", "bench", "demo"]
+COMMANDS = ["render"]
 
 
 def build_parser() -> argparse.ArgumentParser:

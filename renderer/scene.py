@@ -21,6 +21,12 @@ except ModuleNotFoundError:  # Python 3.10
 RGB = tuple[float, float, float]
 
 
+def _numbers(v, n: int) -> bool:
+    """Whether v is a sequence of n finite real numbers (config values arrive from TOML untyped)."""
+    return (isinstance(v, (tuple, list)) and len(v) == n
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v))
+
+
 @dataclass(frozen=True)
 class Scene:
     """The cube world (DESIGN.md, "The world"). Y is up, metres."""
@@ -63,7 +69,7 @@ class Scene:
     def __post_init__(self) -> None:
         for name in ("sky_color", "ground_color", "grid_color", "cube_color"):
             c = getattr(self, name)
-            if len(c) != 3 or not all(0.0 <= float(v) <= 1.0 for v in c):
+            if not (_numbers(c, 3) and all(0.0 <= v <= 1.0 for v in c)):
                 raise RedcubeError(f"scene.{name} must be three numbers in [0, 1], got {c!r}; fix the scene config.")
         checks = [
             (self.ground_half_size > 0, "ground_half_size must be positive"),
@@ -73,11 +79,12 @@ class Scene:
             (1 <= self.fov_deg <= 170, "fov_deg must be in [1, 170]"),
             (0 < self.near < self.far, "near and far must satisfy 0 < near < far"),
             (self.pos_bounds > 0, "pos_bounds must be positive"),
-            (self.height[0] <= self.height[1], "height must be a (low, high) pair with low <= high"),
-            (self.pitch_deg[0] <= self.pitch_deg[1], "pitch_deg must be a (low, high) pair with low <= high"),
-            (-89 <= self.pitch_deg[0] and self.pitch_deg[1] <= 89, "pitch_deg must lie within [-89, 89]"),
-            (1 <= self.supersample <= 8, "supersample must be an integer from 1 to 8"),
-            (any(v != 0 for v in self.light_dir), "light_dir must not be the zero vector"),
+            (_numbers(self.height, 2) and self.height[0] <= self.height[1], "height must be a (low, high) pair with low <= high"),
+            (_numbers(self.pitch_deg, 2) and self.pitch_deg[0] <= self.pitch_deg[1], "pitch_deg must be a (low, high) pair with low <= high"),
+            (_numbers(self.pitch_deg, 2) and -89 <= self.pitch_deg[0] and self.pitch_deg[1] <= 89, "pitch_deg must lie within [-89, 89]"),
+            (isinstance(self.supersample, int) and 1 <= self.supersample <= 8, "supersample must be an integer from 1 to 8"),
+            (_numbers(self.light_dir, 3) and any(v != 0 for v in self.light_dir), "light_dir must be three numbers, not the zero vector"),
+            (_numbers(self.cube_center, 3), "cube_center must be three numbers"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -1,0 +1,83 @@
+"""Composing the displayed picture: ground truth, network, split, error heat map, upscaling.
+
+Pure numpy (plus torch for bilinear resize); no GUI calls, so video export and tests share it.
+Images are float32 [H, W, 3] in [0, 1].
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SPLIT_LINE = np.array([1.0, 1.0, 1.0], dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _nearest_index(src: int, dst: int) -> np.ndarray:
+    return (np.arange(dst) * src) // dst
+
+
+def upscale(img: np.ndarray, size: int, method: str = "nearest") -> np.ndarray:
+    """Resize a square image [h, h, C] to [size, size, C] (nearest keeps the network's pixels visible)."""
+    if img.shape[0] == size:
+        return img
+    if method == "nearest":
+        idx = _nearest_index(img.shape[0], size)
+        return img[idx][:, idx]
+    t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]
+    out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=img.shape[0] > size)
+    return out[0].permute(1, 2, 0).numpy()
+
+
+@functools.lru_cache(maxsize=1)
+def _heat_lut() -> np.ndarray:
+    """[256, 3] 'inferno' colour map (perceptually uniform, dark = no error)."""
+    from matplotlib import colormaps
+
+    return colormaps["inferno"](np.linspace(0, 1, 256))[:, :3].astype(np.float32)
+
+
+def error_map(pred: np.ndarray, target: np.ndarray, gain: float = 4.0) -> np.ndarray:
+    """Heat map [H, W, 3] of the mean absolute error per pixel; error 1/gain and above is the top colour."""
+    err = np.abs(pred - target).mean(axis=-1) * gain
+    idx = np.clip(err * 255 + 0.5, 0, 255).astype(np.int32)
+    return _heat_lut()[idx]
+
+
+def psnr(pred: np.ndarray, target: np.ndarray) -> float:
+    """PSNR in dB of images in [0, 1]."""
+    mse = float(np.mean((np.clip(pred, 0, 1) - target) ** 2, dtype=np.float64))
+    return float(-10 * np.log10(max(mse, 1e-12)))
+
+
+def split_image(gt: np.ndarray, net: np.ndarray, split: float) -> np.ndarray:
+    """Ground truth left of the split position, network right of it, with a thin divider line."""
+    size = gt.shape[1]
+    col = int(round(split * size))
+    out = np.array(net, copy=True)
+    out[:, :col] = gt[:, :col]
+    out[:, max(0, col - 1):min(size, col + 1)] = SPLIT_LINE
+    return out
+
+
+def compose(mode: str, gt: np.ndarray, net: np.ndarray | None, err: np.ndarray | None, split: float = 0.5) -> np.ndarray:
+    """The viewport picture for a mode: [S, 2S, 3] side by side, else [S, S, 3]. Missing network -> grey."""
+    if net is None:
+        net = np.full_like(gt, 0.2)
+    if err is None:
+        err = np.zeros_like(gt)
+    if mode == "side_by_side":
+        return np.concatenate([gt, net], axis=1)
+    if mode == "split":
+        return split_image(gt, net, split)
+    return {"gt": gt, "network": net, "error": err}[mode]
+
+
+def to_rgba(img: np.ndarray, out: np.ndarray) -> None:
+    """Write an RGB image into the top-left corner of an RGBA texture buffer [H, W, 4] in place."""
+    h, w = img.shape[:2]
+    out[:h, :w, :3] = img
+    out[:h, :w, 3] = 1.0

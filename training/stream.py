@@ -1,0 +1,159 @@
+"""Streaming ground truth, as in the red-cube blog: producer processes keep a pool of shared-memory
+buffers filled with freshly rendered random poses; the trainer pulls the newest full buffer.
+
+Each producer owns a `Rasterizer` (its own EGL context) and a seeded pose generator distinct from
+every other producer's and from the held-out set's. Slots are written and read under one lock, so a
+reader never sees a half-written buffer; a producer always overwrites the oldest slot.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+
+import numpy as np
+import torch
+
+from renderer.camera import POSE_DIM, sample_poses
+from renderer.errors import RedcubeError
+from renderer.scene import Scene
+
+
+@dataclass
+class StreamConfig:
+    pool_size: int = 4
+    """Shared-memory buffers in the pool."""
+    frames_per_buffer: int = 64
+    """Random poses rendered into each buffer."""
+    refresh_hz: float = 4.0
+    """Buffers per second each producer delivers at most (0: as fast as it can render)."""
+    producers: int = 1
+    """Producer processes."""
+
+    def __post_init__(self):
+        if self.pool_size < 2 or self.frames_per_buffer < 1 or self.producers < 1 or self.refresh_hz < 0:
+            raise RedcubeError("stream needs pool_size >= 2, frames_per_buffer >= 1, producers >= 1 and refresh_hz >= 0; fix the stream config.")
+
+
+def producer_seed(seed: int, producer: int, rank: int = 0) -> int:
+    """Distinct pose-stream seed per (run seed, rank, producer); never equal to the held-out seed."""
+    return (seed * 1_000_003 + rank * 1_009 + producer + 1) % (2 ** 63)
+
+
+class _Pool:
+    """Shared-memory slots: poses [S, F, 5], rgb [S, F, res, res, 3], and a sequence number per slot."""
+
+    def __init__(self, pool_size: int, frames: int, res: int, names: tuple[str, str] | None = None):
+        shapes = ((pool_size, frames, POSE_DIM), (pool_size, frames, res, res, 3))
+        nbytes = [int(np.prod(s)) * 4 for s in shapes]
+        if names is None:
+            self.shm = [shared_memory.SharedMemory(create=True, size=n) for n in nbytes]
+        else:
+            self.shm = [shared_memory.SharedMemory(name=n) for n in names]
+        self.poses, self.rgb = (np.ndarray(s, dtype=np.float32, buffer=m.buf) for s, m in zip(shapes, self.shm))
+
+    @property
+    def names(self) -> tuple[str, str]:
+        return self.shm[0].name, self.shm[1].name
+
+    def close(self, unlink: bool = False) -> None:
+        del self.poses, self.rgb
+        for m in self.shm:
+            m.close()
+            if unlink:
+                m.unlink()
+
+
+def _produce(scene_dict, res, cfg: StreamConfig, seed, names, seqs, counter, lock, stop, errors) -> None:
+    """Producer process body: render random poses, copy them into the oldest slot, repeat."""
+    torch.set_num_threads(1)
+    from renderer.rasterizer import Rasterizer
+
+    pool = _Pool(cfg.pool_size, cfg.frames_per_buffer, res, names)
+    gen = torch.Generator().manual_seed(seed)
+    try:
+        with Rasterizer(Scene.from_dict(scene_dict)) as rast:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                poses = sample_poses(rast.scene, cfg.frames_per_buffer, gen).numpy()
+                rgb, _ = rast.render(poses, res)
+                with lock:
+                    slot = int(np.argmin(seqs[:]))
+                    counter.value += 1
+                    pool.poses[slot], pool.rgb[slot] = poses, rgb
+                    seqs[slot] = counter.value
+                if cfg.refresh_hz > 0:
+                    stop.wait(max(0.0, 1.0 / cfg.refresh_hz - (time.perf_counter() - t0)))
+    except Exception as e:
+        errors.put(str(e))
+    finally:
+        pool.close()
+
+
+class FrameStream:
+    """Trainer side of the pool. `latest()` returns the newest full buffer not yet seen, or None."""
+
+    def __init__(self, scene: Scene, res: int, config: StreamConfig | None = None, seed: int = 0, rank: int = 0):
+        self.scene, self.res, self.config = scene, res, config or StreamConfig()
+        self.seeds = [producer_seed(seed, i, rank) for i in range(self.config.producers)]
+        self._ctx = mp.get_context("spawn")
+        self._procs: list = []
+        self._pool: _Pool | None = None
+        self.last_seq = 0
+
+    def start(self) -> "FrameStream":
+        cfg, ctx = self.config, self._ctx
+        self._pool = _Pool(cfg.pool_size, cfg.frames_per_buffer, self.res)
+        self._seqs = ctx.Array("q", cfg.pool_size, lock=False)
+        self._counter = ctx.Value("q", 0, lock=False)
+        self._lock, self._stop, self._errors = ctx.Lock(), ctx.Event(), ctx.Queue()
+        for s in self.seeds:
+            p = ctx.Process(target=_produce, daemon=True, name="redcube-producer", args=(
+                self.scene.to_dict(), self.res, cfg, s, self._pool.names, self._seqs, self._counter,
+                self._lock, self._stop, self._errors))
+            p.start()
+            self._procs.append(p)
+        return self
+
+    def latest(self, wait: float = 0.0) -> tuple[int, np.ndarray, np.ndarray] | None:
+        """(sequence number, poses [F, 5], rgb [F, res, res, 3]) copies of the newest unseen buffer.
+
+        Waits up to `wait` seconds for one; raises if every producer has died.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            with self._lock:
+                seqs = np.frombuffer(self._seqs, dtype=np.int64)
+                slot = int(np.argmax(seqs))
+                if seqs[slot] > self.last_seq:
+                    self.last_seq = int(seqs[slot])
+                    return self.last_seq, self._pool.poses[slot].copy(), self._pool.rgb[slot].copy()
+            self._check_alive()
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.005)
+
+    def _check_alive(self) -> None:
+        if self._procs and not any(p.is_alive() for p in self._procs):
+            msg = self._errors.get() if not self._errors.empty() else "exited unexpectedly"
+            raise RedcubeError(f"the data producer failed ({msg}); check that headless OpenGL works with `redcube render`.")
+
+    def close(self) -> None:
+        if self._pool is None:
+            return
+        self._stop.set()
+        for p in self._procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+        self._procs.clear()
+        self._pool.close(unlink=True)
+        self._pool = None
+
+    def __enter__(self) -> "FrameStream":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

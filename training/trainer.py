@@ -1,0 +1,285 @@
+"""The trainer: pixel batches from the stream (or the fixed set) -> model -> MSE -> Adam.
+
+One loop serves the CLI, the experiments, the benchmark and the app (through `training.control`).
+Logs go to `<out_dir>/log.jsonl`; checkpoints to `<out_dir>/checkpoint.safetensors` (+ .json).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from renderer.camera import check_res
+from renderer.errors import RedcubeError
+from renderer.models import build_model, model_config
+from renderer.rasterizer import Rasterizer
+from renderer.render import render_image
+from renderer.scene import Scene
+from training.checkpoint import load_checkpoint, resolve, restore_optimizer, save_checkpoint
+from training.data import PixelSet, fixed_pixels, heldout_poses
+from training.metrics import mse_to_psnr, psnr, ssim
+from training.stream import FrameStream, StreamConfig
+
+DATA_MODES = ("stream", "fixed")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "posemlp"
+    """Model name from the registry (renderer.models.MODELS)."""
+    model_config: dict = field(default_factory=dict)
+    """Overrides of the model's config dataclass, e.g. {"input": "plucker", "width": 256}."""
+    res: int = 32
+    """Square training resolution of the ground-truth renders."""
+    data: str = "stream"
+    """'stream': fresh renders from producer processes; 'fixed': N samples drawn once."""
+    fixed_samples: int = 100_000
+    """Pixel samples in the fixed dataset."""
+    steps: int | None = None
+    """Step budget (the schedule spans it); at least one of steps and minutes is needed."""
+    minutes: float | None = None
+    """Wall-clock budget in minutes (the schedule spans it when no step budget is set)."""
+    batch_size: int = 16384
+    """Pixel samples per step."""
+    lr: float = 1e-3
+    """Peak Adam learning rate."""
+    warmup_steps: int = 100
+    """Linear warm-up steps before the cosine decay."""
+    lr_final: float = 0.02
+    """Final learning rate as a fraction of the peak (cosine decay)."""
+    eval_every: int = 200
+    """Steps between held-out evaluations."""
+    log_every: int = 25
+    """Steps between train-loss log records."""
+    heldout: int = 32
+    """Held-out test poses (fixed at the start from the seed; never trained on)."""
+    checkpoint_every_s: float = 120.0
+    """Seconds between checkpoints (one is always written at the end)."""
+    seed: int = 0
+    """Seeds model init, batch sampling, the data stream and the held-out poses."""
+    threads: int = 0
+    """torch threads (0: torch's default)."""
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    """Producer pool settings for data='stream'."""
+    out_dir: str = "runs/latest"
+    """Where log.jsonl and checkpoint.safetensors go."""
+
+    def __post_init__(self):
+        if isinstance(self.stream, dict):
+            self.stream = StreamConfig(**self.stream)
+        check_res(self.res)
+        model_config(self.model, self.model_config)  # unknown model or setting: one clear sentence
+        if self.data not in DATA_MODES:
+            raise RedcubeError(f"data mode {self.data!r} is unknown; choose one of {list(DATA_MODES)}.")
+        if self.steps is None and self.minutes is None:
+            raise RedcubeError("training needs a budget; pass --steps N or --minutes M.")
+        if (self.steps is not None and self.steps < 1) or (self.minutes is not None and self.minutes <= 0):
+            raise RedcubeError("the step and time budgets must be positive.")
+        if self.batch_size < 1 or self.lr <= 0 or self.heldout < 1 or self.fixed_samples < 1:
+            raise RedcubeError("batch_size, lr, heldout and fixed_samples must be positive.")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class Hooks:
+    """How a controller (the app, a test) talks to a running trainer; all optional."""
+
+    on_record: Callable[[dict], None] | None = None
+    """Called with every log record."""
+    should_stop: Callable[[], bool] | None = None
+    """Polled every step; True ends the run with a final checkpoint."""
+    wait_if_paused: Callable[[], None] | None = None
+    """Called every step; blocks while the controller holds training paused."""
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, scene: Scene | None = None, resume: bool = False, hooks: Hooks | None = None):
+        self.config, self.hooks = config, hooks or Hooks()
+        self.out_dir = Path(config.out_dir)
+        self.ckpt_path = resolve(self.out_dir)
+        ckpt = self._resume_checkpoint() if resume else None
+        self.scene = ckpt.scene if ckpt else (scene or Scene())
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.model = build_model(config.model, config.model_config, self.scene)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.step, self.elapsed, self.metrics = 0, 0.0, {}
+        if ckpt:
+            self._restore(ckpt)
+
+    # ---- setup -------------------------------------------------------------------------------
+    def _resume_checkpoint(self):
+        if not self.ckpt_path.exists():
+            raise RedcubeError(f"nothing to resume: {self.ckpt_path} does not exist; drop --resume to start a new run.")
+        ckpt = load_checkpoint(self.ckpt_path)
+        saved = TrainConfig.from_dict(ckpt.record["train"])
+        if (saved.model, saved.model_config, saved.res) != (self.config.model, self.config.model_config, self.config.res):
+            raise RedcubeError(
+                f"{self.ckpt_path} holds a {saved.model} {saved.model_config} at {saved.res}px, not the requested "
+                f"{self.config.model} {self.config.model_config} at {self.config.res}px; resume with the same model or use another --out."
+            )
+        return ckpt
+
+    def _restore(self, ckpt) -> None:
+        self.model.load_state_dict(ckpt.build_model().state_dict())
+        restore_optimizer(self.optimizer, ckpt)
+        self.step = ckpt.step
+        self.elapsed = float(ckpt.record.get("elapsed_s", 0.0))
+        self.metrics = ckpt.record.get("metrics", {})
+        if "rng.batch" in ckpt.tensors:
+            self.gen.set_state(ckpt.tensors["rng.batch"])
+
+    # ---- schedule ----------------------------------------------------------------------------
+    def progress(self) -> float:
+        """Fraction of the budget used, by steps or by wall-clock, whichever is further along."""
+        c = self.config
+        fs = self.step / c.steps if c.steps else 0.0
+        ft = self.elapsed / (c.minutes * 60) if c.minutes else 0.0
+        return max(fs, ft)
+
+    def lr(self) -> float:
+        c = self.config
+        if self.step < c.warmup_steps:
+            return c.lr * (self.step + 1) / c.warmup_steps
+        p = min(1.0, self.progress())
+        return c.lr * (c.lr_final + (1 - c.lr_final) * 0.5 * (1 + math.cos(math.pi * p)))
+
+    # ---- logging and checkpoints ---------------------------------------------------------------
+    def log(self, record: dict) -> None:
+        record = {"step": self.step, "time": round(self.elapsed, 3), **record}
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.hooks.on_record:
+            self.hooks.on_record(record)
+
+    def save(self) -> Path:
+        return save_checkpoint(
+            self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics,
+            train=self.config.to_dict(), optimizer=self.optimizer,
+            extra_tensors={"rng.batch": self.gen.get_state()}, extra={"elapsed_s": self.elapsed},
+        )
+
+    # ---- evaluation ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Held-out loss, PSNR and SSIM over the held-out poses at the training resolution."""
+        preds = torch.stack([render_image(self.model, p, self.config.res) for p in self.test_poses])
+        mse = float(((preds.clamp(0, 1) - self.test_rgb) ** 2).mean())
+        return {"test_loss": mse, "test_psnr": psnr(preds, self.test_rgb), "test_ssim": ssim(preds, self.test_rgb)}
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def run(self, until_step: int | None = None) -> dict:
+        """Train until the budget (or `until_step`) is spent or a stop is requested; returns the final metrics."""
+        c = self.config
+        with Rasterizer(self.scene) as rast:
+            self.test_poses = heldout_poses(self.scene, c.heldout, c.seed)
+            self.test_rgb = torch.from_numpy(rast.render(self.test_poses.numpy(), c.res)[0])
+            if c.data == "fixed":
+                data, stream = fixed_pixels(rast, c.res, c.fixed_samples, c.seed), None
+            else:
+                stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step).start()
+        try:
+            return self._loop(data if stream is None else None, stream, until_step)
+        finally:
+            if stream is not None:
+                stream.close()
+
+    def _loop(self, data: PixelSet | None, stream: FrameStream | None, until_step: int | None) -> dict:
+        c, h = self.config, self.hooks
+        if stream is not None:
+            data = self._next_buffer(stream, wait=60.0)
+        good = self._snapshot()
+        self.log({"event": "start", "data": c.data, "parameters": sum(p.numel() for p in self.model.parameters()),
+                  "threads": torch.get_num_threads()})
+        last_ckpt = last_t = time.perf_counter()
+        window_samples, window_t0, loss_sum, loss_n = 0, last_t, 0.0, 0
+        while self.progress() < 1.0 and (until_step is None or self.step < until_step):
+            if h.should_stop and h.should_stop():
+                break
+            if h.wait_if_paused:
+                h.wait_if_paused()
+                last_t = window_t0 = time.perf_counter()  # paused time is not training time
+            if stream is not None:
+                data = self._next_buffer(stream) or data
+            # 1. one Adam step on a fresh batch of pixel samples
+            for g in self.optimizer.param_groups:
+                g["lr"] = self.lr()
+            poses, uv, target = data.batch(c.batch_size, self.gen)
+            loss = torch.nn.functional.mse_loss(self.model(poses, uv), target)
+            if not torch.isfinite(loss):
+                self._rollback(good)
+                continue
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            now = time.perf_counter()
+            self.elapsed += now - last_t
+            last_t = now
+            loss_sum, loss_n, window_samples = loss_sum + loss.item(), loss_n + 1, window_samples + c.batch_size
+            # 2. logs, held-out evaluation, checkpoints
+            if self.step % c.log_every == 0:
+                self.log({"event": "train", "train_loss": loss_sum / loss_n, "lr": self.lr(),
+                          "samples_per_s": window_samples / max(now - window_t0, 1e-9)})
+                loss_sum, loss_n, window_samples, window_t0 = 0.0, 0, 0, now
+            if self.step % c.eval_every == 0:
+                self._eval_and_log(float(loss))
+                good = self._snapshot()
+            if now - last_ckpt > c.checkpoint_every_s:
+                self.save()
+                last_ckpt = last_t = time.perf_counter()
+        if self.metrics.get("step") != self.step:
+            self._eval_and_log(loss_sum / loss_n if loss_n else self.metrics.get("train_loss", float("nan")))
+        path = self.save()
+        self.log({"event": "done", "checkpoint": str(path), **self.metrics})
+        return self.metrics
+
+    def _next_buffer(self, stream: FrameStream, wait: float = 0.0) -> PixelSet | None:
+        got = stream.latest(wait=wait)
+        if got is None:
+            if wait:
+                raise RedcubeError("the data producer delivered no frames within a minute; check `redcube render` works.")
+            return None
+        _, poses, rgb = got
+        return PixelSet.from_frames(poses, rgb)
+
+    def _eval_and_log(self, train_loss: float) -> None:
+        self.metrics = {"train_loss": train_loss, "train_psnr": mse_to_psnr(train_loss), **self.evaluate(),
+                        "res": self.config.res, "step": self.step, "elapsed_s": round(self.elapsed, 2)}
+        self.log({"event": "eval", **self.metrics})
+
+    def _snapshot(self) -> dict:
+        return {"model": {k: v.clone() for k, v in self.model.state_dict().items()},
+                "optim": _clone_state(self.optimizer.state_dict()), "step": self.step}
+
+    def _rollback(self, good: dict) -> None:
+        """A non-finite loss: restore the last good weights and optimizer state, halve the peak lr, and say so."""
+        self.model.load_state_dict(good["model"])
+        self.optimizer.load_state_dict(_clone_state(good["optim"]))
+        bad_step, self.step = self.step, good["step"]
+        self.config.lr *= 0.5
+        self.log({"event": "rollback", "message": f"non-finite loss at step {bad_step}: rolled back to step {self.step} "
+                  f"and halved the learning rate to {self.config.lr:.3g}", "bad_step": bad_step})
+
+
+def _clone_state(sd: dict) -> dict:
+    """Deep copy of an optimizer state dict (tensors cloned)."""
+    return {"state": {k: {n: (t.clone() if torch.is_tensor(t) else t) for n, t in v.items()} for k, v in sd["state"].items()},
+            "param_groups": [dict(g) for g in sd["param_groups"]]}
