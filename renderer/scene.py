@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ RGB = tuple[float, float, float]
 def _numbers(v, n: int) -> bool:
     """Whether v is a sequence of n finite real numbers (config values arrive from TOML untyped)."""
     return (isinstance(v, (tuple, list)) and len(v) == n
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v))
+            and all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in v))
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class Scene:
             (_numbers(self.height, 2) and self.height[0] <= self.height[1], "height must be a (low, high) pair with low <= high"),
             (_numbers(self.pitch_deg, 2) and self.pitch_deg[0] <= self.pitch_deg[1], "pitch_deg must be a (low, high) pair with low <= high"),
             (_numbers(self.pitch_deg, 2) and -89 <= self.pitch_deg[0] and self.pitch_deg[1] <= 89, "pitch_deg must lie within [-89, 89]"),
-            (isinstance(self.supersample, int) and 1 <= self.supersample <= 8, "supersample must be an integer from 1 to 8"),
+            (isinstance(self.supersample, numbers.Integral) and 1 <= self.supersample <= 8, "supersample must be an integer from 1 to 8"),
             (_numbers(self.light_dir, 3) and any(v != 0 for v in self.light_dir), "light_dir must be three numbers, not the zero vector"),
             (_numbers(self.cube_center, 3), "cube_center must be three numbers"),
         ]
