@@ -1,0 +1,68 @@
+"""Shared fixtures: one EGL rasterizer for the whole session, seeded RNGs, small file helpers.
+
+Nothing here mocks moderngl or torch: the rasterizer fixture is the real headless renderer.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from renderer.rasterizer import Rasterizer
+from renderer.scene import Scene
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def scene() -> Scene:
+    return Scene()
+
+
+@pytest.fixture(scope="session")
+def rasterizer(scene):
+    """The real moderngl/EGL rasterizer on its own thread, shared by every test and closed at the end."""
+    r = Rasterizer(scene)
+    yield r
+    r.close()
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Every test starts from the same RNG state; tests that need randomness also pass explicit generators."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+
+
+@pytest.fixture
+def write_file(tmp_path):
+    """write_file(name, text_or_bytes) -> Path under this test's tmp_path."""
+
+    def write(name: str, content: str | bytes) -> Path:
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            p.write_bytes(content)
+        else:
+            p.write_text(content)
+        return p
+
+    return write
+
+
+def check_one_sentence(message: str) -> None:
+    """A user-facing error: one line, one sentence ending in a full stop (DESIGN.md, "Bad input")."""
+    assert message, "empty error message"
+    assert "\n" not in message, f"error message spans several lines: {message!r}"
+    assert message.rstrip().endswith("."), f"error message does not end a sentence: {message!r}"
+    # A second sentence would start after ". " with a capital letter.
+    assert not re.search(r"[.!?]\s+[A-Z]", message), f"error message holds more than one sentence: {message!r}"
+
+
+@pytest.fixture
+def one_sentence():
+    return check_one_sentence
