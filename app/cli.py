@@ -9,7 +9,7 @@ import sys
 
 from renderer.errors import RedcubeError
 
-COMMANDS = ["render"]
+COMMANDS = ["render", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,10 +25,12 @@ from renderer.scene import Scene
 class StreamConfig:
     pool_size: int = 4
     """Shared-memory buffers in the pool."""
-    frames_per_buffer: int = 64
+    frames_per_buffer: int = 32
     """Random poses rendered into each buffer."""
-    refresh_hz: float = 4.0
-    """Buffers per second each producer delivers at most (0: as fast as it can render)."""
+    refresh_hz: float = 1.0
+    """Buffers per second each producer delivers at most (0: as fast as it can render). At 32² one
+    buffer a second is about one epoch per buffer for the trainer, the blog's smooth regime, and costs
+    the producer a few percent of a core."""
     producers: int = 1
     """Producer processes."""
 
@@ -109,12 +111,16 @@ class FrameStream:
         self._seqs = ctx.Array("q", cfg.pool_size, lock=False)
         self._counter = ctx.Value("q", 0, lock=False)
         self._lock, self._stop, self._errors = ctx.Lock(), ctx.Event(), ctx.Queue()
-        for s in self.seeds:
-            p = ctx.Process(target=_produce, daemon=True, name="redcube-producer", args=(
-                self.scene.to_dict(), self.res, cfg, s, self._pool.names, self._seqs, self._counter,
-                self._lock, self._stop, self._errors))
-            p.start()
-            self._procs.append(p)
+        try:
+            for s in self.seeds:
+                p = ctx.Process(target=_produce, daemon=True, name="redcube-producer", args=(
+                    self.scene.to_dict(), self.res, cfg, s, self._pool.names, self._seqs, self._counter,
+                    self._lock, self._stop, self._errors))
+                p.start()
+                self._procs.append(p)
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def latest(self, wait: float = 0.0) -> tuple[int, np.ndarray, np.ndarray] | None:

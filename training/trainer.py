@@ -209,7 +209,7 @@ class Trainer:
         self.log({"event": "start", "data": c.data, "parameters": sum(p.numel() for p in self.model.parameters()),
                   "threads": torch.get_num_threads()})
         last_ckpt = last_t = time.perf_counter()
-        window_samples, window_t0, loss_sum, loss_n = 0, last_t, 0.0, 0
+        window_samples, window_t0, loss_sum, loss_n, last_loss = 0, last_t, 0.0, 0, float("nan")
         while self.progress() < 1.0 and (until_step is None or self.step < until_step):
             if h.should_stop and h.should_stop():
                 break
@@ -233,20 +233,21 @@ class Trainer:
             now = time.perf_counter()
             self.elapsed += now - last_t
             last_t = now
-            loss_sum, loss_n, window_samples = loss_sum + loss.item(), loss_n + 1, window_samples + c.batch_size
+            last_loss = loss.item()
+            loss_sum, loss_n, window_samples = loss_sum + last_loss, loss_n + 1, window_samples + c.batch_size
             # 2. logs, held-out evaluation, checkpoints
             if self.step % c.log_every == 0:
                 self.log({"event": "train", "train_loss": loss_sum / loss_n, "lr": self.lr(),
                           "samples_per_s": window_samples / max(now - window_t0, 1e-9)})
                 loss_sum, loss_n, window_samples, window_t0 = 0.0, 0, 0, now
             if self.step % c.eval_every == 0:
-                self._eval_and_log(float(loss))
+                self._eval_and_log(last_loss)
                 good = self._snapshot()
             if now - last_ckpt > c.checkpoint_every_s:
                 self.save()
                 last_ckpt = last_t = time.perf_counter()
         if self.metrics.get("step") != self.step:
-            self._eval_and_log(loss_sum / loss_n if loss_n else self.metrics.get("train_loss", float("nan")))
+            self._eval_and_log(loss_sum / loss_n if loss_n else last_loss)
         path = self.save()
         self.log({"event": "done", "checkpoint": str(path), **self.metrics})
         return self.metrics

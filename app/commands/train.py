@@ -1,0 +1,100 @@
+"""`redcube train`: train a model on streamed (or fixed) ground truth, with a progress line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+from app.options import add_scene_option, scene_from
+from renderer.errors import RedcubeError
+from renderer.models import MODELS
+from training.trainer import DATA_MODES, Hooks, TrainConfig, Trainer
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a network on the cube world")
+    p.add_argument("--model", default="posemlp", help=f"model name: {', '.join(sorted(MODELS))} (default posemlp)")
+    p.add_argument("--res", type=int, default=32, help="training resolution (default 32)")
+    p.add_argument("--steps", type=int, default=None, help="step budget")
+    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes")
+    p.add_argument("--data", choices=DATA_MODES, default="stream", help="stream fresh renders, or a fixed set drawn once")
+    p.add_argument("--fixed-samples", type=int, default=100_000, help="pixel samples in fixed mode (default 100k)")
+    p.add_argument("--out", type=Path, default=Path("runs/latest"), help="run directory (log.jsonl, checkpoint)")
+    p.add_argument("--batch-size", type=int, default=16384, help="pixel samples per step (default 16384)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (default 1e-3)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model setting, e.g. --set input=plucker --set width=256 --set skip=true (repeatable)")
+    p.add_argument("--eval-every", type=int, default=200, help="steps between held-out evaluations")
+    p.add_argument("--heldout", type=int, default=32, help="held-out test poses (default 32)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    add_scene_option(p)
+    p.set_defaults(func=run)
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """KEY=VALUE pairs -> dict; values are JSON when they parse (numbers, true/false), else strings."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise RedcubeError(f"--set {pair!r} is not KEY=VALUE; write e.g. --set input=plucker.")
+        key, value = pair.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def config_from(args) -> TrainConfig:
+    return TrainConfig(
+        model=args.model, model_config=parse_settings(args.set), res=args.res, data=args.data,
+        fixed_samples=args.fixed_samples, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
+        lr=args.lr, eval_every=args.eval_every, heldout=args.heldout, seed=args.seed, threads=args.threads,
+        out_dir=str(args.out),
+    )
+
+
+class Progress:
+    """One status line on stderr, rewritten in place; eval records also print a full line."""
+
+    def __init__(self, trainer: Trainer, quiet: bool):
+        self.trainer, self.quiet, self.last = trainer, quiet, {}
+
+    def __call__(self, rec: dict) -> None:
+        if rec.get("event") == "rollback":
+            print(f"\n{rec['message']}", file=sys.stderr)
+        if self.quiet:
+            return
+        self.last.update({k: v for k, v in rec.items() if isinstance(v, (int, float))})
+        r, p = self.last, self.trainer.progress()
+        eta = r.get("time", 0) * (1 - p) / p if p > 0 else 0
+        line = (f"\rstep {r.get('step', 0):>6} | {100 * p:5.1f}% | loss {r.get('train_loss', float('nan')):.5f} | "
+                f"held-out {r.get('test_psnr', float('nan')):5.2f} dB | {r.get('samples_per_s', 0) / 1000:6.1f}k samples/s | "
+                f"{r.get('time', 0):6.0f}s, ~{eta:.0f}s left")
+        print(line, end="\n" if rec.get("event") in ("eval", "done") else "", file=sys.stderr, flush=True)
+
+
+def run(args) -> int:
+    config = config_from(args)
+    stop = {"requested": False}
+    trainer = Trainer(config, scene=scene_from(args), resume=args.resume)
+    trainer.hooks = Hooks(on_record=Progress(trainer, args.quiet), should_stop=lambda: stop["requested"])
+
+    def on_sigint(*_):
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        print("\nstopping: writing a final checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        metrics = trainer.run()
+    finally:
+        signal.signal(signal.SIGINT, old)
+    print(json.dumps({"checkpoint": str(trainer.ckpt_path), "step": trainer.step, **metrics}, indent=2))
+    return 0

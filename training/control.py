@@ -1,0 +1,132 @@
+"""A trainer in its own process, and the narrow control object the app holds.
+
+The app never touches the trainer's internals: it starts, pauses, resumes and stops the process,
+reads log records from a queue, and reloads weights from the checkpoint file the trainer writes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import traceback
+from pathlib import Path
+
+import torch
+
+from renderer.errors import RedcubeError
+from training.checkpoint import resolve
+from training.trainer import Hooks, TrainConfig, Trainer
+
+
+def _run(config_dict: dict, scene_dict: dict | None, resume: bool, records, pause, stop, threads, parent: int) -> None:
+    """Child process body: run a Trainer whose hooks read the shared events.
+
+    The process is not a daemon (it starts its own data producers), so it stops by itself, with a
+    final checkpoint, when its parent (the app) has gone.
+    """
+    from renderer.scene import Scene
+
+    def should_stop() -> bool:
+        return stop.is_set() or os.getppid() != parent
+
+    def wait_if_paused() -> None:
+        while pause.is_set() and not should_stop():
+            stop.wait(0.05)
+        if threads.value > 0 and torch.get_num_threads() != threads.value:
+            torch.set_num_threads(threads.value)
+
+    hooks = Hooks(on_record=records.put, should_stop=should_stop, wait_if_paused=wait_if_paused)
+    try:
+        config = TrainConfig.from_dict(config_dict)
+        scene = Scene.from_dict(scene_dict) if scene_dict else None
+        Trainer(config, scene=scene, resume=resume, hooks=hooks).run()
+    except RedcubeError as e:
+        records.put({"event": "error", "message": str(e)})
+    except Exception as e:  # report, don't vanish: the app shows this line
+        records.put({"event": "error", "message": f"training crashed: {type(e).__name__}: {e}",
+                     "traceback": traceback.format_exc()})
+
+
+class TrainingProcess:
+    """Start/pause/resume/stop a training run in a background process and follow its log."""
+
+    def __init__(self, config: TrainConfig, scene=None, resume: bool = False):
+        self.config, self.scene, self.resume_run = config, scene, resume
+        self._ctx = mp.get_context("spawn")
+        self._proc = None
+        self._records = self._ctx.Queue()
+        self._pause, self._stop = self._ctx.Event(), self._ctx.Event()
+        self._threads = self._ctx.Value("i", config.threads)
+        self.history: list[dict] = []
+        self.error: str | None = None
+        self._done = False
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return resolve(Path(self.config.out_dir))
+
+    def start(self) -> "TrainingProcess":
+        if self._proc is not None:
+            raise RedcubeError("this training run has already been started; reset to start a new one.")
+        self._proc = self._ctx.Process(
+            target=_run, name="redcube-trainer", daemon=False,
+            args=(self.config.to_dict(), self.scene.to_dict() if self.scene else None, self.resume_run,
+                  self._records, self._pause, self._stop, self._threads, os.getpid()))
+        self._proc.start()
+        return self
+
+    def pause(self) -> None:
+        self._pause.set()
+
+    def resume(self) -> None:
+        self._pause.clear()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Ask for a final checkpoint and wait for the process to end."""
+        self._stop.set()
+        self._pause.clear()
+        if self._proc is not None:
+            self._proc.join(timeout)
+            if self._proc.is_alive():
+                self._proc.terminate()
+        self.poll()
+
+    def set_threads(self, n: int) -> None:
+        """Threads the trainer uses from its next step on (the app lowers this while it draws)."""
+        self._threads.value = int(n)
+
+    def poll(self) -> list[dict]:
+        """New log records since the last call."""
+        new = []
+        while True:
+            try:
+                rec = self._records.get_nowait()
+            except (queue.Empty, OSError, ValueError):
+                break
+            new.append(rec)
+            if rec.get("event") == "error":
+                self.error = rec["message"]
+            if rec.get("event") == "done":
+                self._done = True
+        self.history.extend(new)
+        if self._proc is not None and not self._proc.is_alive() and not self._done and self.error is None:
+            if self._records.empty():
+                self.error = f"the training process died (exit code {self._proc.exitcode}); the last checkpoint is kept."
+        return new
+
+    @property
+    def state(self) -> str:
+        if self._proc is None:
+            return "idle"
+        if self.error:
+            return "failed"
+        if not self._proc.is_alive():
+            return "finished" if self._done or self._stop.is_set() else "failed"
+        if self._stop.is_set():
+            return "stopping"
+        return "paused" if self._pause.is_set() else "running"
+
+    def latest_checkpoint(self) -> Path | None:
+        p = self.checkpoint_path
+        return p if p.exists() else None
