@@ -20,6 +20,7 @@ from renderer.errors import RedcubeError
 from renderer.scene import Scene
 
 EGL_PACKAGES = "libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri"
+_CLOSED = "this rasterizer has been closed; create a new Rasterizer to render."
 
 _VERTEX = """
 #version 330
@@ -198,6 +199,7 @@ class Rasterizer:
     def __init__(self, scene: Scene):
         self.scene = scene
         self._jobs: queue.Queue = queue.Queue()
+        self._closed = False
         self._thread = threading.Thread(target=self._loop, name="redcube-egl", daemon=True)
         ready: Future = Future()
         self._thread.start()
@@ -212,6 +214,8 @@ class Rasterizer:
                 if gl is not None:
                     gl.ctx.release()
                 fut.set_result(None)
+                while not self._jobs.empty():  # a render queued while closing must not wait forever
+                    self._jobs.get_nowait()[1].set_exception(RedcubeError(_CLOSED))
                 return
             try:
                 if gl is None:
@@ -223,6 +227,8 @@ class Rasterizer:
     def render(self, poses, res: int, supersample: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Frames for poses [B, 5] or [5]; `supersample` overrides the scene's factor (1 = aliased, fast)."""
         res = check_res(res)
+        if self._closed:
+            raise RedcubeError(_CLOSED)
         p = np.asarray(poses, dtype=np.float32)
         single = p.ndim == 1
         p = p.reshape(-1, POSE_DIM)
@@ -232,6 +238,7 @@ class Rasterizer:
         return (rgb[0], depth[0]) if single else (rgb, depth)
 
     def close(self) -> None:
+        self._closed = True
         if self._thread.is_alive():
             fut: Future = Future()
             self._jobs.put(("stop", fut))
