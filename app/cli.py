@@ -9,7 +9,7 @@ import sys
 
 from renderer.errors import RedcubeError
 
-COMMANDS = ["render", "train"]
+COMMANDS = ["render", "train", "eval"]
 
 
 def build_parser() -> argparse.ArgumentParser:

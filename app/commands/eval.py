@@ -1,0 +1,52 @@
+"""`redcube eval`: held-out PSNR/SSIM of a checkpoint, as JSON, plus a ground truth | network | error sheet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from app.images import contact_sheet, error_heatmap
+from app.options import save_png
+from renderer.errors import RedcubeError
+from training.checkpoint import load_checkpoint
+from training.data import heldout_poses
+from training.evaluate import evaluate, load_poses
+from training.trainer import TrainConfig
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="held-out PSNR/SSIM of a checkpoint, and a contact sheet")
+    p.add_argument("checkpoint", type=Path, help=".safetensors checkpoint or run directory")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--poses", type=Path, help='JSON list of {"x", "z", "yaw"} poses')
+    src.add_argument("--n", type=int, default=32, help="number of held-out poses (the run's own held-out set; default 32)")
+    p.add_argument("--res", type=int, default=None, help="resolution (default: the training resolution)")
+    p.add_argument("--json", type=Path, default=None, help="also write the JSON here")
+    p.add_argument("--sheet", type=Path, default=Path("redcube_eval.png"), help="contact sheet PNG (default redcube_eval.png)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    ckpt = load_checkpoint(args.checkpoint)
+    scene, model = ckpt.scene, ckpt.build_model()
+    train = TrainConfig.from_dict(ckpt.record["train"]) if ckpt.record.get("train") else None
+    res = args.res or (train.res if train else 64)
+    if args.poses:
+        poses = load_poses(args.poses, scene)
+    elif args.n < 1:
+        raise RedcubeError("--n must be at least 1.")
+    else:
+        poses = heldout_poses(scene, args.n, train.seed if train else 0)
+    ev = evaluate(model, scene, poses, res)
+    out = {"checkpoint": str(args.checkpoint), "model": ckpt.kind, "step": ckpt.step, "device": "cpu", **ev.summary()}
+    rows = [[g.numpy(), p.numpy(), error_heatmap(p.numpy(), g.numpy())] for g, p in list(zip(ev.gt, ev.pred))[:8]]
+    out["sheet"] = str(save_png(args.sheet, contact_sheet(rows, tile=max(128, res))))
+    text = json.dumps(out, indent=2)
+    if args.json:
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(text + "\n")
+        except OSError as e:
+            raise RedcubeError(f"cannot write {args.json} ({e.strerror}); choose a writable location.") from None
+    print(text)
+    return 0

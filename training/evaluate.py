@@ -1,0 +1,69 @@
+"""Held-out evaluation of a trained network against the rasterizer: PSNR/SSIM per pose and the images."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from renderer.camera import POSE_DIM, Camera, check_res
+from renderer.errors import RedcubeError
+from renderer.rasterizer import Rasterizer
+from renderer.render import render_image
+from renderer.scene import Scene
+from training.metrics import psnr, ssim
+
+
+@dataclass
+class Evaluation:
+    poses: torch.Tensor  # [N, 5]
+    gt: torch.Tensor  # [N, R, R, 3]
+    pred: torch.Tensor  # [N, R, R, 3]
+
+    def summary(self) -> dict:
+        per_pose = [psnr(p, g) for p, g in zip(self.pred, self.gt)]
+        return {"psnr": psnr(self.pred, self.gt), "ssim": ssim(self.pred, self.gt), "n": len(self.poses),
+                "res": int(self.gt.shape[1]), "psnr_per_pose": [round(v, 3) for v in per_pose]}
+
+
+def evaluate(model: nn.Module, scene: Scene, poses: torch.Tensor, res: int, rasterizer: Rasterizer | None = None) -> Evaluation:
+    """Render poses [N, 5] with the network and the rasterizer at res x res."""
+    res = check_res(res)
+    own = rasterizer is None
+    rast = rasterizer or Rasterizer(scene)
+    try:
+        gt = torch.from_numpy(rast.render(poses.numpy(), res)[0])
+    finally:
+        if own:
+            rast.close()
+    pred = torch.stack([render_image(model, p, res).float().cpu().clamp(0, 1) for p in poses])
+    return Evaluation(poses, gt, pred)
+
+
+def load_poses(path: str | Path, scene: Scene) -> torch.Tensor:
+    """A poses file: a JSON list of {"x", "z", "yaw"} (optional "y", "pitch"), each inside the scene's bounds."""
+    path = Path(path)
+    try:
+        items = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RedcubeError(f"poses file {path} does not exist; pass a JSON list of {{\"x\", \"z\", \"yaw\"}} objects.") from None
+    except json.JSONDecodeError as e:
+        raise RedcubeError(f"poses file {path} is not valid JSON ({e.msg} at line {e.lineno}); fix the file.") from None
+    if not isinstance(items, list) or not items:
+        raise RedcubeError(f"poses file {path} must hold a non-empty JSON list of {{\"x\", \"z\", \"yaw\"}} objects.")
+    poses = []
+    for i, it in enumerate(items):
+        try:
+            cam = Camera(x=float(it["x"]), z=float(it["z"]), yaw=float(it["yaw"]),
+                         y=float(it.get("y", scene.height[0])), pitch=float(it.get("pitch", np.radians(scene.pitch_deg[0]))))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise RedcubeError(f"pose {i} in {path} is malformed; each entry needs numeric \"x\", \"z\" and \"yaw\".") from None
+        problems = cam.problems(scene)
+        if problems:
+            raise RedcubeError(f"pose {i} in {path} is outside the scene: {'; '.join(problems)}; fix the file.")
+        poses.append(cam.pose())
+    return torch.stack(poses).reshape(-1, POSE_DIM)
