@@ -9,6 +9,7 @@ reader never sees a half-written buffer; a producer always overwrites the oldest
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -70,6 +71,8 @@ class _Pool:
 
 def _produce(scene_dict, res, cfg: StreamConfig, seed, names, seqs, counter, lock, stop, errors) -> None:
     """Producer process body: render random poses, copy them into the oldest slot, repeat."""
+    # One rasterizer thread and one torch thread: the trainer owns the cores (Mesa reads this at context creation).
+    os.environ["LP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     from renderer.rasterizer import Rasterizer
 
