@@ -19,6 +19,9 @@ from training.checkpoint import (
     DEFAULT_NAME, FORMAT, VERSION, Checkpoint, load_checkpoint, resolve, restore_optimizer, save_checkpoint,
 )
 
+# Importing torch.compile's machinery warns about torch.jit internals; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")
+
 SCENE = Scene(fov_deg=55.0, supersample=2)
 
 
