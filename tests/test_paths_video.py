@@ -237,3 +237,25 @@ def test_export_bad_arguments(tmp_path, scene, rasterizer, small_net, one_senten
         with pytest.raises(RedcubeError) as e:
             export_video(cams, args.pop("out"), **args)
         one_sentence(str(e.value))
+
+
+# -- the command line ----------------------------------------------------------------------------
+def _cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "app.cli", "export-video", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_export_video_command(tmp_path, scene, small_net, one_sentence):
+    from training.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "net.safetensors", small_net, scene)
+    p = _cli(ckpt, "--preset", "walk", "--out", tmp_path / "walk.mp4", "--res", 32, "--frames", 6, "--fps", 6)
+    assert p.returncode == 0, p.stderr
+    assert _read_frames(tmp_path / "walk.mp4").shape == (6, 32, 64, 3)
+    (tmp_path / "path.json").write_text('{"keyframes": [{"x": 0, "z": 1}]}')
+    p = _cli(ckpt, "--path", tmp_path / "path.json", "--out", tmp_path / "bad.mp4")
+    assert p.returncode == 2 and not (tmp_path / "bad.mp4").exists()
+    one_sentence(p.stderr.strip().removeprefix("redcube: error: "))

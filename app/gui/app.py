@@ -1,0 +1,422 @@
+"""The redcube desktop app: one dearpygui window, its handlers and its frame loop.
+
+The app owns the frame loop (callbacks run on the GUI thread between frames, via dearpygui's manual
+callback queue). Handlers only change plain state (`FlyCamera`, `ViewSettings`, `TrainingSession`,
+the camera path) or start background work (checkpoint loads, video export); `Viewer.tick()` turns
+state into render requests and a texture. Widgets are built in `app.gui.layout` and the panels.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dearpygui.dearpygui as dpg
+import torch
+
+from app.gui import keys, layout
+from app.gui.paths import CameraPath, preset
+from app.gui.settings import Settings, load_settings, save_settings
+from app.gui.state import FlyCamera, ViewSettings, VIEW_MODES
+from app.gui.training_session import TrainChoices, TrainingSession
+from app.gui.video import export_video
+from app.gui.viewer import Viewer
+from app.gui.workers import ModelSlot
+from renderer.camera import Camera
+from renderer.errors import RedcubeError
+from renderer.rasterizer import Rasterizer
+from renderer.scene import Scene
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+DEFAULT_CHECKPOINTS = ("posemlp_64.safetensors", "posemlp_32.safetensors")
+POLL_EVERY_S = 0.25  # training poll / plot refresh interval
+
+
+def default_checkpoint() -> Path | None:
+    for name in DEFAULT_CHECKPOINTS:
+        if (ASSETS / name).exists():
+            return ASSETS / name
+    return None
+
+
+@dataclass
+class Message:
+    text: str
+    level: str  # "info" | "warn" | "error"
+    at: float
+
+
+class VideoJob:
+    """A running export: progress for the bar, an event for Cancel, the outcome for the message line."""
+
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+        self.cancel = threading.Event()
+        self.result = None
+        self.error: str | None = None
+        self.finished = False
+
+
+class App:
+    def __init__(self, checkpoint: Path | None = None, scene: Scene | None = None, settings_path: Path | None = None,
+                 width: int | None = None, height: int | None = None):
+        self.settings_path = settings_path
+        self.settings, note = load_settings(settings_path)
+        self.scene = scene or Scene()
+        self.rasterizer = Rasterizer(self.scene)
+        self.fly = FlyCamera(self.scene)
+        self.view = self._restore_view()
+        self._restore_camera()
+        self.slot = ModelSlot()
+        self.viewer = Viewer(self.scene, self.rasterizer, self.fly, self.view, self.slot)
+        self.session = TrainingSession(TrainChoices.from_dict(self.settings.training))
+        self.path = CameraPath()
+        self.video = dict({"panel": "side_by_side", "res": 256, "fps": 30, "frames": 300, "out": "redcube.mp4"},
+                          **self.settings.video)
+        self.job: VideoJob | None = None
+        self.playback: tuple[list[Camera], float] | None = None
+        self.messages: list[Message] = []
+        self.show_help = False
+        self.frame = 0
+        self._last_poll = 0.0
+        self._drag_from = None
+        self._threads_for_training = None
+        self.size = (width or self.settings.window.get("width", 1360), height or self.settings.window.get("height", 820))
+        if note:
+            self.message(note, "warn")
+        self._build()
+        self.open_checkpoint(checkpoint or self._startup_checkpoint(), remember=checkpoint is not None)
+
+    # -- setup ---------------------------------------------------------------------------------
+    def _restore_view(self) -> ViewSettings:
+        try:
+            return ViewSettings.from_dict(self.settings.view)
+        except (RedcubeError, TypeError, ValueError):
+            return ViewSettings()
+
+    def _restore_camera(self) -> None:
+        c = self.settings.camera
+        try:
+            self.fly.speed = float(c.get("speed", self.fly.speed))
+            self.fly.set_free(bool(c.get("free", False)))
+            if "pose" in c:
+                self.fly.set_pose(**c["pose"])
+        except (RedcubeError, TypeError, ValueError):
+            self.fly.reset()
+
+    def _startup_checkpoint(self) -> Path | None:
+        last = self.settings.checkpoint
+        if last and Path(last).exists():
+            return Path(last)
+        return default_checkpoint()
+
+    def _build(self) -> None:
+        dpg.create_context()
+        dpg.configure_app(manual_callback_management=True)
+        layout.build(self)
+        dpg.create_viewport(title="redcube", width=self.size[0], height=self.size[1], vsync=False)
+        dpg.setup_dearpygui()
+        dpg.show_viewport()
+        dpg.set_primary_window("_window_main", True)
+
+    # -- messages ------------------------------------------------------------------------------
+    def message(self, text: str, level: str = "info") -> None:
+        self.messages.append(Message(text, level, time.time()))
+        del self.messages[:-50]
+        print(f"redcube gui [{level}]: {text}", flush=True)
+
+    def guard(self, fn):
+        """Wrap a handler: a RedcubeError (or any bug) becomes a message in the window, never a crash."""
+        def run(*args):
+            try:
+                fn(*args)
+            except RedcubeError as e:
+                self.message(str(e), "error")
+            except Exception as e:  # keep the window alive; say what broke
+                self.message(f"{type(e).__name__}: {e}", "error")
+        return run
+
+    # -- input handlers (state changes only) -----------------------------------------------------
+    def on_keys(self, held: set[str], dt: float, fast: bool = False) -> None:
+        if self.fly.update(held, dt, fast):
+            self.playback = None
+
+    def on_drag(self, dx: float, dy: float) -> None:
+        self.fly.drag(dx, dy)
+        self.playback = None
+
+    def on_key_press(self, name: str) -> None:
+        actions = {
+            "r": self.fly.reset,
+            "f": lambda: self.fly.set_free(not self.fly.free),
+            "p": self.session.toggle,
+            "k": self.add_keyframe,
+            "h": self.toggle_help, "f1": self.toggle_help,
+            "f12": lambda: self.screenshot(None),
+        }
+        modes = list(VIEW_MODES)
+        if name in ("1", "2", "3", "4", "5"):
+            self.view.set(mode=modes[int(name) - 1])
+        elif name in actions:
+            actions[name]()
+
+    def toggle_help(self) -> None:
+        self.show_help = not self.show_help
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def open_checkpoint(self, path: Path | None, remember: bool = True) -> None:
+        if path is None:
+            self.message("no checkpoint yet: load one (File > Load checkpoint) or train one in the Training tab.", "warn")
+            return
+
+        def done(loaded, err):
+            if err:
+                self.message(err, "error")
+            elif remember or self.settings.checkpoint is None:
+                self.settings.checkpoint = str(loaded.path)
+                self.message(f"loaded {loaded.path.name}: {loaded.record['model']['kind']}, step {loaded.step}")
+        self.slot.load(Path(path), done)
+
+    def save_checkpoint_as(self, path: str | Path) -> None:
+        from training.checkpoint import save_checkpoint
+
+        loaded = self.slot.snapshot()
+        if loaded is None:
+            raise RedcubeError("there is no network to save; load or train one first.")
+        r = loaded.record
+        try:
+            out = save_checkpoint(path, loaded.model, self.scene, step=loaded.step, metrics=r.get("metrics"), train=r.get("train"))
+        except OSError as e:
+            raise RedcubeError(f"cannot save the checkpoint to {path} ({e.strerror}); choose a writable location.") from None
+        self.message(f"saved the network to {out}")
+
+    def model_info(self) -> list[tuple[str, str]]:
+        loaded = self.slot.snapshot()
+        if loaded is None:
+            return [("model", "none loaded")]
+        r = loaded.record
+        m, metrics, train = r["model"], r.get("metrics", {}), r.get("train", {})
+        psnr = metrics.get("test_psnr")
+        return [
+            ("file", str(loaded.path)),
+            ("kind", m["kind"]),
+            ("config", json.dumps(m.get("config", {}))),
+            ("parameters", f"{m.get('parameters', sum(p.numel() for p in loaded.model.parameters())):,}"),
+            ("training res", f"{train.get('res', '?')}²"),
+            ("training step", str(loaded.step)),
+            ("held-out PSNR", f"{psnr:.2f} dB" if psnr is not None else "not recorded"),
+            ("device", str(next(loaded.model.parameters()).device)),
+            ("hash-grid backend", str(m.get("backend") or r.get("backend") or "n/a (no hash grid)")),
+        ]
+
+    # -- training --------------------------------------------------------------------------------
+    def train_start(self) -> None:
+        self.session.start()
+        self.message(f"training {self.session.choices.model} at {self.session.choices.res}² in {self.session.out_dir}")
+
+    def train_reset(self) -> None:
+        self.session.reset()
+        self.message("training reset; the last checkpoint of the run stays on disk.")
+
+    def _poll_training(self, now: float) -> None:
+        if now - self._last_poll < POLL_EVERY_S:
+            return
+        self._last_poll = now
+        s = self.session
+        s.poll()
+        if s.state == "failed" and not s.reported_failure:
+            s.reported_failure = True
+            self.message(f"training stopped with an error: {s.error or 'the process died'}. The viewport keeps the last weights.", "error")
+        ckpt = s.new_checkpoint()
+        if ckpt is not None:
+            self.slot.load(ckpt, lambda m, e: e and self.message(e, "error"))
+        # Share the 2 cores: one torch thread for the viewport while a run trains.
+        self.viewer.net_view.threads = 1 if s.state == "running" else 2
+
+    # -- paths and video ---------------------------------------------------------------------------
+    def add_keyframe(self) -> None:
+        self.path.add(self.fly.camera)
+        self.message(f"keyframe {len(self.path.keyframes)} added")
+
+    def path_clear(self) -> None:
+        self.path = CameraPath()
+        self.playback = None
+
+    def use_preset(self, name: str) -> None:
+        self.path = preset(name, self.scene)
+        self.message(f"path preset '{name}': {len(self.path.keyframes)} keyframes")
+
+    def load_path(self, file: str | Path) -> None:
+        self.path = CameraPath.load(file)
+        self.message(f"loaded path {file}: {len(self.path.keyframes)} keyframes")
+        for p in self.path.problems(self.scene)[:1]:
+            self.message(f"path leaves the training distribution ({p})", "warn")
+
+    def save_path(self, file: str | Path) -> None:
+        self.message(f"saved path to {self.path.save(file)}")
+
+    def play(self) -> None:
+        n = max(2, int(self.video["frames"]))
+        self.playback = (self.path.sample(n), time.perf_counter())
+
+    def stop_play(self) -> None:
+        self.playback = None
+
+    def _advance_playback(self, now: float) -> None:
+        if self.playback is None:
+            return
+        cams, t0 = self.playback
+        i = int((now - t0) * float(self.video["fps"]))
+        if i >= len(cams):
+            if not self.path.loop:
+                self.playback = None
+                return
+            i %= len(cams)
+        self.fly.set_camera(cams[i])
+
+    def export(self) -> None:
+        if self.job is not None and not self.job.finished:
+            raise RedcubeError("an export is already running; cancel it first.")
+        v = self.video
+        cams = self.path.sample(int(v["frames"]))
+        loaded = self.slot.snapshot()
+        job = VideoJob(len(cams))
+
+        def run():
+            try:
+                job.result = export_video(cams, v["out"], rasterizer=self.rasterizer, model=loaded and loaded.model,
+                                          panel=v["panel"], res=int(v["res"]), fps=int(v["fps"]),
+                                          progress=lambda d, t: setattr(job, "done", d), cancel=job.cancel)
+            except RedcubeError as e:
+                job.error = str(e)
+            except Exception as e:
+                job.error = f"video export failed ({type(e).__name__}: {e})."
+            job.finished = True
+
+        self.job = job
+        threading.Thread(target=run, name="redcube-video", daemon=True).start()
+
+    def cancel_export(self) -> None:
+        if self.job is not None:
+            self.job.cancel.set()
+
+    def _check_job(self) -> None:
+        job = self.job
+        if job is None or not job.finished or job.result is False:
+            return
+        if job.error:
+            self.message(job.error, "error")
+        elif job.result.cancelled:
+            self.message(f"export cancelled after {job.done} frames; nothing was written.", "warn")
+        else:
+            r = job.result
+            self.message(f"wrote {r.path}: {r.frames} frames in {r.seconds:.1f} s ({r.fps:.1f} frames/s)")
+        job.result = False  # reported
+
+    # -- snapshots ---------------------------------------------------------------------------------
+    def screenshot(self, path: str | Path | None) -> Path:
+        path = Path(path or time.strftime("redcube-%Y%m%d-%H%M%S.png"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "ab"):
+                pass
+        except OSError as e:
+            raise RedcubeError(f"cannot write the screenshot to {path} ({e.strerror}); choose a writable location.") from None
+        dpg.output_frame_buffer(file=str(path))
+        self.message(f"screenshot saved to {path}")
+        return path
+
+    def layout_record(self) -> dict:
+        """Where the picture is in the window and what it shows (written beside --screenshot PNGs for tests)."""
+        gt, net = self.viewer.gt, self.viewer.net
+        return {
+            "image_min": list(dpg.get_item_rect_min("_image")),
+            "image_size": list(dpg.get_item_rect_size("_image")),
+            "display": self.view.display, "mode": self.view.mode,
+            "pose": list(gt.pose) if gt else None, "gt_supersample": gt.supersample if gt else None,
+            "net_res": net.res if net else None, "psnr": net.psnr if net else None,
+            "checkpoint": str(self.slot.current.path) if self.slot.current else None,
+        }
+
+    # -- the frame loop ----------------------------------------------------------------------------
+    def step(self) -> None:
+        """One frame: callbacks, input, training poll, renders, widgets, draw."""
+        t0 = time.perf_counter()
+        dpg.run_callbacks(dpg.get_callback_queue())
+        keys.poll(self, t0)
+        self._advance_playback(t0)
+        self._poll_training(t0)
+        self._check_job()
+        if self.viewer.tick(t0):
+            layout.show_texture(self)
+        layout.refresh(self)
+        dpg.render_dearpygui_frame()
+        self.frame += 1
+        self.viewer.measure((time.perf_counter() - t0) * 1000)
+
+    def run(self, frames: int | None = None, screenshot: Path | None = None, timeout_s: float = 60.0) -> int:
+        """Run until the window closes, or for `frames` frames / until a screenshot is taken."""
+        start = time.perf_counter()
+        try:
+            while dpg.is_dearpygui_running():
+                self.step()
+                if screenshot is not None and self._ready(frames or 5, start, timeout_s):
+                    self._write_screenshot(screenshot)
+                    return 0
+                if screenshot is None and frames is not None and self.frame >= frames:
+                    return 0
+            return 0
+        finally:
+            self.close()
+
+    def _ready(self, frames: int, start: float, timeout_s: float) -> bool:
+        """Enough frames drawn and the final (anti-aliased GT, current network) picture on screen."""
+        if self.frame < frames:
+            return False
+        if time.perf_counter() - start > timeout_s:
+            return True
+        v = self.viewer
+        settled = v.gt is not None and v.gt.supersample == self.scene.supersample and v.idle()
+        want_net = self.slot.current is not None
+        net_ok = not want_net or (v.net is not None and v.net.version == self.slot.current.version)
+        return settled and net_ok and self.slot.loading is None
+
+    def _write_screenshot(self, path: Path) -> None:
+        for _ in range(2):  # the texture shown must be the newest one
+            self.step()
+        record = self.layout_record()
+        self.screenshot(path)
+        for _ in range(3):  # the frame buffer is written while the next frame renders
+            self.step()
+        Path(str(path) + ".json").write_text(json.dumps(record, indent=2) + "\n")
+
+    def close(self) -> None:
+        self._remember()
+        self.session.close()
+        if self.job is not None:
+            self.job.cancel.set()
+        self.viewer.close()
+        self.rasterizer.close()
+        dpg.destroy_context()
+
+    def _remember(self) -> None:
+        s: Settings = self.settings
+        c = self.fly.camera
+        s.view = self.view.to_dict()
+        s.camera = {"speed": self.fly.speed, "free": self.fly.free,
+                    "pose": {k: getattr(c, k) for k in ("x", "z", "yaw", "y", "pitch")}}
+        s.training = self.session.to_dict()
+        s.video = dict(self.video)
+        try:
+            w, h = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
+            if w > 200 and h > 200:
+                s.window = {"width": w, "height": h}
+        except Exception:
+            pass
+        err = save_settings(s, self.settings_path)
+        if err:
+            print(f"redcube gui: {err}")

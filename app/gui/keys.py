@@ -1,0 +1,55 @@
+"""Keyboard and mouse polling: dearpygui key codes -> the key names `FlyCamera` and `App` understand.
+
+Held keys are polled every frame (smooth movement at any frame rate); presses fire once. Keys are
+ignored while a text field has focus, and a mouse drag turns the camera only if it began on the picture.
+"""
+
+from __future__ import annotations
+
+import dearpygui.dearpygui as dpg
+
+from app.gui.state import MOVE_KEYS
+
+HELD = {name: getattr(dpg, f"mvKey_{code}") for name, code in {
+    "w": "W", "a": "A", "s": "S", "d": "D", "q": "Q", "e": "E", "c": "C",
+    "up": "Up", "down": "Down", "left": "Left", "right": "Right", "space": "Spacebar",
+}.items()}
+PRESSED = {name: getattr(dpg, f"mvKey_{code}") for name, code in {
+    "r": "R", "f": "F", "p": "P", "k": "K", "h": "H", "f1": "F1", "f12": "F12",
+    "1": "1", "2": "2", "3": "3", "4": "4", "5": "5",
+}.items()}
+SHIFT = (dpg.mvKey_LShift, dpg.mvKey_RShift)
+assert set(HELD) == set(MOVE_KEYS)
+
+
+def typing(app) -> bool:
+    """True while a text or number field has keyboard focus."""
+    return any(dpg.is_item_active(tag) for tag in app.text_inputs if dpg.does_item_exist(tag))
+
+
+def poll(app, now: float) -> None:
+    dt = now - getattr(app, "_keys_t", now)
+    app._keys_t = now
+    if not typing(app):
+        held = {name for name, code in HELD.items() if dpg.is_key_down(code)}
+        if held:
+            app.on_keys(held, dt, fast=any(dpg.is_key_down(k) for k in SHIFT))
+        for name, code in PRESSED.items():
+            if dpg.is_key_pressed(code):
+                app.guard(app.on_key_press)(name)
+    _poll_drag(app)
+
+
+def _poll_drag(app) -> None:
+    if not dpg.is_mouse_button_down(dpg.mvMouseButton_Left):
+        app._drag_from = None
+        return
+    pos = dpg.get_mouse_pos(local=False)
+    if app._drag_from is None:
+        if dpg.is_item_hovered("_image"):
+            app._drag_from = pos
+        return
+    dx, dy = pos[0] - app._drag_from[0], pos[1] - app._drag_from[1]
+    if dx or dy:
+        app.on_drag(dx, dy)
+    app._drag_from = pos

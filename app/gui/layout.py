@@ -1,0 +1,167 @@
+"""The window's widgets: menu bar, the picture with its labels and stats line, the side tabs, the help.
+
+Tags are named by family (`_image`, `_text_*`, `_button_*`, `_input_*`, `_dialog_*`, `_plot_*`).
+`build` creates everything once; `refresh` updates what changes each frame; `show_texture` hands the
+viewer's composed picture to the GPU texture.
+"""
+
+from __future__ import annotations
+
+import time
+
+import dearpygui.dearpygui as dpg
+
+from app.gui import panel_model, panel_training, panel_video, panel_view
+from app.gui.state import SHORTCUTS, VIEW_MODES
+
+SIDE_WIDTH = 430
+COLORS = {"info": (190, 200, 210), "warn": (255, 190, 80), "error": (255, 100, 90)}
+MESSAGE_SHOWN_S = 12.0
+
+
+def build(app) -> None:
+    app.text_inputs = []
+    _texture(app)
+    _dialogs(app)
+    with dpg.window(tag="_window_main", no_scrollbar=True):
+        _menu(app)
+        with dpg.group(horizontal=True):
+            with dpg.child_window(tag="_child_view", width=2 * app.view.display + 16, border=False, no_scrollbar=True):
+                _picture(app)
+            with dpg.child_window(tag="_child_side", width=-1, border=False):
+                with dpg.tab_bar():
+                    with dpg.tab(label="View"):
+                        panel_view.build(app)
+                    with dpg.tab(label="Training"):
+                        panel_training.build(app)
+                    with dpg.tab(label="Model"):
+                        panel_model.build(app)
+                    with dpg.tab(label="Path & video"):
+                        panel_video.build(app)
+    _help(app)
+
+
+def _texture(app) -> None:
+    s = app.view.display
+    with dpg.texture_registry(tag="_registry"):
+        dpg.add_raw_texture(2 * s, s, app.viewer.texture.ravel(), format=dpg.mvFormat_Float_rgba, tag="_texture")
+    app._texture_size = s
+
+
+def _menu(app) -> None:
+    g = app.guard
+    with dpg.menu_bar():
+        with dpg.menu(label="File"):
+            dpg.add_menu_item(label="Load checkpoint...", callback=lambda: dpg.show_item("_dialog_load_ckpt"))
+            dpg.add_menu_item(label="Save network as...", callback=lambda: dpg.show_item("_dialog_save_ckpt"))
+            dpg.add_menu_item(label="Screenshot (F12)", callback=g(lambda: app.screenshot(None)))
+            dpg.add_menu_item(label="Screenshot as...", callback=lambda: dpg.show_item("_dialog_screenshot"))
+            dpg.add_separator()
+            dpg.add_menu_item(label="Quit", callback=dpg.stop_dearpygui)
+        with dpg.menu(label="View"):
+            for i, (mode, label) in enumerate(VIEW_MODES.items()):
+                dpg.add_menu_item(label=f"{label}  ({i + 1})", callback=g(lambda s, a, u: app.view.set(mode=u)), user_data=mode)
+        with dpg.menu(label="Help"):
+            dpg.add_menu_item(label="Keyboard shortcuts (H)", callback=app.toggle_help)
+
+
+def _picture(app) -> None:
+    dpg.add_text("", tag="_text_label_left")
+    dpg.add_text("", tag="_text_label_right", pos=(app.view.display + 16, 0))  # placed beside the left one each frame
+    dpg.add_image("_texture", tag="_image", width=app.viewer.image_width(), height=app.view.display)
+    dpg.add_text("", tag="_text_stats")
+    dpg.add_text("", tag="_text_warning", color=COLORS["warn"], wrap=2 * app.view.display)
+    dpg.add_text("", tag="_text_message", wrap=2 * app.view.display)
+    panel_training.build_plots(app)
+
+
+def _dialog(app, tag: str, label: str, exts: tuple[str, ...], on_path, default: str = "") -> None:
+    def chosen(sender, data):
+        app.guard(on_path)(data["file_path_name"])
+    with dpg.file_dialog(label=label, tag=tag, show=False, modal=True, width=640, height=420, callback=chosen,
+                         default_filename=default):
+        for ext in exts:
+            dpg.add_file_extension(ext)
+
+
+def _dialogs(app) -> None:
+    _dialog(app, "_dialog_load_ckpt", "Load checkpoint", (".safetensors", ".*"), app.open_checkpoint)
+    _dialog(app, "_dialog_save_ckpt", "Save network as", (".safetensors",), app.save_checkpoint_as, "network")
+    _dialog(app, "_dialog_screenshot", "Screenshot as", (".png",), app.screenshot, "redcube")
+    _dialog(app, "_dialog_path_load", "Load camera path", (".json", ".*"), app.load_path)
+    _dialog(app, "_dialog_path_save", "Save camera path", (".json",), app.save_path, "path")
+    _dialog(app, "_dialog_video_out", "Export video to", (".mp4",), lambda p: panel_video.set_out(app, p), "redcube")
+
+
+def _help(app) -> None:
+    with dpg.window(label="Keyboard shortcuts", tag="_window_help", show=False, width=420, height=360, pos=(300, 120),
+                    on_close=lambda: setattr(app, "show_help", False)):
+        with dpg.table(header_row=False, borders_innerH=True):
+            dpg.add_table_column(width_fixed=True, init_width_or_weight=150)
+            dpg.add_table_column()
+            for key, what in SHORTCUTS:
+                with dpg.table_row():
+                    dpg.add_text(key, color=(255, 210, 120))
+                    dpg.add_text(what)
+
+
+def show_texture(app) -> None:
+    """Upload the composed picture; recreate the texture when the display size changed."""
+    s, v = app.view.display, app.viewer
+    if app._texture_size != s or v.texture.shape[0] != s:
+        if v.texture.shape[0] != s:
+            return  # the viewer recomposes at the new size next frame
+        dpg.delete_item("_image")
+        dpg.delete_item("_texture")
+        dpg.add_raw_texture(2 * s, s, v.texture.ravel(), format=dpg.mvFormat_Float_rgba, tag="_texture", parent="_registry")
+        dpg.add_image("_texture", tag="_image", parent="_child_view", before="_text_stats")
+        dpg.configure_item("_child_view", width=2 * s + 16)
+        for name in ("_plot_loss", "_plot_psnr"):
+            dpg.configure_item(name, width=s)
+        app._texture_size = s
+    else:
+        dpg.set_value("_texture", v.texture.ravel())
+    wide = app.view.mode == "side_by_side"
+    dpg.configure_item("_image", width=v.image_width(), height=s, uv_max=(1.0 if wide else 0.5, 1.0))
+
+
+def _labels(app) -> tuple[str, str]:
+    v, s = app.view, app.view.display
+    gt = app.viewer.gt
+    gt_label = f"Ground truth  {s}², {'AA x' + str(gt.supersample) if gt and gt.supersample > 1 else 'aliased (moving)'}"
+    loaded = app.slot.snapshot()
+    net_label = f"{loaded.record['model']['kind']} step {loaded.step}  {v.net_res}² -> {s}² {v.upscale}" if loaded else "no network"
+    if v.mode == "side_by_side":
+        return gt_label, net_label
+    if v.mode == "split":
+        return f"<- ground truth | network ->   {net_label}", ""
+    if v.mode == "error":
+        return f"|network - ground truth|, gain x{v.error_gain:g}   {net_label}", ""
+    return (gt_label if v.mode == "gt" else net_label), ""
+
+
+def refresh(app) -> None:
+    left, right = _labels(app)
+    dpg.set_value("_text_label_left", left)
+    dpg.set_value("_text_label_right", right)
+    x, y = dpg.get_item_pos("_text_label_left")
+    dpg.set_item_pos("_text_label_right", (x + app.view.display, y))
+    dpg.set_value("_text_stats", app.viewer.stats.line())
+    problems = app.fly.problems()
+    dpg.set_value("_text_warning", ("Outside the training distribution: " + "; ".join(problems) +
+                                    ". A pose-conditioned network has never seen this view.") if problems else "")
+    _message(app)
+    dpg.configure_item("_window_help", show=app.show_help)
+    panel_view.refresh(app)
+    panel_training.refresh(app)
+    panel_model.refresh(app)
+    panel_video.refresh(app)
+
+
+def _message(app) -> None:
+    if not app.messages:
+        return
+    m = app.messages[-1]
+    shown = m.level == "error" or time.time() - m.at < MESSAGE_SHOWN_S
+    dpg.set_value("_text_message", m.text if shown else "")
+    dpg.configure_item("_text_message", color=COLORS[m.level])

@@ -1,0 +1,41 @@
+"""The Model tab: load / save checkpoints, screenshots, and the model-info table."""
+
+from __future__ import annotations
+
+import dearpygui.dearpygui as dpg
+
+INFO_ROWS = 9
+
+
+def build(app) -> None:
+    g = app.guard
+    with dpg.group(horizontal=True):
+        dpg.add_button(label="Load checkpoint...", callback=lambda: dpg.show_item("_dialog_load_ckpt"))
+        dpg.add_button(label="Save network as...", callback=lambda: dpg.show_item("_dialog_save_ckpt"))
+    with dpg.group(horizontal=True):
+        dpg.add_button(label="Screenshot (F12)", callback=g(lambda: app.screenshot(None)))
+        dpg.add_button(label="Screenshot as...", callback=lambda: dpg.show_item("_dialog_screenshot"))
+    dpg.add_separator()
+    dpg.add_text("Model info", color=(150, 200, 255))
+    with dpg.table(header_row=False, borders_innerH=True, tag="_table_info"):
+        dpg.add_table_column(width_fixed=True, init_width_or_weight=120)
+        dpg.add_table_column()
+        for i in range(INFO_ROWS):
+            with dpg.table_row():
+                dpg.add_text("", tag=f"_text_info_key_{i}", color=(180, 180, 180))
+                dpg.add_text("", tag=f"_text_info_val_{i}", wrap=280)
+
+
+def refresh(app) -> None:
+    loaded = app.slot.snapshot()
+    key = (loaded.version if loaded else None, app.slot.loading)
+    if getattr(app, "_info_key", None) == key:
+        return
+    app._info_key = key
+    rows = app.model_info()
+    if app.slot.loading is not None:
+        rows = [("loading", str(app.slot.loading))] + rows
+    for i in range(INFO_ROWS):
+        k, v = rows[i] if i < len(rows) else ("", "")
+        dpg.set_value(f"_text_info_key_{i}", k)
+        dpg.set_value(f"_text_info_val_{i}", v)

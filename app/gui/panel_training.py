@@ -1,0 +1,81 @@
+"""The Training tab: choose a run, Start / Pause / Resume / Reset, status and live loss / PSNR plots."""
+
+from __future__ import annotations
+
+import dearpygui.dearpygui as dpg
+
+from app.gui.training_session import BUDGET_UNITS, TRAIN_RESOLUTIONS
+from renderer.models import MODELS
+
+DATA_MODES = ("stream", "fixed")
+
+
+def build(app) -> None:
+    g, c = app.guard, app.session.choices
+    dpg.add_combo(sorted(MODELS), label="model", tag="_combo_train_model", width=160, default_value=c.model,
+                  callback=lambda s, a: setattr(c, "model", a))
+    dpg.add_combo([str(r) for r in TRAIN_RESOLUTIONS], label="resolution", tag="_combo_train_res", width=160,
+                  default_value=str(c.res), callback=lambda s, a: setattr(c, "res", int(a)))
+    dpg.add_combo(list(DATA_MODES), label="data", tag="_combo_train_data", width=160, default_value=c.data,
+                  callback=lambda s, a: setattr(c, "data", a))
+    with dpg.group(horizontal=True):
+        dpg.add_input_float(label="", tag="_input_budget", width=100, default_value=float(c.budget), step=0, format="%.0f",
+                            callback=lambda s, a: setattr(c, "budget", a))
+        dpg.add_combo(list(BUDGET_UNITS), tag="_combo_budget_unit", width=100, default_value=c.unit,
+                      callback=lambda s, a: setattr(c, "unit", a))
+        dpg.add_text("budget")
+    app.text_inputs.append("_input_budget")
+    with dpg.group(horizontal=True):
+        dpg.add_button(label="Start", tag="_button_start", width=70, callback=g(app.train_start))
+        dpg.add_button(label="Pause", tag="_button_pause", width=70, callback=g(app.session.pause))
+        dpg.add_button(label="Resume", tag="_button_resume", width=70, callback=g(app.session.resume))
+        dpg.add_button(label="Reset", tag="_button_reset", width=70, callback=g(app.train_reset))
+    dpg.add_text("", tag="_text_train_status", wrap=400)
+    dpg.add_text("The loss and PSNR curves are drawn under the picture; the viewport shows each new\n"
+                 "checkpoint of the run as it is written (every few seconds).", color=(150, 150, 150))
+
+
+def build_plots(app) -> None:
+    """Loss and PSNR curves side by side, under the picture."""
+    w = app.view.display
+    with dpg.group(horizontal=True, tag="_group_plots"):
+        _plot("loss", "MSE", w, log=True, series=(("train", "_series_train_loss"), ("held-out", "_series_test_loss")))
+        _plot("psnr", "PSNR (dB)", w, log=False, series=(("train", "_series_train_psnr"), ("held-out", "_series_test_psnr")))
+
+
+def _plot(name: str, ylabel: str, width: int, log: bool, series) -> None:
+    with dpg.plot(tag=f"_plot_{name}", height=-1, width=width, no_menus=True, no_box_select=True, no_title=True):
+        dpg.add_plot_legend(location=dpg.mvPlot_Location_SouthWest if name == "loss" else dpg.mvPlot_Location_SouthEast)
+        dpg.add_plot_axis(dpg.mvXAxis, label="step", tag=f"_axis_{name}_x", auto_fit=True)
+        with dpg.plot_axis(dpg.mvYAxis, label=ylabel, tag=f"_axis_{name}_y", auto_fit=True,
+                           scale=dpg.mvPlotScale_Log10 if log else dpg.mvPlotScale_Linear):
+            for label, tag in series:
+                dpg.add_line_series([], [], label=label, tag=tag)
+
+
+def refresh(app) -> None:
+    s = app.session
+    state = s.state
+    dpg.set_value("_text_train_status", s.status())
+    dpg.configure_item("_button_start", enabled=not s.active)
+    dpg.configure_item("_button_pause", enabled=state == "running")
+    dpg.configure_item("_button_resume", enabled=state == "paused")
+    dpg.configure_item("_button_reset", enabled=s.proc is not None)
+    if app.frame % 10 == 0:  # plots change a few times a second at most
+        c = s.curves
+        _limits("loss", (1e-4, 1.0), bool(c.train_step))
+        _limits("psnr", (10.0, 40.0), bool(c.train_step))
+        dpg.set_value("_series_train_loss", [c.train_step, c.train_loss])
+        dpg.set_value("_series_test_loss", [c.test_step, c.test_loss])
+        dpg.set_value("_series_train_psnr", [c.train_step, c.train_psnr])
+        dpg.set_value("_series_test_psnr", [c.test_step, c.test_psnr])
+
+
+def _limits(name: str, empty: tuple[float, float], has_data: bool) -> None:
+    """Sensible fixed axes before the first record; fit to the data after."""
+    if has_data:
+        dpg.set_axis_limits_auto(f"_axis_{name}_y")
+        dpg.set_axis_limits_auto(f"_axis_{name}_x")
+    else:
+        dpg.set_axis_limits(f"_axis_{name}_y", *empty)
+        dpg.set_axis_limits(f"_axis_{name}_x", 0, 1000)

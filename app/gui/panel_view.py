@@ -1,0 +1,63 @@
+"""The View tab: view mode, split, network resolution, upscaling, display size; the camera's pose and speed."""
+
+from __future__ import annotations
+
+import math
+
+import dearpygui.dearpygui as dpg
+
+from app.gui.state import NET_RESOLUTIONS, UPSCALE, VIEW_MODES
+
+DISPLAY_SIZES = (320, 384, 448, 512, 640)
+POSE_FIELDS = (("x", "x (m)", 1.0), ("z", "z (m)", 1.0), ("yaw", "yaw (deg)", math.pi / 180),
+               ("y", "height y (m)", 1.0), ("pitch", "pitch (deg)", math.pi / 180))
+
+
+def build(app) -> None:
+    g, v = app.guard, app.view
+    labels = {label: mode for mode, label in VIEW_MODES.items()}
+    dpg.add_text("Viewport", color=(150, 200, 255))
+    dpg.add_radio_button(list(labels), tag="_radio_mode", default_value=VIEW_MODES[v.mode],
+                         callback=g(lambda s, a: v.set(mode=labels[a])))
+    dpg.add_slider_float(label="split", tag="_slider_split", min_value=0.0, max_value=1.0, default_value=v.split,
+                         width=200, callback=g(lambda s, a: v.set(split=a)))
+    dpg.add_combo([str(r) for r in NET_RESOLUTIONS], label="network res", tag="_combo_net_res", width=200,
+                  default_value=str(v.net_res), callback=g(lambda s, a: v.set(net_res=int(a))))
+    dpg.add_radio_button(list(UPSCALE), tag="_radio_upscale", horizontal=True, default_value=v.upscale,
+                         callback=g(lambda s, a: v.set(upscale=a)))
+    dpg.add_combo([str(d) for d in DISPLAY_SIZES], label="display size", tag="_combo_display", width=200,
+                  default_value=str(v.display), callback=g(lambda s, a: v.set(display=int(a))))
+    dpg.add_slider_float(label="error gain", tag="_slider_gain", min_value=1.0, max_value=20.0, default_value=v.error_gain,
+                         width=200, callback=g(lambda s, a: v.set(error_gain=a)))
+    dpg.add_separator()
+    _camera(app)
+
+
+def _camera(app) -> None:
+    g, fly = app.guard, app.fly
+    dpg.add_text("Camera (WASD / arrows, drag, Q/E; R resets)", color=(150, 200, 255))
+    for name, label, scale in POSE_FIELDS:
+        tag = f"_input_pose_{name}"
+        dpg.add_input_float(label=label, tag=tag, width=200, step=0, format="%.3f", on_enter=True,
+                            callback=g(lambda s, a, u: fly.set_pose(**{u[0]: a * u[1]})), user_data=(name, scale))
+        app.text_inputs.append(tag)
+    dpg.add_checkbox(label="free mode: height and pitch, leave the bounds (F)", tag="_check_free",
+                     default_value=fly.free, callback=g(lambda s, a: fly.set_free(a)))
+    dpg.add_slider_float(label="speed (m/s)", tag="_slider_speed", min_value=0.1, max_value=5.0, default_value=fly.speed,
+                         width=200, callback=g(lambda s, a: setattr(fly, "speed", a)))
+    with dpg.group(horizontal=True):
+        dpg.add_button(label="Reset camera (R)", callback=g(fly.reset))
+        dpg.add_button(label="Into the cube", callback=g(lambda: fly.set_pose(x=0.0, z=0.3, yaw=0.0)))
+        dpg.add_button(label="Shortcuts (H)", callback=app.toggle_help)
+
+
+def refresh(app) -> None:
+    c, v = app.fly.camera, app.view
+    for name, _, scale in POSE_FIELDS:
+        tag = f"_input_pose_{name}"
+        if not dpg.is_item_active(tag):
+            dpg.set_value(tag, getattr(c, name) / scale)
+        dpg.configure_item(tag, enabled=app.fly.free or name not in ("y", "pitch"))
+    dpg.set_value("_check_free", app.fly.free)
+    dpg.set_value("_radio_mode", VIEW_MODES[v.mode])
+    dpg.configure_item("_slider_split", enabled=v.mode == "split")

@@ -1,0 +1,194 @@
+"""The training panel's state, without GUI calls: the run's choices, its controller and its curves.
+
+Talks to the trainer only through `training.control.TrainingProcess` (start, pause, resume, stop,
+poll, state, latest_checkpoint); never reaches into the trainer. The panel's buttons call `start`,
+`pause`, `resume` and `reset`; the frame loop calls `poll` a few times a second.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from app.gui.settings import data_dir
+from renderer.errors import RedcubeError
+
+BUDGET_UNITS = ("minutes", "steps")
+TRAIN_RESOLUTIONS = (32, 64, 128)
+CHECKPOINT_EVERY_S = 5.0  # the viewport picks up new weights this often
+
+
+@dataclass
+class TrainChoices:
+    """What the panel's widgets hold; remembered in the settings file."""
+
+    model: str = "posemlp"
+    res: int = 64
+    data: str = "stream"
+    budget: float = 10.0
+    unit: str = "minutes"
+    threads: int = 1
+    """Trainer threads: on 2 cores one is left for the window."""
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainChoices":
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class Curves:
+    """Log records collected for the plots."""
+
+    train_step: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    train_psnr: list = field(default_factory=list)
+    test_step: list = field(default_factory=list)
+    test_psnr: list = field(default_factory=list)
+    test_loss: list = field(default_factory=list)
+
+    def add(self, r: dict) -> None:
+        if "train_loss" in r and r["train_loss"] is not None:
+            self.train_step.append(r["step"])
+            self.train_loss.append(r["train_loss"])
+            self.train_psnr.append(-10 * math.log10(max(r["train_loss"], 1e-12)))
+        if "test_psnr" in r and r["test_psnr"] is not None:
+            self.test_step.append(r["step"])
+            self.test_psnr.append(r["test_psnr"])
+            self.test_loss.append(r.get("test_loss") or 10 ** (-r["test_psnr"] / 10))
+
+
+class TrainingSession:
+    def __init__(self, choices: TrainChoices | None = None, runs_dir: Path | None = None):
+        self.choices = choices or TrainChoices()
+        self.runs_dir = runs_dir or data_dir() / "runs"
+        self.proc = None
+        self.curves = Curves()
+        self.last: dict = {}
+        self.started_at: float | None = None
+        self.out_dir: Path | None = None
+        self._ckpt_seen: tuple | None = None
+        self._stopping: threading.Thread | None = None
+        self.reported_failure = False
+
+    # -- buttons -------------------------------------------------------------------------------
+    def config(self):
+        from training.trainer import TrainConfig
+
+        c = self.choices
+        if c.unit not in BUDGET_UNITS or not c.budget > 0:
+            raise RedcubeError("the training budget must be a positive number of minutes or steps.")
+        self.out_dir = self.runs_dir / time.strftime("gui-%Y%m%d-%H%M%S")
+        return TrainConfig(model=c.model, res=int(c.res), data=c.data, threads=int(c.threads),
+                           minutes=float(c.budget) if c.unit == "minutes" else None,
+                           steps=int(c.budget) if c.unit == "steps" else None,
+                           checkpoint_every_s=CHECKPOINT_EVERY_S, out_dir=str(self.out_dir))
+
+    def start(self) -> None:
+        """Start a new run with the current choices (raises RedcubeError on bad choices)."""
+        from training.control import TrainingProcess
+
+        if self.active:
+            raise RedcubeError("a training run is already going; pause it or press Reset first.")
+        proc = TrainingProcess(self.config())
+        proc.start()
+        self.proc, self.curves, self.last = proc, Curves(), {}
+        self.started_at, self._ckpt_seen, self.reported_failure = time.time(), None, False
+
+    def pause(self) -> None:
+        if self.proc is not None and self.state == "running":
+            self.proc.pause()
+
+    def resume(self) -> None:
+        if self.proc is not None and self.state == "paused":
+            self.proc.resume()
+
+    def toggle(self) -> None:
+        self.pause() if self.state == "running" else self.resume()
+
+    def reset(self) -> None:
+        """Stop the run (its final checkpoint is kept on disk) and clear the panel for a new one.
+
+        The stop waits for the trainer's final checkpoint, so it runs off the GUI thread.
+        """
+        if self.proc is not None and self.active:
+            self._stopping = threading.Thread(target=self.proc.stop, name="redcube-stop", daemon=True)
+            self._stopping.start()
+        self.proc, self.curves, self.last, self.started_at = None, Curves(), {}, None
+
+    def close(self) -> None:
+        """At exit: stop a running trainer and wait for its final checkpoint."""
+        if self.proc is not None and self.active:
+            self.proc.stop()
+        if self._stopping is not None:
+            self._stopping.join(60)
+
+    # -- polling -------------------------------------------------------------------------------
+    def poll(self) -> list[dict]:
+        if self.proc is None:
+            return []
+        records = self.proc.poll()
+        for r in records:
+            self.curves.add(r)
+            self.last.update({k: v for k, v in r.items() if v is not None})
+        return records
+
+    def new_checkpoint(self) -> Path | None:
+        """The run's newest checkpoint if it changed since the last call (cheap: a stat, no read)."""
+        if self.proc is None:
+            return None
+        path = self.proc.latest_checkpoint()
+        if path is None or not Path(path).exists():
+            return None
+        st = Path(path).stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if key == self._ckpt_seen:
+            return None
+        self._ckpt_seen = key
+        return Path(path)
+
+    # -- reading -------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return "idle" if self.proc is None else self.proc.state
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("running", "paused", "stopping")
+
+    @property
+    def error(self) -> str | None:
+        return None if self.proc is None else self.proc.error
+
+    def time_left(self) -> float | None:
+        """Seconds of budget left, from the trainer's own clock (minutes) or its step rate (steps)."""
+        c, last = self.choices, self.last
+        if "time" not in last:
+            return None
+        if c.unit == "minutes":
+            return max(0.0, c.budget * 60 - last["time"])
+        step, t = last.get("step", 0), last["time"]
+        return max(0.0, (c.budget - step) * t / step) if step and t else None
+
+    def status(self) -> str:
+        s = self.state
+        if s == "idle":
+            return "idle: choose a model and press Start"
+        last = self.last
+        parts = [s, f"step {last.get('step', 0)}"]
+        if "samples_per_s" in last:
+            parts.append(f"{last['samples_per_s'] / 1000:.1f}k samples/s")
+        if "train_loss" in last:
+            parts.append(f"loss {last['train_loss']:.4f}")
+        if "test_psnr" in last:
+            parts.append(f"held-out {last['test_psnr']:.2f} dB")
+        left = self.time_left()
+        if left is not None and s in ("running", "paused"):
+            parts.append(f"{int(left // 60)}:{int(left % 60):02d} left")
+        return " | ".join(parts)
+
+    def to_dict(self) -> dict:
+        return asdict(self.choices)

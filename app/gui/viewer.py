@@ -1,0 +1,143 @@
+"""The viewer's frame logic without any GUI calls: which renders to request, what to show, the stats.
+
+Each frame the app calls `tick()`; the viewer asks its background renderers for the current camera
+(only when something changed), takes the newest finished frames and, when one arrived, composes the
+texture the window draws. A still camera upgrades the displayed ground truth to the anti-aliased one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from app.gui.state import FlyCamera, ViewSettings
+from app.gui.viewport import compose, to_rgba, upscale
+from app.gui.workers import GroundTruthView, GTFrame, ModelSlot, NetFrame, NetworkView
+from renderer.scene import Scene
+
+STILL_AFTER_S = 0.25  # a camera still this long gets the anti-aliased ground truth
+MOVING_SUPERSAMPLE = 1
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return f"cpu ({torch.get_num_threads()} torch threads)"
+
+
+@dataclass
+class Stats:
+    frame_ms: float = 0.0
+    inference_ms: float = 0.0
+    gt_ms: float = 0.0
+    fps: float = 0.0
+    psnr: float | None = None
+    net_res: int | None = None
+
+    def line(self) -> str:
+        p = f"{self.psnr:.2f} dB @ {self.net_res}²" if self.psnr is not None else "n/a"
+        return (f"{self.fps:5.1f} fps | frame {self.frame_ms:5.1f} ms | inference {self.inference_ms:5.1f} ms"
+                f" | GT {self.gt_ms:4.1f} ms | PSNR {p} | {device_name()}")
+
+
+class Viewer:
+    def __init__(self, scene: Scene, rasterizer, fly: FlyCamera, view: ViewSettings, slot: ModelSlot):
+        self.scene, self.fly, self.view, self.slot = scene, fly, view, slot
+        self.gt_view = GroundTruthView(rasterizer)
+        self.net_view = NetworkView(rasterizer, slot, gain=lambda: self.view.error_gain)
+        self.texture = self._new_texture()
+        self.gt: GTFrame | None = None
+        self.net: NetFrame | None = None
+        self.stats = Stats()
+        self._asked_gt: tuple | None = None
+        self._asked_net: tuple | None = None
+        self._moved_at = 0.0
+        self._seen_view = -1
+        self._frame_times: deque = deque(maxlen=60)
+        self.dirty = True
+
+    # -- per frame ------------------------------------------------------------------------------
+    def tick(self, now: float | None = None) -> bool:
+        """Request renders for the current camera, take finished ones; True when the texture changed."""
+        now = time.perf_counter() if now is None else now
+        pose = tuple(float(v) for v in self.fly.camera.pose())
+        self._request(pose, now)
+        changed = self._take()
+        if changed or self.view.version != self._seen_view:
+            self._seen_view = self.view.version
+            self._compose()
+            changed = True
+        self._frame_times.append(now)
+        return changed
+
+    def _request(self, pose: tuple, now: float) -> None:
+        size = self.view.display
+        if self._asked_gt is None or self._asked_gt[:2] != (pose, size):
+            self._moved_at = now
+        still = now - self._moved_at > STILL_AFTER_S
+        ss = self.scene.supersample if still else MOVING_SUPERSAMPLE
+        gt_req = (pose, size, ss)
+        if gt_req != self._asked_gt:
+            self._asked_gt = gt_req
+            self.gt_view.request(pose, size, ss)
+        loaded = self.slot.snapshot()
+        net_req = (pose, self.view.net_res, loaded.version if loaded else None)
+        if loaded is not None and net_req != self._asked_net:
+            self._asked_net = net_req
+            self.net_view.request(pose, self.view.net_res)
+
+    def _take(self) -> bool:
+        changed = False
+        gt = self.gt_view.worker.take()
+        if gt is not None:
+            self.gt, changed = gt, True
+            self.stats.gt_ms = gt.ms
+        net = self.net_view.worker.take()
+        if net is not None:
+            self.net, changed = net, True
+            self.stats.inference_ms, self.stats.psnr, self.stats.net_res = net.ms, net.psnr, net.res
+        return changed
+
+    def _compose(self) -> None:
+        if self.gt is None:
+            return
+        size = self.view.display
+        gt = self.gt.rgb if self.gt.size == size else upscale(self.gt.rgb, size, "bilinear")
+        net = err = None
+        if self.net is not None:
+            net = upscale(self.net.net, size, self.view.upscale)
+            err = upscale(self.net.err, size, "nearest")
+        img = compose(self.view.mode, gt, net, err, self.view.split)
+        if self.texture.shape[0] != size:
+            self.texture = self._new_texture()
+        to_rgba(img, self.texture)
+        self.dirty = True
+
+    def _new_texture(self) -> np.ndarray:
+        """RGBA [S, 2S, 4]: room for two panels; single-panel modes use the left half."""
+        s = self.view.display
+        return np.zeros((s, 2 * s, 4), dtype=np.float32)
+
+    # -- reading --------------------------------------------------------------------------------
+    def image_width(self) -> int:
+        """Width in pixels of the composed picture (two panels side by side, else one)."""
+        return 2 * self.view.display if self.view.mode == "side_by_side" else self.view.display
+
+    def measure(self, frame_ms: float) -> Stats:
+        s = self.stats
+        s.frame_ms = 0.9 * s.frame_ms + 0.1 * frame_ms if s.frame_ms else frame_ms
+        if len(self._frame_times) > 1:
+            s.fps = (len(self._frame_times) - 1) / max(1e-6, self._frame_times[-1] - self._frame_times[0])
+        return s
+
+    def idle(self) -> bool:
+        """Nothing queued or rendering (used by screenshots to wait for the final frame)."""
+        return self.gt_view.worker.idle and self.net_view.worker.idle and self.slot.loading is None
+
+    def close(self) -> None:
+        self.gt_view.worker.close()
+        self.net_view.worker.close()

@@ -1,0 +1,216 @@
+"""Background renderers for the viewport, so the GUI thread only composes and draws.
+
+`LatestWorker` runs a function on its own thread for the newest request only (a stale camera pose
+is never rendered). `GroundTruthView` renders the displayed ground truth; `NetworkView` runs the
+network at the chosen resolution (plus ground truth at that resolution for the live PSNR and the
+error map). `ModelSlot` holds the network shown and swaps in new weights loaded off the GUI thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from app.gui.viewport import error_map, psnr
+from renderer.errors import RedcubeError
+from renderer.render import render_image
+
+
+class LatestWorker:
+    """Calls fn(request) on a private thread; a newer submit replaces a pending one; `take()` returns new results."""
+
+    def __init__(self, name: str, fn: Callable[[Any], Any]):
+        self._fn = fn
+        self._cv = threading.Condition()
+        self._pending: Any = None
+        self._result: Any = None
+        self._fresh = False
+        self._busy = False
+        self._closed = False
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, request: Any) -> None:
+        with self._cv:
+            self._pending = request
+            self._cv.notify()
+
+    def take(self) -> Any:
+        """The newest finished result if it was not taken yet, else None."""
+        with self._cv:
+            if not self._fresh:
+                return None
+            self._fresh = False
+            return self._result
+
+    @property
+    def idle(self) -> bool:
+        with self._cv:
+            return self._pending is None and not self._busy
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while self._pending is None and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                request, self._pending, self._busy = self._pending, None, True
+            try:
+                result, error = self._fn(request), None
+            except Exception as e:  # shown in the window; the worker keeps serving
+                result, error = None, str(e) if isinstance(e, RedcubeError) else f"{type(e).__name__}: {e}"
+            with self._cv:
+                self._busy = False
+                self.error = error
+                if result is not None:
+                    self._result, self._fresh = result, True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop after the current job; joined so no render is cut off mid-call at interpreter exit."""
+        with self._cv:
+            self._closed = True
+            self._pending = None
+            self._cv.notify()
+        self._thread.join(timeout)
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    record: dict
+    path: Path | None
+    step: int
+    version: int
+
+
+class ModelSlot:
+    """The network on screen. Loads run on a short-lived thread; readers take a consistent snapshot."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.current: LoadedModel | None = None
+        self._version = 0
+        self.loading: Path | None = None
+        self.messages: list[str] = []
+
+    def load(self, path: Path, on_done: Callable[[LoadedModel | None, str | None], None] | None = None) -> None:
+        """Load a checkpoint in the background; errors become a message, the old model stays."""
+        from training.checkpoint import load_checkpoint, resolve
+
+        def run():
+            try:
+                ckpt = load_checkpoint(path)
+                model = ckpt.build_model().eval()
+                for p in model.parameters():
+                    p.requires_grad_(False)
+                with self._lock:
+                    self._version += 1
+                    self.current = LoadedModel(model, ckpt.record, resolve(path), ckpt.step, self._version)
+                    done, err = self.current, None
+            except RedcubeError as e:
+                done, err = None, str(e)
+            except Exception as e:  # a damaged file may fail in ways safetensors does not name
+                done, err = None, f"could not load {path} ({type(e).__name__}: {e}); pick another checkpoint."
+            finally:
+                self.loading = None
+            if on_done:
+                on_done(done, err)
+
+        self.loading = Path(path)
+        threading.Thread(target=run, name="redcube-load", daemon=True).start()
+
+    def load_now(self, path: Path) -> LoadedModel:
+        """Synchronous load (command line, tests); raises RedcubeError."""
+        box: dict = {}
+        done = threading.Event()
+        self.load(path, lambda m, e: (box.update(m=m, e=e), done.set()))
+        done.wait()
+        if box["e"]:
+            raise RedcubeError(box["e"])
+        return box["m"]
+
+    def snapshot(self) -> LoadedModel | None:
+        with self._lock:
+            return self.current
+
+
+@dataclass
+class NetFrame:
+    pose: tuple
+    res: int
+    version: int
+    net: np.ndarray
+    gt: np.ndarray
+    err: np.ndarray
+    psnr: float
+    ms: float
+    """Inference time of the network alone."""
+
+
+@dataclass
+class GTFrame:
+    pose: tuple
+    size: int
+    supersample: int
+    rgb: np.ndarray
+    ms: float
+
+
+@dataclass
+class NetworkView:
+    """Network image + same-res ground truth for the newest (pose, res, weights) request."""
+
+    rasterizer: Any
+    slot: ModelSlot
+    gain: Callable[[], float] = lambda: 4.0
+    threads: int = 2
+    """torch threads for inference; the app drops it to 1 while a training run shares the cores."""
+    worker: LatestWorker = field(init=False)
+
+    def __post_init__(self):
+        self.worker = LatestWorker("redcube-net", self._render)
+
+    def request(self, pose: tuple, res: int) -> None:
+        self.worker.submit((pose, res))
+
+    def _render(self, req) -> NetFrame | None:
+        pose, res = req
+        loaded = self.slot.snapshot()
+        if loaded is None:
+            return None
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)  # set on this thread: the OpenMP setting is per thread
+        t = torch.tensor(pose, dtype=torch.float32)
+        t0 = time.perf_counter()
+        net = render_image(loaded.model, t, res).clamp(0, 1).numpy()
+        ms = (time.perf_counter() - t0) * 1000
+        gt, _ = self.rasterizer.render(t.numpy(), res)  # the scene's anti-aliased ground truth
+        return NetFrame(pose, res, loaded.version, net, gt, error_map(net, gt, self.gain()), psnr(net, gt), ms)
+
+
+@dataclass
+class GroundTruthView:
+    """The displayed ground truth at screen size: aliased while moving, anti-aliased once still."""
+
+    rasterizer: Any
+    worker: LatestWorker = field(init=False)
+
+    def __post_init__(self):
+        self.worker = LatestWorker("redcube-gt", self._render)
+
+    def request(self, pose: tuple, size: int, supersample: int) -> None:
+        self.worker.submit((pose, size, supersample))
+
+    def _render(self, req) -> GTFrame:
+        pose, size, ss = req
+        t0 = time.perf_counter()
+        rgb, _ = self.rasterizer.render(np.asarray(pose, dtype=np.float32), size, supersample=ss)
+        return GTFrame(pose, size, ss, rgb, (time.perf_counter() - t0) * 1000)

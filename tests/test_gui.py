@@ -1,0 +1,194 @@
+"""The desktop app under Xvfb, each run in a subprocess (dearpygui's GLX window must not share a
+process with the test session's EGL rasterizer; see DESIGN.md).
+
+A driver script opens the real app, calls its input handlers the way the key / mouse polling does,
+and prints what happened as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from renderer.models import build_model
+from training.checkpoint import save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (apt-get install xvfb)")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, scene):
+    """A small untrained posemlp: enough for a non-blank network picture."""
+    torch.manual_seed(0)
+    model = build_model("posemlp", {"width": 32, "layers": 2}, scene)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "net.safetensors", model, scene, step=7,
+                           metrics={"test_psnr": 12.5}, train={"res": 32})
+
+
+def run_gui(args: list[str], tmp_path: Path, timeout: int = 120, display: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"))
+    cmd = [sys.executable, *args]
+    if display:
+        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
+    else:
+        env.pop("DISPLAY", None)
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_driver(code: str, tmp_path: Path) -> dict:
+    p = run_gui(["-c", textwrap.dedent(code)], tmp_path)
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    assert p.returncode == 0 and lines, p.stdout[-2000:] + p.stderr[-2000:]
+    return json.loads(lines[-1])
+
+
+def test_screenshot_shows_ground_truth_and_network(tmp_path, checkpoint, rasterizer):
+    shot = tmp_path / "shot.png"
+    p = run_gui(["-m", "app.cli", "gui", "--checkpoint", str(checkpoint), "--screenshot", str(shot),
+                 "--pose", "0.4", "1.6", "0.3"], tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    img = iio.imread(shot)[..., :3].astype(np.float32)
+    layout = json.loads(Path(str(shot) + ".json").read_text())
+    (x, y), s = layout["image_min"], layout["display"]
+    assert layout["mode"] == "side_by_side" and layout["image_size"] == [2 * s, s]
+    gt_half, net_half = img[y:y + s, x:x + s], img[y:y + s, x + s:x + 2 * s]
+    # The left half is the rasterizer's image of the same pose (anti-aliased, as the app shows a still camera).
+    want, _ = rasterizer.render(np.asarray(layout["pose"], np.float32), s, supersample=layout["gt_supersample"])
+    diff = np.abs(gt_half - np.clip(want * 255 + 0.5, 0, 255).astype(np.uint8))
+    assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 3
+    # The right half is a network picture, not the grey placeholder.
+    assert layout["net_res"] == 64 and layout["psnr"] is not None
+    assert net_half.std() > 2.0 and np.abs(net_half - 0.2 * 255).mean() > 10
+    # The settings file remembers the checkpoint and the pose for the next launch.
+    settings = json.loads((tmp_path / "config" / "redcube" / "settings.json").read_text())
+    assert settings["checkpoint"] == str(checkpoint)
+    assert settings["camera"]["pose"]["x"] == pytest.approx(0.4)
+
+
+DRIVER = """
+import json, math
+from pathlib import Path
+from app.gui.app import App
+
+app = App(checkpoint=Path({ckpt!r}))
+for _ in range(3):
+    app.step()
+out = {{}}
+z0 = app.fly.camera.z
+app.on_keys({{"w"}}, 0.1)                 # W held for 0.1 s
+out["forward"] = z0 - app.fly.camera.z
+yaw0 = app.fly.camera.yaw
+app.on_drag(50, 0)                         # drag to the right
+out["drag_yaw"] = math.remainder(app.fly.camera.yaw - yaw0, 2 * math.pi)
+app.on_key_press("3")                      # network-only view
+out["mode"] = app.view.mode
+app.on_key_press("r")
+out["reset_z"] = app.fly.camera.z
+app.on_key_press("f")
+app.on_keys({{"space"}}, 0.1)
+out["free_height"] = app.fly.camera.y
+out["warning"] = bool(app.fly.problems())
+for _ in range(5):
+    app.step()
+app.open_checkpoint(Path({bad!r}))         # a damaged checkpoint: a message, the old network stays
+while app.slot.loading is not None:
+    app.step()
+app.step()
+out["error"] = [m.text for m in app.messages if m.level == "error"]
+out["still_loaded"] = app.slot.current is not None and app.slot.current.path.name == "net.safetensors"
+app.guard(app.load_path)({bad_path!r})     # a broken path file, the way the file dialog calls it
+out["path_error"] = app.messages[-1].text
+app.guard(app.screenshot)("/proc/nope/x.png")  # an unwritable screenshot
+out["shot_error"] = app.messages[-1].text
+app.run(frames=app.frame + 3)
+print(json.dumps(out))
+"""
+
+
+def test_handlers_move_the_camera_and_bad_input_becomes_a_message(tmp_path, checkpoint, one_sentence):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint at all")
+    bad_path = tmp_path / "bad_path.json"
+    bad_path.write_text("{oops")
+    out = run_driver(DRIVER.format(ckpt=str(checkpoint), bad=str(bad), bad_path=str(bad_path)), tmp_path)
+    assert out["forward"] == pytest.approx(0.1, rel=1e-3)
+    assert out["drag_yaw"] < 0  # right drag turns right
+    assert out["mode"] == "network"
+    assert out["reset_z"] == pytest.approx(1.9)
+    assert out["free_height"] > 1.0 and out["warning"]
+    assert len(out["error"]) == 1 and "bad.safetensors" in out["error"][0]
+    one_sentence(out["error"][0])
+    assert out["still_loaded"]
+    assert "not valid JSON" in out["path_error"]
+    assert "cannot write the screenshot" in out["shot_error"]
+
+
+def test_no_display_is_one_clear_error(tmp_path, one_sentence):
+    p = run_gui(["-m", "app.cli", "gui", "--frames", "1"], tmp_path, display=False)
+    assert p.returncode == 2
+    msg = p.stderr.strip().removeprefix("redcube: error: ")
+    assert "xvfb-run" in msg
+    one_sentence(msg)
+
+
+TRAIN_DRIVER = """
+import json, time
+from pathlib import Path
+from app.gui.app import App
+
+app = App(checkpoint=Path({ckpt!r}))
+app.session.runs_dir = Path({runs!r})
+c = app.session.choices
+c.model, c.res, c.data, c.budget, c.unit = "posemlp", 32, "stream", 2, "minutes"
+states = [app.session.state]
+
+def wait_for(cond, limit=90):
+    t0 = time.time()
+    while not cond() and time.time() - t0 < limit:
+        app.step()
+
+app.guard(app.train_start)()                 # the Start button's handler
+if {wait}:
+    wait_for(lambda: app.session.curves.train_step)  # running and logging
+states.append(app.session.state)
+app.on_key_press("p")                        # P pauses
+wait_for(lambda: True, 0)
+states.append(app.session.state)
+app.guard(app.session.resume)()              # the Resume button
+states.append(app.session.state)
+if {wait}:
+    wait_for(lambda: app.slot.current.path.parent.name.startswith("gui-"))  # the viewport follows the run
+followed = app.slot.current.path.parent.name
+app.guard(app.train_reset)()                 # Reset stops the run, keeps its checkpoint
+states.append(app.session.state)
+app.run(frames=app.frame + 2)
+print(json.dumps({{"states": states, "followed": followed,
+                  "errors": [m.text for m in app.messages if m.level == "error"]}}))
+"""
+
+
+def test_training_panel_start_pause_resume_reset(tmp_path, checkpoint):
+    out = run_driver(TRAIN_DRIVER.format(ckpt=str(checkpoint), runs=str(tmp_path / "runs"), wait=False), tmp_path)
+    assert out["errors"] == []
+    assert out["states"] == ["idle", "running", "paused", "running", "idle"]
+
+
+@pytest.mark.slow
+def test_training_run_feeds_the_plots_and_the_viewport(tmp_path, checkpoint):
+    out = run_driver(TRAIN_DRIVER.format(ckpt=str(checkpoint), runs=str(tmp_path / "runs"), wait=True), tmp_path)
+    assert out["errors"] == []
+    assert out["states"] == ["idle", "running", "paused", "running", "idle"]
+    assert out["followed"].startswith("gui-")
+    run = next((tmp_path / "runs").iterdir())
+    assert (run / "checkpoint.safetensors").exists() and (run / "log.jsonl").exists()
