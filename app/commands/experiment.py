@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from app.commands.train import parse_settings
-from app.plots import plot_curves
 from training.experiments import arms, run_arms
 from training.trainer import TrainConfig
 
@@ -42,6 +41,8 @@ def run(args) -> int:
         if rec.get("event") == "eval":
             print(f"{arm}: step {rec['step']} t={rec['time']:.0f}s train {rec['train_psnr']:.2f} dB, "
                   f"held-out {rec['test_psnr']:.2f} dB", file=sys.stderr)
+
+    from app.plots import plot_curves  # matplotlib is slow to import: only when plotting
 
     results = run_arms(arms(args.name, base), out, on_record=progress)
     summary = {"experiment": args.name, "title": TITLES[args.name], "device": "cpu",

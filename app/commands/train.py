@@ -30,6 +30,7 @@ def register(sub) -> None:
     p.add_argument("--heldout", type=int, default=32, help="held-out test poses (default 32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    p.add_argument("--compile", action="store_true", help="train through torch.compile (see `redcube bench` for the speed-up)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     add_scene_option(p)
@@ -54,7 +55,7 @@ def config_from(args) -> TrainConfig:
     return TrainConfig(
         model=args.model, model_config=parse_settings(args.set), res=args.res, data=args.data,
         fixed_samples=args.fixed_samples, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
-        lr=args.lr, eval_every=args.eval_every, heldout=args.heldout, seed=args.seed, threads=args.threads,
+        lr=args.lr, eval_every=args.eval_every, heldout=args.heldout, seed=args.seed, threads=args.threads, compile=args.compile,
         out_dir=str(args.out),
     )
 

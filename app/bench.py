@@ -1,0 +1,157 @@
+"""`redcube bench` groups. Each returns (figures, ratios); ratios compare things measured side by side in
+the same run (alternating, best of several repeats), because a shared 2-core machine is noisy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from renderer.camera import Camera, pixel_uv, sample_poses
+from renderer.models import build_model
+from renderer.scene import Scene
+
+RASTER_RES = (32, 64, 256, 512)
+
+
+def _rate(fn, units: float, min_s: float = 0.5, repeats: int = 3) -> float:
+    """Best units/s over `repeats` timing windows of at least min_s each (fn warmed up once)."""
+    fn()
+    best = 0.0
+    for _ in range(repeats):
+        n, t0 = 0, time.perf_counter()
+        while (dt := time.perf_counter() - t0) < min_s or n == 0:
+            fn()
+            n += 1
+        best = max(best, n * units / dt)
+    return best
+
+
+def bench_raster(scene: Scene) -> tuple[dict, dict]:
+    from renderer.rasterizer import Rasterizer
+
+    poses = sample_poses(scene, 8, torch.Generator().manual_seed(0)).numpy()
+    figs = {}
+    with Rasterizer(scene) as r:
+        for res in RASTER_RES:
+            figs[f"raster_renders_per_s_{res}"] = round(_rate(lambda: r.render(poses, res), len(poses)), 1)
+            figs[f"raster_renders_per_s_{res}_no_aa"] = round(_rate(lambda: r.render(poses, res, supersample=1), len(poses)), 1)
+    figs["raster_supersample"] = scene.supersample
+    return figs, {}
+
+
+def _matmul_chain(widths: list[int]):
+    """A plain chain of matmuls + ReLU with the given layer widths: the FLOP-equal yardstick."""
+    ws = [torch.randn(a, b) / a ** 0.5 for a, b in zip(widths[:-1], widths[1:])]
+
+    def run(x):
+        for w in ws[:-1]:
+            x = torch.relu(x @ w)
+        return x @ ws[-1]
+    return run
+
+
+def bench_posemlp(scene: Scene, n: int = 1 << 14) -> tuple[dict, dict]:
+    """posemlp inference pixels/s; the blog's model against a matmul chain of the same shapes (same FLOPs)."""
+    torch.manual_seed(0)
+    pose = Camera(0.5, 1.5, 0.3).pose().expand(n, -1)
+    uv = pixel_uv(128)[:n]
+    model = build_model("posemlp", {}, scene).eval()
+    shipped = build_model("posemlp", {"input": "plucker", "skip": True}, scene).eval()
+    c = model.config
+    d_in = 6 * (1 + 2 * c.n_freqs)
+    chain, x = _matmul_chain([d_in] + [c.width] * c.layers + [c.out_channels]), torch.randn(n, d_in)
+    m = y = p = 0.0
+    with torch.inference_mode():
+        for _ in range(2):  # alternate so both see the same machine state
+            m = max(m, _rate(lambda: model(pose, uv), n))
+            y = max(y, _rate(lambda: chain(x), n))
+            p = max(p, _rate(lambda: shipped(pose, uv), n))
+    figs = {"posemlp_pixels_per_s": round(m), "matmul_chain_pixels_per_s": round(y),
+            "posemlp_plucker_skip_pixels_per_s": round(p), "posemlp_ms_per_frame_64": round(1000 * 4096 / m, 2)}
+    return figs, {"posemlp_vs_matmul": round(m / y, 3), **_bench_options(scene, pose, uv)}
+
+
+def _bench_options(scene: Scene, pose, uv) -> dict:
+    """torch.compile and bfloat16 against the plain eager fp32 model, side by side."""
+    model = build_model("posemlp", {}, scene).eval()
+    n = len(uv)
+    out = {}
+    with torch.inference_mode():
+        eager = _rate(lambda: model(pose, uv), n)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = _rate(lambda: model(pose, uv), n)
+    out["posemlp_bf16_vs_fp32"] = round(bf16 / eager, 3)
+    try:
+        compiled = torch.compile(model)
+        with torch.inference_mode():
+            compiled(pose, uv)  # compile outside the timing
+            comp = _rate(lambda: compiled(pose, uv), n)
+            eager = max(eager, _rate(lambda: model(pose, uv), n))
+        out["posemlp_compile_vs_eager"] = round(comp / eager, 3)
+    except Exception as e:  # a missing compiler is a finding, not a crash
+        out["posemlp_compile_vs_eager"] = f"unavailable: {type(e).__name__}"
+    return out
+
+
+def bench_train(scene: Scene, res: int = 32, steps: int = 40, batch: int = 8192) -> tuple[dict, dict]:
+    """Trainer samples/s streaming fresh renders vs the same amount of data pre-rendered in memory."""
+    from training.stream import StreamConfig
+    from training.trainer import TrainConfig, Trainer
+
+    stream = StreamConfig()
+    base = TrainConfig(res=res, steps=steps, batch_size=batch, eval_every=10 ** 9, log_every=10 ** 9,
+                       heldout=1, checkpoint_every_s=1e9, stream=stream,
+                       fixed_samples=stream.frames_per_buffer * res * res)
+    arms = {"stream": dict(data="stream"), "memory": dict(data="fixed"),
+            "compiled": dict(data="fixed", compile=True)}
+    rates = {k: [] for k in arms}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(2):  # alternate the arms; keep each one's best
+            for mode, kw in arms.items():
+                cfg = dataclasses.replace(base, **kw, out_dir=str(Path(tmp) / f"{mode}{rep}"))
+                t = Trainer(cfg, scene=scene)
+                t.run(until_step=2)  # warm-up (and compile) outside the timing
+                t0_steps, t0_time = t.step, t.elapsed
+                t.run()
+                rates[mode].append((t.step - t0_steps) * batch / (t.elapsed - t0_time))
+    best = {k: max(v) for k, v in rates.items()}
+    figs = {f"train_samples_per_s_{k}": round(v) for k, v in best.items()}
+    figs.update(train_res=res, train_batch=batch)
+    return figs, {"train_stream_vs_memory": round(best["stream"] / best["memory"], 3),
+                  "train_compile_vs_eager": round(best["compiled"] / best["memory"], 3)}
+
+
+def bench_gui(scene: Scene) -> tuple[dict, dict]:
+    from app.gui.bench import gui_bench
+
+    figs = gui_bench()
+    return figs, {}
+
+
+GROUPS = {"raster": bench_raster, "posemlp": bench_posemlp, "train": bench_train, "gui": bench_gui}
+
+
+def device_info() -> dict:
+    import os
+    import platform
+
+    return {"device": "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
+def run_bench(only: list[str] | None, scene: Scene, log=print) -> dict:
+    result = {**device_info(), "figures": {}, "ratios": {}}
+    for name in only or list(GROUPS):
+        t0 = time.perf_counter()
+        figs, ratios = GROUPS[name](scene)
+        result["figures"].update(figs)
+        result["ratios"].update(ratios)
+        log(f"bench {name}: {time.perf_counter() - t0:.0f}s")
+    return result
