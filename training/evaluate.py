@@ -15,7 +15,7 @@ from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
 from renderer.render import render_image
 from renderer.scene import Scene
-from training.metrics import psnr, ssim
+from training.metrics import mse_to_psnr, psnr, ssim
 
 
 @dataclass
@@ -26,7 +26,8 @@ class Evaluation:
 
     def summary(self) -> dict:
         per_pose = [psnr(p, g) for p, g in zip(self.pred, self.gt)]
-        return {"psnr": psnr(self.pred, self.gt), "ssim": ssim(self.pred, self.gt), "n": len(self.poses),
+        pooled = mse_to_psnr(((self.pred - self.gt) ** 2).mean())
+        return {"psnr": psnr(self.pred, self.gt), "ssim": ssim(self.pred, self.gt), "psnr_pooled": pooled, "n": len(self.poses),
                 "res": int(self.gt.shape[1]), "psnr_per_pose": [round(v, 3) for v in per_pose]}
 
 

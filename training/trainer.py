@@ -182,10 +182,11 @@ class Trainer:
     # ---- evaluation ------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Held-out loss, PSNR and SSIM over the held-out poses at the training resolution."""
+        """Held-out loss, PSNR (mean over images, and pooled over all pixels) and SSIM at the training resolution."""
         preds = torch.stack([render_image(self.model, p, self.config.res) for p in self.test_poses])
         mse = float(((preds.clamp(0, 1) - self.test_rgb) ** 2).mean())
-        return {"test_loss": mse, "test_psnr": psnr(preds, self.test_rgb), "test_ssim": ssim(preds, self.test_rgb)}
+        return {"test_loss": mse, "test_psnr": psnr(preds, self.test_rgb), "test_psnr_pooled": mse_to_psnr(mse),
+                "test_ssim": ssim(preds, self.test_rgb)}
 
     # ---- the loop --------------------------------------------------------------------------------
     def run(self, until_step: int | None = None) -> dict:
