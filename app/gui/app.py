@@ -34,6 +34,7 @@ from renderer.scene import Scene
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 DEFAULT_CHECKPOINTS = ("posemlp_64.safetensors", "posemlp_32.safetensors")
 POLL_EVERY_S = 0.25  # training poll / plot refresh interval
+MAX_FPS = 60.0  # drawing faster only takes CPU from inference and training on a small machine
 
 
 def default_checkpoint() -> Path | None:
@@ -82,9 +83,9 @@ class App:
         self.messages: list[Message] = []
         self.show_help = False
         self.frame = 0
+        self.max_fps: float | None = MAX_FPS
         self._last_poll = 0.0
         self._drag_from = None
-        self._threads_for_training = None
         self.size = (width or self.settings.window.get("width", 1360), height or self.settings.window.get("height", 820))
         if note:
             self.message(note, "warn")
@@ -234,8 +235,7 @@ class App:
         ckpt = s.new_checkpoint()
         if ckpt is not None:
             self.slot.load(ckpt, lambda m, e: e and self.message(e, "error"))
-        # Share the 2 cores: one torch thread for the viewport while a run trains.
-        self.viewer.net_view.threads = 1 if s.state == "running" else 2
+        self.viewer.training = s.state == "running"
 
     # -- paths and video ---------------------------------------------------------------------------
     def add_keyframe(self) -> None:
@@ -334,8 +334,8 @@ class App:
         """Where the picture is in the window and what it shows (written beside --screenshot PNGs for tests)."""
         gt, net = self.viewer.gt, self.viewer.net
         return {
-            "image_min": list(dpg.get_item_rect_min("_image")),
-            "image_size": list(dpg.get_item_rect_size("_image")),
+            "image_min": list(dpg.get_item_rect_min("_image_left")),
+            "image_size": [self.view.display * (2 if self.viewer.right is not None else 1), self.view.display],
             "display": self.view.display, "mode": self.view.mode,
             "pose": list(gt.pose) if gt else None, "gt_supersample": gt.supersample if gt else None,
             "net_res": net.res if net else None, "psnr": net.psnr if net else None,
@@ -356,7 +356,10 @@ class App:
         layout.refresh(self)
         dpg.render_dearpygui_frame()
         self.frame += 1
-        self.viewer.measure((time.perf_counter() - t0) * 1000)
+        busy = time.perf_counter() - t0
+        self.viewer.measure(busy * 1000)
+        if self.max_fps and busy < 1 / self.max_fps:
+            time.sleep(1 / self.max_fps - busy)
 
     def run(self, frames: int | None = None, screenshot: Path | None = None, timeout_s: float = 60.0) -> int:
         """Run until the window closes, or for `frames` frames / until a screenshot is taken."""

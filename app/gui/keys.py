@@ -46,7 +46,7 @@ def _poll_drag(app) -> None:
         return
     pos = dpg.get_mouse_pos(local=False)
     if app._drag_from is None:
-        if dpg.is_item_hovered("_image"):
+        if dpg.is_item_hovered("_image_left") or dpg.is_item_hovered("_image_right"):
             app._drag_from = pos
         return
     dx, dy = pos[0] - app._drag_from[0], pos[1] - app._drag_from[1]

@@ -2,7 +2,7 @@
 
 Tags are named by family (`_image`, `_text_*`, `_button_*`, `_input_*`, `_dialog_*`, `_plot_*`).
 `build` creates everything once; `refresh` updates what changes each frame; `show_texture` hands the
-viewer's composed picture to the GPU texture.
+viewer's two panels to their textures (float RGB, as dearpygui's raw textures take them).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import dearpygui.dearpygui as dpg
+import numpy as np
 
 from app.gui import panel_model, panel_training, panel_video, panel_view
 from app.gui.state import SHORTCUTS, VIEW_MODES
@@ -29,22 +30,27 @@ def build(app) -> None:
             with dpg.child_window(tag="_child_view", width=2 * app.view.display + 16, border=False, no_scrollbar=True):
                 _picture(app)
             with dpg.child_window(tag="_child_side", width=-1, border=False):
-                with dpg.tab_bar():
-                    with dpg.tab(label="View"):
+                with dpg.tab_bar(tag="_tabs"):
+                    with dpg.tab(label="View", tag="_tab_view"):
                         panel_view.build(app)
-                    with dpg.tab(label="Training"):
+                    with dpg.tab(label="Training", tag="_tab_training"):
                         panel_training.build(app)
-                    with dpg.tab(label="Model"):
+                    with dpg.tab(label="Model", tag="_tab_model"):
                         panel_model.build(app)
-                    with dpg.tab(label="Path & video"):
+                    with dpg.tab(label="Path & video", tag="_tab_video"):
                         panel_video.build(app)
     _help(app)
 
 
 def _texture(app) -> None:
-    s = app.view.display
-    with dpg.texture_registry(tag="_registry"):
-        dpg.add_raw_texture(2 * s, s, app.viewer.texture.ravel(), format=dpg.mvFormat_Float_rgba, tag="_texture")
+    dpg.add_texture_registry(tag="_registry")
+    _make_textures(app, app.view.display)
+
+
+def _make_textures(app, s: int) -> None:
+    blank = np.full((s, s, 3), 0.1, dtype=np.float32)
+    for side in ("left", "right"):
+        dpg.add_raw_texture(s, s, blank, format=dpg.mvFormat_Float_rgb, tag=f"_texture_{side}", parent="_registry")
     app._texture_size = s
 
 
@@ -68,7 +74,8 @@ def _menu(app) -> None:
 def _picture(app) -> None:
     dpg.add_text("", tag="_text_label_left")
     dpg.add_text("", tag="_text_label_right", pos=(app.view.display + 16, 0))  # placed beside the left one each frame
-    dpg.add_image("_texture", tag="_image", width=app.viewer.image_width(), height=app.view.display)
+    with dpg.group(horizontal=True, horizontal_spacing=0, tag="_group_images"):
+        _images(app)
     dpg.add_text("", tag="_text_stats")
     dpg.add_text("", tag="_text_warning", color=COLORS["warn"], wrap=2 * app.view.display)
     dpg.add_text("", tag="_text_message", wrap=2 * app.view.display)
@@ -94,7 +101,7 @@ def _dialogs(app) -> None:
 
 
 def _help(app) -> None:
-    with dpg.window(label="Keyboard shortcuts", tag="_window_help", show=False, width=420, height=360, pos=(300, 120),
+    with dpg.window(label="Keyboard shortcuts", tag="_window_help", show=False, width=520, height=370, pos=(260, 110),
                     on_close=lambda: setattr(app, "show_help", False)):
         with dpg.table(header_row=False, borders_innerH=True):
             dpg.add_table_column(width_fixed=True, init_width_or_weight=150)
@@ -105,24 +112,29 @@ def _help(app) -> None:
                     dpg.add_text(what)
 
 
+def _images(app) -> None:
+    for side in ("left", "right"):
+        dpg.add_image(f"_texture_{side}", tag=f"_image_{side}", parent="_group_images")
+
+
 def show_texture(app) -> None:
-    """Upload the composed picture; recreate the texture when the display size changed."""
+    """Point the textures at the viewer's new panels; recreate them when the display size changed."""
     s, v = app.view.display, app.viewer
-    if app._texture_size != s or v.texture.shape[0] != s:
-        if v.texture.shape[0] != s:
-            return  # the viewer recomposes at the new size next frame
-        dpg.delete_item("_image")
-        dpg.delete_item("_texture")
-        dpg.add_raw_texture(2 * s, s, v.texture.ravel(), format=dpg.mvFormat_Float_rgba, tag="_texture", parent="_registry")
-        dpg.add_image("_texture", tag="_image", parent="_child_view", before="_text_stats")
+    if v.left is None or v.left.shape[0] != s:
+        return
+    if app._texture_size != s:
+        for side in ("left", "right"):
+            dpg.delete_item(f"_image_{side}")
+            dpg.delete_item(f"_texture_{side}")
+        _make_textures(app, s)
+        _images(app)
         dpg.configure_item("_child_view", width=2 * s + 16)
         for name in ("_plot_loss", "_plot_psnr"):
             dpg.configure_item(name, width=s)
-        app._texture_size = s
-    else:
-        dpg.set_value("_texture", v.texture.ravel())
-    wide = app.view.mode == "side_by_side"
-    dpg.configure_item("_image", width=v.image_width(), height=s, uv_max=(1.0 if wide else 0.5, 1.0))
+    dpg.set_value("_texture_left", v.left)
+    if v.right is not None:
+        dpg.set_value("_texture_right", v.right)
+    dpg.configure_item("_image_right", show=v.right is not None)
 
 
 def _labels(app) -> tuple[str, str]:

@@ -61,8 +61,10 @@ def refresh(app) -> None:
     dpg.configure_item("_button_pause", enabled=state == "running")
     dpg.configure_item("_button_resume", enabled=state == "paused")
     dpg.configure_item("_button_reset", enabled=s.proc is not None)
-    if app.frame % 10 == 0:  # plots change a few times a second at most
-        c = s.curves
+    c = s.curves
+    key = (id(c), len(c.train_step), len(c.test_step))
+    if key != getattr(app, "_plotted", None):  # redraw the curves only when a record arrived
+        app._plotted = key
         _limits("loss", (1e-4, 1.0), bool(c.train_step))
         _limits("psnr", (10.0, 40.0), bool(c.train_step))
         dpg.set_value("_series_train_loss", [c.train_step, c.train_loss])

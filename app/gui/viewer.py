@@ -2,7 +2,7 @@
 
 Each frame the app calls `tick()`; the viewer asks its background renderers for the current camera
 (only when something changed), takes the newest finished frames and, when one arrived, composes the
-texture the window draws. A still camera upgrades the displayed ground truth to the anti-aliased one.
+pictures the window draws. A still camera upgrades the displayed ground truth to the anti-aliased one.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from app.gui.state import FlyCamera, ViewSettings
-from app.gui.viewport import compose, to_rgba, upscale
+from app.gui.viewport import compose, upscale
 from app.gui.workers import GroundTruthView, GTFrame, ModelSlot, NetFrame, NetworkView
 from renderer.scene import Scene
 
@@ -23,10 +23,10 @@ STILL_AFTER_S = 0.25  # a camera still this long gets the anti-aliased ground tr
 MOVING_SUPERSAMPLE = 1
 
 
-def device_name() -> str:
+def device_name(threads: int) -> str:
     if torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(0)})"
-    return f"cpu ({torch.get_num_threads()} torch threads)"
+    return f"cpu, {threads} inference thread{'s' if threads > 1 else ''}"
 
 
 @dataclass
@@ -37,11 +37,12 @@ class Stats:
     fps: float = 0.0
     psnr: float | None = None
     net_res: int | None = None
+    threads: int = 1
 
     def line(self) -> str:
         p = f"{self.psnr:.2f} dB @ {self.net_res}²" if self.psnr is not None else "n/a"
         return (f"{self.fps:5.1f} fps | frame {self.frame_ms:5.1f} ms | inference {self.inference_ms:5.1f} ms"
-                f" | GT {self.gt_ms:4.1f} ms | PSNR {p} | {device_name()}")
+                f" | GT {self.gt_ms:4.1f} ms | PSNR {p} | {device_name(self.threads)}")
 
 
 class Viewer:
@@ -49,7 +50,10 @@ class Viewer:
         self.scene, self.fly, self.view, self.slot = scene, fly, view, slot
         self.gt_view = GroundTruthView(rasterizer)
         self.net_view = NetworkView(rasterizer, slot, gain=lambda: self.view.error_gain)
-        self.texture = self._new_texture()
+        self.left: np.ndarray | None = None
+        """[S, S, 3] picture of the left (or only) panel."""
+        self.right: np.ndarray | None = None
+        """[S, S, 3] network picture in side-by-side mode, else None."""
         self.gt: GTFrame | None = None
         self.net: NetFrame | None = None
         self.stats = Stats()
@@ -58,11 +62,12 @@ class Viewer:
         self._moved_at = 0.0
         self._seen_view = -1
         self._frame_times: deque = deque(maxlen=60)
-        self.dirty = True
+        self.training = False
+        """A training run shares the CPU: the viewport then keeps to one torch thread."""
 
     # -- per frame ------------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> bool:
-        """Request renders for the current camera, take finished ones; True when the texture changed."""
+        """Request renders for the current camera, take finished ones; True when the picture changed."""
         now = time.perf_counter() if now is None else now
         pose = tuple(float(v) for v in self.fly.camera.pose())
         self._request(pose, now)
@@ -84,6 +89,9 @@ class Viewer:
         if gt_req != self._asked_gt:
             self._asked_gt = gt_req
             self.gt_view.request(pose, size, ss)
+        # One inference thread while flying or training leaves a core for drawing (and the trainer);
+        # a still camera on an idle machine gets both for a quick sharp frame.
+        self.net_view.threads = 1 if self.training or not still else 2
         loaded = self.slot.snapshot()
         net_req = (pose, self.view.net_res, loaded.version if loaded else None)
         if loaded is not None and net_req != self._asked_net:
@@ -100,33 +108,29 @@ class Viewer:
         if net is not None:
             self.net, changed = net, True
             self.stats.inference_ms, self.stats.psnr, self.stats.net_res = net.ms, net.psnr, net.res
+            self.stats.threads = net.threads
         return changed
 
     def _compose(self) -> None:
-        if self.gt is None:
-            return
+        """Fill the two displayed panels. Ground truth goes to the screen as the rasterizer returned it
+        (no copy); only the network picture is upscaled, and only split mode blends pixels."""
         size = self.view.display
-        gt = self.gt.rgb if self.gt.size == size else upscale(self.gt.rgb, size, "bilinear")
+        if self.gt is None or self.gt.size != size:
+            return  # a resize is in flight; keep the old picture until the new ground truth arrives
+        gt, mode = self.gt.rgb, self.view.mode
         net = err = None
         if self.net is not None:
             net = upscale(self.net.net, size, self.view.upscale)
-            err = upscale(self.net.err, size, "nearest")
-        img = compose(self.view.mode, gt, net, err, self.view.split)
-        if self.texture.shape[0] != size:
-            self.texture = self._new_texture()
-        to_rgba(img, self.texture)
-        self.dirty = True
-
-    def _new_texture(self) -> np.ndarray:
-        """RGBA [S, 2S, 4]: room for two panels; single-panel modes use the left half."""
-        s = self.view.display
-        return np.zeros((s, 2 * s, 4), dtype=np.float32)
+            err = upscale(self.net.err, size, "nearest") if mode == "error" else None
+        if mode == "side_by_side":
+            self.left, self.right = gt, _or_grey(net, gt)
+        elif mode == "split":
+            self.left, self.right = compose("split", gt, net, None, self.view.split), None
+        else:
+            self.left, self.right = compose(mode, gt, net, err), None
+        self.left = np.ascontiguousarray(self.left, dtype=np.float32)
 
     # -- reading --------------------------------------------------------------------------------
-    def image_width(self) -> int:
-        """Width in pixels of the composed picture (two panels side by side, else one)."""
-        return 2 * self.view.display if self.view.mode == "side_by_side" else self.view.display
-
     def measure(self, frame_ms: float) -> Stats:
         s = self.stats
         s.frame_ms = 0.9 * s.frame_ms + 0.1 * frame_ms if s.frame_ms else frame_ms
@@ -141,3 +145,8 @@ class Viewer:
     def close(self) -> None:
         self.gt_view.worker.close()
         self.net_view.worker.close()
+
+
+def _or_grey(net: np.ndarray | None, like: np.ndarray) -> np.ndarray:
+    """The network picture, or a dark grey panel while no network is loaded."""
+    return np.ascontiguousarray(net, dtype=np.float32) if net is not None else np.full_like(like, 0.2)

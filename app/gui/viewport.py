@@ -74,10 +74,3 @@ def compose(mode: str, gt: np.ndarray, net: np.ndarray | None, err: np.ndarray |
     if mode == "split":
         return split_image(gt, net, split)
     return {"gt": gt, "network": net, "error": err}[mode]
-
-
-def to_rgba(img: np.ndarray, out: np.ndarray) -> None:
-    """Write an RGB image into the top-left corner of an RGBA texture buffer [H, W, 4] in place."""
-    h, w = img.shape[:2]
-    out[:h, :w, :3] = img
-    out[:h, :w, 3] = 1.0

@@ -21,6 +21,8 @@ from app.gui.viewport import error_map, psnr
 from renderer.errors import RedcubeError
 from renderer.render import render_image
 
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
 
 class LatestWorker:
     """Calls fn(request) on a private thread; a newer submit replaces a pending one; `take()` returns new results."""
@@ -108,7 +110,7 @@ class ModelSlot:
         def run():
             try:
                 ckpt = load_checkpoint(path)
-                model = ckpt.build_model().eval()
+                model = ckpt.build_model(DEVICE).eval()
                 for p in model.parameters():
                     p.requires_grad_(False)
                 with self._lock:
@@ -153,6 +155,7 @@ class NetFrame:
     psnr: float
     ms: float
     """Inference time of the network alone."""
+    threads: int
 
 
 @dataclass
@@ -190,10 +193,10 @@ class NetworkView:
             torch.set_num_threads(self.threads)  # set on this thread: the OpenMP setting is per thread
         t = torch.tensor(pose, dtype=torch.float32)
         t0 = time.perf_counter()
-        net = render_image(loaded.model, t, res).clamp(0, 1).numpy()
+        net = render_image(loaded.model, t, res).clamp(0, 1).cpu().numpy()
         ms = (time.perf_counter() - t0) * 1000
         gt, _ = self.rasterizer.render(t.numpy(), res)  # the scene's anti-aliased ground truth
-        return NetFrame(pose, res, loaded.version, net, gt, error_map(net, gt, self.gain()), psnr(net, gt), ms)
+        return NetFrame(pose, res, loaded.version, net, gt, error_map(net, gt, self.gain()), psnr(net, gt), ms, self.threads)
 
 
 @dataclass
