@@ -9,7 +9,9 @@ import torch
 from renderer.camera import ray_directions
 from renderer.scene import Scene
 
-INPUTS = ("pose", "plucker")
+INPUT_DIMS = {"pose": 6, "plucker": 6, "ray": 7}
+"""Per-pixel network inputs and their sizes before positional encoding."""
+INPUTS = tuple(INPUT_DIMS)
 
 
 def pose_input(poses: torch.Tensor, uv: torch.Tensor, scene: Scene) -> torch.Tensor:
@@ -30,8 +32,20 @@ def plucker_input(poses: torch.Tensor, uv: torch.Tensor, scene: Scene) -> torch.
     return torch.cat([d, torch.linalg.cross(o, d)], dim=-1)
 
 
+def ray_input(poses: torch.Tensor, uv: torch.Tensor, scene: Scene) -> torch.Tensor:
+    """Plücker coordinates plus where the camera sits on that line, o . d [..., 7].
+
+    Plücker coordinates name a line, not a ray: a camera looking away from the cube shares lines with
+    a camera behind it looking at the cube. The signed position o . d tells them apart (o = d x m + (o . d) d).
+    """
+    p = plucker_input(poses, uv, scene)
+    o = poses[..., :3].expand_as(p[..., :3]) / scene.pos_bounds
+    return torch.cat([p, (o * p[..., :3]).sum(-1, keepdim=True)], dim=-1)
+
+
 def network_input(kind: str, poses: torch.Tensor, uv: torch.Tensor, scene: Scene) -> torch.Tensor:
-    return pose_input(poses, uv, scene) if kind == "pose" else plucker_input(poses, uv, scene)
+    """The per-pixel input named by `kind` (one of INPUTS)."""
+    return {"pose": pose_input, "plucker": plucker_input, "ray": ray_input}[kind](poses, uv, scene)
 
 
 def positional_encoding(x: torch.Tensor, n_freqs: int = 10) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Experiments: several training arms on the same budget, their curves collected from log.jsonl.
 
 `overfit`: the blog's central finding: a fixed set of 100k pixel samples against streamed renders.
-`inputs`: the blog's 6-D pose input against the pixel's Plücker ray, both streamed.
+`inputs`: the blog's 6-D pose input against the pixel's Plücker line and ray inputs, all streamed.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def arms(name: str, base: TrainConfig) -> dict[str, TrainConfig]:
     if name == "inputs":
         mc = dict(base.model_config)
         return {"pose-6d": variant(model_config={**mc, "input": "pose"}),
-                "plucker": variant(model_config={**mc, "input": "plucker"})}
+                "plucker": variant(model_config={**mc, "input": "plucker"}),
+                "ray": variant(model_config={**mc, "input": "ray"})}
     raise ValueError(name)
 
 

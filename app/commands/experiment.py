@@ -12,19 +12,20 @@ from training.trainer import TrainConfig
 
 TITLES = {
     "overfit": "fixed 100k pixel samples vs streamed renders (same model, same wall-clock)",
-    "inputs": "blog 6-D pose input vs Plücker ray input (streamed, same wall-clock)",
+    "inputs": "blog 6-D pose input vs Plücker line vs ray input (streamed, same wall-clock)",
 }
 
 
 def register(sub) -> None:
     p = sub.add_parser("experiment", help="reproduce the blog's findings: overfit | inputs")
-    p.add_argument("name", choices=sorted(TITLES), help="overfit: fixed 100k vs stream; inputs: pose vs Plücker")
+    p.add_argument("name", choices=sorted(TITLES), help="overfit: fixed 100k vs stream; inputs: pose vs Plücker vs ray")
     p.add_argument("--model", default="posemlp")
     p.add_argument("--res", type=int, default=32)
     p.add_argument("--minutes", type=float, default=5.0, help="wall-clock budget per arm (default 5)")
     p.add_argument("--steps", type=int, default=None, help="step budget per arm instead of minutes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model setting (repeatable)")
     p.add_argument("--batch-size", type=int, default=16384)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate")
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/experiment"), help="output directory")
@@ -34,7 +35,7 @@ def register(sub) -> None:
 def run(args) -> int:
     base = TrainConfig(model=args.model, model_config=parse_settings(args.set), res=args.res,
                        minutes=None if args.steps else args.minutes, steps=args.steps,
-                       batch_size=args.batch_size, eval_every=args.eval_every, seed=args.seed)
+                       batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, seed=args.seed)
     out = args.out / args.name
 
     def progress(arm, rec):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from renderer.encoding import INPUTS, encoded_dim, network_input, positional_encoding
+from renderer.encoding import INPUT_DIMS, INPUTS, encoded_dim, network_input, positional_encoding
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
 
@@ -25,7 +25,8 @@ class PoseMLPConfig:
     n_freqs: int = 10
     """Positional-encoding frequencies per input (10 gives the blog's 126-dim input)."""
     input: str = "pose"
-    """'pose': the blog's (x, z, cos yaw, sin yaw, u, v); 'plucker': the pixel's ray (d, o x d)."""
+    """'pose': the blog's (x, z, cos yaw, sin yaw, u, v); 'plucker': the pixel's line (d, o x d);
+    'ray': the line plus the camera's place on it (d, o x d, o . d)."""
     skip: bool = False
     """Concatenate the encoded input again before the middle layer (NeRF-style skip)."""
     out_channels: int = 3
@@ -42,7 +43,7 @@ class PoseMLP(nn.Module):
     def __init__(self, config: PoseMLPConfig, scene: Scene):
         super().__init__()
         self.config, self.scene = config, scene
-        d_in = encoded_dim(6, config.n_freqs)
+        d_in = encoded_dim(INPUT_DIMS[config.input], config.n_freqs)
         self.skip_at = config.layers // 2 if config.skip and config.layers > 1 else -1
         dims = [d_in] + [config.width] * config.layers
         self.hidden = nn.ModuleList(

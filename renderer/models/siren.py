@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from renderer.encoding import INPUTS, network_input
+from renderer.encoding import INPUT_DIMS, INPUTS, network_input
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
 
@@ -22,7 +22,7 @@ class SirenConfig:
     w0: float = 30.0
     """Frequency factor of the sine activations (paper: 30)."""
     input: str = "pose"
-    """'pose' (the blog's 6-D input) or 'plucker' (the pixel's ray)."""
+    """'pose' (the blog's 6-D input), 'plucker' (the pixel's line) or 'ray' (line + o . d)."""
     out_channels: int = 3
     """3 for RGB; 4 for TinyVAE latents."""
 
@@ -45,7 +45,7 @@ class Siren(nn.Module):
     def __init__(self, config: SirenConfig, scene: Scene):
         super().__init__()
         self.config, self.scene = config, scene
-        dims = [6] + [config.width] * config.layers
+        dims = [INPUT_DIMS[config.input]] + [config.width] * config.layers
         self.hidden = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(config.layers))
         for i, layer in enumerate(self.hidden):
             siren_init_(layer, config.w0, first=i == 0)
