@@ -27,7 +27,8 @@ class Evaluation:
     def summary(self) -> dict:
         per_pose = [psnr(p, g) for p, g in zip(self.pred, self.gt)]
         pooled = mse_to_psnr(((self.pred - self.gt) ** 2).mean())
-        return {"psnr": psnr(self.pred, self.gt), "ssim": ssim(self.pred, self.gt), "psnr_pooled": pooled, "n": len(self.poses),
+        return {"psnr": psnr(self.pred, self.gt), "ssim": ssim(self.pred, self.gt), "psnr_pooled": pooled,
+                "psnr_median": float(np.median(per_pose)), "n": len(self.poses),
                 "res": int(self.gt.shape[1]), "psnr_per_pose": [round(v, 3) for v in per_pose]}
 
 
