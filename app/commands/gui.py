@@ -33,6 +33,11 @@ def run(args) -> int:
     if args.pose:
         x, z, yaw = args.pose
         app.fly.set_pose(x=x, z=z, yaw=yaw)
-    if args.mode or args.net_res:
-        app.view.set(**{k: v for k, v in (("mode", args.mode), ("net_res", args.net_res)) if v is not None})
+    try:
+        if args.mode or args.net_res:
+            app.view.set(**{k: v for k, v in (("mode", args.mode), ("net_res", args.net_res)) if v is not None})
+            app.net_res_locked = args.net_res is not None
+    except RedcubeError:
+        app.run(frames=0)  # close the window cleanly before reporting the bad option
+        raise
     return app.run(frames=args.frames, screenshot=args.screenshot)

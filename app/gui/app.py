@@ -9,7 +9,7 @@ state into render requests and a texture. Widgets are built in `app.gui.layout` 
 from __future__ import annotations
 
 import json
-import math
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -83,7 +83,10 @@ class App:
         self.messages: list[Message] = []
         self.show_help = False
         self.frame = 0
+        self._later: queue.SimpleQueue = queue.SimpleQueue()
         self.max_fps: float | None = MAX_FPS
+        self.net_res_locked = False
+        """True when the user chose the network resolution on the command line."""
         self._last_poll = 0.0
         self._drag_from = None
         self.size = (width or self.settings.window.get("width", 1360), height or self.settings.window.get("height", 820))
@@ -174,13 +177,22 @@ class App:
             self.message("no checkpoint yet: load one (File > Load checkpoint) or train one in the Training tab.", "warn")
             return
 
-        def done(loaded, err):
+        def done(loaded, err):  # on the GUI thread, via `later`
             if err:
                 self.message(err, "error")
-            elif remember or self.settings.checkpoint is None:
+                return
+            first = remember or self.settings.checkpoint is None
+            if first:
                 self.settings.checkpoint = str(loaded.path)
-                self.message(f"loaded {loaded.path.name}: {loaded.record['model']['kind']}, step {loaded.step}")
-        self.slot.load(Path(path), done)
+            res = loaded.record.get("train", {}).get("res")
+            if first and not self.net_res_locked and isinstance(res, int) and 32 <= res <= 512:
+                self.view.set(net_res=res)  # a newly opened network is first shown at the resolution it learned
+            self.message(f"loaded {loaded.path.name}: {loaded.record['model']['kind']}, step {loaded.step}")
+        self.slot.load(Path(path), lambda m, e: self.later(lambda: done(m, e)))
+
+    def later(self, fn) -> None:
+        """Run fn on the GUI thread at the start of the next frame (for background threads' results)."""
+        self._later.put(fn)
 
     def save_checkpoint_as(self, path: str | Path) -> None:
         from training.checkpoint import save_checkpoint
@@ -234,7 +246,7 @@ class App:
             self.message(f"training stopped with an error: {s.error or 'the process died'}. The viewport keeps the last weights.", "error")
         ckpt = s.new_checkpoint()
         if ckpt is not None:
-            self.slot.load(ckpt, lambda m, e: e and self.message(e, "error"))
+            self.slot.load(ckpt, lambda m, e: e and self.later(lambda: self.message(e, "error")))
         self.viewer.training = s.state == "running"
 
     # -- paths and video ---------------------------------------------------------------------------
@@ -347,6 +359,8 @@ class App:
         """One frame: callbacks, input, training poll, renders, widgets, draw."""
         t0 = time.perf_counter()
         dpg.run_callbacks(dpg.get_callback_queue())
+        while not self._later.empty():
+            self.guard(self._later.get())()
         keys.poll(self, t0)
         self._advance_playback(t0)
         self._poll_training(t0)

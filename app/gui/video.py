@@ -29,6 +29,7 @@ PANELS = {
     "error": "Abs error",
 }
 GT_BATCH = 16  # poses per rasterizer call: fewer thread hand-offs
+INFER_CHUNK = 8192  # pixels per forward pass: activations stay in cache (64k-pixel chunks ran 1.5x slower here)
 
 
 @dataclass
@@ -101,7 +102,7 @@ def export_video(cameras: list[Camera], out: str | Path, *, rasterizer, model=No
             for i, cam in enumerate(batch):
                 if cancel is not None and cancel.is_set():
                     return VideoResult(None, done, time.perf_counter() - t0, cancelled=True)
-                net = render_image(model, cam.pose(), res).clamp(0, 1).cpu().numpy() if model is not None and panel != "gt" else None
+                net = render_image(model, cam.pose(), res, chunk=INFER_CHUNK).clamp(0, 1).cpu().numpy() if model is not None and panel != "gt" else None
                 frame = panel_frame(panel, None if gts is None else gts[i], net)
                 writer.send(np.ascontiguousarray((np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)))
                 done += 1

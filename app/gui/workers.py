@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from app.gui.video import INFER_CHUNK
 from app.gui.viewport import error_map, psnr
 from renderer.errors import RedcubeError
 from renderer.render import render_image
@@ -193,7 +194,7 @@ class NetworkView:
             torch.set_num_threads(self.threads)  # set on this thread: the OpenMP setting is per thread
         t = torch.tensor(pose, dtype=torch.float32)
         t0 = time.perf_counter()
-        net = render_image(loaded.model, t, res).clamp(0, 1).cpu().numpy()
+        net = render_image(loaded.model, t, res, chunk=INFER_CHUNK).clamp(0, 1).cpu().numpy()
         ms = (time.perf_counter() - t0) * 1000
         gt, _ = self.rasterizer.render(t.numpy(), res)  # the scene's anti-aliased ground truth
         return NetFrame(pose, res, loaded.version, net, gt, error_map(net, gt, self.gain()), psnr(net, gt), ms, self.threads)
