@@ -80,7 +80,7 @@ def _produce(scene_dict, res, cfg: StreamConfig, seed, names, seqs, counter, loc
     gen = torch.Generator().manual_seed(seed)
     try:
         with Rasterizer(Scene.from_dict(scene_dict)) as rast:
-            while not stop.is_set():
+            while not stop.value:
                 t0 = time.perf_counter()
                 poses = sample_poses(rast.scene, cfg.frames_per_buffer, gen).numpy()
                 rgb, _ = rast.render(poses, res)
@@ -90,7 +90,9 @@ def _produce(scene_dict, res, cfg: StreamConfig, seed, names, seqs, counter, loc
                     pool.poses[slot], pool.rgb[slot] = poses, rgb
                     seqs[slot] = counter.value
                 if cfg.refresh_hz > 0:
-                    stop.wait(max(0.0, 1.0 / cfg.refresh_hz - (time.perf_counter() - t0)))
+                    until = t0 + 1.0 / cfg.refresh_hz
+                    while not stop.value and time.perf_counter() < until:
+                        time.sleep(min(0.02, max(0.0, until - time.perf_counter())))
     except Exception as e:
         errors.put(str(e))
     finally:
@@ -113,7 +115,10 @@ class FrameStream:
         self._pool = _Pool(cfg.pool_size, cfg.frames_per_buffer, self.res)
         self._seqs = ctx.Array("q", cfg.pool_size, lock=False)
         self._counter = ctx.Value("q", 0, lock=False)
-        self._lock, self._stop, self._errors = ctx.Lock(), ctx.Event(), ctx.Queue()
+        # The stop signal is a plain shared flag, not an Event: Event.set() waits for every process
+        # sleeping in Event.wait() to wake up, so a producer killed while waiting would hang close().
+        self._stop = ctx.Value("b", 0, lock=False)
+        self._lock, self._errors = ctx.Lock(), ctx.Queue()
         try:
             for s in self.seeds:
                 p = ctx.Process(target=_produce, daemon=True, name="redcube-producer", args=(
@@ -152,7 +157,7 @@ class FrameStream:
     def close(self) -> None:
         if self._pool is None:
             return
-        self._stop.set()
+        self._stop.value = 1
         for p in self._procs:
             p.join(timeout=10)
             if p.is_alive():
