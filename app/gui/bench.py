@@ -2,8 +2,8 @@
 
 `gui_bench()` runs each measurement in a fresh subprocess under `xvfb-run -a` (dearpygui needs a
 display, and must not share a process with the caller's EGL context). The camera turns continuously
-during the measurement, so every frame asks for a new ground truth and a new network image: the
-figures are for flying, not for a still picture. `gui_fps_training` has a training process running
+during the main measurement, so every frame asks for a new ground truth and a new network image:
+`gui_fps_*` are for flying; `gui_fps_*_still` hold the camera still (the window redraws, nothing re-renders). `gui_fps_training` has a training process running
 (posemlp, 64², streamed data) beside the window.
 """
 
@@ -18,12 +18,14 @@ import time
 from pathlib import Path
 
 WARMUP_FRAMES = 30
+NET_RES = 64  # the issue's target view: ground truth + a 64² posemlp
 MEASURE_S = 6.0
 
 
 def _child(mode: str, checkpoint: str, measure_s: float) -> dict:
     """Runs inside the Xvfb subprocess: open the app, fly, count frames."""
     from app.gui.app import App
+    from app.gui.training_session import TrainChoices
 
     cfg = Path(tempfile.mkdtemp(prefix="redcube-bench-"))
     app = App(checkpoint=Path(checkpoint), settings_path=cfg / "settings.json")
@@ -31,8 +33,10 @@ def _child(mode: str, checkpoint: str, measure_s: float) -> dict:
     try:
         while app.slot.loading is not None or app.slot.current is None:
             app.step()
+        app.net_res_locked = True
+        app.view.set(net_res=NET_RES)
         if mode == "training":
-            app.session.choices.__dict__.update(model="posemlp", res=64, data="stream", budget=30, unit="minutes")
+            app.session.choices = TrainChoices(model="posemlp", res=64, data="stream", budget=30, unit="minutes")
             app.train_start()
             t0 = time.perf_counter()
             while app.session.last.get("samples_per_s") is None and time.perf_counter() - t0 < 120:
@@ -40,27 +44,37 @@ def _child(mode: str, checkpoint: str, measure_s: float) -> dict:
             if app.session.state != "running":
                 return {"error": f"training did not start ({app.session.state}: {app.session.error})"}
         app.max_fps = None  # measure what the window can do, not the cap
+        while not app.viewer.idle() or app.viewer.net is None:
+            app.step()  # the still picture is final: nothing left to render
+        still = _measure(app, measure_s / 2, turn=False)
         for _ in range(WARMUP_FRAMES):
             app.on_keys({"left"}, 1 / 60)
             app.step()
-        frames, net_frames, t0 = 0, 0, time.perf_counter()
-        last_net = app.viewer.net
-        while time.perf_counter() - t0 < measure_s:
-            app.on_keys({"left"}, 1 / 60)  # turn: every frame is a new pose
-            app.step()
-            frames += 1
-            if app.viewer.net is not last_net:
-                net_frames, last_net = net_frames + 1, app.viewer.net
-        dt = time.perf_counter() - t0
-        out = {"fps": frames / dt, "network_fps": net_frames / dt, "inference_ms": app.viewer.stats.inference_ms,
-               "gt_ms": app.viewer.stats.gt_ms, "display": app.view.display, "net_res": app.view.net_res,
-               "window": list(app.size)}
+        flying = _measure(app, measure_s, turn=True)
+        out = {"fps": flying["fps"], "network_fps": flying["network_fps"], "fps_still": still["fps"],
+               "inference_ms": app.viewer.stats.inference_ms, "gt_ms": app.viewer.stats.gt_ms,
+               "display": app.view.display, "net_res": app.view.net_res, "window": list(app.size)}
         if mode == "training":
             app.session.poll()
             out["train_samples_per_s"] = app.session.last.get("samples_per_s")
         return out
     finally:
         app.run(frames=0)  # closes the app (stops training) through the normal path
+
+
+def _measure(app, seconds: float, turn: bool) -> dict:
+    """Frames per second of the whole loop; with `turn`, every frame is a new pose (flying)."""
+    frames, net_frames, t0 = 0, 0, time.perf_counter()
+    last_net = app.viewer.net
+    while time.perf_counter() - t0 < seconds:
+        if turn:
+            app.on_keys({"left"}, 1 / 60)
+        app.step()
+        frames += 1
+        if app.viewer.net is not last_net:
+            net_frames, last_net = net_frames + 1, app.viewer.net
+    dt = time.perf_counter() - t0
+    return {"fps": frames / dt, "network_fps": net_frames / dt}
 
 
 def _run_child(mode: str, checkpoint: Path, measure_s: float) -> dict:
@@ -100,6 +114,8 @@ def gui_bench(checkpoint: Path | None = None, measure_s: float = MEASURE_S) -> d
     figures = {
         "gui_fps_paused": paused.get("fps"),
         "gui_fps_training": training.get("fps"),
+        "gui_fps_paused_still": paused.get("fps_still"),
+        "gui_fps_training_still": training.get("fps_still"),
         "gui_network_fps_paused": paused.get("network_fps"),
         "gui_network_fps_training": training.get("network_fps"),
         "gui_detail": {"paused": paused, "training": training, "camera": "turning every frame",

@@ -19,8 +19,8 @@ from app.gui.viewport import compose, upscale
 from app.gui.workers import GroundTruthView, GTFrame, ModelSlot, NetFrame, NetworkView
 from renderer.scene import Scene
 
-STILL_AFTER_S = 0.25  # a camera still this long gets the anti-aliased ground truth
-MOVING_SUPERSAMPLE = 1
+STILL_AFTER_S = 0.25  # a camera still this long gets the full-size anti-aliased ground truth
+MOVING_DOWNSCALE = 2  # while flying: half-size aliased ground truth, a sixty-fourth of the still frame's samples
 
 
 def device_name(threads: int) -> str:
@@ -58,6 +58,7 @@ class Viewer:
         self.net: NetFrame | None = None
         self.stats = Stats()
         self._asked_gt: tuple | None = None
+        self._last_view: tuple | None = None
         self._asked_net: tuple | None = None
         self._moved_at = 0.0
         self._seen_view = -1
@@ -81,14 +82,13 @@ class Viewer:
 
     def _request(self, pose: tuple, now: float) -> None:
         size = self.view.display
-        if self._asked_gt is None or self._asked_gt[:2] != (pose, size):
-            self._moved_at = now
+        if (pose, size) != self._last_view:
+            self._last_view, self._moved_at = (pose, size), now
         still = now - self._moved_at > STILL_AFTER_S
-        ss = self.scene.supersample if still else MOVING_SUPERSAMPLE
-        gt_req = (pose, size, ss)
+        gt_req = (pose, size, self.scene.supersample) if still else (pose, size // MOVING_DOWNSCALE, 1)
         if gt_req != self._asked_gt:
             self._asked_gt = gt_req
-            self.gt_view.request(pose, size, ss)
+            self.gt_view.request(*gt_req)
         # One inference thread while flying or training leaves a core for drawing (and the trainer);
         # a still camera on an idle machine gets both for a quick sharp frame.
         self.net_view.threads = 1 if self.training or not still else 2
@@ -115,9 +115,10 @@ class Viewer:
         """Fill the two displayed panels. Ground truth goes to the screen as the rasterizer returned it
         (no copy); only the network picture is upscaled, and only split mode blends pixels."""
         size = self.view.display
-        if self.gt is None or self.gt.size != size:
-            return  # a resize is in flight; keep the old picture until the new ground truth arrives
-        gt, mode = self.gt.rgb, self.view.mode
+        if self.gt is None:
+            return
+        gt = self.gt.rgb if self.gt.size == size else upscale(self.gt.rgb, size, "nearest")  # flying: half size
+        mode = self.view.mode
         net = err = None
         if self.net is not None:
             net = upscale(self.net.net, size, self.view.upscale)

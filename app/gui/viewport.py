@@ -26,10 +26,10 @@ def upscale(img: np.ndarray, size: int, method: str = "nearest") -> np.ndarray:
         return img
     if method == "nearest":
         idx = _nearest_index(img.shape[0], size)
-        return img[idx][:, idx]
+        return np.take(np.take(img, idx, axis=0), idx, axis=1)  # C-contiguous, as textures need
     t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]
     out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=img.shape[0] > size)
-    return out[0].permute(1, 2, 0).numpy()
+    return np.ascontiguousarray(out[0].permute(1, 2, 0).numpy())
 
 
 @functools.lru_cache(maxsize=1)
