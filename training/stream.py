@@ -70,7 +70,10 @@ class _Pool:
 
 
 def _produce(scene_dict, res, cfg: StreamConfig, seed, names, seqs, counter, lock, stop, errors) -> None:
-    """Producer process body: render random poses, copy them into the oldest slot, repeat."""
+    """Producer process body: render random poses, copy them into the oldest slot, repeat.
+
+    Stops when asked, or when its trainer has gone (killed without closing the stream)."""
+    parent = os.getppid()
     # One rasterizer thread and one torch thread: the trainer owns the cores (Mesa reads this at context creation).
     os.environ["LP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
@@ -80,7 +83,7 @@ def _produce(scene_dict, res, cfg: StreamConfig, seed, names, seqs, counter, loc
     gen = torch.Generator().manual_seed(seed)
     try:
         with Rasterizer(Scene.from_dict(scene_dict)) as rast:
-            while not stop.value:
+            while not stop.value and os.getppid() == parent:
                 t0 = time.perf_counter()
                 poses = sample_poses(rast.scene, cfg.frames_per_buffer, gen).numpy()
                 rgb, _ = rast.render(poses, res)
