@@ -60,6 +60,7 @@ class VideoJob:
         self.result = None
         self.error: str | None = None
         self.finished = False
+        self.reported = False
 
 
 class App:
@@ -76,8 +77,9 @@ class App:
         self.viewer = Viewer(self.scene, self.rasterizer, self.fly, self.view, self.slot)
         self.session = TrainingSession(TrainChoices.from_dict(self.settings.training))
         self.path = CameraPath()
-        self.video = dict({"panel": "side_by_side", "res": 256, "fps": 30, "frames": 300, "out": "redcube.mp4"},
-                          **self.settings.video)
+        self.video = {"panel": "side_by_side", "res": 256, "fps": 30, "frames": 300, "out": "redcube.mp4"}
+        self.video.update({k: v for k, v in self.settings.video.items()
+                           if k in self.video and isinstance(v, type(self.video[k]))})
         self.job: VideoJob | None = None
         self.playback: tuple[list[Camera], float] | None = None
         self.messages: list[Message] = []
@@ -243,11 +245,18 @@ class App:
         s.poll()
         if s.state == "failed" and not s.reported_failure:
             s.reported_failure = True
-            self.message(f"training stopped with an error: {s.error or 'the process died'}. The viewport keeps the last weights.", "error")
+            self.message(f"training stopped: {s.error or 'the training process ended without a final record.'}", "error")
         ckpt = s.new_checkpoint()
         if ckpt is not None:
-            self.slot.load(ckpt, lambda m, e: e and self.later(lambda: self.message(e, "error")))
+            self.slot.load(ckpt, lambda m, e: self.later(lambda: self._followed(m, e)))
         self.viewer.training = s.state == "running"
+
+    def _followed(self, loaded, err) -> None:
+        """A training checkpoint arrived: it is what the next launch opens."""
+        if err:
+            self.message(err, "error")
+        else:
+            self.settings.checkpoint = str(loaded.path)
 
     # -- paths and video ---------------------------------------------------------------------------
     def add_keyframe(self) -> None:
@@ -318,8 +327,9 @@ class App:
 
     def _check_job(self) -> None:
         job = self.job
-        if job is None or not job.finished or job.result is False:
+        if job is None or not job.finished or job.reported:
             return
+        job.reported = True
         if job.error:
             self.message(job.error, "error")
         elif job.result.cancelled:
@@ -327,7 +337,6 @@ class App:
         else:
             r = job.result
             self.message(f"wrote {r.path}: {r.frames} frames in {r.seconds:.1f} s ({r.fps:.1f} frames/s)")
-        job.result = False  # reported
 
     # -- snapshots ---------------------------------------------------------------------------------
     def screenshot(self, path: str | Path | None) -> Path:

@@ -56,6 +56,12 @@ def _plot(name: str, ylabel: str, width: int, log: bool, series) -> None:
 def refresh(app) -> None:
     s = app.session
     state = s.state
+    c = s.choices
+    for tag, value in (("_combo_train_model", c.model), ("_combo_train_res", str(c.res)), ("_combo_train_data", c.data),
+                       ("_combo_budget_unit", c.unit)):
+        dpg.set_value(tag, value)
+    if not dpg.is_item_active("_input_budget"):
+        dpg.set_value("_input_budget", float(c.budget))
     dpg.set_value("_text_train_status", s.status())
     dpg.configure_item("_button_start", enabled=not s.active)
     dpg.configure_item("_button_pause", enabled=state == "running")
