@@ -35,6 +35,7 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets"
 DEFAULT_CHECKPOINTS = ("posemlp_64.safetensors", "posemlp_32.safetensors")
 POLL_EVERY_S = 0.25  # training poll / plot refresh interval
 MAX_FPS = 60.0  # drawing faster only takes CPU from inference and training on a small machine
+IDLE_FPS, IDLE_AFTER_S = 20.0, 1.0  # no input and nothing new for a second: redraw less often
 
 
 def default_checkpoint() -> Path | None:
@@ -90,6 +91,7 @@ class App:
         self.net_res_locked = False
         """True when the user chose the network resolution on the command line."""
         self._last_poll = 0.0
+        self._active_at = 0.0
         self._drag_from = None
         self.size = (width or self.settings.window.get("width", 1360), height or self.settings.window.get("height", 820))
         if note:
@@ -367,22 +369,34 @@ class App:
     def step(self) -> None:
         """One frame: callbacks, input, training poll, renders, widgets, draw."""
         t0 = time.perf_counter()
-        dpg.run_callbacks(dpg.get_callback_queue())
+        jobs = dpg.get_callback_queue()
+        dpg.run_callbacks(jobs)
+        active = bool(jobs) or not self._later.empty()
         while not self._later.empty():
             self.guard(self._later.get())()
-        keys.poll(self, t0)
+        active |= keys.poll(self, t0)
         self._advance_playback(t0)
         self._poll_training(t0)
         self._check_job()
         if self.viewer.tick(t0):
             layout.show_texture(self)
+            active = True
         layout.refresh(self)
         dpg.render_dearpygui_frame()
         self.frame += 1
         busy = time.perf_counter() - t0
         self.viewer.measure(busy * 1000)
-        if self.max_fps and busy < 1 / self.max_fps:
-            time.sleep(1 / self.max_fps - busy)
+        self._throttle(t0, busy, active or self.playback is not None or not self.viewer.idle())
+
+    def _throttle(self, t0: float, busy: float, active: bool) -> None:
+        """Cap the frame rate; after a quiet second drop to IDLE_FPS so training gets the CPU."""
+        if active:
+            self._active_at = t0
+        if not self.max_fps:
+            return
+        fps = IDLE_FPS if t0 - self._active_at > IDLE_AFTER_S else self.max_fps
+        if busy < 1 / fps:
+            time.sleep(1 / fps - busy)
 
     def run(self, frames: int | None = None, screenshot: Path | None = None, timeout_s: float = 60.0) -> int:
         """Run until the window closes, or for `frames` frames / until a screenshot is taken."""

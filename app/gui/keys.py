@@ -27,17 +27,25 @@ def typing(app) -> bool:
     return any(dpg.is_item_active(tag) for tag in app.text_inputs if dpg.does_item_exist(tag))
 
 
-def poll(app, now: float) -> None:
+def poll(app, now: float) -> bool:
+    """Apply held keys, presses and drags; True if the user did anything (the mouse moved included)."""
     dt = now - getattr(app, "_keys_t", now)
     app._keys_t = now
-    if not typing(app):
+    active = typing(app)  # a focused text field redraws at full rate
+    if not active:
         held = {name for name, code in HELD.items() if dpg.is_key_down(code)}
         if held:
             app.on_keys(held, dt, fast=any(dpg.is_key_down(k) for k in SHIFT))
         for name, code in PRESSED.items():
             if dpg.is_key_pressed(code):
                 app.guard(app.on_key_press)(name)
+                active = True
+        active |= bool(held)
     _poll_drag(app)
+    mouse = tuple(dpg.get_mouse_pos(local=False))
+    active |= mouse != getattr(app, "_mouse_at", mouse) or app._drag_from is not None
+    app._mouse_at = mouse
+    return active
 
 
 def _poll_drag(app) -> None:
