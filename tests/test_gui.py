@@ -112,11 +112,11 @@ out["path_error"] = app.messages[-1].text
 app.guard(app.screenshot)("/proc/nope/x.png")  # an unwritable screenshot
 out["shot_error"] = app.messages[-1].text
 app.use_preset("orbit")                    # the Path & video tab: export 4 frames, then to a bad place
-app.video.update(frames=4, res=32, fps=4, panel="side_by_side", out={video!r})
+app.video.options.update(frames=4, res=32, fps=4, panel="side_by_side")
 for target in ({video!r}, "/proc/nope/v.mp4"):
-    app.video["out"] = target
+    app.video.options["out"] = target
     app.guard(app.export)()
-    while not app.job.finished:
+    while app.video.running:
         app.step()
     app.step()
     out.setdefault("video_msgs", []).append(app.messages[-1].text)

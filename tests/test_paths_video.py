@@ -259,3 +259,23 @@ def test_export_video_command(tmp_path, scene, small_net, one_sentence):
     p = _cli(ckpt, "--path", tmp_path / "path.json", "--out", tmp_path / "bad.mp4")
     assert p.returncode == 2 and not (tmp_path / "bad.mp4").exists()
     one_sentence(p.stderr.strip().removeprefix("redcube: error: "))
+
+
+# -- the Path & video tab's state ----------------------------------------------------------------
+def test_video_session_preview_and_export(tmp_path, scene, rasterizer, small_net):
+    from app.gui.video_session import VideoSession
+
+    v = VideoSession(scene, {"frames": 6, "fps": 10, "res": 32, "out": str(tmp_path / "s.mp4"), "bogus": 1, "panel": 3})
+    assert v.options["panel"] == "side_by_side" and "bogus" not in v.options  # bad remembered values are dropped
+    with pytest.raises(RedcubeError):
+        v.export(rasterizer, small_net)  # no keyframes yet
+    v.use_preset("walk")
+    v.play(now=0.0)
+    assert v.camera_at(0.0).z > 1.0 and v.camera_at(0.55).z < -1.0  # frame 0, then frame 5 of 6
+    assert v.camera_at(1.0) is None and v.playback is None  # a non-looping preview ends
+    v.export(rasterizer, small_net)
+    while v.running:
+        threading.Event().wait(0.05)
+    text, level = v.outcome()
+    assert level == "info" and text.startswith("wrote") and v.outcome() is None
+    assert len(_read_frames(tmp_path / "s.mp4")) == 6

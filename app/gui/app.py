@@ -19,14 +19,12 @@ import dearpygui.dearpygui as dpg
 import torch
 
 from app.gui import keys, layout
-from app.gui.paths import CameraPath, preset
 from app.gui.settings import Settings, load_settings, save_settings
 from app.gui.state import FlyCamera, ViewSettings, VIEW_MODES
 from app.gui.training_session import TrainChoices, TrainingSession
-from app.gui.video import export_video
+from app.gui.video_session import VideoSession
 from app.gui.viewer import Viewer
 from app.gui.workers import ModelSlot
-from renderer.camera import Camera
 from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
@@ -52,18 +50,6 @@ class Message:
     at: float
 
 
-class VideoJob:
-    """A running export: progress for the bar, an event for Cancel, the outcome for the message line."""
-
-    def __init__(self, total: int):
-        self.total, self.done = total, 0
-        self.cancel = threading.Event()
-        self.result = None
-        self.error: str | None = None
-        self.finished = False
-        self.reported = False
-
-
 class App:
     def __init__(self, checkpoint: Path | None = None, scene: Scene | None = None, settings_path: Path | None = None,
                  width: int | None = None, height: int | None = None):
@@ -77,12 +63,7 @@ class App:
         self.slot = ModelSlot()
         self.viewer = Viewer(self.scene, self.rasterizer, self.fly, self.view, self.slot)
         self.session = TrainingSession(TrainChoices.from_dict(self.settings.training))
-        self.path = CameraPath()
-        self.video = {"panel": "side_by_side", "res": 256, "fps": 30, "frames": 300, "out": "redcube.mp4"}
-        self.video.update({k: v for k, v in self.settings.video.items()
-                           if k in self.video and isinstance(v, type(self.video[k]))})
-        self.job: VideoJob | None = None
-        self.playback: tuple[list[Camera], float] | None = None
+        self.video = VideoSession(self.scene, self.settings.video)
         self.messages: list[Message] = []
         self.show_help = False
         self.frame = 0
@@ -151,11 +132,11 @@ class App:
     # -- input handlers (state changes only) -----------------------------------------------------
     def on_keys(self, held: set[str], dt: float, fast: bool = False) -> None:
         if self.fly.update(held, dt, fast):
-            self.playback = None
+            self.video.stop()
 
     def on_drag(self, dx: float, dy: float) -> None:
         self.fly.drag(dx, dy)
-        self.playback = None
+        self.video.stop()
 
     def on_key_press(self, name: str) -> None:
         actions = {
@@ -262,83 +243,29 @@ class App:
 
     # -- paths and video ---------------------------------------------------------------------------
     def add_keyframe(self) -> None:
-        self.path.add(self.fly.camera)
-        self.message(f"keyframe {len(self.path.keyframes)} added")
-
-    def path_clear(self) -> None:
-        self.path = CameraPath()
-        self.playback = None
+        self.message(self.video.add_keyframe(self.fly.camera))
 
     def use_preset(self, name: str) -> None:
-        self.path = preset(name, self.scene)
-        self.message(f"path preset '{name}': {len(self.path.keyframes)} keyframes")
+        self.message(self.video.use_preset(name))
 
     def load_path(self, file: str | Path) -> None:
-        self.path = CameraPath.load(file)
-        self.message(f"loaded path {file}: {len(self.path.keyframes)} keyframes")
-        for p in self.path.problems(self.scene)[:1]:
-            self.message(f"path leaves the training distribution ({p})", "warn")
+        for text, level in self.video.load(file):
+            self.message(text, level)
 
     def save_path(self, file: str | Path) -> None:
-        self.message(f"saved path to {self.path.save(file)}")
-
-    def play(self) -> None:
-        n = max(2, int(self.video["frames"]))
-        self.playback = (self.path.sample(n), time.perf_counter())
-
-    def stop_play(self) -> None:
-        self.playback = None
-
-    def _advance_playback(self, now: float) -> None:
-        if self.playback is None:
-            return
-        cams, t0 = self.playback
-        i = int((now - t0) * float(self.video["fps"]))
-        if i >= len(cams):
-            if not self.path.loop:
-                self.playback = None
-                return
-            i %= len(cams)
-        self.fly.set_camera(cams[i])
+        self.message(self.video.save(file))
 
     def export(self) -> None:
-        if self.job is not None and not self.job.finished:
-            raise RedcubeError("an export is already running; cancel it first.")
-        v = self.video
-        cams = self.path.sample(int(v["frames"]))
         loaded = self.slot.snapshot()
-        job = VideoJob(len(cams))
+        self.video.export(self.rasterizer, loaded.model if loaded else None)
 
-        def run():
-            try:
-                job.result = export_video(cams, v["out"], rasterizer=self.rasterizer, model=loaded and loaded.model,
-                                          panel=v["panel"], res=int(v["res"]), fps=int(v["fps"]),
-                                          progress=lambda d, t: setattr(job, "done", d), cancel=job.cancel)
-            except RedcubeError as e:
-                job.error = str(e)
-            except Exception as e:
-                job.error = f"video export failed ({type(e).__name__}: {e})."
-            job.finished = True
-
-        self.job = job
-        threading.Thread(target=run, name="redcube-video", daemon=True).start()
-
-    def cancel_export(self) -> None:
-        if self.job is not None:
-            self.job.cancel.set()
-
-    def _check_job(self) -> None:
-        job = self.job
-        if job is None or not job.finished or job.reported:
-            return
-        job.reported = True
-        if job.error:
-            self.message(job.error, "error")
-        elif job.result.cancelled:
-            self.message(f"export cancelled after {job.done} frames; nothing was written.", "warn")
-        else:
-            r = job.result
-            self.message(f"wrote {r.path}: {r.frames} frames in {r.seconds:.1f} s ({r.fps:.1f} frames/s)")
+    def _video_frame(self, now: float) -> None:
+        cam = self.video.camera_at(now)
+        if cam is not None:
+            self.fly.set_camera(cam)
+        done = self.video.outcome()
+        if done:
+            self.message(*done)
 
     # -- snapshots ---------------------------------------------------------------------------------
     def screenshot(self, path: str | Path | None) -> Path:
@@ -375,9 +302,8 @@ class App:
         while not self._later.empty():
             self.guard(self._later.get())()
         active |= keys.poll(self, t0)
-        self._advance_playback(t0)
         self._poll_training(t0)
-        self._check_job()
+        self._video_frame(t0)
         if self.viewer.tick(t0):
             layout.show_texture(self)
             active = True
@@ -386,7 +312,7 @@ class App:
         self.frame += 1
         busy = time.perf_counter() - t0
         self.viewer.measure(busy * 1000)
-        self._throttle(t0, busy, active or self.playback is not None or not self.viewer.idle())
+        self._throttle(t0, busy, active or self.video.playback is not None or not self.viewer.idle())
 
     def _throttle(self, t0: float, busy: float, active: bool) -> None:
         """Cap the frame rate; after a quiet second drop to IDLE_FPS so training gets the CPU."""
@@ -438,8 +364,7 @@ class App:
     def close(self) -> None:
         self._remember()
         self.session.close()
-        if self.job is not None:
-            self.job.cancel.set()
+        self.video.cancel()
         self.viewer.close()
         self.rasterizer.close()
         dpg.destroy_context()
@@ -451,7 +376,7 @@ class App:
         s.camera = {"speed": self.fly.speed, "free": self.fly.free,
                     "pose": {k: getattr(c, k) for k in ("x", "z", "yaw", "y", "pitch")}}
         s.training = self.session.to_dict()
-        s.video = dict(self.video)
+        s.video = dict(self.video.options)
         try:
             w, h = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
             if w > 200 and h > 200:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import time
+
 import dearpygui.dearpygui as dpg
 
 from app.gui.video import PANELS
 
 
 def build(app) -> None:
-    g, v = app.guard, app.video
+    g, v = app.guard, app.video.options
     dpg.add_text("Camera path", color=(150, 200, 255))
     dpg.add_text("", tag="_text_path")
     with dpg.group(horizontal=True):
         dpg.add_button(label="Add keyframe (K)", callback=g(app.add_keyframe))
-        dpg.add_button(label="Clear", callback=g(app.path_clear))
-        dpg.add_checkbox(label="loop", tag="_check_loop", callback=lambda s, a: setattr(app.path, "loop", a))
+        dpg.add_button(label="Clear", callback=g(app.video.clear))
+        dpg.add_checkbox(label="loop", tag="_check_loop", callback=lambda s, a: setattr(app.video.path, "loop", a))
     with dpg.group(horizontal=True):
         dpg.add_button(label="Preset: orbit", callback=g(lambda: app.use_preset("orbit")))
         dpg.add_button(label="Preset: walk", callback=g(lambda: app.use_preset("walk")))
@@ -22,8 +24,8 @@ def build(app) -> None:
         dpg.add_button(label="Load path...", callback=lambda: dpg.show_item("_dialog_path_load"))
         dpg.add_button(label="Save path...", callback=lambda: dpg.show_item("_dialog_path_save"))
     with dpg.group(horizontal=True):
-        dpg.add_button(label="Play preview", callback=g(app.play))
-        dpg.add_button(label="Stop", callback=g(app.stop_play))
+        dpg.add_button(label="Play preview", callback=g(lambda: app.video.play(time.perf_counter())))
+        dpg.add_button(label="Stop", callback=g(app.video.stop))
     dpg.add_separator()
     dpg.add_text("Export mp4", color=(150, 200, 255))
     labels = {label: key for key, label in PANELS.items()}
@@ -41,22 +43,21 @@ def build(app) -> None:
     app.text_inputs.append("_input_video_out")
     with dpg.group(horizontal=True):
         dpg.add_button(label="Export", tag="_button_export", callback=g(app.export))
-        dpg.add_button(label="Cancel", tag="_button_cancel", callback=g(app.cancel_export))
+        dpg.add_button(label="Cancel", tag="_button_cancel", callback=g(app.video.cancel))
     dpg.add_progress_bar(tag="_progress_video", width=-1, default_value=0.0, overlay="")
 
 
 def set_out(app, path: str) -> None:
-    app.video["out"] = path
+    app.video.options["out"] = path
     dpg.set_value("_input_video_out", path)
 
 
 def refresh(app) -> None:
-    p = app.path
+    p = app.video.path
     dpg.set_value("_text_path", f"{len(p.keyframes)} keyframes" + (" (loop)" if p.loop else "") +
-                  ("  - playing" if app.playback else ""))
+                  ("  - playing" if app.video.playback else ""))
     dpg.set_value("_check_loop", p.loop)
-    job = app.job
-    running = job is not None and not job.finished
+    job, running = app.video.job, app.video.running
     dpg.configure_item("_button_export", enabled=not running)
     dpg.configure_item("_button_cancel", enabled=running)
     if job is not None:

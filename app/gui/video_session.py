@@ -1,0 +1,128 @@
+"""The Path & video tab's state, without GUI calls: the camera path, preview playback and export jobs.
+
+Exports run on a worker thread (the window stays live) and report progress through a `VideoJob`;
+Cancel sets its event. Every outcome comes back as one line for the window's message bar.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from app.gui.paths import CameraPath, preset
+from app.gui.video import export_video
+from renderer.camera import Camera
+from renderer.errors import RedcubeError
+from renderer.scene import Scene
+
+DEFAULTS = {"panel": "side_by_side", "res": 256, "fps": 30, "frames": 300, "out": "redcube.mp4"}
+
+
+class VideoJob:
+    """A running export: progress for the bar, an event for Cancel, the outcome for the message line."""
+
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+        self.cancel = threading.Event()
+        self.result = None
+        self.error: str | None = None
+        self.finished = False
+        self.reported = False
+
+
+class VideoSession:
+    def __init__(self, scene: Scene, options: dict | None = None):
+        self.scene = scene
+        self.path = CameraPath()
+        self.options = dict(DEFAULTS)
+        """panel, res, fps, frames, out: the export choices (remembered in the settings file)."""
+        self.options.update({k: v for k, v in (options or {}).items() if k in DEFAULTS and isinstance(v, type(DEFAULTS[k]))})
+        self.job: VideoJob | None = None
+        self.playback: tuple[list[Camera], float] | None = None
+
+    # -- the path ------------------------------------------------------------------------------
+    def add_keyframe(self, cam: Camera) -> str:
+        self.path.add(cam)
+        return f"keyframe {len(self.path.keyframes)} added"
+
+    def clear(self) -> None:
+        self.path, self.playback = CameraPath(), None
+
+    def use_preset(self, name: str) -> str:
+        self.path = preset(name, self.scene)
+        return f"path preset '{name}': {len(self.path.keyframes)} keyframes"
+
+    def load(self, file: str | Path) -> list[tuple[str, str]]:
+        """Messages (text, level): what was loaded, and a warning if it leaves the training distribution."""
+        self.path = CameraPath.load(file)
+        out = [(f"loaded path {file}: {len(self.path.keyframes)} keyframes", "info")]
+        out += [(f"path leaves the training distribution ({p})", "warn") for p in self.path.problems(self.scene)[:1]]
+        return out
+
+    def save(self, file: str | Path) -> str:
+        return f"saved path to {self.path.save(file)}"
+
+    # -- preview -------------------------------------------------------------------------------
+    def play(self, now: float) -> None:
+        self.playback = (self.path.sample(max(2, int(self.options["frames"]))), now)
+
+    def stop(self) -> None:
+        self.playback = None
+
+    def camera_at(self, now: float) -> Camera | None:
+        """The preview's camera for this moment (None when not playing; a loop wraps round)."""
+        if self.playback is None:
+            return None
+        cams, t0 = self.playback
+        i = int((now - t0) * float(self.options["fps"]))
+        if i >= len(cams):
+            if not self.path.loop:
+                self.playback = None
+                return None
+            i %= len(cams)
+        return cams[i]
+
+    # -- export --------------------------------------------------------------------------------
+    def export(self, rasterizer, model) -> None:
+        """Start an export of the path on a worker thread."""
+        if self.running:
+            raise RedcubeError("an export is already running; cancel it first.")
+        o = dict(self.options)
+        cams = self.path.sample(int(o["frames"]))
+        job = VideoJob(len(cams))
+
+        def run():
+            try:
+                job.result = export_video(cams, o["out"], rasterizer=rasterizer, model=model, panel=o["panel"],
+                                          res=int(o["res"]), fps=int(o["fps"]),
+                                          progress=lambda d, t: setattr(job, "done", d), cancel=job.cancel)
+            except RedcubeError as e:
+                job.error = str(e)
+            except Exception as e:  # an encoder failure must not pass silently
+                job.error = f"video export failed ({type(e).__name__}: {e})."
+            job.finished = True
+
+        self.job = job
+        threading.Thread(target=run, name="redcube-video", daemon=True).start()
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel.set()
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and not self.job.finished
+
+    def outcome(self) -> tuple[str, str] | None:
+        """(message, level) once, when a job has finished."""
+        job = self.job
+        if job is None or not job.finished or job.reported:
+            return None
+        job.reported = True
+        if job.error:
+            return job.error, "error"
+        r = job.result
+        if r.cancelled:
+            return f"export cancelled after {job.done} frames; nothing was written.", "warn"
+        return f"wrote {r.path}: {r.frames} frames in {r.seconds:.1f} s ({r.fps:.1f} frames/s)", "info"
