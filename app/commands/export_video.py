@@ -7,7 +7,6 @@ from pathlib import Path
 
 from app.gui.paths import PRESETS, CameraPath, preset
 from app.gui.video import PANELS, export_video
-from app.options import add_scene_option
 from renderer.rasterizer import Rasterizer
 
 
@@ -24,7 +23,6 @@ def register(sub) -> None:
     p.add_argument("--res", type=int, default=256, help="square resolution of one panel, even, 16 to 1024 (default 256)")
     p.add_argument("--fps", type=int, default=30, help="frames per second (default 30)")
     p.add_argument("--frames", type=int, default=300, help="number of frames (default 300)")
-    add_scene_option(p)
     p.set_defaults(func=run)
 
 

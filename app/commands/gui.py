@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from app.gui.state import VIEW_MODES
 from app.options import add_scene_option, scene_from
 from renderer.errors import RedcubeError
 
@@ -17,7 +18,7 @@ def register(sub) -> None:
                    help="open, draw until the picture is final, save the window to this PNG (plus PATH.json: layout and pose) and exit")
     p.add_argument("--frames", type=int, default=None, help="exit after this many frames (with --screenshot: at least this many)")
     p.add_argument("--pose", nargs=3, type=float, metavar=("X", "Z", "YAW"), default=None, help="start at this camera pose")
-    p.add_argument("--mode", default=None, help="view mode: side_by_side, split, network, gt, error")
+    p.add_argument("--mode", default=None, choices=list(VIEW_MODES), help="view mode (default: the last one used)")
     p.add_argument("--net-res", type=int, default=None, help="network resolution, 32 to 512")
     add_scene_option(p)
     p.set_defaults(func=run)

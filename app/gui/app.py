@@ -173,6 +173,9 @@ class App:
             if first and not self.net_res_locked and isinstance(res, int) and 32 <= res <= 512:
                 self.view.set(net_res=res)  # a newly opened network is first shown at the resolution it learned
             self.message(f"loaded {loaded.path.name}: {loaded.record['model']['kind']}, step {loaded.step}")
+            if Scene.from_dict(loaded.record["scene"]) != self.scene:
+                self.message("this network was trained on a different scene config than the one shown; "
+                             "its picture will not match the ground truth.", "warn")
         self.slot.load(Path(path), lambda m, e: self.later(lambda: done(m, e)))
 
     def later(self, fn) -> None:
