@@ -349,8 +349,7 @@ class App:
         if time.perf_counter() - start > timeout_s:
             return True
         v = self.viewer
-        settled = (v.gt is not None and v.gt.supersample == self.scene.supersample and v.gt.size == self.view.display
-                   and v.idle())
+        settled = v.gt is not None and v.gt.still and v.gt.size == self.view.display and v.idle()
         want_net = self.slot.current is not None
         net_ok = not want_net or (v.net is not None and v.net.version == self.slot.current.version)
         return settled and net_ok and self.slot.loading is None

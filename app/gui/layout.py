@@ -140,8 +140,8 @@ def show_texture(app) -> None:
 def _labels(app) -> tuple[str, str]:
     v, s = app.view, app.view.display
     gt = app.viewer.gt
-    still = gt is not None and gt.size == s and gt.supersample > 1
-    gt_label = f"Ground truth  {s}², " + (f"anti-aliased x{gt.supersample}" if still else "half size while moving")
+    still = gt is not None and gt.still and gt.size == s
+    gt_label = f"Ground truth  {s}², " + (f"anti-aliased {gt.supersample}x{gt.supersample}" if still else "half size while moving")
     loaded = app.slot.snapshot()
     net_label = f"{loaded.record['model']['kind']} step {loaded.step}  {v.net_res}² -> {s}² {v.upscale}" if loaded else "no network"
     if v.mode == "side_by_side":

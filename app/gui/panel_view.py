@@ -59,5 +59,12 @@ def refresh(app) -> None:
             dpg.set_value(tag, getattr(c, name) / scale)
         dpg.configure_item(tag, enabled=app.fly.free or name not in ("y", "pitch"))
     dpg.set_value("_check_free", app.fly.free)
-    dpg.set_value("_radio_mode", VIEW_MODES[v.mode])
+    if not dpg.is_item_active("_slider_speed"):
+        dpg.set_value("_slider_speed", app.fly.speed)
+    if getattr(app, "_view_shown", None) != v.version:  # changed by a key, a load or the settings file
+        app._view_shown = v.version
+        for tag, value in (("_radio_mode", VIEW_MODES[v.mode]), ("_combo_net_res", str(v.net_res)),
+                           ("_radio_upscale", v.upscale), ("_combo_display", str(v.display)),
+                           ("_slider_split", v.split), ("_slider_gain", v.error_gain)):
+            dpg.set_value(tag, value)
     dpg.configure_item("_slider_split", enabled=v.mode == "split")

@@ -166,6 +166,8 @@ class GTFrame:
     supersample: int
     rgb: np.ndarray
     ms: float
+    still: bool
+    """The final picture for a still camera (full size, anti-aliased), not the quick one shown while flying."""
 
 
 @dataclass
@@ -210,11 +212,11 @@ class GroundTruthView:
     def __post_init__(self):
         self.worker = LatestWorker("redcube-gt", self._render)
 
-    def request(self, pose: tuple, size: int, supersample: int) -> None:
-        self.worker.submit((pose, size, supersample))
+    def request(self, pose: tuple, size: int, supersample: int, still: bool) -> None:
+        self.worker.submit((pose, size, supersample, still))
 
     def _render(self, req) -> GTFrame:
-        pose, size, ss = req
+        pose, size, ss, still = req
         t0 = time.perf_counter()
         rgb, _ = self.rasterizer.render(np.asarray(pose, dtype=np.float32), size, supersample=ss)
-        return GTFrame(pose, size, ss, rgb, (time.perf_counter() - t0) * 1000)
+        return GTFrame(pose, size, ss, rgb, (time.perf_counter() - t0) * 1000, still)
