@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from renderer.errors import RedcubeError
-from training.checkpoint import resolve
+from training.checkpoint import DEFAULT_NAME
 from training.trainer import Hooks, TrainConfig, Trainer
 
 
@@ -64,7 +64,7 @@ class TrainingProcess:
 
     @property
     def checkpoint_path(self) -> Path:
-        return resolve(Path(self.config.out_dir))
+        return Path(self.config.out_dir) / DEFAULT_NAME
 
     def start(self) -> "TrainingProcess":
         if self._proc is not None:

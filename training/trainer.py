@@ -22,7 +22,7 @@ from renderer.models import build_model, model_config
 from renderer.rasterizer import Rasterizer
 from renderer.render import render_image
 from renderer.scene import Scene
-from training.checkpoint import load_checkpoint, resolve, restore_optimizer, save_checkpoint
+from training.checkpoint import DEFAULT_NAME, load_checkpoint, restore_optimizer, save_checkpoint
 from training.data import PixelSet, fixed_pixels, heldout_poses
 from training.metrics import mse_to_psnr, psnr, ssim
 from training.stream import FrameStream, StreamConfig
@@ -112,7 +112,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, scene: Scene | None = None, resume: bool = False, hooks: Hooks | None = None):
         self.config, self.hooks = config, hooks or Hooks()
         self.out_dir = Path(config.out_dir)
-        self.ckpt_path = resolve(self.out_dir)
+        self.ckpt_path = self.out_dir / DEFAULT_NAME  # out_dir is a run directory, existing or not
         ckpt = self._resume_checkpoint() if resume else None
         self.scene = ckpt.scene if ckpt else (scene or Scene())
         if config.threads > 0:
