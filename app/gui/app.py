@@ -34,6 +34,7 @@ DEFAULT_CHECKPOINTS = ("posemlp_64.safetensors", "posemlp_32.safetensors")
 POLL_EVERY_S = 0.25  # training poll / plot refresh interval
 MAX_FPS = 60.0  # drawing faster only takes CPU from inference and training on a small machine
 IDLE_FPS, IDLE_AFTER_S = 20.0, 1.0  # no input and nothing new for a second: redraw less often
+WINDOW = (1200, 740)  # software GL (Xvfb, llvmpipe) spends most of a frame filling the window: keep it modest
 
 
 def default_checkpoint() -> Path | None:
@@ -74,7 +75,7 @@ class App:
         self._last_poll = 0.0
         self._active_at = 0.0
         self._drag_from = None
-        self.size = (width or self.settings.window.get("width", 1360), height or self.settings.window.get("height", 820))
+        self.size = (width or self.settings.window.get("width", WINDOW[0]), height or self.settings.window.get("height", WINDOW[1]))
         if note:
             self.message(note, "warn")
         self._build()

@@ -52,6 +52,7 @@ def _child(mode: str, checkpoint: str, measure_s: float) -> dict:
             app.step()
         flying = _measure(app, measure_s, turn=True)
         out = {"fps": flying["fps"], "network_fps": flying["network_fps"], "fps_still": still["fps"],
+               "cpu_ms_per_frame": flying["cpu_ms_per_frame"], "cpu_ms_per_frame_still": still["cpu_ms_per_frame"],
                "inference_ms": app.viewer.stats.inference_ms, "gt_ms": app.viewer.stats.gt_ms,
                "display": app.view.display, "net_res": app.view.net_res, "window": list(app.size)}
         if mode == "training":
@@ -64,7 +65,7 @@ def _child(mode: str, checkpoint: str, measure_s: float) -> dict:
 
 def _measure(app, seconds: float, turn: bool) -> dict:
     """Frames per second of the whole loop; with `turn`, every frame is a new pose (flying)."""
-    frames, net_frames, t0 = 0, 0, time.perf_counter()
+    frames, net_frames, t0, cpu0 = 0, 0, time.perf_counter(), time.process_time()
     last_net = app.viewer.net
     while time.perf_counter() - t0 < seconds:
         if turn:
@@ -74,7 +75,8 @@ def _measure(app, seconds: float, turn: bool) -> dict:
         if app.viewer.net is not last_net:
             net_frames, last_net = net_frames + 1, app.viewer.net
     dt = time.perf_counter() - t0
-    return {"fps": frames / dt, "network_fps": net_frames / dt}
+    # CPU of the app's process (all its threads) per frame: a figure that other load on the machine disturbs less.
+    return {"fps": frames / dt, "network_fps": net_frames / dt, "cpu_ms_per_frame": (time.process_time() - cpu0) / frames * 1000}
 
 
 def _run_child(mode: str, checkpoint: Path, measure_s: float) -> dict:

@@ -169,7 +169,7 @@ class ViewSettings:
     upscale: str = "nearest"
     split: float = 0.5
     """Split slider position: ground truth left of it, network right."""
-    display: int = 448
+    display: int = 384
     """Edge of one displayed panel in screen pixels."""
     error_gain: float = 4.0
     """Heat-map scale: an absolute error of 1 / gain maps to the top of the colour map."""
