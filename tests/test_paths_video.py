@@ -279,3 +279,23 @@ def test_video_session_preview_and_export(tmp_path, scene, rasterizer, small_net
     text, level = v.outcome()
     assert level == "info" and text.startswith("wrote") and v.outcome() is None
     assert len(_read_frames(tmp_path / "s.mp4")) == 6
+
+
+# -- the training panel's state (the process itself is exercised in test_gui.py) --------------------
+def test_training_session_config_and_curves(tmp_path, one_sentence):
+    from app.gui.training_session import Curves, TrainChoices, TrainingSession
+
+    s = TrainingSession(TrainChoices(model="posemlp", res=32, data="fixed", budget=500, unit="steps"), runs_dir=tmp_path)
+    c = s.config()
+    assert (c.model, c.res, c.data, c.steps, c.minutes) == ("posemlp", 32, "fixed", 500, None)
+    assert c.checkpoint_every_s <= 10 and str(tmp_path) in c.out_dir  # the viewport sees new weights often
+    assert s.state == "idle" and s.new_checkpoint() is None and "Start" in s.status()
+    s.choices.budget = 0
+    with pytest.raises(RedcubeError) as e:
+        s.config()
+    one_sentence(str(e.value))
+    curves = Curves()
+    curves.add({"step": 25, "time": 3.0, "train_loss": 0.01})
+    curves.add({"step": 100, "time": 9.0, "train_loss": 0.001, "test_psnr": 28.0})
+    assert curves.train_step == [25, 100] and curves.train_psnr == pytest.approx([20.0, 30.0])
+    assert curves.test_step == [100] and curves.test_loss == pytest.approx([10 ** -2.8])

@@ -8,6 +8,7 @@ poll, state, latest_checkpoint); never reaches into the trainer. The panel's but
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,8 +31,8 @@ class TrainChoices:
     data: str = "stream"
     budget: float = 10.0
     unit: str = "minutes"
-    threads: int = 1
-    """Trainer threads: on 2 cores one is left for the window."""
+    threads: int = max(1, (os.cpu_count() or 2) - 1)
+    """Trainer threads: all cores but one, which is left for the window."""
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainChoices":
