@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import time
 import traceback
 from pathlib import Path
 
@@ -32,7 +33,9 @@ def _run(config_dict: dict, scene_dict: dict | None, resume: bool, records, paus
 
     def wait_if_paused() -> None:
         while pause.is_set() and not should_stop():
-            stop.wait(0.05)
+            # Sleep, not stop.wait(): Event.set() in the app waits for every process sleeping in
+            # Event.wait(), so a trainer killed while paused would hang TrainingProcess.stop().
+            time.sleep(0.05)
         if threads.value > 0 and torch.get_num_threads() != threads.value:
             torch.set_num_threads(threads.value)
 
