@@ -29,7 +29,7 @@ def build(app) -> None:
     dpg.add_separator()
     dpg.add_text("Export mp4", color=(150, 200, 255))
     labels = {label: key for key, label in PANELS.items()}
-    dpg.add_combo(list(labels), label="panel", width=160, default_value=PANELS.get(v["panel"], "Side by side"),
+    dpg.add_combo(list(labels), label="panel", tag="_combo_video_panel", width=160, default_value=PANELS.get(v["panel"], "Side by side"),
                   callback=lambda s, a: v.update(panel=labels[a]))
     for key, label in (("res", "resolution"), ("fps", "fps"), ("frames", "frames")):
         tag = f"_input_video_{key}"
@@ -57,6 +57,12 @@ def refresh(app) -> None:
     dpg.set_value("_text_path", f"{len(p.keyframes)} keyframes" + (" (loop)" if p.loop else "") +
                   ("  - playing" if app.video.playback else ""))
     dpg.set_value("_check_loop", p.loop)
+    o = app.video.options
+    for key in ("res", "fps", "frames", "out"):  # follow changes not made by typing (settings, scripts)
+        tag = f"_input_video_{key}"
+        if not dpg.is_item_active(tag):
+            dpg.set_value(tag, o[key] if key == "out" else int(o[key]))
+    dpg.set_value("_combo_video_panel", PANELS.get(o["panel"], "Side by side"))
     job, running = app.video.job, app.video.running
     dpg.configure_item("_button_export", enabled=not running)
     dpg.configure_item("_button_cancel", enabled=running)

@@ -41,7 +41,7 @@ SHORTCUTS = [
     ("Shift", "move 3x faster"),
     ("R", "reset the camera"),
     ("F", "toggle free mode"),
-    ("1 .. 5", "view: side by side, split, network, ground truth, error"),
+    ("1 .. 5", "view: side by side / split / network / GT / error"),
     ("P", "pause / resume training"),
     ("K", "add the camera as a path keyframe"),
     ("F12", "screenshot to PNG"),
