@@ -85,9 +85,10 @@ app = App(checkpoint=Path({ckpt!r}))
 for _ in range(3):
     app.step()
 out = {{}}
-z0 = app.fly.camera.z
-app.on_keys({{"w"}}, 0.1)                 # W held for 0.1 s
-out["forward"] = z0 - app.fly.camera.z
+c = app.fly.camera
+x0, z0, yaw = c.x, c.z, c.yaw
+app.on_keys({{"w"}}, 0.1)                 # W held for 0.1 s: 0.1 m along (-sin yaw, -cos yaw)
+out["forward"] = (x0 - c.x) * math.sin(yaw) + (z0 - c.z) * math.cos(yaw)
 yaw0 = app.fly.camera.yaw
 app.on_drag(50, 0)                         # drag to the right
 out["drag_yaw"] = math.remainder(app.fly.camera.yaw - yaw0, 2 * math.pi)
@@ -135,7 +136,7 @@ def test_handlers_move_the_camera_and_bad_input_becomes_a_message(tmp_path, chec
     assert out["forward"] == pytest.approx(0.1, rel=1e-3)
     assert out["drag_yaw"] < 0  # right drag turns right
     assert out["mode"] == "network"
-    assert out["reset_z"] == pytest.approx(1.9)
+    assert out["reset_z"] == pytest.approx(1.5)  # back at the home pose
     assert out["free_height"] > 1.0 and out["warning"]
     assert len(out["error"]) == 1 and "bad.safetensors" in out["error"][0]
     one_sentence(out["error"][0])

@@ -23,7 +23,7 @@ from renderer.models import build_model
 
 # -- fly camera -----------------------------------------------------------------------------------
 def test_w_moves_forward_along_the_view_direction(scene):
-    fly = FlyCamera(scene)  # home: (0, 1.9) looking down -z
+    fly = FlyCamera(scene, home=Camera(x=0.0, z=1.9, yaw=0.0))  # looking down -z
     z0 = fly.camera.z
     assert fly.update({"w"}, 0.05)
     assert fly.camera.z == pytest.approx(z0 - fly.speed * 0.05)
@@ -31,7 +31,7 @@ def test_w_moves_forward_along_the_view_direction(scene):
 
 
 def test_strafe_turn_and_drag(scene):
-    fly = FlyCamera(scene)
+    fly = FlyCamera(scene, home=Camera(x=0.0, z=1.9, yaw=0.0))
     fly.update({"d"}, 0.05)
     assert fly.camera.x > 0  # right of -z is +x
     yaw0 = fly.camera.yaw
@@ -73,9 +73,9 @@ def test_free_mode_adds_height_pitch_and_reports_problems(scene):
 
 
 def test_flying_into_the_cube_is_allowed(scene):
-    fly = FlyCamera(scene)
+    fly = FlyCamera(scene)  # home looks at the cube's centre from 2.1 m
     for _ in range(40):
-        fly.update({"w"}, 0.05)  # 2 m forward from z=1.9: through the cube's front face at z=0.5
+        fly.update({"w"}, 0.05)  # 2 m forward: through the cube's corner
     assert abs(fly.camera.z) < 0.5 and abs(fly.camera.x) < 0.5
 
 

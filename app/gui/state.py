@@ -65,7 +65,8 @@ class FlyCamera:
     """
 
     scene: Scene
-    home: Camera = field(default_factory=lambda: Camera(x=0.0, z=1.9, yaw=0.0))
+    home: Camera = field(default_factory=lambda: Camera(x=1.5, z=1.5, yaw=math.pi / 4))
+    """Start and reset pose: a three-quarter view of the cube (yaw pi/4 looks at the origin from (1.5, 1.5))."""
     speed: float = 1.0
     """Movement speed in metres per second."""
     turn_rate: float = 1.6
