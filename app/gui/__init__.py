@@ -1,2 +1,8 @@
-"""The dearpygui desktop app. Plain state (`state`, `paths`, `settings`, `training_session`) and pure
-picture logic (`viewport`, `video`) import no GUI; `app`, `layout`, `keys` and `panel_*` hold the widgets."""
+"""The dearpygui desktop app (`redcube gui`).
+
+GUI-free parts: `state` (fly camera, view settings, shortcuts), `viewport` (picture composition),
+`paths` (camera paths), `video` (mp4 export), `settings` (user config file), `training_session` and
+`video_session` (the Training and Path & video tabs' state), `workers` and `viewer` (background
+renders and the per-frame logic). Widgets: `app` (window, handlers, frame loop), `layout`, `keys`
+and `panel_*`. `bench` measures the window's frame rate for `redcube bench`.
+"""
