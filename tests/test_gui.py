@@ -102,6 +102,12 @@ out["free_height"] = app.fly.camera.y
 out["warning"] = bool(app.fly.problems())
 for _ in range(5):
     app.step()
+app.view.set(display=320)                  # a new display size: textures are made again
+for mode in ("split", "error", "gt", "side_by_side"):
+    app.view.set(mode=mode)
+    for _ in range(3):
+        app.step()
+out["resized"] = app.viewer.left.shape[:2] == (320, 320) and app.layout_record()["image_size"] == [640, 320]
 app.open_checkpoint(Path({bad!r}))         # a damaged checkpoint: a message, the old network stays
 while app.slot.loading is not None:
     app.step()
@@ -138,6 +144,7 @@ def test_handlers_move_the_camera_and_bad_input_becomes_a_message(tmp_path, chec
     assert out["mode"] == "network"
     assert out["reset_z"] == pytest.approx(1.5)  # back at the home pose
     assert out["free_height"] > 1.0 and out["warning"]
+    assert out["resized"]
     assert len(out["error"]) == 1 and "bad.safetensors" in out["error"][0]
     one_sentence(out["error"][0])
     assert out["still_loaded"]

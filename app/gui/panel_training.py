@@ -30,9 +30,9 @@ def build(app) -> None:
         dpg.add_button(label="Pause", tag="_button_pause", width=70, callback=g(app.session.pause))
         dpg.add_button(label="Resume", tag="_button_resume", width=70, callback=g(app.session.resume))
         dpg.add_button(label="Reset", tag="_button_reset", width=70, callback=g(app.train_reset))
-    dpg.add_text("", tag="_text_train_status", wrap=400)
-    dpg.add_text("The loss and PSNR curves are drawn under the picture; the viewport shows each new\n"
-                 "checkpoint of the run as it is written (every few seconds).", color=(150, 150, 150))
+    dpg.add_text("", tag="_text_train_status", wrap=0)
+    dpg.add_text("The loss and PSNR curves are drawn under the picture; the viewport shows each new "
+                 "checkpoint of the run as it is written (every few seconds).", color=(150, 150, 150), wrap=0)
 
 
 def build_plots(app) -> None:
