@@ -108,7 +108,8 @@ class App:
         dpg.create_context()
         dpg.configure_app(manual_callback_management=True)
         layout.build(self)
-        dpg.create_viewport(title="redcube", width=self.size[0], height=self.size[1], vsync=False)
+        dpg.create_viewport(title="redcube", width=self.size[0], height=self.size[1], vsync=False,
+                            clear_color=layout.BACKGROUND)
         dpg.setup_dearpygui()
         dpg.show_viewport()
         dpg.set_primary_window("_window_main", True)
