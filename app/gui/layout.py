@@ -2,7 +2,7 @@
 
 Tags are named by family (`_image`, `_text_*`, `_button_*`, `_input_*`, `_dialog_*`, `_plot_*`).
 `build` creates everything once; `refresh` updates what changes each frame; `show_texture` hands the
-viewer's two panels to their textures (float RGB, as dearpygui's raw textures take them).
+viewer's two panels to the window as textures.
 """
 
 from __future__ import annotations
@@ -46,14 +46,8 @@ def build(app) -> None:
 
 def _texture(app) -> None:
     dpg.add_texture_registry(tag="_registry")
-    _make_textures(app, app.view.display)
-
-
-def _make_textures(app, s: int) -> None:
-    blank = np.full((s, s, 3), 0.1, dtype=np.float32)
-    for side in ("left", "right"):
-        dpg.add_raw_texture(s, s, blank, format=dpg.mvFormat_Float_rgb, tag=f"_texture_{side}", parent="_registry")
-    app._texture_size = s
+    app._shown = {}
+    app._layout_size = app.view.display
 
 
 def _menu(app) -> None:
@@ -115,28 +109,41 @@ def _help(app) -> None:
 
 
 def _images(app) -> None:
+    s = app.view.display
     for side in ("left", "right"):
-        dpg.add_image(f"_texture_{side}", tag=f"_image_{side}", parent="_group_images")
+        blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
+        dpg.add_image(blank, tag=f"_image_{side}", width=s, height=s, parent="_group_images")
+        app._shown[side] = (None, blank)
 
 
 def show_texture(app) -> None:
-    """Point the textures at the viewer's new panels; recreate them when the display size changed."""
+    """Show the viewer's new panels. Each picture becomes a static texture, uploaded once: a raw
+    texture is uploaded again every frame, which costs a still frame ~1.5 ms a panel in software GL."""
     s, v = app.view.display, app.viewer
     if v.left is None or v.left.shape[0] != s:
         return
-    if app._texture_size != s:
-        for side in ("left", "right"):
-            dpg.delete_item(f"_image_{side}")
-            dpg.delete_item(f"_texture_{side}")
-        _make_textures(app, s)
-        _images(app)
+    _show(app, "left", v.left)
+    if v.right is not None:
+        _show(app, "right", v.right)
+    dpg.configure_item("_image_right", show=v.right is not None)
+    if app._layout_size != s:
+        app._layout_size = s
         dpg.configure_item("_child_view", width=2 * s + 16)
         for name in ("_plot_loss", "_plot_psnr"):
             dpg.configure_item(name, width=s)
-    dpg.set_value("_texture_left", v.left)
-    if v.right is not None:
-        dpg.set_value("_texture_right", v.right)
-    dpg.configure_item("_image_right", show=v.right is not None)
+
+
+def _show(app, side: str, img: np.ndarray) -> None:
+    shown, old = app._shown[side]
+    if img is shown:
+        return
+    h, w = img.shape[:2]
+    rgba = np.empty((h, w, 4), dtype=np.float32)
+    rgba[..., :3], rgba[..., 3] = img, 1.0
+    tag = dpg.add_static_texture(w, h, rgba, parent="_registry")
+    dpg.configure_item(f"_image_{side}", texture_tag=tag, width=w, height=h)
+    dpg.delete_item(old)
+    app._shown[side] = (img, tag)
 
 
 def _labels(app) -> tuple[str, str]:
