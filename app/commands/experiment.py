@@ -11,8 +11,8 @@ from training.experiments import arms, run_arms
 from training.trainer import TrainConfig
 
 TITLES = {
-    "overfit": "fixed 100k pixel samples vs streamed renders (same model, same wall-clock)",
-    "inputs": "blog 6-D pose input vs Plücker line vs ray input (streamed, same wall-clock)",
+    "overfit": "fixed 100k pixel samples vs streamed renders (same model, same {budget})",
+    "inputs": "blog 6-D pose input vs Plücker line vs ray input (streamed, same {budget})",
 }
 
 
@@ -46,9 +46,10 @@ def run(args) -> int:
     from app.plots import plot_curves  # matplotlib is slow to import: only when plotting
 
     results = run_arms(arms(args.name, base), out, on_record=progress)
-    summary = {"experiment": args.name, "title": TITLES[args.name], "device": "cpu",
+    title = TITLES[args.name].format(budget=f"{args.steps} steps" if args.steps else f"{args.minutes:g} min wall-clock")
+    summary = {"experiment": args.name, "title": title, "device": "cpu",
                "arms": {a: r["final"] for a, r in results.items()}}
-    summary["plot"] = str(plot_curves(results, out / f"{args.name}.png", TITLES[args.name]))
+    summary["plot"] = str(plot_curves(results, out / f"{args.name}.png", title, x="step" if args.steps else "time"))
     (out / f"{args.name}.json").write_text(json.dumps({**summary, "curves": {a: r["curve"] for a, r in results.items()}}, indent=2))
     print(json.dumps(summary, indent=2))
     return 0
