@@ -46,7 +46,8 @@ def build(app) -> None:
 
 def _texture(app) -> None:
     dpg.add_texture_registry(tag="_registry")
-    app._shown = {}
+    app._shown = {}  # side -> (picture shown, its texture)
+    app._live = {}  # side -> (raw texture, size)
     app._layout_size = app.view.display
 
 
@@ -117,14 +118,16 @@ def _images(app) -> None:
 
 
 def show_texture(app) -> None:
-    """Show the viewer's new panels. Each picture becomes a static texture, uploaded once: a raw
-    texture is uploaded again every frame, which costs a still frame ~1.5 ms a panel in software GL."""
+    """Show the viewer's new panels. A still picture becomes a static texture, uploaded once (a raw
+    texture is uploaded again every frame: ~1.5 ms a panel of every software-GL frame); pictures that
+    change every frame while flying go to a raw texture instead (making a static one costs more)."""
     s, v = app.view.display, app.viewer
     if v.left is None or v.left.shape[0] != s:
         return
-    _show(app, "left", v.left)
+    live = v.gt is not None and not v.gt.still  # flying
+    _show(app, "left", v.left, live)
     if v.right is not None:
-        _show(app, "right", v.right)
+        _show(app, "right", v.right, live)
     dpg.configure_item("_image_right", show=v.right is not None)
     if app._layout_size != s:
         app._layout_size = s
@@ -133,17 +136,35 @@ def show_texture(app) -> None:
             dpg.configure_item(name, width=s)
 
 
-def _show(app, side: str, img: np.ndarray) -> None:
+def _show(app, side: str, img: np.ndarray, live: bool) -> None:
     shown, old = app._shown[side]
     if img is shown:
         return
     h, w = img.shape[:2]
-    rgba = np.empty((h, w, 4), dtype=np.float32)
-    rgba[..., :3], rgba[..., 3] = img, 1.0
-    tag = dpg.add_static_texture(w, h, rgba, parent="_registry")
-    dpg.configure_item(f"_image_{side}", texture_tag=tag, width=w, height=h)
-    dpg.delete_item(old)
+    if live:
+        tag = _live_texture(app, side, w, h)
+        dpg.set_value(tag, img)
+    else:
+        rgba = np.empty((h, w, 4), dtype=np.float32)
+        rgba[..., :3], rgba[..., 3] = img, 1.0
+        tag = dpg.add_static_texture(w, h, rgba, parent="_registry")
+    if tag != old:
+        dpg.configure_item(f"_image_{side}", texture_tag=tag, width=w, height=h)
+        if old != app._live.get(side, (None,))[0]:
+            dpg.delete_item(old)  # a static texture nobody shows any more
     app._shown[side] = (img, tag)
+
+
+def _live_texture(app, side: str, w: int, h: int):
+    """The side's raw texture for pictures that change every frame (made again when the size changes)."""
+    tag, size = app._live.get(side, (None, None))
+    if size != (w, h):
+        if tag is not None and tag != app._shown[side][1]:
+            dpg.delete_item(tag)
+        tag = dpg.add_raw_texture(w, h, np.zeros((h, w, 3), np.float32), format=dpg.mvFormat_Float_rgb,
+                                  parent="_registry")
+        app._live[side] = (tag, (w, h))
+    return tag
 
 
 def _labels(app) -> tuple[str, str]:
