@@ -299,3 +299,16 @@ def test_training_session_config_and_curves(tmp_path, one_sentence):
     curves.add({"step": 100, "time": 9.0, "train_loss": 0.001, "test_psnr": 28.0})
     assert curves.train_step == [25, 100] and curves.train_psnr == pytest.approx([20.0, 30.0])
     assert curves.test_step == [100] and curves.test_loss == pytest.approx([10 ** -2.8])
+
+
+def test_shipped_recipe_follows_the_default_asset(tmp_path):
+    from app.gui.training_session import ASSETS, TrainChoices, TrainingSession, shipped_recipe
+
+    if not list(ASSETS.glob("posemlp_*.json")):
+        pytest.skip("no shipped posemlp checkpoint in assets/")
+    recipe = shipped_recipe("posemlp", 64)
+    assert "model_config" in recipe and "lr" in recipe
+    shipped = TrainingSession(TrainChoices(recipe="shipped"), runs_dir=tmp_path).config()
+    plain = TrainingSession(TrainChoices(recipe="defaults"), runs_dir=tmp_path).config()
+    assert shipped.model_config == recipe["model_config"] and plain.model_config == {}
+    assert shipped_recipe("no-such-model", 64) == {}

@@ -21,7 +21,7 @@ import torch
 from app.gui import keys, layout
 from app.gui.settings import Settings, load_settings, save_settings
 from app.gui.state import FlyCamera, ViewSettings, VIEW_MODES
-from app.gui.training_session import TrainChoices, TrainingSession
+from app.gui.training_session import ASSETS, TrainChoices, TrainingSession
 from app.gui.video_session import VideoSession
 from app.gui.viewer import Viewer
 from app.gui.workers import ModelSlot
@@ -29,7 +29,6 @@ from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
 DEFAULT_CHECKPOINTS = ("posemlp_64.safetensors", "posemlp_32.safetensors")
 POLL_EVERY_S = 0.25  # training poll / plot refresh interval
 MAX_FPS = 60.0  # drawing faster only takes CPU from inference and training on a small machine

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dearpygui.dearpygui as dpg
 
-from app.gui.training_session import BUDGET_UNITS, TRAIN_RESOLUTIONS
+from app.gui.training_session import BUDGET_UNITS, RECIPES, TRAIN_RESOLUTIONS
 from renderer.models import MODELS
 
 DATA_MODES = ("stream", "fixed")
@@ -13,16 +13,21 @@ DATA_MODES = ("stream", "fixed")
 def build(app) -> None:
     g, c = app.guard, app.session.choices
     dpg.add_combo(sorted(MODELS), label="model", tag="_combo_train_model", width=160, default_value=c.model,
-                  callback=lambda s, a: setattr(c, "model", a))
+                  callback=lambda s, a: setattr(app.session.choices, "model", a))
     dpg.add_combo([str(r) for r in TRAIN_RESOLUTIONS], label="resolution", tag="_combo_train_res", width=160,
-                  default_value=str(c.res), callback=lambda s, a: setattr(c, "res", int(a)))
+                  default_value=str(c.res), callback=lambda s, a: setattr(app.session.choices, "res", int(a)))
     dpg.add_combo(list(DATA_MODES), label="data", tag="_combo_train_data", width=160, default_value=c.data,
-                  callback=lambda s, a: setattr(c, "data", a))
+                  callback=lambda s, a: setattr(app.session.choices, "data", a))
+    dpg.add_combo(list(RECIPES), label="recipe", tag="_combo_train_recipe", width=160, default_value=c.recipe,
+                  callback=lambda s, a: setattr(app.session.choices, "recipe", a))
+    with dpg.tooltip("_combo_train_recipe"):
+        dpg.add_text("shipped: the settings that trained the default network in assets/\n"
+                     "defaults: the model's own defaults (posemlp: the blog's pose input)")
     with dpg.group(horizontal=True):
         dpg.add_input_float(label="", tag="_input_budget", width=100, default_value=float(c.budget), step=0, format="%.0f",
-                            callback=lambda s, a: setattr(c, "budget", a))
+                            callback=lambda s, a: setattr(app.session.choices, "budget", a))
         dpg.add_combo(list(BUDGET_UNITS), tag="_combo_budget_unit", width=100, default_value=c.unit,
-                      callback=lambda s, a: setattr(c, "unit", a))
+                      callback=lambda s, a: setattr(app.session.choices, "unit", a))
         dpg.add_text("budget")
     app.text_inputs.append("_input_budget")
     with dpg.group(horizontal=True):
@@ -60,7 +65,7 @@ def refresh(app) -> None:
     state = s.state
     c = s.choices
     for tag, value in (("_combo_train_model", c.model), ("_combo_train_res", str(c.res)), ("_combo_train_data", c.data),
-                       ("_combo_budget_unit", c.unit)):
+                       ("_combo_train_recipe", c.recipe), ("_combo_budget_unit", c.unit)):
         dpg.set_value(tag, value)
     if not dpg.is_item_active("_input_budget"):
         dpg.set_value("_input_budget", float(c.budget))

@@ -17,7 +17,10 @@ from pathlib import Path
 from app.gui.settings import data_dir
 from renderer.errors import RedcubeError
 
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 BUDGET_UNITS = ("minutes", "steps")
+RECIPES = ("shipped", "defaults")
+RECIPE_FIELDS = ("model_config", "batch_size", "lr", "warmup_steps", "lr_final", "eval_every")
 TRAIN_RESOLUTIONS = (32, 64, 128)
 CHECKPOINT_EVERY_S = 5.0  # the viewport picks up new weights this often
 
@@ -31,6 +34,9 @@ class TrainChoices:
     data: str = "stream"
     budget: float = 10.0
     unit: str = "minutes"
+    recipe: str = "shipped"
+    """'shipped': the settings that trained the default network in assets/ (e.g. Plücker input + skip);
+    'defaults': the model's own defaults (for posemlp, the blog's recipe)."""
     threads: int = max(1, (os.cpu_count() or 2) - 1)
     """Trainer threads: all cores but one, which is left for the window."""
 
@@ -38,6 +44,24 @@ class TrainChoices:
     def from_dict(cls, d: dict) -> "TrainChoices":
         names = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def shipped_recipe(model: str, res: int) -> dict:
+    """Training settings recorded in the shipped checkpoint of this model (the nearest resolution), or {}."""
+    import json
+
+    found = []
+    for path in ASSETS.glob(f"{model}_*.json"):
+        try:
+            train = json.loads(path.read_text()).get("train", {})
+        except (OSError, ValueError):
+            continue
+        if train.get("model") == model:
+            found.append((abs(int(train.get("res", 0)) - res), train))
+    if not found:
+        return {}
+    train = min(found, key=lambda f: f[0])[1]
+    return {k: train[k] for k in RECIPE_FIELDS if k in train}
 
 
 @dataclass
@@ -83,10 +107,11 @@ class TrainingSession:
         if c.unit not in BUDGET_UNITS or not c.budget > 0:
             raise RedcubeError("the training budget must be a positive number of minutes or steps.")
         self.out_dir = self.runs_dir / time.strftime("gui-%Y%m%d-%H%M%S")
+        recipe = shipped_recipe(c.model, int(c.res)) if c.recipe == "shipped" else {}
         return TrainConfig(model=c.model, res=int(c.res), data=c.data, threads=int(c.threads),
                            minutes=float(c.budget) if c.unit == "minutes" else None,
                            steps=int(c.budget) if c.unit == "steps" else None,
-                           checkpoint_every_s=CHECKPOINT_EVERY_S, out_dir=str(self.out_dir))
+                           checkpoint_every_s=CHECKPOINT_EVERY_S, out_dir=str(self.out_dir), **recipe)
 
     def start(self) -> None:
         """Start a new run with the current choices (raises RedcubeError on bad choices)."""
