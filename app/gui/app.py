@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import queue
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import dearpygui.dearpygui as dpg
-import torch
 
 from app.gui import keys, layout
 from app.gui.settings import Settings, load_settings, save_settings

@@ -7,7 +7,6 @@ Cancel sets its event. Every outcome comes back as one line for the window's mes
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from app.gui.paths import CameraPath, preset
