@@ -99,7 +99,7 @@ def _bench_options(scene: Scene, pose, uv) -> dict:
     return out
 
 
-def bench_train(scene: Scene, res: int = 32, steps: int = 40, batch: int = 8192) -> tuple[dict, dict]:
+def bench_train(scene: Scene, res: int = 32, steps: int = 80, batch: int = 8192) -> tuple[dict, dict]:
     """Trainer samples/s streaming fresh renders vs the same amount of data pre-rendered in memory."""
     from training.stream import StreamConfig
     from training.trainer import TrainConfig, Trainer
@@ -112,7 +112,7 @@ def bench_train(scene: Scene, res: int = 32, steps: int = 40, batch: int = 8192)
             "compiled": dict(data="fixed", compile=True)}
     rates = {k: [] for k in arms}
     with tempfile.TemporaryDirectory() as tmp:
-        for rep in range(2):  # alternate the arms; keep each one's best
+        for rep in range(3):  # alternate the arms; keep each one's best
             for mode, kw in arms.items():
                 cfg = dataclasses.replace(base, **kw, out_dir=str(Path(tmp) / f"{mode}{rep}"))
                 t = Trainer(cfg, scene=scene)

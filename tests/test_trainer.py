@@ -115,6 +115,18 @@ def test_checkpoint_is_written_atomically_and_holds_the_run(short_run):
 
 # ---- resume, stop, rollback -------------------------------------------------------------------------
 
+def test_samples_per_s_counts_the_whole_window_when_a_controller_is_attached(tmp_path):
+    """The app's pause hook runs every step; samples/s must still cover all steps since the last record."""
+    waits = []
+    trainer = Trainer(tiny(tmp_path, steps=20, log_every=10, eval_every=1000),
+                      hooks=Hooks(wait_if_paused=lambda: waits.append(1)))
+    trainer.run()
+    train = [r for r in read_log(tmp_path) if r["event"] == "train"]
+    assert len(waits) == 20 and len(train) == 2
+    span = train[1]["time"] - train[0]["time"]  # ten steps of 512 samples
+    assert train[1]["samples_per_s"] == pytest.approx(10 * 512 / span, rel=0.2)
+
+
 def test_resume_continues_bit_identically(tmp_path):
     a = Trainer(tiny(tmp_path / "a"))
     a.run()

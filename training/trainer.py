@@ -218,8 +218,10 @@ class Trainer:
             if h.should_stop and h.should_stop():
                 break
             if h.wait_if_paused:
+                t_wait = time.perf_counter()
                 h.wait_if_paused()
-                last_t = window_t0 = time.perf_counter()  # paused time is not training time
+                paused = time.perf_counter() - t_wait  # paused time is not training time
+                last_t, window_t0 = last_t + paused, window_t0 + paused
             if stream is not None:
                 data = self._next_buffer(stream) or data
             # 1. one Adam step on a fresh batch of pixel samples
