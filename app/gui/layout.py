@@ -22,6 +22,7 @@ MESSAGE_SHOWN_S = 12.0
 
 def build(app) -> None:
     app.text_inputs = []
+    _theme()
     _texture(app)
     _dialogs(app)
     # No window background: the viewport's clear paints the same colour, and in software GL (llvmpipe)
@@ -42,6 +43,17 @@ def build(app) -> None:
                     with dpg.tab(label="Path & video", tag="_tab_video"):
                         panel_video.build(app)
     _help(app)
+
+
+def _theme() -> None:
+    """Transparent child-window and plot backgrounds over the viewport's clear colour: same look, but
+    software GL (llvmpipe) no longer blends those large quads every frame (28 -> 19 ms CPU a frame here)."""
+    with dpg.theme() as theme:
+        with dpg.theme_component(dpg.mvAll):
+            dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (0, 0, 0, 0))
+            dpg.add_theme_color(dpg.mvPlotCol_FrameBg, (0, 0, 0, 0), category=dpg.mvThemeCat_Plots)
+            dpg.add_theme_color(dpg.mvPlotCol_PlotBg, (0, 0, 0, 0), category=dpg.mvThemeCat_Plots)
+    dpg.bind_theme(theme)
 
 
 def _texture(app) -> None:
