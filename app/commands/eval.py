@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from app.images import contact_sheet, error_heatmap
+from app.gui.viewport import error_map
+from app.images import contact_sheet
 from app.options import save_png
 from renderer.errors import RedcubeError
 from training.checkpoint import load_checkpoint
@@ -39,7 +40,7 @@ def run(args) -> int:
         poses = heldout_poses(scene, args.n, train.seed if train else 0)
     ev = evaluate(model, scene, poses, res)
     out = {"checkpoint": str(args.checkpoint), "model": ckpt.kind, "step": ckpt.step, "device": "cpu", **ev.summary()}
-    rows = [[g.numpy(), p.numpy(), error_heatmap(p.numpy(), g.numpy())] for g, p in list(zip(ev.gt, ev.pred))[:8]]
+    rows = [[g.numpy(), p.numpy(), error_map(p.numpy(), g.numpy())] for g, p in list(zip(ev.gt, ev.pred))[:8]]
     out["sheet"] = str(save_png(args.sheet, contact_sheet(rows, tile=max(128, res))))
     text = json.dumps(out, indent=2)
     if args.json:
