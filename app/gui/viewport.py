@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from training import metrics
+
 SPLIT_LINE = np.array([1.0, 1.0, 1.0], dtype=np.float32)
 
 
@@ -48,9 +50,8 @@ def error_map(pred: np.ndarray, target: np.ndarray, gain: float = 4.0) -> np.nda
 
 
 def psnr(pred: np.ndarray, target: np.ndarray) -> float:
-    """PSNR in dB of images in [0, 1]."""
-    mse = float(np.mean((np.clip(pred, 0, 1) - target) ** 2, dtype=np.float64))
-    return float(-10 * np.log10(max(mse, 1e-12)))
+    """PSNR in dB of images [H, W, 3] in [0, 1], by the trainer's own metric."""
+    return metrics.psnr(torch.from_numpy(np.asarray(pred)), torch.from_numpy(np.asarray(target)))
 
 
 def split_image(gt: np.ndarray, net: np.ndarray, split: float) -> np.ndarray:
