@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +38,13 @@ def save_png(path: Path, rgb: np.ndarray) -> Path:
     from renderer.errors import RedcubeError
 
     path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")  # write beside, then rename: a failed write keeps the old file
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        iio.imwrite(path, (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+        iio.imwrite(tmp, (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+        os.replace(tmp, path)
     except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise RedcubeError(f"cannot write {path} ({e.strerror}); choose a writable location.") from None
     return path

@@ -227,6 +227,8 @@ class Rasterizer:
     def render(self, poses, res: int, supersample: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Frames for poses [B, 5] or [5]; `supersample` overrides the scene's factor (1 = aliased, fast)."""
         res = check_res(res)
+        if supersample is not None and (not isinstance(supersample, (int, np.integer)) or not 1 <= supersample <= 8):
+            raise RedcubeError(f"supersample {supersample!r} is invalid; choose a whole number from 1 to 8.")
         if self._closed:
             raise RedcubeError(_CLOSED)
         p = np.asarray(poses, dtype=np.float32)

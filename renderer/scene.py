@@ -79,7 +79,7 @@ class Scene:
             (0 <= self.ambient <= 1, "ambient must be in [0, 1]"),
             (1 <= self.fov_deg <= 170, "fov_deg must be in [1, 170]"),
             (0 < self.near < self.far, "near and far must satisfy 0 < near < far"),
-            (self.pos_bounds > 0, "pos_bounds must be positive"),
+            (0 < self.pos_bounds < math.inf, "pos_bounds must be a positive finite number"),
             (_numbers(self.height, 2) and self.height[0] <= self.height[1], "height must be a (low, high) pair with low <= high"),
             (_numbers(self.pitch_deg, 2) and self.pitch_deg[0] <= self.pitch_deg[1], "pitch_deg must be a (low, high) pair with low <= high"),
             (_numbers(self.pitch_deg, 2) and -89 <= self.pitch_deg[0] and self.pitch_deg[1] <= 89, "pitch_deg must lie within [-89, 89]"),

@@ -296,3 +296,10 @@ def test_render_after_close_raises(scene):
         finally:
             if not fut.done():  # a hang would keep the worker alive: unblock the test run, then fail
                 r._jobs.get()[1].set_exception(RuntimeError("render after close hung"))
+
+
+@pytest.mark.parametrize("ss", [0, 9, 2.5])
+def test_bad_supersample_override_is_one_error(rasterizer, ss, one_sentence):
+    with pytest.raises(RedcubeError, match="supersample") as e:
+        rasterizer.render(Camera().pose().numpy(), 32, supersample=ss)
+    one_sentence(str(e.value))

@@ -99,6 +99,7 @@ BAD_VALUES = [
     ("near", 0.0),
     ("far", 0.001),
     ("pos_bounds", 0.0),
+    ("pos_bounds", float("inf")),
     ("height", (2.0, 1.0)),
     ("pitch_deg", (10.0, -10.0)),
     ("pitch_deg", (-90.0, 0.0)),
