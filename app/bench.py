@@ -9,7 +9,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from renderer.camera import Camera, pixel_uv, sample_poses
