@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,20 +29,30 @@ def camera_from(args, scene: Scene) -> Camera:
     return Camera(x=x, z=z, yaw=yaw, y=scene.height[0], pitch=np.radians(scene.pitch_deg[0])).validate(scene)
 
 
-def save_png(path: Path, rgb: np.ndarray) -> Path:
-    """Write float RGB in [0, 1] as an 8-bit PNG."""
-    import imageio.v3 as iio
-
+def write_output(path: Path, write) -> Path:
+    """Write a user-named output file atomically (write(tmp) then rename); an unwritable place is one sentence."""
     from renderer.errors import RedcubeError
+    from training.checkpoint import atomic_write
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")  # write beside, then rename: a failed write keeps the old file
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        iio.imwrite(tmp, (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
-        os.replace(tmp, path)
+        atomic_write(path, write)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise RedcubeError(f"cannot write {path} ({e.strerror}); choose a writable location.") from None
     return path
+
+
+def write_png(path: Path, image: np.ndarray) -> Path:
+    """An 8- or 16-bit image array as PNG."""
+    import imageio.v3 as iio
+
+    return write_output(path, lambda tmp: iio.imwrite(tmp, image, extension=".png"))
+
+
+def save_png(path: Path, rgb: np.ndarray) -> Path:
+    """Float RGB in [0, 1] as an 8-bit PNG."""
+    return write_png(path, (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+
+
+def write_text(path: Path, text: str) -> Path:
+    return write_output(path, lambda tmp: Path(tmp).write_text(text))

@@ -78,7 +78,8 @@ def resolve(path: str | Path) -> Path:
     return p
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp) on a temp file beside `path`, then rename it into place: a failed write keeps the old file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -120,8 +121,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, scene: Scene, *, step: i
     for k, v in (extra_tensors or {}).items():
         tensors[k] = v.detach().cpu().contiguous()
     text = json.dumps(record, indent=2)
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"redcube": text}))
-    _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text + "\n"))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"redcube": text}))
+    atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text + "\n"))
     return path
 
 

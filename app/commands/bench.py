@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from app.bench import GROUPS, run_bench
-from app.options import add_scene_option, scene_from
+from app.options import add_scene_option, scene_from, write_text
 from renderer.errors import RedcubeError
 
 
@@ -27,7 +27,6 @@ def run(args) -> int:
     result = run_bench(args.only, scene_from(args), log=lambda m: print(m, file=sys.stderr))
     text = json.dumps(result, indent=2)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+        write_text(args.json, text + "\n")
     print(text)
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.gui.viewport import error_map
 from app.images import contact_sheet
-from app.options import save_png
+from app.options import save_png, write_text
 from renderer.errors import RedcubeError
 from training.checkpoint import load_checkpoint
 from training.data import heldout_poses
@@ -44,10 +44,6 @@ def run(args) -> int:
     out["sheet"] = str(save_png(args.sheet, contact_sheet(rows, tile=max(128, res))))
     text = json.dumps(out, indent=2)
     if args.json:
-        try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(text + "\n")
-        except OSError as e:
-            raise RedcubeError(f"cannot write {args.json} ({e.strerror}); choose a writable location.") from None
+        write_text(args.json, text + "\n")
     print(text)
     return 0

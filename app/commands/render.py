@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.options import add_pose_option, add_scene_option, camera_from, save_png, scene_from
+import numpy as np
+
+from app.options import add_pose_option, add_scene_option, camera_from, save_png, scene_from, write_png
 from renderer.rasterizer import Rasterizer
 
 
@@ -25,10 +27,5 @@ def run(args) -> int:
         rgb, depth = r.render(cam.pose().numpy(), args.res)
     print(save_png(args.out, rgb))
     if args.depth:
-        import imageio.v3 as iio
-        import numpy as np
-
-        args.depth.parent.mkdir(parents=True, exist_ok=True)
-        iio.imwrite(args.depth, np.clip(depth * 1000, 0, 65535).astype(np.uint16))
-        print(args.depth)
+        print(write_png(args.depth, np.clip(depth * 1000, 0, 65535).astype(np.uint16)))
     return 0
