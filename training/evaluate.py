@@ -26,8 +26,8 @@ class Evaluation:
 
     def summary(self) -> dict:
         per_pose = [psnr(p, g) for p, g in zip(self.pred, self.gt)]
-        pooled = mse_to_psnr(((self.pred - self.gt) ** 2).mean())
-        return {"psnr": psnr(self.pred, self.gt), "ssim": ssim(self.pred, self.gt), "psnr_pooled": pooled,
+        mse = float(((self.pred - self.gt) ** 2).mean())
+        return {"psnr": psnr(self.pred, self.gt), "ssim": ssim(self.pred, self.gt), "psnr_pooled": mse_to_psnr(mse), "mse": mse,
                 "psnr_median": float(np.median(per_pose)), "n": len(self.poses),
                 "res": int(self.gt.shape[1]), "psnr_per_pose": [round(v, 3) for v in per_pose]}
 
@@ -42,8 +42,12 @@ def evaluate(model: nn.Module, scene: Scene, poses: torch.Tensor, res: int, rast
     finally:
         if own:
             rast.close()
-    pred = torch.stack([render_image(model, p, res).float().cpu().clamp(0, 1) for p in poses])
-    return Evaluation(poses, gt, pred)
+    return Evaluation(poses, gt, predict(model, poses, res))
+
+
+def predict(model: nn.Module, poses: torch.Tensor, res: int) -> torch.Tensor:
+    """Network images [N, R, R, C] for poses [N, 5], on the CPU, clamped to [0, 1]."""
+    return torch.stack([render_image(model, p, res).float().cpu().clamp(0, 1) for p in poses])
 
 
 def load_poses(path: str | Path, scene: Scene) -> torch.Tensor:

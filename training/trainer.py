@@ -20,11 +20,11 @@ from renderer.camera import check_res
 from renderer.errors import RedcubeError
 from renderer.models import build_model, model_config
 from renderer.rasterizer import Rasterizer
-from renderer.render import render_image
 from renderer.scene import Scene
 from training.checkpoint import DEFAULT_NAME, load_checkpoint, restore_optimizer, save_checkpoint
 from training.data import PixelSet, fixed_pixels, heldout_poses
-from training.metrics import mse_to_psnr, psnr, ssim
+from training.evaluate import Evaluation, predict
+from training.metrics import mse_to_psnr
 from training.stream import FrameStream, StreamConfig
 
 DATA_MODES = ("stream", "fixed")
@@ -183,24 +183,23 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> dict:
         """Held-out loss, PSNR (mean over images, and pooled over all pixels) and SSIM at the training resolution."""
-        preds = torch.stack([render_image(self.model, p, self.config.res) for p in self.test_poses])
-        mse = float(((preds.clamp(0, 1) - self.test_rgb) ** 2).mean())
-        return {"test_loss": mse, "test_psnr": psnr(preds, self.test_rgb), "test_psnr_pooled": mse_to_psnr(mse),
-                "test_ssim": ssim(preds, self.test_rgb)}
+        s = Evaluation(self.test_poses, self.test_rgb, predict(self.model, self.test_poses, self.config.res)).summary()
+        return {"test_loss": s["mse"], "test_psnr": s["psnr"], "test_psnr_pooled": s["psnr_pooled"], "test_ssim": s["ssim"]}
 
     # ---- the loop --------------------------------------------------------------------------------
     def run(self, until_step: int | None = None) -> dict:
         """Train until the budget (or `until_step`) is spent or a stop is requested; returns the final metrics."""
         c = self.config
+        data, stream = None, None
         with Rasterizer(self.scene) as rast:
             self.test_poses = heldout_poses(self.scene, c.heldout, c.seed)
             self.test_rgb = torch.from_numpy(rast.render(self.test_poses.numpy(), c.res)[0])
             if c.data == "fixed":
-                data, stream = fixed_pixels(rast, c.res, c.fixed_samples, c.seed), None
+                data = fixed_pixels(rast, c.res, c.fixed_samples, c.seed)
             else:
                 stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step).start()
         try:
-            return self._loop(data if stream is None else None, stream, until_step)
+            return self._loop(data, stream, until_step)
         finally:
             if stream is not None:
                 stream.close()
