@@ -77,7 +77,7 @@ def test_screenshot_shows_ground_truth_and_network(tmp_path, checkpoint, rasteri
 
 
 DRIVER = """
-import json, math
+import json, math, time
 from pathlib import Path
 from app.gui.app import App
 
@@ -107,6 +107,9 @@ for mode in ("split", "error", "gt", "side_by_side"):
     app.view.set(mode=mode)
     for _ in range(3):
         app.step()
+t0 = time.time()
+while not (app.viewer.gt.still and app.viewer.gt.size == 320) and time.time() - t0 < 20:
+    app.step()                             # flying frames are half size; wait for the still one
 out["resized"] = app.viewer.left.shape[:2] == (320, 320) and app.layout_record()["image_size"] == [640, 320]
 app.open_checkpoint(Path({bad!r}))         # a damaged checkpoint: a message, the old network stays
 while app.slot.loading is not None:

@@ -109,7 +109,6 @@ class App:
                             clear_color=layout.BACKGROUND)
         dpg.setup_dearpygui()
         dpg.show_viewport()
-        dpg.set_primary_window("_window_main", True)
 
     # -- messages ------------------------------------------------------------------------------
     def message(self, text: str, level: str = "info") -> None:
@@ -306,9 +305,8 @@ class App:
         active |= keys.poll(self, t0)
         self._poll_training(t0)
         self._video_frame(t0)
-        if self.viewer.tick(t0):
-            layout.show_texture(self)
-            active = True
+        active |= self.viewer.tick(t0)
+        layout.show_texture(self)  # returns at once when the shown pictures are current
         layout.refresh(self)
         dpg.render_dearpygui_frame()
         self.frame += 1

@@ -26,8 +26,12 @@ def build(app) -> None:
     _texture(app)
     _dialogs(app)
     # No window background: the viewport's clear paints the same colour, and in software GL (llvmpipe)
-    # a blended full-window quad cost a third of a still frame (27 -> 18 ms CPU here).
-    with dpg.window(tag="_window_main", no_scrollbar=True, no_background=True):
+    # a blended full-window quad cost a third of a still frame. Not a dearpygui "primary window" either:
+    # that draws its background whatever the flags (an empty 1200x740 window: 10.3 vs 1.5 ms CPU a frame,
+    # measured); a plain undecorated window that `fit_main_window` keeps at the viewport's size looks the same.
+    with dpg.window(tag="_window_main", no_scrollbar=True, no_background=True, no_title_bar=True, no_move=True,
+                    no_resize=True, no_collapse=True, no_bring_to_front_on_focus=True, pos=(0, 0),
+                    width=app.size[0], height=app.size[1]):
         _menu(app)
         with dpg.group(horizontal=True):
             with dpg.child_window(tag="_child_view", width=2 * app.view.display + 16, border=False, no_scrollbar=True):
@@ -43,6 +47,11 @@ def build(app) -> None:
                     with dpg.tab(label="Path & video", tag="_tab_video"):
                         panel_video.build(app)
     _help(app)
+    with dpg.theme() as flat:  # the main window is the whole viewport: no border, no rounded corners
+        with dpg.theme_component(dpg.mvAll):
+            dpg.add_theme_style(dpg.mvStyleVar_WindowBorderSize, 0)
+            dpg.add_theme_style(dpg.mvStyleVar_WindowRounding, 0)
+    dpg.bind_item_theme("_window_main", flat)
 
 
 def _theme() -> None:
@@ -59,7 +68,7 @@ def _theme() -> None:
 def _texture(app) -> None:
     dpg.add_texture_registry(tag="_registry")
     app._shown = {}  # side -> (picture shown, its texture)
-    app._live = {}  # side -> (raw texture, size)
+    app._live = {}  # side -> (raw texture, size, frame it was made)
     app._layout_size = app.view.display
 
 
@@ -134,12 +143,12 @@ def show_texture(app) -> None:
     texture is uploaded again every frame: ~1.5 ms a panel of every software-GL frame); pictures that
     change every frame while flying go to a raw texture instead (making a static one costs more)."""
     s, v = app.view.display, app.viewer
-    if v.left is None or v.left.shape[0] != s:
-        return
+    if v.left is None or v.left.shape[0] not in (s, s // 2) or (v.right is not None and v.right.shape[0] != s):
+        return  # composed for an older display size
     live = v.gt is not None and not v.gt.still  # flying
-    _show(app, "left", v.left, live)
+    _show(app, "left", v.left, live, s)
     if v.right is not None:
-        _show(app, "right", v.right, live)
+        _show(app, "right", v.right, live, s)
     dpg.configure_item("_image_right", show=v.right is not None)
     if app._layout_size != s:
         app._layout_size = s
@@ -148,35 +157,43 @@ def show_texture(app) -> None:
             dpg.configure_item(name, width=s)
 
 
-def _show(app, side: str, img: np.ndarray, live: bool) -> None:
+def _show(app, side: str, img: np.ndarray, live: bool, size: int) -> None:
+    """Show img on one side at size x size on screen (a smaller picture is scaled by the window's GL)."""
     shown, old = app._shown[side]
     if img is shown:
         return
     h, w = img.shape[:2]
     if live:
-        tag = _live_texture(app, side, w, h)
+        tag, ready = _live_texture(app, side, w, h, img)
         dpg.set_value(tag, img)
+        if not ready:
+            return  # keep the old picture up until the new texture holds this one (tried again next frame)
     else:
         rgba = np.empty((h, w, 4), dtype=np.float32)
         rgba[..., :3], rgba[..., 3] = img, 1.0
         tag = dpg.add_static_texture(w, h, rgba, parent="_registry")
     if tag != old:
-        dpg.configure_item(f"_image_{side}", texture_tag=tag, width=w, height=h)
+        dpg.configure_item(f"_image_{side}", texture_tag=tag, width=size, height=size)
         if old != app._live.get(side, (None,))[0]:
             dpg.delete_item(old)  # a static texture nobody shows any more
     app._shown[side] = (img, tag)
 
 
-def _live_texture(app, side: str, w: int, h: int):
-    """The side's raw texture for pictures that change every frame (made again when the size changes)."""
-    tag, size = app._live.get(side, (None, None))
+RAW_WARMUP_FRAMES = 3
+
+
+def _live_texture(app, side: str, w: int, h: int, img: np.ndarray) -> tuple[int | str, bool]:
+    """The side's raw texture for pictures that change every frame (made again when the size changes),
+    and whether it is ready to show. dearpygui fills a raw texture through a buffer one frame behind, so
+    a new one shows an empty (black) frame first: it is shown only after RAW_WARMUP_FRAMES frames."""
+    tag, size, born = app._live.get(side, (None, None, 0))
     if size != (w, h):
         if tag is not None and tag != app._shown[side][1]:
             dpg.delete_item(tag)
-        tag = dpg.add_raw_texture(w, h, np.zeros((h, w, 3), np.float32), format=dpg.mvFormat_Float_rgb,
-                                  parent="_registry")
-        app._live[side] = (tag, (w, h))
-    return tag
+        tag = dpg.add_raw_texture(w, h, img, format=dpg.mvFormat_Float_rgb, parent="_registry")
+        born = app.frame
+        app._live[side] = (tag, (w, h), born)
+    return tag, app.frame - born >= RAW_WARMUP_FRAMES
 
 
 def _labels(app) -> tuple[str, str]:
@@ -195,7 +212,16 @@ def _labels(app) -> tuple[str, str]:
     return (gt_label if v.mode == "gt" else net_label), ""
 
 
+def fit_main_window(app) -> None:
+    """Keep the main window covering the viewport (it follows resizes)."""
+    size = (dpg.get_viewport_client_width(), dpg.get_viewport_client_height())
+    if size != getattr(app, "_fitted", None) and min(size) > 0:
+        app._fitted = size
+        dpg.configure_item("_window_main", width=size[0], height=size[1])
+
+
 def refresh(app) -> None:
+    fit_main_window(app)
     left, right = _labels(app)
     dpg.set_value("_text_label_left", left)
     dpg.set_value("_text_label_right", right)

@@ -119,8 +119,11 @@ class Viewer:
         size = self.view.display
         if self.gt is None:
             return
-        gt = self.gt.rgb if self.gt.size == size else upscale(self.gt.rgb, size, "nearest")  # flying: half size
         mode = self.view.mode
+        gt = self.gt.rgb
+        if self.gt.size != size and mode not in ("side_by_side", "gt"):
+            gt = upscale(gt, size, "nearest")  # flying: half size; blended modes need equal sizes
+        # else the half-size flying frame goes to the screen as is: the window scales it on the GPU side
         net = err = None
         if self.net is not None:
             net = upscale(self.net.net, size, self.view.upscale)
