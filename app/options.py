@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,25 @@ def write_output(path: Path, write) -> Path:
     path = Path(path)
     try:
         atomic_write(path, write)
+    except OSError as e:
+        raise RedcubeError(f"cannot write {path} ({e.strerror}); choose a writable location.") from None
+    return path
+
+
+def check_writable(path: Path) -> Path:
+    """Fail before a long job, not after it: can a file be made beside `path`? (One sentence if not.)"""
+    import tempfile
+
+    from renderer.errors import RedcubeError
+
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "it is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
     except OSError as e:
         raise RedcubeError(f"cannot write {path} ({e.strerror}); choose a writable location.") from None
     return path

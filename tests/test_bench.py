@@ -46,3 +46,13 @@ def test_bench_unknown_group_is_one_error_line(tmp_path, capsys, one_sentence):
     one_sentence(lines[0].removeprefix("redcube: error: "))
     assert not out.exists()
 
+
+
+def test_bench_unwritable_json_fails_before_measuring(tmp_path, capsys, one_sentence):
+    code = main(["bench", "--only", "raster", "--json", str(tmp_path)])  # a directory, not a file
+    captured = capsys.readouterr()
+    assert code != 0 and captured.out == ""
+    assert "bench raster:" not in captured.err  # nothing was measured
+    line = captured.err.strip().removeprefix("redcube: error: ")
+    assert str(tmp_path) in line and "writable" in line
+    one_sentence(line)

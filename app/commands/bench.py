@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from app.bench import GROUPS, run_bench
-from app.options import add_scene_option, scene_from, write_text
+from app.options import add_scene_option, check_writable, scene_from, write_text
 from renderer.errors import RedcubeError
 
 
@@ -24,6 +24,8 @@ def run(args) -> int:
     unknown = sorted(set(args.only or []) - set(GROUPS))
     if unknown:
         raise RedcubeError(f"unknown bench group(s) {unknown}; choose from {list(GROUPS)}.")
+    if args.json:
+        check_writable(args.json)  # before minutes of measuring
     result = run_bench(args.only, scene_from(args), log=lambda m: print(m, file=sys.stderr))
     text = json.dumps(result, indent=2)
     if args.json:
