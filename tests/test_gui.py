@@ -218,3 +218,57 @@ def test_training_run_feeds_the_plots_and_the_viewport(tmp_path, checkpoint):
     assert out["followed"].startswith("gui-")
     run = next((tmp_path / "runs").iterdir())
     assert (run / "checkpoint.safetensors").exists() and (run / "log.jsonl").exists()
+
+
+XEVENTS_DRIVER = """
+import json, time
+from pathlib import Path
+from Xlib import X, XK, display
+from Xlib.ext import xtest
+from app.gui.app import App
+
+app = App(checkpoint=Path({ckpt!r}))
+d = display.Display()
+
+def frames(n=1):
+    for _ in range(n):
+        app.step()
+        d.sync()
+
+frames(5)
+x0, y0 = (int(v) for v in app.layout_record()["image_min"])
+xtest.fake_input(d, X.MotionNotify, x=x0 + 100, y=y0 + 100)  # keys go to the window under the pointer
+frames(3)
+start = [app.fly.camera.x, app.fly.camera.z]
+w = d.keysym_to_keycode(XK.string_to_keysym("w"))
+xtest.fake_input(d, X.KeyPress, w)
+t0 = time.perf_counter()
+while time.perf_counter() - t0 < 0.5:
+    frames()
+xtest.fake_input(d, X.KeyRelease, w)
+frames(3)
+after_w = [app.fly.camera.x, app.fly.camera.z]
+yaw0 = app.fly.camera.yaw
+xtest.fake_input(d, X.ButtonPress, 1)
+frames(2)
+for i in range(10):
+    xtest.fake_input(d, X.MotionNotify, x=x0 + 110 + 10 * i, y=y0 + 100)
+    frames()
+xtest.fake_input(d, X.ButtonRelease, 1)
+frames(2)
+print(json.dumps({{"start": start, "after_w": after_w, "yaw0": yaw0, "yaw1": app.fly.camera.yaw,
+                  "speed": app.fly.speed}}))
+app.run(frames=0)
+"""
+
+
+def test_real_x_key_and_mouse_events_fly_the_camera(tmp_path, checkpoint):
+    """Key and button events injected into the X server (XTEST), not handler calls: the whole input path."""
+    pytest.importorskip("Xlib")
+    out = run_driver(XEVENTS_DRIVER.format(ckpt=str(checkpoint)), tmp_path)
+    (x0, z0), (x1, z1) = out["start"], out["after_w"]
+    step = np.hypot(x1 - x0, z1 - z0)
+    # W held for about half a second at `speed` m/s moves forward: from (1.5, 1.5) at yaw 45°, toward the cube.
+    assert 0.2 * out["speed"] < step < 1.0 * out["speed"]
+    assert x1 < x0 and z1 < z0
+    assert out["yaw1"] < out["yaw0"] - 0.05  # dragging right across the picture turns right
