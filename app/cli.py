@@ -9,7 +9,7 @@ import sys
 
 from renderer.errors import RedcubeError
 
-COMMANDS = ["render", "train", "eval", "experiment", "bench", "gui", "export-video"]
+COMMANDS = ["render", "train", "train-vae", "eval", "experiment", "bench", "gui", "export-video"]
 
 
 def build_parser() -> argparse.ArgumentParser:

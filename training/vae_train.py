@@ -1,0 +1,158 @@
+"""`redcube train-vae`: a scene TinyVAE (TAESD's AutoencoderTiny architecture, from scratch) trained on
+the app's own 512² renders, because no package ships TAESD weights.
+
+The networks are convolutional, so random crops train the same weights as whole frames at a fraction
+of the cost per step (a 128² crop is 1/16 of a 512² frame); evaluation uses whole held-out frames.
+Crops sit on the 8-pixel latent grid, so they see the same stride phase as whole frames. Of a few
+random candidates per crop the busiest one (highest pixel variance) is kept: flat sky is learnt early,
+grid lines and cube edges are what limits PSNR.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from renderer.camera import check_res, sample_poses
+from renderer.errors import RedcubeError
+from renderer.rasterizer import Rasterizer
+from renderer.scene import Scene
+from renderer.tinyvae import DOWNSCALE, TinyVAE
+from training.data import heldout_poses
+from training.metrics import mse_to_psnr, psnr, ssim
+from training.vae import save_vae
+
+
+@dataclass
+class VAETrainConfig:
+    res: int = 512
+    """Side of the rendered frames."""
+    crop: int = 128
+    """Side of the random training crops (a multiple of 8; res trains on whole frames)."""
+    batch: int = 2
+    """Crops per step."""
+    frames: int = 32
+    """Frames rendered per refresh of the training pool."""
+    refresh_every: int = 25
+    """Steps between fresh frames (fresh random poses, like the pixel stream)."""
+    candidates: int = 4
+    """Random crop positions tried per crop; the busiest is kept (1: uniform crops)."""
+    steps: int | None = None
+    """Step budget (at least one of steps and minutes)."""
+    minutes: float | None = None
+    """Wall-clock budget in minutes."""
+    lr: float = 1e-3
+    """Peak Adam learning rate (cosine decay to 2 % after 50 warm-up steps)."""
+    latent_noise: float = 0.0
+    """Std of Gaussian noise added to latents in training, so the decoder tolerates a network's imperfect latents."""
+    heldout: int = 4
+    """Held-out whole frames evaluated every eval_every steps (and at the end)."""
+    eval_every: int = 200
+    """Steps between held-out evaluations."""
+    seed: int = 0
+    """Seeds the weights, the poses and the crops."""
+    threads: int = 1
+    """torch threads (1 leaves the other cores to the app and other jobs)."""
+    out: str = "runs/tinyvae"
+    """Run directory: log.jsonl and checkpoint.safetensors (+ .json)."""
+
+    def __post_init__(self):
+        check_res(self.res)
+        if self.res % DOWNSCALE or self.crop % DOWNSCALE or not DOWNSCALE <= self.crop <= self.res:
+            raise RedcubeError(f"res and crop must be multiples of {DOWNSCALE} with crop <= res; fix --res/--crop.")
+        if self.steps is None and self.minutes is None:
+            raise RedcubeError("train-vae needs a budget; pass --steps N or --minutes M.")
+        if min(self.batch, self.frames, self.refresh_every, self.candidates, self.heldout, self.eval_every) < 1 or self.lr <= 0:
+            raise RedcubeError("batch, frames, refresh_every, candidates, heldout, eval_every and lr must be positive.")
+
+
+def random_crops(frames: torch.Tensor, n: int, crop: int, candidates: int, gen: torch.Generator) -> torch.Tensor:
+    """n crops [n, crop, crop, 3] from frames [F, R, R, 3] at latent-grid offsets; the busiest of `candidates` each."""
+    f, r = frames.shape[0], frames.shape[1]
+    cells = (r - crop) // DOWNSCALE + 1
+    out = []
+    for _ in range(n):
+        idx = torch.randint(f, (candidates,), generator=gen)
+        ys, xs = (torch.randint(cells, (candidates,), generator=gen) * DOWNSCALE for _ in range(2))
+        cands = [frames[i, y:y + crop, x:x + crop] for i, y, x in zip(idx.tolist(), ys.tolist(), xs.tolist())]
+        out.append(max(cands, key=lambda c: float(c.var())))
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def evaluate_vae(vae: TinyVAE, frames: torch.Tensor) -> dict:
+    """Round trip of whole frames [N, R, R, 3]: PSNR (mean per frame), SSIM, and the reconstructions."""
+    was = vae.training
+    vae.eval()
+    recon = torch.cat([vae.decode(vae.encode(f[None])) for f in frames]).cpu()
+    vae.train(was)
+    return {"psnr": psnr(recon, frames), "ssim": ssim(recon, frames), "recon": recon}
+
+
+def train_vae(config: VAETrainConfig, scene: Scene | None = None, on_record: Callable[[dict], None] | None = None) -> dict:
+    """Train a scene TinyVAE; returns the final held-out metrics. Checkpoint: <out>/checkpoint.safetensors."""
+    c, scene = config, scene or Scene()
+    torch.set_num_threads(c.threads)
+    torch.manual_seed(c.seed)
+    gen = torch.Generator().manual_seed(c.seed)
+    out = Path(c.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "log.jsonl").unlink(missing_ok=True)
+    vae = TinyVAE(name=f"scene-{out.name}").train()
+    opt = torch.optim.Adam(vae.parameters(), lr=c.lr)
+
+    def log(rec: dict) -> None:
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        if on_record:
+            on_record(rec)
+
+    def lr_at(step: int, progress: float) -> float:
+        if step < 50:
+            return c.lr * (step + 1) / 50
+        return c.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+    with Rasterizer(scene) as rast:
+        test = torch.from_numpy(rast.render(heldout_poses(scene, c.heldout, c.seed).numpy(), c.res)[0])
+        step, elapsed, metrics, pool = 0, 0.0, {}, None
+        progress = lambda: max(step / c.steps if c.steps else 0.0, elapsed / (60 * c.minutes) if c.minutes else 0.0)  # noqa: E731
+        loss_sum, n = 0.0, 0
+        while progress() < 1.0:
+            t0 = time.perf_counter()
+            # 1. fresh random poses every refresh_every steps (rendering 512² frames costs little next to a step)
+            if step % c.refresh_every == 0:
+                pool = torch.from_numpy(rast.render(sample_poses(scene, c.frames, gen).numpy(), c.res)[0])
+            # 2. one Adam step on busy crops: MSE of the round trip, latents optionally jittered
+            x = random_crops(pool, c.batch, c.crop, c.candidates, gen)
+            z = vae.encode(x)
+            if c.latent_noise > 0:
+                z = z + c.latent_noise * torch.randn(z.shape, generator=gen)
+            loss = torch.nn.functional.mse_loss(vae.decode(z), x)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, progress())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            elapsed += time.perf_counter() - t0
+            loss_sum, n = loss_sum + loss.item(), n + 1
+            if step % 25 == 0:
+                log({"event": "train", "step": step, "time": round(elapsed, 2), "train_loss": loss_sum / n,
+                     "train_psnr": mse_to_psnr(loss_sum / n), "lr": opt.param_groups[0]["lr"]})
+                loss_sum, n = 0.0, 0
+            # 3. held-out whole frames, and a checkpoint
+            if step % c.eval_every == 0 or progress() >= 1.0:
+                ev = evaluate_vae(vae, test)
+                metrics = {"step": step, "elapsed_s": round(elapsed, 1), "test_psnr": ev["psnr"], "test_ssim": ev["ssim"],
+                           "res": c.res, "heldout": c.heldout}
+                log({"event": "eval", "time": round(elapsed, 2), **metrics})
+                save_vae(out / "checkpoint.safetensors", vae, scene, step=step, metrics=metrics,
+                         train=dataclasses.asdict(c), optimizer=opt)
+    return metrics
