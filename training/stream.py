@@ -46,10 +46,10 @@ def producer_seed(seed: int, producer: int, rank: int = 0) -> int:
 
 
 class _Pool:
-    """Shared-memory slots: poses [S, F, 5], rgb [S, F, res, res, 3], and a sequence number per slot."""
+    """Shared-memory slots: poses [S, F, 5], frames [S, F, res, res, C] (rgb, or TinyVAE latents), a sequence number per slot."""
 
-    def __init__(self, pool_size: int, frames: int, res: int, names: tuple[str, str] | None = None):
-        shapes = ((pool_size, frames, POSE_DIM), (pool_size, frames, res, res, 3))
+    def __init__(self, pool_size: int, frames: int, res: int, names: tuple[str, str] | None = None, channels: int = 3):
+        shapes = ((pool_size, frames, POSE_DIM), (pool_size, frames, res, res, channels))
         nbytes = [int(np.prod(s)) * 4 for s in shapes]
         if names is None:
             self.shm = [shared_memory.SharedMemory(create=True, size=n) for n in nbytes]
@@ -69,8 +69,9 @@ class _Pool:
                 m.unlink()
 
 
-def _produce(scene_dict, res, cfg: StreamConfig, seed, names, seqs, counter, lock, stop, errors) -> None:
-    """Producer process body: render random poses, copy them into the oldest slot, repeat.
+def _produce(scene_dict, res, cfg: StreamConfig, seed, names, seqs, counter, lock, stop, errors, vae=None) -> None:
+    """Producer process body: render random poses (and encode them to latents when `vae` names a TinyVAE),
+    copy them into the oldest slot, repeat.
 
     Stops when asked, or when its trainer has gone (killed without closing the stream)."""
     parent = os.getppid()
@@ -79,14 +80,19 @@ def _produce(scene_dict, res, cfg: StreamConfig, seed, names, seqs, counter, loc
     torch.set_num_threads(1)
     from renderer.rasterizer import Rasterizer
 
-    pool = _Pool(cfg.pool_size, cfg.frames_per_buffer, res, names)
     gen = torch.Generator().manual_seed(seed)
+    pool = None
     try:
+        encoder = _latent_encoder(vae) if vae else None
+        side, channels = latent_shape(res, vae)
+        pool = _Pool(cfg.pool_size, cfg.frames_per_buffer, side, names, channels)
         with Rasterizer(Scene.from_dict(scene_dict)) as rast:
             while not stop.value and os.getppid() == parent:
                 t0 = time.perf_counter()
                 poses = sample_poses(rast.scene, cfg.frames_per_buffer, gen).numpy()
                 rgb, _ = rast.render(poses, res)
+                if encoder is not None:
+                    rgb = encoder(rgb)
                 with lock:
                     slot = int(np.argmin(seqs[:]))
                     counter.value += 1
@@ -99,14 +105,36 @@ def _produce(scene_dict, res, cfg: StreamConfig, seed, names, seqs, counter, loc
     except Exception as e:
         errors.put(str(e))
     finally:
-        pool.close()
+        if pool is not None:
+            pool.close()
+
+
+def latent_shape(res: int, vae: str | None) -> tuple[int, int]:
+    """(side, channels) of what the stream carries: res² RGB, or (res/8)² TinyVAE latents."""
+    from renderer.tinyvae import DOWNSCALE
+
+    return (res // DOWNSCALE, 4) if vae else (res, 3)
+
+
+def _latent_encoder(vae: str):
+    """frames [F, R, R, 3] numpy -> latents [F, R/8, R/8, 4] numpy, one frame at a time (peak memory)."""
+    from training.vae import load_vae
+
+    model = load_vae(vae)
+
+    @torch.no_grad()
+    def encode(rgb: np.ndarray) -> np.ndarray:
+        return torch.cat([model.encode(torch.from_numpy(f[None])) for f in rgb]).numpy()
+    return encode
 
 
 class FrameStream:
     """Trainer side of the pool. `latest()` returns the newest full buffer not yet seen, or None."""
 
-    def __init__(self, scene: Scene, res: int, config: StreamConfig | None = None, seed: int = 0, rank: int = 0):
-        self.scene, self.res, self.config = scene, res, config or StreamConfig()
+    def __init__(self, scene: Scene, res: int, config: StreamConfig | None = None, seed: int = 0, rank: int = 0,
+                 vae: str | None = None):
+        """`vae`: a TinyVAE source (training.vae.load_vae); the producers then deliver latents of the res² renders."""
+        self.scene, self.res, self.config, self.vae = scene, res, config or StreamConfig(), vae
         self.seeds = [producer_seed(seed, i, rank) for i in range(self.config.producers)]
         self._ctx = mp.get_context("spawn")
         self._procs: list = []
@@ -115,7 +143,8 @@ class FrameStream:
 
     def start(self) -> "FrameStream":
         cfg, ctx = self.config, self._ctx
-        self._pool = _Pool(cfg.pool_size, cfg.frames_per_buffer, self.res)
+        side, channels = latent_shape(self.res, self.vae)
+        self._pool = _Pool(cfg.pool_size, cfg.frames_per_buffer, side, channels=channels)
         self._seqs = ctx.Array("q", cfg.pool_size, lock=False)
         self._counter = ctx.Value("q", 0, lock=False)
         # The stop signal is a plain shared flag, not an Event: Event.set() waits for every process
@@ -126,7 +155,7 @@ class FrameStream:
             for s in self.seeds:
                 p = ctx.Process(target=_produce, daemon=True, name="redcube-producer", args=(
                     self.scene.to_dict(), self.res, cfg, s, self._pool.names, self._seqs, self._counter,
-                    self._lock, self._stop, self._errors))
+                    self._lock, self._stop, self._errors, self.vae))
                 p.start()
                 self._procs.append(p)
         except BaseException:
@@ -135,7 +164,7 @@ class FrameStream:
         return self
 
     def latest(self, wait: float = 0.0) -> tuple[int, np.ndarray, np.ndarray] | None:
-        """(sequence number, poses [F, 5], rgb [F, res, res, 3]) copies of the newest unseen buffer.
+        """(sequence number, poses [F, 5], rgb [F, res, res, 3] or latents [F, res/8, res/8, 4]) copies of the newest unseen buffer.
 
         Waits up to `wait` seconds for one; raises if every producer has died.
         """

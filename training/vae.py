@@ -37,7 +37,7 @@ def _from_checkpoint(path: Path) -> TinyVAE:
     ckpt = load_checkpoint(path)
     if ckpt.kind != TinyVAE.kind:
         raise RedcubeError(f"{path} holds a {ckpt.kind} network, not a TinyVAE; pass a file written by `redcube train-vae`, a TAESD directory or 'scene'.")
-    vae = TinyVAE(ckpt.record["model"]["config"], name=path.stem)
+    vae = TinyVAE(ckpt.record["model"]["config"], name=path.parent.name if path.stem == "checkpoint" else path.stem)
     state = {k.removeprefix("ae."): v for k, v in ckpt.prefixed("model.").items()}
     check_state(vae.ae, state, str(path))
     vae.ae.load_state_dict(state)

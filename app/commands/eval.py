@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from app.gui.viewport import error_map
 from app.images import contact_sheet
 from app.options import save_png, write_text
 from renderer.errors import RedcubeError
+from renderer.rasterizer import Rasterizer
 from training.checkpoint import load_checkpoint
 from training.data import heldout_poses
 from training.evaluate import evaluate, load_poses
-from training.trainer import TrainConfig
+from training.latent import config_from_record, evaluate_latent
+from training.vae import vae_for_checkpoint
 
 
 def register(sub) -> None:
@@ -24,13 +28,16 @@ def register(sub) -> None:
     p.add_argument("--res", type=int, default=None, help="resolution (default: the training resolution)")
     p.add_argument("--json", type=Path, default=None, help="also write the JSON here")
     p.add_argument("--sheet", type=Path, default=Path("redcube_eval.png"), help="contact sheet PNG (default redcube_eval.png)")
+    p.add_argument("--vae", default=None, help="latent checkpoints: the TinyVAE to decode with (default: the one it recorded)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     ckpt = load_checkpoint(args.checkpoint)
+    latent = bool(ckpt.record.get("vae"))
+    vae = vae_for_checkpoint(ckpt.record, args.vae) if latent or args.vae else None  # a mismatch is one sentence
     scene, model = ckpt.scene, ckpt.build_model()
-    train = TrainConfig.from_dict(ckpt.record["train"]) if ckpt.record.get("train") else None
+    train = config_from_record(ckpt.record) if ckpt.record.get("train") else None
     res = args.res or (train.res if train else 64)
     if args.poses:
         poses = load_poses(args.poses, scene)
@@ -38,8 +45,13 @@ def run(args) -> int:
         raise RedcubeError("--n must be at least 1.")
     else:
         poses = heldout_poses(scene, args.n, train.seed if train else 0)
-    ev = evaluate(model, scene, poses, res)
-    out = {"checkpoint": str(args.checkpoint), "model": ckpt.kind, "step": ckpt.step, "device": "cpu", **ev.summary()}
+    if latent:  # the network's latents at (res/8)², decoded to res² by the TinyVAE it was trained with
+        with Rasterizer(scene) as rast:
+            ev = evaluate_latent(model, vae, poses, torch.from_numpy(rast.render(poses.numpy(), res)[0]))[0]
+    else:
+        ev = evaluate(model, scene, poses, res)
+    out = {"checkpoint": str(args.checkpoint), "model": ckpt.kind, "step": ckpt.step, "device": "cpu",
+           **({"vae": vae.name, "latent_res": res // 8} if latent else {}), **ev.summary()}
     rows = [[g.numpy(), p.numpy(), error_map(p.numpy(), g.numpy())] for g, p in list(zip(ev.gt, ev.pred))[:8]]
     out["sheet"] = str(save_png(args.sheet, contact_sheet(rows, tile=max(128, res))))
     text = json.dumps(out, indent=2)

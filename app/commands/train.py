@@ -10,7 +10,9 @@ from pathlib import Path
 from app.options import add_scene_option, scene_from
 from renderer.errors import RedcubeError
 from renderer.models import MODELS
+from training.latent import ENCODE_IN, LatentTrainConfig, trainer_for
 from training.trainer import DATA_MODES, Hooks, TrainConfig, Trainer
+from training.vae import DEFAULT_SOURCE
 
 
 def register(sub) -> None:
@@ -33,6 +35,10 @@ def register(sub) -> None:
     p.add_argument("--compile", action="store_true", help="train through torch.compile (see `redcube bench` for the speed-up)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--latent", action="store_true",
+                   help="latent mode: learn the TinyVAE latents of --res renders at (res/8)² (4 output channels), decode to res²")
+    p.add_argument("--vae", default=None, help="latent mode's TinyVAE: 'scene' (shipped, default), a .safetensors or a TAESD directory")
+    p.add_argument("--encode-in", choices=ENCODE_IN, default="producer", help="latent mode: encode renders in the producer (default) or the trainer")
     add_scene_option(p)
     p.set_defaults(func=run)
 
@@ -52,8 +58,11 @@ def parse_settings(pairs: list[str]) -> dict:
 
 
 def config_from(args) -> TrainConfig:
-    return TrainConfig(
-        model=args.model, model_config=parse_settings(args.set), res=args.res, data=args.data,
+    if args.vae and not args.latent:
+        raise RedcubeError("--vae only applies to latent mode; add --latent or drop --vae.")
+    latent = dict(vae=args.vae or DEFAULT_SOURCE, encode_in=args.encode_in) if args.latent else {}
+    return (LatentTrainConfig if args.latent else TrainConfig)(
+        **latent, model=args.model, model_config=parse_settings(args.set), res=args.res, data=args.data,
         fixed_samples=args.fixed_samples, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
         lr=args.lr, eval_every=args.eval_every, heldout=args.heldout, seed=args.seed, threads=args.threads, compile=args.compile,
         out_dir=str(args.out),
@@ -83,7 +92,7 @@ class Progress:
 def run(args) -> int:
     config = config_from(args)
     stop = {"requested": False}
-    trainer = Trainer(config, scene=scene_from(args), resume=args.resume)
+    trainer = trainer_for(config, scene=scene_from(args), resume=args.resume)
     trainer.hooks = Hooks(on_record=Progress(trainer, args.quiet), should_stop=lambda: stop["requested"])
 
     def on_sigint(*_):

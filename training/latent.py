@@ -1,0 +1,151 @@
+"""Latent mode (the blog's "More More Renders"): 512² renders -> TinyVAE encoder -> 64×64×4 latents; a
+pose network (posemlp, siren with out_channels=4) learns the latents at latent-pixel coordinates (the
+latent grid is one more resolution of the same implicit function), and the TinyVAE decoder turns its
+output back into 512² pictures.
+
+`LatentTrainer` is the pixel `Trainer` with three things swapped: its stream carries latents, its
+held-out evaluation decodes to `res`² and compares with ground truth there, and its checkpoint records
+which VAE it was trained with (checked on every load by `training.vae.vae_for_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from renderer.errors import RedcubeError
+from renderer.rasterizer import Rasterizer
+from renderer.render import render_image
+from renderer.tinyvae import DOWNSCALE, TinyVAE
+from training.checkpoint import save_checkpoint
+from training.data import PixelSet, heldout_poses
+from training.evaluate import Evaluation
+from training.stream import FrameStream
+from training.trainer import TrainConfig, Trainer
+from training.vae import DEFAULT_SOURCE, load_vae, vae_for_checkpoint
+
+ENCODE_IN = ("producer", "trainer")
+
+
+@dataclass
+class LatentTrainConfig(TrainConfig):
+    res: int = 512
+    """Side of the ground-truth renders; the network is trained on their (res/8)² latents."""
+    heldout: int = 8
+    """Held-out poses (each evaluation decodes them all at res²: about 1-4 s each on one CPU thread)."""
+    vae: str = DEFAULT_SOURCE
+    """TinyVAE that makes the targets and decodes the output: 'scene' (shipped), a .safetensors or a TAESD directory."""
+    encode_in: str = "producer"
+    """Where renders become latents: 'producer' (the stream's process, measured faster) or 'trainer' (batched here)."""
+
+    def __post_init__(self):
+        self.model_config = {**self.model_config, "out_channels": 4}
+        super().__post_init__()
+        if self.res % DOWNSCALE or self.res // DOWNSCALE < 16:
+            raise RedcubeError(f"latent mode needs a resolution that is a multiple of {DOWNSCALE} and at least 128; fix --res.")
+        if self.encode_in not in ENCODE_IN:
+            raise RedcubeError(f"encode_in {self.encode_in!r} is unknown; choose one of {list(ENCODE_IN)}.")
+        if self.data != "stream":
+            raise RedcubeError("latent mode trains on streamed renders only; drop --data fixed.")
+
+    @property
+    def latent_res(self) -> int:
+        return self.res // DOWNSCALE
+
+
+def trainer_for(config: TrainConfig, **kw) -> Trainer:
+    """The trainer that fits `config`: latent configs get a LatentTrainer."""
+    return (LatentTrainer if isinstance(config, LatentTrainConfig) else Trainer)(config, **kw)
+
+
+@torch.no_grad()
+def encode_frames(vae: TinyVAE, rgb: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """frames [F, R, R, 3] -> latents [F, R/8, R/8, 4] on the CPU, one frame at a time (peak memory)."""
+    rgb = torch.as_tensor(rgb)
+    return torch.cat([vae.encode(f[None]).cpu() for f in rgb])
+
+
+@torch.no_grad()
+def predict_latents(model: nn.Module, poses: torch.Tensor, latent_res: int) -> torch.Tensor:
+    """Network latents [N, r, r, 4] for poses [N, 5] (raw, not clamped)."""
+    return torch.stack([render_image(model, p, latent_res).float().cpu() for p in poses])
+
+
+@torch.no_grad()
+def decode_latents(vae: TinyVAE, latents: torch.Tensor) -> torch.Tensor:
+    """latents [N, r, r, 4] -> pictures [N, 8r, 8r, 3] in [0, 1] on the CPU, one at a time."""
+    return torch.cat([vae.decode(z[None]).cpu() for z in latents])
+
+
+def evaluate_latent(model: nn.Module, vae: TinyVAE, poses: torch.Tensor, gt: torch.Tensor) -> tuple[Evaluation, torch.Tensor]:
+    """Decoded network pictures against ground truth gt [N, R, R, 3]; also returns the latents [N, R/8, R/8, 4]."""
+    z = predict_latents(model, poses, gt.shape[1] // DOWNSCALE)
+    return Evaluation(poses, gt, decode_latents(vae, z)), z
+
+
+class LatentTrainer(Trainer):
+    config: LatentTrainConfig
+
+    def __init__(self, config: LatentTrainConfig, scene=None, resume: bool = False, hooks=None):
+        self.vae = load_vae(config.vae)  # before the base class: resuming checks the checkpoint's VAE
+        if self.vae.latent_channels != 4:
+            raise RedcubeError(f"VAE {config.vae!r} has {self.vae.latent_channels} latent channels, not 4; use a TAESD-layout TinyVAE.")
+        self.vae_record = {**self.vae.identity(), "source": config.vae}
+        super().__init__(config, scene=scene, resume=resume, hooks=hooks)
+
+    def _resume_checkpoint(self):
+        ckpt = super()._resume_checkpoint()
+        vae_for_checkpoint(ckpt.record, self.config.vae)  # one sentence if it was trained with another VAE
+        return ckpt
+
+    def run(self, until_step: int | None = None) -> dict:
+        c = self.config
+        with Rasterizer(self.scene) as rast:
+            self.test_poses = heldout_poses(self.scene, c.heldout, c.seed)
+            self.test_rgb = torch.from_numpy(rast.render(self.test_poses.numpy(), c.res)[0])
+        self.test_latents = encode_frames(self.vae, self.test_rgb)
+        stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step,
+                             vae=c.vae if c.encode_in == "producer" else None).start()
+        try:
+            return self._loop(None, stream, until_step)
+        finally:
+            stream.close()
+
+    def _next_buffer(self, stream: FrameStream, wait: float = 0.0) -> PixelSet | None:
+        if self.config.encode_in == "producer":
+            return super()._next_buffer(stream, wait)  # the stream already carries latents
+        got = stream.latest(wait=wait)
+        if got is None:
+            if wait:
+                raise RedcubeError("the data producer delivered no frames within a minute; check `redcube render` works.")
+            return None
+        _, poses, rgb = got
+        return PixelSet.from_frames(poses, encode_frames(self.vae, rgb))
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Held-out latent MSE (the training loss) and PSNR/SSIM of the decoded res² pictures against ground truth."""
+        ev, z = evaluate_latent(self.model, self.vae, self.test_poses, self.test_rgb)
+        s = ev.summary()
+        return {"test_loss": float(((z - self.test_latents) ** 2).mean()), "test_psnr": s["psnr"],
+                "test_psnr_pooled": s["psnr_pooled"], "test_ssim": s["ssim"], "test_image_mse": s["mse"]}
+
+    def save(self):
+        return save_checkpoint(
+            self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics,
+            train=self.config.to_dict(), optimizer=self.optimizer, extra_tensors={"rng.batch": self.gen.get_state()},
+            extra={"elapsed_s": self.elapsed, "vae": self.vae_record, "latent_res": self.config.latent_res},
+        )
+
+
+def config_from_record(record: dict) -> TrainConfig:
+    """The training config recorded in a checkpoint: latent or pixel."""
+    train = record.get("train") or {}
+    names = {f.name for f in dataclasses.fields(LatentTrainConfig)}
+    if record.get("vae"):
+        return LatentTrainConfig(**{k: v for k, v in train.items() if k in names})
+    return TrainConfig.from_dict(train)
