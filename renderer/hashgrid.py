@@ -204,6 +204,16 @@ def input_grad(x: torch.Tensor, table: torch.Tensor, grad_out: torch.Tensor, con
     return (torch.stack([gx, gy, gz], dim=-1) * scales[None, :, None]).sum(1)
 
 
+_COMPILED: dict = {}
+
+
+def _compiled(name: str):
+    """torch.compile of `encode` / `scatter_terms`, made once per process (grids of equal config share it)."""
+    if name not in _COMPILED:
+        _COMPILED[name] = torch.compile({"encode": encode, "scatter": scatter_terms}[name], dynamic=True)
+    return _COMPILED[name]
+
+
 class _HashGridFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, params, grid):
@@ -245,7 +255,6 @@ class HashGrid(nn.Module):
                                "install tiny-cuda-nn's PyTorch bindings on a CUDA machine or use backend 'torch'.")
         self.tcnn_importable = config.backend != "torch" and tcnn_available()
         self._tcnn = None
-        self._compiled = None
 
     @property
     def backend(self) -> str:
@@ -277,22 +286,13 @@ class HashGrid(nn.Module):
         return _HashGridFunction.apply(x, self.params, self)
 
     # ---- the torch backend's two kernels, compiled when fused ----------------------------------
-    def _kernels(self):
-        if self._compiled is None:
-            fwd = lambda x, table: encode(x, table, self.config, self.levels)  # noqa: E731
-            bwd = lambda x, g: scatter_terms(x, g, self.config, self.levels)  # noqa: E731
-            if self.fused:
-                fwd, bwd = torch.compile(fwd, dynamic=True), torch.compile(bwd, dynamic=True)
-            self._compiled = (fwd, bwd)
-        return self._compiled
-
     def _encode(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         if len(x) == 0:
             return x.new_zeros(0, self.n_output_dims)
-        return self._kernels()[0](x, table.detach())
+        return (_compiled("encode") if self.fused else encode)(x, table.detach(), self.config, self.levels)
 
     def _scatter(self, x: torch.Tensor, grad_out: torch.Tensor):
-        return self._kernels()[1](x, grad_out)
+        return (_compiled("scatter") if self.fused else scatter_terms)(x, grad_out, self.config, self.levels)
 
     def _forward_tcnn(self, x: torch.Tensor) -> torch.Tensor:
         import tinycudann as tcnn

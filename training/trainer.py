@@ -210,7 +210,7 @@ class Trainer:
             data = self._next_buffer(stream, wait=60.0)
         good = self._snapshot()
         self.log({"event": "start", "data": c.data, "parameters": sum(p.numel() for p in self.model.parameters()),
-                  "threads": torch.get_num_threads()})
+                  "threads": torch.get_num_threads(), **({"backend": self.model.backend} if hasattr(self.model, "backend") else {})})
         last_ckpt = last_t = time.perf_counter()
         window_samples, window_t0, loss_sum, loss_n, last_loss = 0, last_t, 0.0, 0, float("nan")
         while self.progress() < 1.0 and (until_step is None or self.step < until_step):

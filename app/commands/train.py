@@ -26,6 +26,7 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/latest"), help="run directory (log.jsonl, checkpoint)")
     p.add_argument("--batch-size", type=int, default=16384, help="pixel samples per step (default 16384)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (default 1e-3)")
+    p.add_argument("--warmup-steps", type=int, default=100, help="linear learning-rate warm-up steps (default 100)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model setting, e.g. --set input=plucker --set width=256 --set skip=true (repeatable)")
     p.add_argument("--eval-every", type=int, default=200, help="steps between held-out evaluations")
@@ -64,7 +65,7 @@ def config_from(args) -> TrainConfig:
     return (LatentTrainConfig if args.latent else TrainConfig)(
         **latent, model=args.model, model_config=parse_settings(args.set), res=args.res, data=args.data,
         fixed_samples=args.fixed_samples, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
-        lr=args.lr, eval_every=args.eval_every, heldout=args.heldout, seed=args.seed, threads=args.threads, compile=args.compile,
+        lr=args.lr, warmup_steps=args.warmup_steps, eval_every=args.eval_every, heldout=args.heldout, seed=args.seed, threads=args.threads, compile=args.compile,
         out_dir=str(args.out),
     )
 

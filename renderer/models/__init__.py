@@ -1,6 +1,6 @@
 """Model registry: every renderer network by name, with its config dataclass.
 
-Later models (hash grid, latent, mNIF) add one line to `MODELS`.
+Later models (latent, mNIF) add one line to `MODELS`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from torch import nn
 
 from renderer.errors import RedcubeError
 from renderer.models.posemlp import PoseMLP, PoseMLPConfig
+from renderer.models.radiance import RadianceField, RadianceFieldConfig
 from renderer.models.siren import Siren, SirenConfig
 from renderer.scene import Scene
 
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "posemlp": (PoseMLPConfig, PoseMLP),
     "siren": (SirenConfig, Siren),
+    "ngp": (RadianceFieldConfig, RadianceField),
 }
 
 

@@ -1,0 +1,278 @@
+"""Instant-NGP radiance field of the cube world (Müller et al. 2022; NeRF volume rendering, Mildenhall et al. 2020).
+
+A pixel (pose, uv) becomes a ray through `renderer.camera.rays`; the ray is cut to the scene's box,
+marched in equal steps, samples in empty cells of the occupancy grid are skipped, and the rest go
+through hash grid -> small MLP -> density sigma (trunc_exp) and colour (sigmoid). The scene is
+Lambertian (no specular term), so colour does not depend on the view direction. Compositing:
+
+  (1) alpha_i = 1 - exp(-sigma_i * dt)                       NeRF eq. 3, equal steps dt
+  (2) T_i     = prod_{j < i} (1 - alpha_j)                   transmittance
+  (3) C       = sum_i T_i alpha_i c_i + T_end * sky          the scene's sky colour behind everything
+
+Training marches twice: (a) without gradients, to find where each ray's transmittance falls below
+`min_transmittance`, then (b) with gradients on the samples before that point only. Evaluation needs
+the first march only.
+
+The occupancy grid (Instant-NGP sec. 4, "accelerated ray marching") holds a running max of the density
+per cell: every `occupancy_every` training forwards each cell's value decays by `occupancy_decay` and
+is raised to the density at a random point inside it; a cell is marched when its value exceeds
+min(threshold, mean). It is a buffer, so a checkpoint carries it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from renderer.camera import rays
+from renderer.errors import RedcubeError
+from renderer.hashgrid import HashGrid, HashGridConfig
+from renderer.scene import Scene
+
+
+@dataclass
+class RadianceFieldConfig:
+    n_levels: int = 8
+    """Hash-grid levels."""
+    n_features_per_level: int = 2
+    """Features per hash-grid entry (1, 2, 4 or 8)."""
+    log2_hashmap_size: int = 16
+    """log2 of the most entries per level."""
+    base_resolution: int = 16
+    """Coarsest grid resolution over the scene box."""
+    per_level_scale: float = 1.6
+    """Resolution growth per level (8 levels from 16 reach ~430 cells across the box: 1 cm)."""
+    interpolation: str = "linear"
+    """Hash-grid interpolation: 'linear' or 'smoothstep'."""
+    backend: str = "auto"
+    """Hash-grid backend: 'auto' (tinycudann on CUDA when it imports), 'torch' or 'tcnn'."""
+    fused: bool = True
+    """Run the torch backend's gather and scatter through torch.compile (~30 s of compiling once per process)."""
+    width: int = 64
+    """Hidden units of the MLP (Instant-NGP: 64)."""
+    hidden_layers: int = 2
+    """Hidden layers of the MLP."""
+    steps: int = 192
+    """March steps along the box diagonal: the step length is diagonal / steps."""
+    margin: float = 0.1
+    """Metres of empty space around the plane and the cube inside the box."""
+    warmup_forwards: int = 48
+    """First training forwards: `warmup_samples` stratified samples spread over each ray's whole path
+    through the box, with gradients, before the occupancy grid's first update takes over (an empty
+    grid cannot be trusted, and marching every step of an unknown box costs minutes on a CPU)."""
+    warmup_samples: int = 16
+    """Samples per ray during the warm-up."""
+    density_init: float = 0.15
+    """Density (1/m) of the untrained field: nearly transparent, so the warm-up's gradients reach the whole box."""
+    occupancy_res: int = 48
+    """Occupancy cells along the box's longest side (the other sides in proportion)."""
+    occupancy_every: int = 32
+    """Training forwards between occupancy-grid updates."""
+    occupancy_decay: float = 0.95
+    """Decay of a cell's density per update."""
+    occupancy_threshold: float = 0.01
+    """A cell is marched when its density makes a step at least this opaque (or exceeds the mean)."""
+    min_transmittance: float = 1e-3
+    """A ray stops once this little light gets through."""
+
+    def __post_init__(self):
+        HashGridConfig(**self.grid_settings())  # unsupported encoding settings: one sentence
+        if self.width < 1 or self.hidden_layers < 1 or self.steps < 2 or self.occupancy_res < 2 or self.occupancy_every < 1 \
+                or self.warmup_forwards < 0 or self.warmup_samples < 1 or not self.density_init > 0:
+            raise RedcubeError("ngp width, hidden_layers, occupancy_every, warmup_samples and density_init must be positive, "
+                               "warmup_forwards >= 0, and steps, occupancy_res at least 2; fix the model config.")
+        if not (0 <= self.occupancy_decay <= 1 and 0 < self.occupancy_threshold < 1 and 0 <= self.min_transmittance < 1 and self.margin >= 0):
+            raise RedcubeError("ngp occupancy_decay must lie in [0, 1], occupancy_threshold and min_transmittance in (0, 1) and margin >= 0; fix the model config.")
+
+    def grid_settings(self) -> dict:
+        return {k: getattr(self, k) for k in ("n_levels", "n_features_per_level", "log2_hashmap_size", "base_resolution",
+                                              "per_level_scale", "interpolation", "backend")}
+
+
+class _TruncExp(torch.autograd.Function):
+    """exp with its gradient clamped at exp(15) (Instant-NGP / torch-ngp's density activation)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.exp(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * torch.exp(x.clamp(max=15))
+
+
+def trunc_exp(x: torch.Tensor) -> torch.Tensor:
+    return _TruncExp.apply(x)
+
+
+def scene_box(scene: Scene, margin: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The axis-aligned box holding the ground plane and the cube, plus `margin` metres: (low, high)."""
+    c, h = scene.cube_center, scene.cube_size / 2
+    g = scene.ground_half_size
+    lo = [min(-g, c[0] - h), min(0.0, c[1] - h), min(-g, c[2] - h)]
+    hi = [max(g, c[0] + h), max(0.0, c[1] + h), max(g, c[2] + h)]
+    return tuple(v - margin for v in lo), tuple(v + margin for v in hi)
+
+
+class RadianceField(nn.Module):
+    def __init__(self, config: RadianceFieldConfig, scene: Scene):
+        super().__init__()
+        self.config, self.scene = config, scene
+        self.encoding = HashGrid(HashGridConfig(**config.grid_settings()), fused=config.fused)
+        dims = [self.encoding.n_output_dims] + [config.width] * config.hidden_layers
+        layers = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.mlp = nn.Sequential(*layers, nn.Linear(config.width, 4))  # sigma (raw), rgb (raw)
+        with torch.no_grad():
+            self.mlp[-1].bias[0] = math.log(config.density_init)
+        lo, hi = scene_box(scene, config.margin)
+        self.register_buffer("box_lo", torch.tensor(lo), persistent=False)
+        self.register_buffer("box_size", torch.tensor(hi) - torch.tensor(lo), persistent=False)
+        self.register_buffer("sky", torch.tensor(scene.sky_color, dtype=torch.float32), persistent=False)
+        side = max(hi[i] - lo[i] for i in range(3))
+        self.grid_shape = tuple(max(2, round(config.occupancy_res * (hi[i] - lo[i]) / side)) for i in range(3))
+        self.dt = math.dist(lo, hi) / config.steps
+        # Every cell starts occupied; the first update replaces these values outright.
+        self.register_buffer("occupancy", torch.full((math.prod(self.grid_shape),), 1e3))
+        self.register_buffer("occupancy_updates", torch.zeros((), dtype=torch.long))
+        self.register_buffer("train_forwards", torch.zeros((), dtype=torch.long))
+
+    @property
+    def backend(self) -> str:
+        """The hash grid's implementation in use: 'tcnn' or 'torch'."""
+        return self.encoding.backend
+
+    # ---- the field -------------------------------------------------------------------------------
+    def field(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised points x [M, 3] in [0, 1]^3 -> density [M] and colour [M, 3]."""
+        raw = self.mlp(self.encoding(x))
+        return trunc_exp(raw[:, 0]), torch.sigmoid(raw[:, 1:])
+
+    def normalise(self, p: torch.Tensor) -> torch.Tensor:
+        """World points [..., 3] -> box coordinates in [0, 1)^3."""
+        return ((p - self.box_lo) / self.box_size).clamp(0.0, 1.0 - 1e-6)
+
+    # ---- occupancy grid ----------------------------------------------------------------------------
+    def _cells(self, x: torch.Tensor) -> torch.Tensor:
+        """Flat occupancy-cell index of box coordinates x [..., 3]."""
+        gx, gy, gz = self.grid_shape
+        c = (x * torch.tensor(self.grid_shape, device=x.device, dtype=x.dtype)).long()
+        return (c[..., 0] * gy + c[..., 1]) * gz + c[..., 2]
+
+    def occupied(self) -> torch.Tensor:
+        """[cells] bool: which cells the march visits: those over the threshold and their 26 neighbours (a thin
+        surface, such as the ground plane, can fall between a cell's random probes, and a surface still forming
+        must be able to grow into the next cell)."""
+        thr = min(self.config.occupancy_threshold / self.dt, float(self.occupancy.mean()))
+        over = (self.occupancy > thr).float().reshape(1, 1, *self.grid_shape)
+        return torch.nn.functional.max_pool3d(over, 3, stride=1, padding=1).reshape(-1) > 0
+
+    @torch.no_grad()
+    def update_occupancy(self, chunk: int = 1 << 16) -> None:
+        """One Instant-NGP grid update: decay every cell, then raise it to the density at a random point inside."""
+        shape = torch.tensor(self.grid_shape, device=self.occupancy.device)
+        idx = torch.arange(len(self.occupancy), device=self.occupancy.device)
+        ijk = torch.stack([idx // (shape[1] * shape[2]), (idx // shape[2]) % shape[1], idx % shape[2]], dim=1)
+        x = (ijk + torch.rand(len(idx), 3, device=idx.device)) / shape
+        sigma = torch.cat([self.field(x[i:i + chunk])[0] for i in range(0, len(x), chunk)])
+        if int(self.occupancy_updates) == 0:
+            self.occupancy.copy_(sigma)
+        else:
+            torch.maximum(self.occupancy * self.config.occupancy_decay, sigma, out=self.occupancy)
+        self.occupancy_updates += 1
+
+    # ---- rays ------------------------------------------------------------------------------------------
+    def _span(self, o: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where rays o + t d enter and leave the box (slab test), within the camera's near and far: t0, t1 [B]."""
+        inv = 1.0 / torch.where(d.abs() < 1e-9, torch.full_like(d, 1e-9), d)
+        a, b = (self.box_lo - o) * inv, (self.box_lo + self.box_size - o) * inv
+        t0 = torch.minimum(a, b).amax(-1).clamp(min=self.scene.near)
+        t1 = torch.maximum(a, b).amin(-1).clamp(max=self.scene.far)
+        return t0, t1
+
+    def _march(self, o: torch.Tensor, d: torch.Tensor, jitter: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample positions t [B, K] along rays o + t d inside the box, and which of them are valid [B, K]."""
+        t0, t1 = self._span(o, d)
+        k = torch.arange(self.config.steps, device=o.device, dtype=o.dtype)
+        u = torch.rand(len(o), 1, device=o.device) if jitter else 0.5
+        t = t0[:, None] + (k[None, :] + u) * self.dt
+        return t, t < t1[:, None]
+
+    def forward(self, poses: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+        """poses [B, 5], uv [B, 2] -> colours [B, 3]: the volume-rendered ray through each pixel."""
+        training = self.training and torch.is_grad_enabled()
+        o, d = rays(poses, uv, self.scene)
+        if training:
+            n, c = int(self.train_forwards), self.config
+            self.train_forwards += 1
+            if n < c.warmup_forwards:
+                return self._warmup_render(o, d)
+            if (n - c.warmup_forwards) % c.occupancy_every == 0:
+                self.update_occupancy()
+        t, valid = self._march(o, d, jitter=training)
+        x = self.normalise(o[:, None, :] + t[..., None] * d[:, None, :])  # [B, K, 3]
+        live = valid & self.occupied()[self._cells(x)]
+        # (a) march without gradients, segment by segment, until each ray's transmittance runs out
+        with torch.no_grad():
+            flat, sigma, rgb = self._march_densities(x, live)
+        n_rays, k = live.shape
+        if not training:
+            return self._composite(sigma, rgb, flat, n_rays, k)
+        # (b) again with gradients, on the samples that light reached
+        sigma, rgb = self.field(x.reshape(-1, 3)[flat])
+        return self._composite(sigma, rgb, flat, n_rays, k)
+
+    def _warmup_render(self, o: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """Stratified samples over each ray's whole path through the box (NeRF's coarse sampling), with gradients."""
+        s = self.config.warmup_samples
+        t0, t1 = self._span(o, d)
+        length = (t1 - t0).clamp(min=0.0)[:, None]
+        t = t0[:, None] + (torch.arange(s, device=o.device) + torch.rand(len(o), s, device=o.device)) / s * length
+        sigma, rgb = self.field(self.normalise(o[:, None, :] + t[..., None] * d[:, None, :]).reshape(-1, 3))
+        tau = sigma.reshape(-1, s) * (length / s)
+        weights = torch.exp(-(torch.cumsum(tau, dim=1) - tau)) * (1.0 - torch.exp(-tau))
+        return (weights[..., None] * rgb.reshape(-1, s, 3)).sum(1) + torch.exp(-tau.sum(1, keepdim=True)) * self.sky
+
+    def _march_densities(self, x: torch.Tensor, live: torch.Tensor, segment: int = 32):
+        """The live samples light reaches (flat ids ray * K + step) with their density and colour."""
+        n_rays, k = live.shape
+        cut = -math.log(max(self.config.min_transmittance, 1e-30))
+        depth = torch.zeros(n_rays, device=x.device)  # optical depth so far, per ray
+        flats, sigmas, rgbs = [], [], []
+        for s in range(0, k, segment):
+            seg = live[:, s:s + segment] & (depth < cut)[:, None]
+            ids = seg.reshape(-1).nonzero().squeeze(1)
+            if len(ids) == 0:
+                continue
+            w = seg.shape[1]
+            ray, step = torch.div(ids, w, rounding_mode="floor"), ids % w + s
+            sigma, rgb = self.field(x[ray, step])
+            tau = torch.zeros(n_rays * w, device=x.device).index_put((ids,), sigma * self.dt).reshape(n_rays, w)
+            before = depth[:, None] + torch.cumsum(tau, dim=1) - tau  # optical depth in front of each sample
+            reached = before.reshape(-1)[ids] < cut
+            flats.append((ray * k + step)[reached])
+            sigmas.append(sigma[reached])
+            rgbs.append(rgb[reached])
+            depth = depth + tau.sum(1)
+        if not flats:
+            return live.new_zeros(0, dtype=torch.long), x.new_zeros(0), x.new_zeros(0, 3)
+        return torch.cat(flats), torch.cat(sigmas), torch.cat(rgbs)
+
+    def _optical_depth(self, sigma: torch.Tensor, flat: torch.Tensor, n_rays: int, k: int) -> torch.Tensor:
+        """sigma * dt scattered onto the dense [B, K] sample grid (zero where no sample was taken)."""
+        return torch.zeros(n_rays * k, device=sigma.device, dtype=sigma.dtype).index_put((flat,), sigma * self.dt).reshape(n_rays, k)
+
+    def _composite(self, sigma, rgb, flat, n_rays, k) -> torch.Tensor:
+        """(1)-(3): colour [B, 3] of each ray over the sky."""
+        tau = self._optical_depth(sigma, flat, n_rays, k)
+        cum = torch.cumsum(tau, dim=1)
+        weights = torch.exp(-(cum - tau)) * (1.0 - torch.exp(-tau))  # T_i * alpha_i
+        ray = torch.div(flat, k, rounding_mode="floor")
+        colour = torch.zeros(n_rays, 3, device=rgb.device, dtype=rgb.dtype).index_add(0, ray, weights.reshape(-1)[flat, None] * rgb)
+        return colour + torch.exp(-cum[:, -1:]) * self.sky
