@@ -126,6 +126,96 @@ def bench_train(scene: Scene, res: int = 32, steps: int = 80, batch: int = 8192)
                   "train_compile_vs_eager": round(best["compiled"] / best["memory"], 3)}
 
 
+class _PerLevelHashReference(torch.nn.Module):
+    """A plain pure-PyTorch hash encoding in nerfstudio's style, for when nerfstudio is not installed: every
+    level hashed with the same primes into one nn.Parameter table, autograd through the indexing."""
+
+    def __init__(self, n_levels: int, base: int, scale: float, log2_t: int, feats: int):
+        super().__init__()
+        self.size = 2 ** log2_t
+        self.scalings = torch.tensor([base * scale ** i for i in range(n_levels)])
+        self.offsets = torch.arange(n_levels) * self.size
+        self.table = torch.nn.Parameter(torch.rand(n_levels * self.size, feats) * 2e-4 - 1e-4)
+
+    def _hash(self, c):
+        h = c * torch.tensor([1, 2654435761, 805459861])
+        return ((h[..., 0] ^ h[..., 1] ^ h[..., 2]) % self.size) + self.offsets
+
+    def forward(self, x):
+        s = x[:, None, :] * self.scalings[:, None]  # [N, L, 3]
+        f = torch.floor(s)
+        t = s - f
+        f = f.long()
+        out = 0
+        for k in range(8):
+            bits = torch.tensor([(k >> d) & 1 for d in range(3)])
+            w = torch.where(bits.bool(), t, 1 - t).prod(-1, keepdim=True)
+            out = out + w * self.table[self._hash(f + bits)]
+        return out.flatten(1)
+
+
+def _reference_encoding(n_levels: int, base: int, scale: float, log2_t: int, feats: int):
+    """nerfstudio's pure-PyTorch HashEncoding when it imports (bench environment only), else the plain reference."""
+    try:
+        from nerfstudio.field_components.encodings import HashEncoding
+    except Exception:  # not installed, or one of its many dependencies is missing
+        return _PerLevelHashReference(n_levels, base, scale, log2_t, feats), "plain per-level reference in app/bench.py (nerfstudio not importable)"
+    top = int(round(base * scale ** (n_levels - 1)))
+    enc = HashEncoding(num_levels=n_levels, min_res=base, max_res=top, log2_hashmap_size=log2_t,
+                       features_per_level=feats, implementation="torch")
+    import nerfstudio
+
+    return enc, f"nerfstudio {getattr(nerfstudio, '__version__', '')} HashEncoding (implementation='torch')".replace("  ", " ")
+
+
+def bench_hashgrid(scene: Scene, n: int = 1 << 15) -> tuple[dict, dict]:
+    """Hash-grid forward+backward points/s: ours (eager and torch.compile-fused) against nerfstudio's pure-PyTorch
+    HashEncoding on the same points, alternating; and the radiance field's inference fps at 64² and 256²."""
+    from renderer.hashgrid import HashGrid, HashGridConfig
+
+    torch.manual_seed(0)
+    cfg = HashGridConfig(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5)
+    ours, fused = HashGrid(cfg), HashGrid(cfg, fused=True)
+    ref, ref_name = _reference_encoding(16, 16, 1.5, 19, 2)
+    x = torch.rand(n, 3)
+
+    def step(enc):
+        def run():
+            enc.zero_grad(set_to_none=True)
+            enc(x).square().sum().backward()
+        return run
+
+    rates = {"ours": 0.0, "ours_fused": 0.0, "reference": 0.0}
+    for _ in range(2):  # alternate so all see the same machine state
+        for name, enc in (("ours", ours), ("ours_fused", fused), ("reference", ref)):
+            rates[name] = max(rates[name], _rate(step(enc), n, min_s=1.0, repeats=2))
+    figs = {"hashgrid_points_per_s": round(rates["ours"]), "hashgrid_fused_points_per_s": round(rates["ours_fused"]),
+            "hashgrid_reference_points_per_s": round(rates["reference"]), "hashgrid_reference": ref_name,
+            "hashgrid_config": "16 levels x 2 features, T = 2^19, base 16, scale 1.5, forward+backward, 32k points, cpu",
+            "hashgrid_backend": ours.backend}
+    best = max(rates["ours"], rates["ours_fused"])
+    ratios = {"hashgrid_vs_reference": round(best / rates["reference"], 3),
+              "hashgrid_eager_vs_reference": round(rates["ours"] / rates["reference"], 3)}
+    figs.update(_bench_radiance(scene))
+    return figs, ratios
+
+
+def _bench_radiance(scene: Scene) -> dict:
+    """Inference frames/s of the shipped radiance field (assets/ngp_64) at 64² and 256², pose at eye level."""
+    from renderer.render import render_image
+    from training.checkpoint import load_checkpoint
+
+    path = Path(__file__).resolve().parents[1] / "assets" / "ngp_64.safetensors"
+    if not path.exists():
+        return {"ngp_fps": "unavailable: assets/ngp_64.safetensors is missing"}
+    model = load_checkpoint(path).build_model().eval()
+    pose = Camera(0.5, 1.5, 0.3).pose()
+    figs = {}
+    for res in (64, 256):
+        figs[f"ngp_fps_{res}"] = round(_rate(lambda: render_image(model, pose, res), 1, min_s=1.0, repeats=2), 2)
+    return figs
+
+
 def bench_gui(scene: Scene) -> tuple[dict, dict]:
     from app.gui.bench import gui_bench
 
@@ -133,7 +223,7 @@ def bench_gui(scene: Scene) -> tuple[dict, dict]:
     return figs, {}
 
 
-GROUPS = {"raster": bench_raster, "posemlp": bench_posemlp, "train": bench_train, "gui": bench_gui}
+GROUPS = {"raster": bench_raster, "posemlp": bench_posemlp, "train": bench_train, "hashgrid": bench_hashgrid, "gui": bench_gui}
 
 
 def device_info() -> dict:

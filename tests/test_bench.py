@@ -56,3 +56,18 @@ def test_bench_unwritable_json_fails_before_measuring(tmp_path, capsys, one_sent
     line = captured.err.strip().removeprefix("redcube: error: ")
     assert str(tmp_path) in line and "writable" in line
     one_sentence(line)
+
+
+def test_hashgrid_reference_encoding_matches_the_benchmarked_shape():
+    """The bench's fallback reference (used when nerfstudio does not import) encodes and back-propagates."""
+    import torch
+
+    from app.bench import GROUPS, _PerLevelHashReference
+
+    assert "hashgrid" in GROUPS
+    ref = _PerLevelHashReference(n_levels=4, base=4, scale=1.5, log2_t=8, feats=2)
+    x = torch.rand(10, 3)
+    y = ref(x)
+    assert y.shape == (10, 8)
+    y.square().sum().backward()
+    assert ref.table.grad is not None and ref.table.grad.abs().sum() > 0
