@@ -90,8 +90,15 @@ void main() {
 """
 
 
-def _cube_triangles(center, size) -> np.ndarray:
-    """[36, 6] vertices (position, normal) of an axis-aligned cube."""
+def yaw_matrix(yaw_deg: float) -> np.ndarray:
+    """3x3 rotation about +Y by yaw_deg (camera-yaw sense: (0, 0, -1) turns towards -X)."""
+    a = np.radians(yaw_deg)
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def _cube_triangles(center, size, yaw_deg: float = 0.0) -> np.ndarray:
+    """[36, 6] vertices (position, normal) of a cube turned by yaw_deg about the vertical axis through its centre."""
     c, h = np.asarray(center, dtype=np.float64), size / 2
     out = []
     for axis in range(3):
@@ -108,7 +115,11 @@ def _cube_triangles(center, size) -> np.ndarray:
                 quad.append(p)
             for i in (0, 1, 2, 0, 2, 3):
                 out.append(np.concatenate([quad[i], n]))
-    return np.array(out, dtype="f4")
+    out = np.array(out)
+    rot = yaw_matrix(yaw_deg)
+    out[:, :3] = (out[:, :3] - c) @ rot.T + c
+    out[:, 3:] = out[:, 3:] @ rot.T
+    return out.astype("f4")
 
 
 def _ground_triangles(half) -> np.ndarray:
@@ -139,7 +150,7 @@ class _GLState:
         self.prog["grid_half_width"].value = scene.grid_line_width / 2
         self.prog["cube_color"].value = tuple(scene.cube_color)
         self.ground = self._vao(_ground_triangles(scene.ground_half_size))
-        self.cube = self._vao(_cube_triangles(scene.cube_center, scene.cube_size))
+        self.cube = self._vao(_cube_triangles(scene.cube_center, scene.cube_size, scene.cube_yaw_deg))
         self.prog["proj"].write(projection_matrix(scene).T.astype("f4").tobytes())  # GL wants column-major
         self.down = ctx.program(vertex_shader=_DOWNSAMPLE_VERTEX, fragment_shader=_DOWNSAMPLE_FRAGMENT)
         quad = np.array([-1, -1, 3, -1, -1, 3], dtype="f4")  # one triangle covering the viewport

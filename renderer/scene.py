@@ -48,6 +48,8 @@ class Scene:
     """Edge length of the cube."""
     cube_color: RGB = (0.90, 0.08, 0.06)
     """Albedo of the cube."""
+    cube_yaw_deg: float = 0.0
+    """Rotation of the cube about the vertical axis through its centre, degrees (same sense as camera yaw)."""
     light_dir: tuple[float, float, float] = (0.4, 1.0, 0.7)
     """Direction towards the directional light (normalised when used)."""
     ambient: float = 0.35
@@ -86,6 +88,7 @@ class Scene:
             (isinstance(self.supersample, numbers.Integral) and 1 <= self.supersample <= 8, "supersample must be an integer from 1 to 8"),
             (_numbers(self.light_dir, 3) and any(v != 0 for v in self.light_dir), "light_dir must be three numbers, not the zero vector"),
             (_numbers(self.cube_center, 3), "cube_center must be three numbers"),
+            (_numbers((self.cube_yaw_deg,), 1), "cube_yaw_deg must be a finite number"),
         ]
         for ok, msg in checks:
             if not ok:
