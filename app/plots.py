@@ -31,3 +31,36 @@ def plot_curves(results: dict, path: Path, title: str, x: str = "time") -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_latent_experiment(results: dict, at_res: dict, images: dict, path: Path, title: str, rows: int = 3) -> Path:
+    """The latent experiment on one page: held-out PSNR over training time (each arm at its own evaluation
+    resolution), and held-out poses at 512²: ground truth | each arm's picture, with each arm's 512² PSNR."""
+    arms = list(results)
+    fig = plt.figure(figsize=(4 + 3 * (len(arms) + 1), 3 * rows))
+    grid = fig.add_gridspec(rows, len(arms) + 2, width_ratios=[1.6] + [1] * (len(arms) + 1))
+    ax = fig.add_subplot(grid[:, 0])
+    for i, arm in enumerate(arms):
+        curve = results[arm]["curve"]
+        res = results[arm]["config"]["res"]
+        ax.plot([r["time"] for r in curve], [r["test_psnr"] for r in curve], color=f"C{i}", label=f"{arm} (judged at {res}²)")
+        ax.axhline(at_res[arm]["psnr"], color=f"C{i}", ls="--", lw=1, label=f"{arm} final at 512²: {at_res[arm]['psnr']:.2f} dB")
+    ax.set_xlabel("training time (s)")
+    ax.set_ylabel("held-out PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    for r in range(rows):
+        for j, key in enumerate(["gt"] + arms):
+            a = fig.add_subplot(grid[r, j + 1])
+            a.imshow(images[key][r].numpy().clip(0, 1))
+            a.set_xticks([])
+            a.set_yticks([])
+            if r == 0:
+                a.set_title("ground truth 512²" if key == "gt" else key, fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

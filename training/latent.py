@@ -11,7 +11,8 @@ which VAE it was trained with (checked on every load by `training.vae.vae_for_ch
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from renderer.tinyvae import DOWNSCALE, TinyVAE
 from training.checkpoint import save_checkpoint
 from training.data import PixelSet, heldout_poses
 from training.evaluate import Evaluation
-from training.stream import FrameStream
+from training.stream import FrameStream, StreamConfig
 from training.trainer import TrainConfig, Trainer
 from training.vae import DEFAULT_SOURCE, load_vae, vae_for_checkpoint
 
@@ -41,6 +42,8 @@ class LatentTrainConfig(TrainConfig):
     """TinyVAE that makes the targets and decodes the output: 'scene' (shipped), a .safetensors or a TAESD directory."""
     encode_in: str = "producer"
     """Where renders become latents: 'producer' (the stream's process, measured faster) or 'trainer' (batched here)."""
+    stream: StreamConfig = field(default_factory=lambda: StreamConfig(frames_per_buffer=8, refresh_hz=0))
+    """Producer pool: 8 frames a buffer, as fast as they encode (a 512² encode takes seconds on one CPU thread)."""
 
     def __post_init__(self):
         self.model_config = {**self.model_config, "out_channels": 4}
@@ -116,12 +119,13 @@ class LatentTrainer(Trainer):
             stream.close()
 
     def _next_buffer(self, stream: FrameStream, wait: float = 0.0) -> PixelSet | None:
+        wait = max(wait, 300.0) if wait else 0.0  # the first buffer encodes 8 frames at 512²: can take a minute on a busy CPU
         if self.config.encode_in == "producer":
             return super()._next_buffer(stream, wait)  # the stream already carries latents
         got = stream.latest(wait=wait)
         if got is None:
             if wait:
-                raise RedcubeError("the data producer delivered no frames within a minute; check `redcube render` works.")
+                raise RedcubeError("the data producer delivered no frames within five minutes; check `redcube render` works.")
             return None
         _, poses, rgb = got
         return PixelSet.from_frames(poses, encode_frames(self.vae, rgb))
@@ -133,6 +137,12 @@ class LatentTrainer(Trainer):
         s = ev.summary()
         return {"test_loss": float(((z - self.test_latents) ** 2).mean()), "test_psnr": s["psnr"],
                 "test_psnr_pooled": s["psnr_pooled"], "test_ssim": s["ssim"], "test_image_mse": s["mse"]}
+
+    def _eval_and_log(self, train_loss: float) -> None:
+        """As the pixel trainer's, but decoding held-out frames is not training time (it is seconds per frame on a CPU)."""
+        t0 = time.perf_counter()
+        super()._eval_and_log(train_loss)
+        self.elapsed -= time.perf_counter() - t0  # the loop adds the time since the last step to the next one
 
     def save(self):
         return save_checkpoint(

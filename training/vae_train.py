@@ -27,7 +27,7 @@ from renderer.scene import Scene
 from renderer.tinyvae import DOWNSCALE, TinyVAE
 from training.data import heldout_poses
 from training.metrics import mse_to_psnr, psnr, ssim
-from training.vae import save_vae
+from training.vae import load_vae, save_vae
 
 
 @dataclass
@@ -58,6 +58,8 @@ class VAETrainConfig:
     """Steps between held-out evaluations."""
     seed: int = 0
     """Seeds the weights, the poses and the crops."""
+    init: str | None = None
+    """Start from the weights of this TinyVAE (a redcube checkpoint or TAESD directory) instead of from scratch."""
     threads: int = 1
     """torch threads (1 leaves the other cores to the app and other jobs)."""
     out: str = "runs/tinyvae"
@@ -105,7 +107,8 @@ def train_vae(config: VAETrainConfig, scene: Scene | None = None, on_record: Cal
     out = Path(c.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "log.jsonl").unlink(missing_ok=True)
-    vae = TinyVAE(name=f"scene-{out.name}").train()
+    vae = (load_vae(c.init) if c.init else TinyVAE()).train()
+    vae.name = f"scene-{out.name}"
     opt = torch.optim.Adam(vae.parameters(), lr=c.lr)
 
     def log(rec: dict) -> None:

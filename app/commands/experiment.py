@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from app.commands.train import parse_settings
-from training.experiments import arms, run_arms
+from renderer.errors import RedcubeError
+from training.experiments import arms, compare_at, run_arms
 from training.trainer import TrainConfig
 
 TITLES = {
     "overfit": "fixed 100k pixel samples vs streamed renders (same model, same {budget})",
     "inputs": "blog 6-D pose input vs Plücker line vs ray input (streamed, same {budget})",
+    "latent": "TinyVAE latents decoded to 512² vs pixels at 64² upscaled to 512² (same {budget})",
 }
 
 
 def register(sub) -> None:
-    p = sub.add_parser("experiment", help="reproduce the blog's findings: overfit | inputs")
-    p.add_argument("name", choices=sorted(TITLES), help="overfit: fixed 100k vs stream; inputs: pose vs Plücker vs ray")
+    p = sub.add_parser("experiment", help="reproduce the blog's findings: overfit | inputs | latent")
+    p.add_argument("name", choices=sorted(TITLES),
+                   help="overfit: fixed 100k vs stream; inputs: pose vs Plücker vs ray; latent: TinyVAE latents vs pixels, at 512²")
     p.add_argument("--model", default="posemlp")
     p.add_argument("--res", type=int, default=32)
     p.add_argument("--minutes", type=float, default=5.0, help="wall-clock budget per arm (default 5)")
@@ -28,6 +32,8 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate")
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    p.add_argument("--vae", default=None, help="latent: the TinyVAE ('scene' by default, a .safetensors or a TAESD directory)")
     p.add_argument("--out", type=Path, default=Path("runs/experiment"), help="output directory")
     p.set_defaults(func=run)
 
@@ -35,7 +41,7 @@ def register(sub) -> None:
 def run(args) -> int:
     base = TrainConfig(model=args.model, model_config=parse_settings(args.set), res=args.res,
                        minutes=None if args.steps else args.minutes, steps=args.steps,
-                       batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, seed=args.seed)
+                       batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, seed=args.seed, threads=args.threads)
     out = args.out / args.name
 
     def progress(arm, rec):
@@ -43,13 +49,23 @@ def run(args) -> int:
             print(f"{arm}: step {rec['step']} t={rec['time']:.0f}s train {rec['train_psnr']:.2f} dB, "
                   f"held-out {rec['test_psnr']:.2f} dB", file=sys.stderr)
 
-    from app.plots import plot_curves  # matplotlib is slow to import: only when plotting
+    from app.plots import plot_curves, plot_latent_experiment  # matplotlib is slow to import: only when plotting
 
-    results = run_arms(arms(args.name, base), out, on_record=progress)
+    configs = arms(args.name, base)
+    if args.vae:
+        if args.name != "latent":
+            raise RedcubeError("--vae only applies to the latent experiment; drop it.")
+        configs = {a: (dataclasses.replace(c, vae=args.vae) if hasattr(c, "vae") else c) for a, c in configs.items()}
+    results = run_arms(configs, out, on_record=progress)
     title = TITLES[args.name].format(budget=f"{args.steps} steps" if args.steps else f"{args.minutes:g} min wall-clock")
     summary = {"experiment": args.name, "title": title, "device": "cpu",
                "arms": {a: r["final"] for a, r in results.items()}}
-    summary["plot"] = str(plot_curves(results, out / f"{args.name}.png", title, x="step" if args.steps else "time"))
+    if args.name == "latent":  # both arms judged at 512² on the same held-out poses
+        at_res, images = compare_at(results, seed=args.seed)
+        summary["at_512"] = at_res
+        summary["plot"] = str(plot_latent_experiment(results, at_res, images, out / f"{args.name}.png", title))
+    else:
+        summary["plot"] = str(plot_curves(results, out / f"{args.name}.png", title, x="step" if args.steps else "time"))
     (out / f"{args.name}.json").write_text(json.dumps({**summary, "curves": {a: r["curve"] for a, r in results.items()}}, indent=2))
     print(json.dumps(summary, indent=2))
     return 0

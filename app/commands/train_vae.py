@@ -23,6 +23,7 @@ def register(sub) -> None:
     p.add_argument("--heldout", type=int, default=d.heldout, help=f"held-out whole frames (default {d.heldout})")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help=f"steps between held-out evaluations (default {d.eval_every})")
     p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads})")
+    p.add_argument("--init", default=None, help="start from this TinyVAE's weights (a train-vae checkpoint or TAESD directory)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path(d.out), help=f"run directory (default {d.out})")
     add_scene_option(p)
@@ -32,7 +33,7 @@ def register(sub) -> None:
 def run(args) -> int:
     config = VAETrainConfig(res=args.res, crop=args.crop, batch=args.batch, steps=args.steps, minutes=args.minutes, lr=args.lr,
                             latent_noise=args.latent_noise, heldout=args.heldout, eval_every=args.eval_every,
-                            seed=args.seed, threads=args.threads, out=str(args.out))
+                            seed=args.seed, init=args.init, threads=args.threads, out=str(args.out))
 
     def progress(rec: dict) -> None:
         if rec["event"] == "eval":

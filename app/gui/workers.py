@@ -3,7 +3,8 @@
 `LatestWorker` runs a function on its own thread for the newest request only (a stale camera pose
 is never rendered). `GroundTruthView` renders the displayed ground truth; `NetworkView` runs the
 network at the chosen resolution (plus ground truth at that resolution for the live PSNR and the
-error map). `ModelSlot` holds the network shown and swaps in new weights loaded off the GUI thread.
+error map); a latent network (TinyVAE latents) is run at res/8 and decoded on that same worker thread,
+which takes seconds on a CPU, so the window stays responsive and shows the newest finished frame. `ModelSlot` holds the network shown and swaps in new weights loaded off the GUI thread.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class LoadedModel:
     path: Path | None
     step: int
     version: int
+    vae: Any = None
+    """The TinyVAE that decodes a latent network's output (None for pixel networks)."""
 
 
 class ModelSlot:
@@ -114,9 +117,14 @@ class ModelSlot:
                 model = ckpt.build_model(DEVICE).eval()
                 for p in model.parameters():
                     p.requires_grad_(False)
+                vae = None
+                if ckpt.record.get("vae"):  # a latent network: the VAE it was trained with, or one sentence
+                    from training.vae import vae_for_checkpoint
+
+                    vae = vae_for_checkpoint(ckpt.record).to(DEVICE)
                 with self._lock:
                     self._version += 1
-                    self.current = LoadedModel(model, ckpt.record, resolve(path), ckpt.step, self._version)
+                    self.current = LoadedModel(model, ckpt.record, resolve(path), ckpt.step, self._version, vae)
                     done, err = self.current, None
             except RedcubeError as e:
                 done, err = None, str(e)
@@ -155,8 +163,10 @@ class NetFrame:
     err: np.ndarray
     psnr: float
     ms: float
-    """Inference time of the network alone."""
+    """Inference time of the network alone (latent networks: network and TinyVAE decoding)."""
     threads: int
+    latent: np.ndarray | None = None
+    """Latent networks: the first three latent channels as a picture [res/8, res/8, 3] (the blog's latent view)."""
 
 
 @dataclass
@@ -196,10 +206,18 @@ class NetworkView:
             torch.set_num_threads(self.threads)  # set on this thread: the OpenMP setting is per thread
         t = torch.tensor(pose, dtype=torch.float32)
         t0 = time.perf_counter()
-        net = render_image(loaded.model, t, res, chunk=INFER_CHUNK).clamp(0, 1).cpu().numpy()
+        latent = None
+        if loaded.vae is not None:  # latents at res/8 (at least 16²), decoded to 8x that
+            z = render_image(loaded.model, t, max(16, res // 8), chunk=INFER_CHUNK)
+            with torch.inference_mode():
+                net = loaded.vae.decode(z[None])[0].cpu().numpy()
+                latent = loaded.vae.latent_picture(z).cpu().numpy()
+            res = net.shape[0]
+        else:
+            net = render_image(loaded.model, t, res, chunk=INFER_CHUNK).clamp(0, 1).cpu().numpy()
         ms = (time.perf_counter() - t0) * 1000
         gt, _ = self.rasterizer.render(t.numpy(), res)  # the scene's anti-aliased ground truth
-        return NetFrame(pose, res, loaded.version, net, gt, error_map(net, gt, self.gain()), psnr(net, gt), ms, self.threads)
+        return NetFrame(pose, res, loaded.version, net, gt, error_map(net, gt, self.gain()), psnr(net, gt), ms, self.threads, latent)
 
 
 @dataclass
