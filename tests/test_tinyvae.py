@@ -113,3 +113,16 @@ def test_shipped_scene_vae_round_trips_renders(rasterizer, scene):
     with torch.no_grad():
         y = vae.decode(vae.encode(x))
     assert psnr(y, x) > 28.0
+
+
+def test_train_vae_two_steps_writes_a_loadable_scene_vae(tmp_path, capsys):
+    import json
+
+    from app.cli import main
+
+    out = tmp_path / "vae"
+    assert main(["train-vae", "--steps", "2", "--res", "64", "--crop", "32", "--heldout", "1", "--eval-every", "1", "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["step"] == 2 and result["res"] == 64
+    record = json.loads((out / "checkpoint.json").read_text())
+    assert record["model"]["kind"] == "tinyvae" and record["vae"]["sha256"] == load_vae(str(out / "checkpoint.safetensors")).identity()["sha256"]
