@@ -10,6 +10,7 @@ import dataclasses
 from torch import nn
 
 from renderer.errors import RedcubeError
+from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.models.posemlp import PoseMLP, PoseMLPConfig
 from renderer.models.radiance import RadianceField, RadianceFieldConfig
 from renderer.models.siren import Siren, SirenConfig
@@ -19,6 +20,7 @@ MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "posemlp": (PoseMLPConfig, PoseMLP),
     "siren": (SirenConfig, Siren),
     "ngp": (RadianceFieldConfig, RadianceField),
+    "mnif": (MNIFConfig, MNIF),
 }
 
 

@@ -1,0 +1,79 @@
+"""mNIF (seed 003, eqs. 6-10): mixture == averaged network, alpha init, auto-decoding lowers the loss, bad latents."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from renderer.errors import RedcubeError
+from renderer.models.mnif import MNIF, MNIFConfig
+from renderer.scene import Scene
+from renderer.worlds import Cubes, train_worlds, world_scene
+from training.mnif import point_loss, sample_points
+
+
+def _model(**kw) -> MNIF:
+    torch.manual_seed(0)
+    return MNIF(MNIFConfig(**{"bases": 8, "width": 32, "latent_dim": 16, **kw}), Scene())
+
+
+def test_averaged_network_equals_the_mixture():
+    model = _model()
+    phi = torch.randn(3, 16)
+    x = torch.rand(3, 200, 3) * 3 - 1
+    mix = model.mixture_raw(x, phi)  # eq. 6: every basis evaluated and mixed per layer
+    assert torch.allclose(model.raw(x, phi), mix, atol=1e-4)  # eq. 8 with batched averaged weights
+    for j in range(3):
+        net = model.average(phi[j])  # eq. 9 once: a plain SIREN
+        assert sum(p.numel() for p in net.parameters()) == model.parameter_counts()["inference"]
+        assert torch.allclose(net.raw(x[j]), mix[j], atol=1e-4)
+
+
+def test_alpha_starts_at_one_over_m():
+    model = _model(bases=16)
+    alpha = model.coefficients(torch.zeros(1, 16))
+    assert alpha.shape == (1, 5, 16)
+    assert torch.allclose(alpha, torch.full_like(alpha, 1 / 16))
+    assert torch.allclose(model.project.bias, torch.full_like(model.project.bias, 1 / 16))
+    # a small latent keeps every basis near 1/M
+    assert (model.coefficients(0.01 * torch.randn(4, 16)) - 1 / 16).abs().max() < 0.1 / 16
+
+
+def test_average_has_siren_spread_at_init():
+    """Bases are scaled by sqrt(M) so that their 1/M average has the SIREN init's spread (not M times narrower)."""
+    model = _model(bases=64)
+    net = model.average(torch.zeros(16))
+    w = net.layers[1].weight
+    bound = (6 / 32) ** 0.5 / 30
+    assert 0.7 < float(w.std()) / (bound / 3 ** 0.5) < 1.3
+
+
+def test_short_auto_decoding_run_lowers_the_loss():
+    torch.manual_seed(0)
+    model = _model()
+    scenes = [world_scene(p) for p in train_worlds(4)]
+    cubes = Cubes.of(scenes)
+    gen = torch.Generator().manual_seed(0)
+    batch = sample_points(Scene(), cubes, 512, gen)
+    phi = torch.nn.Parameter(torch.randn(4, 16) * 0.01)
+    opt = torch.optim.Adam([{"params": model.parameters(), "lr": 3e-4}, {"params": [phi], "lr": 2e-3}])
+    first = None
+    for _ in range(40):
+        loss, _ = point_loss(model, phi, batch, 10.0)
+        loss = loss + 1e-4 * (phi ** 2).sum(-1).mean()
+        first = float(loss) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.7 * first
+
+
+def test_wrong_latent_size_is_one_sentence():
+    model = _model()
+    with pytest.raises(RedcubeError, match="does not fit this mNIF, whose latents have 16 numbers"):
+        model.average(torch.zeros(17))
+
+
+def test_pixel_trainer_interface_refuses():
+    with pytest.raises(RedcubeError, match="train-mnif"):
+        _model()(torch.zeros(1, 5), torch.zeros(1, 2))
