@@ -158,6 +158,13 @@ class _GLState:
         self.targets: dict[tuple[int, int], tuple] = {}
         self.max_size = min(ctx.info["GL_MAX_RENDERBUFFER_SIZE"], ctx.info["GL_MAX_TEXTURE_SIZE"])
 
+    def set_cube(self, scene: Scene) -> None:
+        """Replace the cube (centre, size, yaw, colour) in place: a family of worlds without a new GL context each."""
+        self.cube.release()
+        self.cube = self._vao(_cube_triangles(scene.cube_center, scene.cube_size, scene.cube_yaw_deg))
+        self.prog["cube_color"].value = tuple(scene.cube_color)
+        self.scene = scene
+
     def _vao(self, verts: np.ndarray):
         vbo = self.ctx.buffer(verts.tobytes())
         return self.ctx.vertex_array(self.prog, [(vbo, "3f 3f", "in_pos", "in_normal")])
@@ -249,6 +256,19 @@ class Rasterizer:
         self._jobs.put((lambda gl: gl.render(p, res, supersample), fut))
         rgb, depth = fut.result()
         return (rgb[0], depth[0]) if single else (rgb, depth)
+
+    def set_world(self, scene: Scene) -> None:
+        """Switch to a scene that differs from the current one only in its cube (renderer.worlds' family)."""
+        cube = {"cube_center", "cube_size", "cube_yaw_deg", "cube_color"}
+        a, b = self.scene.to_dict(), scene.to_dict()
+        if any(a[k] != b[k] for k in a if k not in cube):
+            raise RedcubeError("set_world only changes the cube; create a new Rasterizer for a scene with other settings.")
+        if self._closed:
+            raise RedcubeError(_CLOSED)
+        fut: Future = Future()
+        self._jobs.put((lambda gl: gl.set_cube(scene), fut))
+        fut.result()
+        self.scene = scene
 
     def close(self) -> None:
         self._closed = True
