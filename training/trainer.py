@@ -23,6 +23,7 @@ from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
 from training.checkpoint import DEFAULT_NAME, load_checkpoint, restore_optimizer, save_checkpoint
 from training.data import PixelSet, fixed_pixels, heldout_poses
+from training.distributed import Dist
 from training.evaluate import Evaluation, predict
 from training.metrics import mse_to_psnr
 from training.stream import FrameStream, StreamConfig
@@ -111,6 +112,11 @@ class Hooks:
 class Trainer:
     def __init__(self, config: TrainConfig, scene: Scene | None = None, resume: bool = False, hooks: Hooks | None = None):
         self.config, self.hooks = config, hooks or Hooks()
+        self.dist = Dist.from_env()  # a world of one unless launched by torchrun
+        self.dist.check_same("training config", config.to_dict())
+        if config.batch_size % self.dist.world:
+            raise RedcubeError(f"batch size {config.batch_size} does not split over {self.dist.world} ranks; "
+                               f"pass a --batch-size that is a multiple of {self.dist.world}.")
         self.out_dir = Path(config.out_dir)
         self.ckpt_path = self.out_dir / DEFAULT_NAME  # out_dir is a run directory, existing or not
         ckpt = self._resume_checkpoint() if resume else None
@@ -119,9 +125,11 @@ class Trainer:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         self.model = build_model(config.model, config.model_config, self.scene)
-        self.forward = torch.compile(self.model) if config.compile else self.model  # weights stay in self.model
+        self.forward = self.dist.wrap(self.model)  # DistributedDataParallel under torchrun, else the model itself
+        if config.compile:
+            self.forward = torch.compile(self.forward)  # weights stay in self.model
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.gen = torch.Generator().manual_seed(config.seed)
+        self.gen = torch.Generator().manual_seed(config.seed + self.dist.rank * 1_000_003)  # ranks draw different batches
         self.step, self.elapsed, self.metrics = 0, 0.0, {}
         if ckpt:
             self._restore(ckpt)
@@ -145,7 +153,7 @@ class Trainer:
         self.step = ckpt.step
         self.elapsed = float(ckpt.record.get("elapsed_s", 0.0))
         self.metrics = ckpt.record.get("metrics", {})
-        if "rng.batch" in ckpt.tensors:
+        if "rng.batch" in ckpt.tensors and self.dist.main:  # rank 0's generator; other ranks keep their own seeds
             self.gen.set_state(ckpt.tensors["rng.batch"])
 
     # ---- schedule ----------------------------------------------------------------------------
@@ -165,6 +173,8 @@ class Trainer:
 
     # ---- logging and checkpoints ---------------------------------------------------------------
     def log(self, record: dict) -> None:
+        if not self.dist.main:
+            return  # rank 0 speaks for the run
         record = {"step": self.step, "time": round(self.elapsed, 3), **record}
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with open(self.out_dir / "log.jsonl", "a") as f:
@@ -197,7 +207,7 @@ class Trainer:
             if c.data == "fixed":
                 data = fixed_pixels(rast, c.res, c.fixed_samples, c.seed)
             else:
-                stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step).start()
+                stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step, rank=self.dist.rank).start()
         try:
             return self._loop(data, stream, until_step)
         finally:
@@ -210,12 +220,15 @@ class Trainer:
             data = self._next_buffer(stream, wait=60.0)
         good = self._snapshot()
         self.log({"event": "start", "data": c.data, "parameters": sum(p.numel() for p in self.model.parameters()),
-                  "threads": torch.get_num_threads(), **({"backend": self.model.backend} if hasattr(self.model, "backend") else {})})
+                  "threads": torch.get_num_threads(), **({"backend": self.model.backend} if hasattr(self.model, "backend") else {}),
+                  **self._ranks(data)})
+        batch = c.batch_size // self.dist.world
         last_ckpt = last_t = time.perf_counter()
         window_samples, window_t0, loss_sum, loss_n, last_loss = 0, last_t, 0.0, 0, float("nan")
-        while self.progress() < 1.0 and (until_step is None or self.step < until_step):
-            if h.should_stop and h.should_stop():
-                break
+        while True:
+            go = self.progress() < 1.0 and (until_step is None or self.step < until_step)
+            if not self.dist.all_true(go and not (h.should_stop and h.should_stop())):
+                break  # every rank leaves the loop at the same step
             if h.wait_if_paused:
                 t_wait = time.perf_counter()
                 h.wait_if_paused()
@@ -226,9 +239,9 @@ class Trainer:
             # 1. one Adam step on a fresh batch of pixel samples
             for g in self.optimizer.param_groups:
                 g["lr"] = self.lr()
-            poses, uv, target = data.batch(c.batch_size, self.gen)
+            poses, uv, target = data.batch(batch, self.gen)
             loss = torch.nn.functional.mse_loss(self.forward(poses, uv), target)
-            if not torch.isfinite(loss):
+            if not self.dist.all_true(bool(torch.isfinite(loss))):
                 self._rollback(good)
                 continue
             self.optimizer.zero_grad(set_to_none=True)
@@ -239,23 +252,35 @@ class Trainer:
             self.elapsed += now - last_t
             last_t = now
             last_loss = loss.item()
-            loss_sum, loss_n, window_samples = loss_sum + last_loss, loss_n + 1, window_samples + c.batch_size
+            loss_sum, loss_n, window_samples = loss_sum + last_loss, loss_n + 1, window_samples + batch * self.dist.world
             # 2. logs, held-out evaluation, checkpoints
             if self.step % c.log_every == 0:
                 self.log({"event": "train", "train_loss": loss_sum / loss_n, "lr": self.lr(),
                           "samples_per_s": window_samples / max(now - window_t0, 1e-9)})
                 loss_sum, loss_n, window_samples, window_t0 = 0.0, 0, 0, now
             if self.step % c.eval_every == 0:
-                self._eval_and_log(last_loss)
+                if self.dist.main:
+                    self._eval_and_log(last_loss)
                 good = self._snapshot()
-            if now - last_ckpt > c.checkpoint_every_s:
+            if now - last_ckpt > c.checkpoint_every_s and self.dist.main:
                 self.save()
                 last_ckpt = last_t = time.perf_counter()
+        if not self.dist.main:
+            return self.metrics
         if self.metrics.get("step") != self.step:
             self._eval_and_log(loss_sum / loss_n if loss_n else last_loss)
         path = self.save()
         self.log({"event": "done", "checkpoint": str(path), **self.metrics})
         return self.metrics
+
+    def _ranks(self, data: PixelSet) -> dict:
+        """Under torchrun: each rank's held-out checksum and first training poses, for the start record
+        (the held-out sets must be identical, the data streams disjoint)."""
+        if not self.dist.active:
+            return {}
+        mine = {"heldout_sum": float(self.test_poses.double().sum() + self.test_rgb.double().sum()),
+                "first_pose": data.poses[0].tolist()}
+        return {"world_size": self.dist.world, "dist_backend": self.dist.backend, "ranks": self.dist.gather(mine)}
 
     def _next_buffer(self, stream: FrameStream, wait: float = 0.0) -> PixelSet | None:
         got = stream.latest(wait=wait)

@@ -107,5 +107,7 @@ def run(args) -> int:
         metrics = trainer.run()
     finally:
         signal.signal(signal.SIGINT, old)
-    print(json.dumps({"checkpoint": str(trainer.ckpt_path), "step": trainer.step, **metrics}, indent=2))
+        trainer.dist.close()
+    if trainer.dist.main:  # under torchrun, rank 0 speaks for the run
+        print(json.dumps({"checkpoint": str(trainer.ckpt_path), "step": trainer.step, **metrics}, indent=2))
     return 0

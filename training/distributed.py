@@ -1,0 +1,97 @@
+"""Data-parallel training under torchrun: the process group, and the few collectives the trainer needs.
+
+`redcube train` runs unchanged under `torchrun ... --no-python redcube train ...`: torchrun sets
+RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR in the environment, `Dist.from_env()` joins the group
+(NCCL on GPUs, gloo on CPUs), and the trainer wraps its model in DistributedDataParallel. Without
+torchrun every call here is a no-op on a world of one, so the single-process path pays nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from renderer.errors import RedcubeError
+
+TIMEOUT = datetime.timedelta(minutes=10)  # a rank that waits this long for its peers gives up
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def main(self) -> bool:
+        """Rank 0 writes logs and checkpoints."""
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @classmethod
+    def from_env(cls, cuda: bool = False) -> "Dist":
+        """Join torchrun's process group when launched by it (WORLD_SIZE > 1), else a world of one.
+        NCCL when the model trains on CUDA, gloo on the CPU (the trainer trains on the CPU today)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        backend = "nccl" if cuda else "gloo"
+        if not dist.is_initialized():
+            if backend == "nccl":
+                torch.cuda.set_device(local)
+            dist.init_process_group(backend, timeout=TIMEOUT)
+        return cls(rank, world, local, backend)
+
+    # -- collectives (no-ops on a world of one) ---------------------------------------------------
+    def device(self) -> torch.device:
+        return torch.device("cuda", self.local_rank) if self.backend == "nccl" else torch.device("cpu")
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """DistributedDataParallel around `model` (gradients averaged over ranks each step), or the model itself."""
+        if not self.active:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.local_rank] if self.backend == "nccl" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def all_true(self, flag: bool) -> bool:
+        """True on every rank only if `flag` is True on every rank (keeps loop exits and rollbacks in step)."""
+        if not self.active:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device())
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return bool(t.item() > 0.5)
+
+    def gather(self, obj) -> list:
+        """Every rank's `obj` (small, JSON-able), in rank order, on every rank."""
+        if not self.active:
+            return [obj]
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def check_same(self, what: str, value: dict) -> None:
+        """All ranks must hold the same `value` (e.g. the training config); one sentence if not."""
+        digest = hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        digests = self.gather(digest)
+        if len(set(digests)) > 1:
+            odd = [r for r, d in enumerate(digests) if d != digests[0]]
+            raise RedcubeError(f"ranks {odd} were started with a different {what} than rank 0; "
+                               f"launch every rank with the same redcube train arguments.")
+
+    def close(self) -> None:
+        if self.active and dist.is_initialized():
+            dist.destroy_process_group()
+
