@@ -35,7 +35,7 @@ def plot_curves(results: dict, path: Path, title: str, x: str = "time") -> Path:
 
 def plot_latent_experiment(results: dict, at_res: dict, images: dict, path: Path, title: str, rows: int = 3) -> Path:
     """The latent experiment on one page: held-out PSNR over training time (each arm at its own evaluation
-    resolution), and held-out poses at 512²: ground truth | each arm's picture, with each arm's 512² PSNR."""
+    resolution) with each arm's final 512² PSNR, and the `rows` busiest held-out poses at 512²: ground truth | each arm."""
     arms = list(results)
     fig = plt.figure(figsize=(4 + 3 * (len(arms) + 1), 3 * rows))
     grid = fig.add_gridspec(rows, len(arms) + 2, width_ratios=[1.6] + [1] * (len(arms) + 1))
@@ -49,10 +49,11 @@ def plot_latent_experiment(results: dict, at_res: dict, images: dict, path: Path
     ax.set_ylabel("held-out PSNR (dB)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    for r in range(rows):
+    busiest = images["gt"].flatten(1).var(1).argsort(descending=True).tolist()  # many poses see only sky: show the busiest
+    for r, k in enumerate(busiest[:rows]):
         for j, key in enumerate(["gt"] + arms):
             a = fig.add_subplot(grid[r, j + 1])
-            a.imshow(images[key][r].numpy().clip(0, 1))
+            a.imshow(images[key][k].numpy().clip(0, 1))
             a.set_xticks([])
             a.set_yticks([])
             if r == 0:

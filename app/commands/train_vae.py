@@ -18,6 +18,8 @@ def register(sub) -> None:
     p.add_argument("--res", type=int, default=d.res, help=f"frame resolution (default {d.res})")
     p.add_argument("--crop", type=int, default=d.crop, help=f"training crop side, a multiple of 8 (default {d.crop})")
     p.add_argument("--batch", type=int, default=d.batch, help=f"crops per step (default {d.batch})")
+    p.add_argument("--candidates", type=int, default=d.candidates,
+                   help=f"random crop positions tried per crop, the busiest kept (default {d.candidates}: uniform crops)")
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak Adam learning rate (default {d.lr:g})")
     p.add_argument("--latent-noise", type=float, default=d.latent_noise, help="latent jitter std in training (default 0)")
     p.add_argument("--heldout", type=int, default=d.heldout, help=f"held-out whole frames (default {d.heldout})")
@@ -31,7 +33,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    config = VAETrainConfig(res=args.res, crop=args.crop, batch=args.batch, steps=args.steps, minutes=args.minutes, lr=args.lr,
+    config = VAETrainConfig(res=args.res, crop=args.crop, batch=args.batch, candidates=args.candidates, steps=args.steps, minutes=args.minutes, lr=args.lr,
                             latent_noise=args.latent_noise, heldout=args.heldout, eval_every=args.eval_every,
                             seed=args.seed, init=args.init, threads=args.threads, out=str(args.out))
 
