@@ -9,7 +9,7 @@ import sys
 
 from renderer.errors import RedcubeError
 
-COMMANDS = ["render", "train", "train-vae", "eval", "experiment", "bench", "gui", "export-video"]
+COMMANDS = ["render", "train", "train-vae", "eval", "experiment", "bench", "gui", "export-video", "train-mnif", "sample-mnif", "eval-mnif"]
 
 
 def build_parser() -> argparse.ArgumentParser:
