@@ -191,11 +191,12 @@ def train_mnif(config: MNIFTrainConfig, model_config: MNIFConfig, base: Scene,
     train_s = time.time() - start
     model.eval()
     latents = latents.detach()
-    metrics = evaluate(model, latents, params, base, config, on_record)
-    metrics.update(steps=step, train_seconds=round(train_s, 1), threads=config.threads)
     out = Path(config.out)
-    save_mnif(out / "checkpoint.safetensors", model, latents, base, config, step, metrics)
+    metrics = {"steps": step, "train_seconds": round(train_s, 1), "threads": config.threads}
+    save_mnif(out / "checkpoint.safetensors", model, latents, base, config, step, metrics)  # the weights are safe before the slow evaluation
     (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    metrics = {**evaluate(model, latents, params, base, config, on_record), **metrics}
+    save_mnif(out / "checkpoint.safetensors", model, latents, base, config, step, metrics)
     return metrics
 
 
