@@ -103,7 +103,7 @@ out["warning"] = bool(app.fly.problems())
 for _ in range(5):
     app.step()
 app.view.set(display=320)                  # a new display size: textures are made again
-for mode in ("split", "error", "gt", "side_by_side"):
+for mode in ("split", "error", "gt", "latent", "side_by_side"):  # latent: grey for a pixel network
     app.view.set(mode=mode)
     for _ in range(3):
         app.step()

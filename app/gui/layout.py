@@ -209,6 +209,9 @@ def _labels(app) -> tuple[str, str]:
         return f"<- ground truth | network ->   {net_label}", ""
     if v.mode == "error":
         return f"|network - ground truth|, gain x{v.error_gain:g}   {net_label}", ""
+    if v.mode == "latent":
+        latent = loaded is not None and loaded.record.get("vae")
+        return (f"latent channels 1-3 at {max(16, v.net_res // 8)}²   {net_label}" if latent else "latent view: load a latent network"), ""
     return (gt_label if v.mode == "gt" else net_label), ""
 
 

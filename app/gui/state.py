@@ -19,6 +19,7 @@ VIEW_MODES = {
     "network": "Network only",
     "gt": "Ground truth only",
     "error": "Abs error heat map",
+    "latent": "Latent channels 1-3",
 }
 NET_RESOLUTIONS = (32, 48, 64, 96, 128, 192, 256, 384, 512)
 UPSCALE = ("nearest", "bilinear")

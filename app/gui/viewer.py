@@ -128,6 +128,9 @@ class Viewer:
         if self.net is not None:
             net = upscale(self.net.net, size, self.view.upscale)
             err = upscale(self.net.err, size, "nearest") if mode == "error" else None
+        if mode == "latent":  # a latent network's first three channels (TAESD's picture scaling); grey for pixel networks
+            latent = self.net.latent if self.net is not None else None
+            net, mode = (upscale(latent, size, "nearest") if latent is not None else None), "network"
         if mode == "side_by_side":
             self.left, self.right = gt, _or_grey(net, gt)
         elif mode == "split":
