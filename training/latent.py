@@ -111,7 +111,7 @@ class LatentTrainer(Trainer):
             self.test_poses = heldout_poses(self.scene, c.heldout, c.seed)
             self.test_rgb = torch.from_numpy(rast.render(self.test_poses.numpy(), c.res)[0])
         self.test_latents = encode_frames(self.vae, self.test_rgb)
-        stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step,
+        stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step, rank=self.dist.rank,
                              vae=c.vae if c.encode_in == "producer" else None).start()
         try:
             return self._loop(None, stream, until_step)
