@@ -24,6 +24,7 @@ def test_ddpm_step_and_ddim_sampling_give_finite_latents_of_the_right_shape():
     assert torch.equal(z, ld.sample(5, steps=10, seed=1))  # seeded
 
 
+@pytest.mark.slow  # ~2 minutes of denoiser training on two cores
 def test_denoiser_overfits_a_tiny_latent_set():
     torch.manual_seed(0)
     latents = torch.randn(4, 8) * 3

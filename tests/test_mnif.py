@@ -77,3 +77,13 @@ def test_wrong_latent_size_is_one_sentence():
 def test_pixel_trainer_interface_refuses():
     with pytest.raises(RedcubeError, match="train-mnif"):
         _model()(torch.zeros(1, 5), torch.zeros(1, 2))
+
+
+def test_pixel_trainer_refuses_mnif_in_one_sentence(one_sentence):
+    from renderer.errors import RedcubeError
+    from training.trainer import TrainConfig
+
+    with pytest.raises(RedcubeError) as e:
+        TrainConfig(model="mnif", steps=1)
+    assert "train-mnif" in str(e.value)
+    one_sentence(str(e.value))

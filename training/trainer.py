@@ -18,7 +18,7 @@ import torch
 
 from renderer.camera import check_res
 from renderer.errors import RedcubeError
-from renderer.models import build_model, model_config
+from renderer.models import PIXEL_MODELS, build_model, model_config
 from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
 from training.checkpoint import DEFAULT_NAME, load_checkpoint, restore_optimizer, save_checkpoint
@@ -79,6 +79,9 @@ class TrainConfig:
             self.stream = StreamConfig(**self.stream)
         check_res(self.res)
         model_config(self.model, self.model_config)  # unknown model or setting: one clear sentence
+        if self.model not in PIXEL_MODELS:
+            raise RedcubeError(f"{self.model} is not trained from pixels here; use `redcube train-{self.model}`, "
+                               f"or pick one of {list(PIXEL_MODELS)}.")
         if self.data not in DATA_MODES:
             raise RedcubeError(f"data mode {self.data!r} is unknown; choose one of {list(DATA_MODES)}.")
         if self.steps is None and self.minutes is None:

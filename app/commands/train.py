@@ -9,7 +9,7 @@ from pathlib import Path
 
 from app.options import add_scene_option, scene_from
 from renderer.errors import RedcubeError
-from renderer.models import MODELS
+from renderer.models import PIXEL_MODELS
 from training.latent import ENCODE_IN, LatentTrainConfig, trainer_for
 from training.trainer import DATA_MODES, Hooks, TrainConfig, Trainer
 from training.vae import DEFAULT_SOURCE
@@ -17,7 +17,7 @@ from training.vae import DEFAULT_SOURCE
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a network on the cube world")
-    p.add_argument("--model", default="posemlp", help=f"model name: {', '.join(sorted(MODELS))} (default posemlp)")
+    p.add_argument("--model", default="posemlp", help=f"model name: {', '.join(PIXEL_MODELS)} (default posemlp)")
     p.add_argument("--res", type=int, default=32, help="training resolution (default 32)")
     p.add_argument("--steps", type=int, default=None, help="step budget")
     p.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes")
@@ -79,6 +79,8 @@ class Progress:
     def __call__(self, rec: dict) -> None:
         if rec.get("event") == "rollback":
             print(f"\n{rec['message']}", file=sys.stderr)
+        if rec.get("event") == "start" and "backend" in rec:  # the hash grid's implementation: one line even when quiet
+            print(f"hash grid backend: {rec['backend']}", file=sys.stderr)
         if self.quiet:
             return
         self.last.update({k: v for k, v in rec.items() if isinstance(v, (int, float))})

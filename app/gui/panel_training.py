@@ -5,14 +5,14 @@ from __future__ import annotations
 import dearpygui.dearpygui as dpg
 
 from app.gui.training_session import BUDGET_UNITS, RECIPES, TRAIN_RESOLUTIONS
-from renderer.models import MODELS
+from renderer.models import PIXEL_MODELS
 
 DATA_MODES = ("stream", "fixed")
 
 
 def build(app) -> None:
     g, c = app.guard, app.session.choices
-    dpg.add_combo(sorted(MODELS), label="model", tag="_combo_train_model", width=160, default_value=c.model,
+    dpg.add_combo(list(PIXEL_MODELS), label="model", tag="_combo_train_model", width=160, default_value=c.model,
                   callback=lambda s, a: setattr(app.session.choices, "model", a))
     dpg.add_combo([str(r) for r in TRAIN_RESOLUTIONS], label="resolution", tag="_combo_train_res", width=160,
                   default_value=str(c.res), callback=lambda s, a: setattr(app.session.choices, "res", int(a)))

@@ -22,6 +22,9 @@ MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "ngp": (RadianceFieldConfig, RadianceField),
     "mnif": (MNIFConfig, MNIF),
 }
+PIXEL_MODELS = ("posemlp", "siren", "ngp")
+"""Models that render a camera's pixels from (pose, uv) alone: what `redcube train` and the app's training
+panel offer. An mNIF also needs a world's latent; it is trained by `redcube train-mnif`."""
 
 
 def model_config(kind: str, overrides: dict | None = None):
