@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from renderer import cpu_kernels
 from renderer.errors import RedcubeError
 from renderer.hashgrid import PRIMES, HashGrid, HashGridConfig, corner_indices, grid_levels
 
@@ -131,8 +132,46 @@ def test_tcnn_requested_but_missing_and_layout_mismatch(one_sentence, monkeypatc
     with pytest.raises(RedcubeError, match="tinycudann") as e:
         HashGrid(small_config(backend="tcnn"))
     one_sentence(str(e.value))
-    assert HashGrid(small_config()).backend == "torch"
+    assert HashGrid(small_config()).backend == ("cpp" if cpu_kernels.kernels() else "torch")
+    assert HashGrid(small_config(backend="torch")).backend == "torch"
     other = HashGrid(small_config(log2_hashmap_size=7))
     with pytest.raises(RedcubeError, match="another encoding config") as e:
         HashGrid(small_config()).load_state_dict(other.state_dict())
+    one_sentence(str(e.value))
+
+
+needs_kernels = pytest.mark.skipif(cpu_kernels.kernels() is None, reason="the C kernels did not build here (no compiler)")
+
+
+@needs_kernels
+@pytest.mark.parametrize("interpolation", ["linear", "smoothstep"])
+@pytest.mark.parametrize("features", [1, 2, 4, 8])
+def test_c_kernels_match_the_torch_path(interpolation, features):
+    """Backend 'cpp' gives the torch path's features and parameter gradients, on dense and hashed levels and at the box's faces."""
+    torch.manual_seed(0)
+    cfg = dict(n_levels=5, n_features_per_level=features, log2_hashmap_size=10, base_resolution=3, per_level_scale=2.0,
+               interpolation=interpolation)
+    ref, fast = HashGrid(HashGridConfig(**cfg, backend="torch")), HashGrid(HashGridConfig(**cfg, backend="cpp"))
+    assert fast.backend == "cpp" and any(lv.dense for lv in fast.levels) and not all(lv.dense for lv in fast.levels)
+    with torch.no_grad():
+        ref.params.normal_()
+        fast.params.copy_(ref.params)
+    x = torch.rand(3000, 3)
+    x[:8] = torch.tensor([[0.0, 0.0, 0.0], [1 - 1e-6] * 3] * 4)
+    a, b = ref(x), fast(x)
+    torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(a)
+    (a * g).sum().backward()
+    (b * g).sum().backward()
+    torch.testing.assert_close(fast.params.grad, ref.params.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_kernels_that_cannot_build_fall_back_to_torch(monkeypatch, tmp_path, one_sentence):
+    monkeypatch.setattr(cpu_kernels, "_STATE", {})
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "cache"))
+    assert cpu_kernels.kernels() is None and cpu_kernels.unavailable_reason()
+    assert HashGrid(small_config()).backend == "torch"
+    with pytest.raises(RedcubeError, match="'cpp'") as e:
+        HashGrid(small_config(backend="cpp"))
     one_sentence(str(e.value))

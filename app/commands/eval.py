@@ -51,6 +51,7 @@ def run(args) -> int:
     else:
         ev = evaluate(model, scene, poses, res)
     out = {"checkpoint": str(args.checkpoint), "model": ckpt.kind, "step": ckpt.step, "device": "cpu",
+           **({"backend": model.backend} if hasattr(model, "backend") else {}),  # the hash grid's implementation in use
            **({"vae": vae.name, "latent_res": res // 8} if latent else {}), **ev.summary()}
     rows = [[g.numpy(), p.numpy(), error_map(p.numpy(), g.numpy())] for g, p in list(zip(ev.gt, ev.pred))[:8]]
     out["sheet"] = str(save_png(args.sheet, contact_sheet(rows, tile=max(128, res))))

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from renderer import cpu_kernels, volume
 from renderer.camera import rays
 from renderer.errors import RedcubeError
 from renderer.hashgrid import HashGrid, HashGridConfig
@@ -49,32 +50,35 @@ class RadianceFieldConfig:
     """Hash-grid interpolation: 'linear' or 'smoothstep'."""
     backend: str = "auto"
     """Hash-grid backend: 'auto' (tinycudann on CUDA when it imports), 'torch' or 'tcnn'."""
-    fused: bool = True
-    """Run the torch backend's gather and scatter through torch.compile (~30 s of compiling once per process)."""
+    fused: bool = False
+    """Run the torch backend's gather and scatter through torch.compile (~30 s of compiling once per process;
+    the C kernels of backend 'cpp' need none of it)."""
     width: int = 64
     """Hidden units of the MLP (Instant-NGP: 64)."""
-    hidden_layers: int = 2
-    """Hidden layers of the MLP."""
-    steps: int = 192
+    hidden_layers: int = 1
+    """Hidden layers of the MLP (Instant-NGP's density MLP has one)."""
+    steps: int = 128
     """March steps along the box diagonal: the step length is diagonal / steps."""
     margin: float = 0.1
     """Metres of empty space around the plane and the cube inside the box."""
-    warmup_forwards: int = 48
+    warmup_forwards: int = 64
     """First training forwards: `warmup_samples` stratified samples spread over each ray's whole path
     through the box, with gradients, before the occupancy grid's first update takes over (an empty
     grid cannot be trusted, and marching every step of an unknown box costs minutes on a CPU)."""
-    warmup_samples: int = 16
+    warmup_samples: int = 24
     """Samples per ray during the warm-up."""
     density_init: float = 0.15
     """Density (1/m) of the untrained field: nearly transparent, so the warm-up's gradients reach the whole box."""
-    occupancy_res: int = 48
+    occupancy_res: int = 64
     """Occupancy cells along the box's longest side (the other sides in proportion)."""
-    occupancy_every: int = 32
+    occupancy_every: int = 16
     """Training forwards between occupancy-grid updates."""
     occupancy_decay: float = 0.95
     """Decay of a cell's density per update."""
-    occupancy_threshold: float = 0.01
-    """A cell is marched when its density makes a step at least this opaque (or exceeds the mean)."""
+    occupancy_threshold: float = 0.05
+    """A cell is marched when its density makes a step at least this opaque (or exceeds the mean). Higher than
+    Instant-NGP's 0.01: the early field's fog (density ~0.4/m everywhere) sits above 0.01 a step and kept 98% of
+    the box marched; at 0.05 (2/m) the fog is cut while every surface is far denser."""
     min_transmittance: float = 1e-3
     """A ray stops once this little light gets through."""
 
@@ -189,25 +193,31 @@ class RadianceField(nn.Module):
 
     # ---- rays ------------------------------------------------------------------------------------------
     def _span(self, o: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Where rays o + t d enter and leave the box (slab test), within the camera's near and far: t0, t1 [B]."""
-        inv = 1.0 / torch.where(d.abs() < 1e-9, torch.full_like(d, 1e-9), d)
-        a, b = (self.box_lo - o) * inv, (self.box_lo + self.box_size - o) * inv
-        t0 = torch.minimum(a, b).amax(-1).clamp(min=self.scene.near)
-        t1 = torch.maximum(a, b).amin(-1).clamp(max=self.scene.far)
-        return t0, t1
+        """Where rays o + t d enter and leave the box, within the camera's near and far: t0, t1 [B] (t1 <= t0: a miss)."""
+        return volume.ray_box(o, d, self.box_lo, self.box_lo + self.box_size, self.scene.near, self.scene.far)
 
     def _march(self, o: torch.Tensor, d: torch.Tensor, jitter: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample positions t [B, K] along rays o + t d inside the box, and which of them are valid [B, K]."""
+        """The march steps t_k = t0 + (k + u) dt inside the box whose occupancy cell is marched, packed to the
+        front of each row: t [B, K] and counts [B] (row b is valid in [0, counts[b]), K = the largest count)."""
         t0, t1 = self._span(o, d)
-        k = torch.arange(self.config.steps, device=o.device, dtype=o.dtype)
-        u = torch.rand(len(o), 1, device=o.device) if jitter else 0.5
-        t = t0[:, None] + (k[None, :] + u) * self.dt
-        return t, t < t1[:, None]
+        u = torch.rand(len(o)) if jitter else torch.full((len(o),), 0.5)
+        occupied, k = self.occupied(), self.config.steps
+        if self.encoding.backend == "cpp" and o.dtype == torch.float32 and not o.is_cuda:
+            t, counts = cpu_kernels.march(o, d, t0, t1, u, self.dt, self.box_lo, self.box_size, occupied, self.grid_shape, k)
+        else:  # the same in torch: every step materialised, then the kept ones sorted to the front
+            u = u.to(o.device)
+            t = t0[:, None] + (torch.arange(k, device=o.device, dtype=o.dtype)[None, :] + u[:, None]) * self.dt
+            keep = (t < t1[:, None]) & occupied[self._cells(self.normalise(o[:, None, :] + t[..., None] * d[:, None, :]))]
+            t = t.gather(1, (~keep).to(torch.uint8).argsort(dim=1, stable=True))
+            counts = keep.sum(1)
+        width = int(counts.max()) if len(counts) else 0
+        return t[:, :width], counts
 
     def forward(self, poses: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
         """poses [B, 5], uv [B, 2] -> colours [B, 3]: the volume-rendered ray through each pixel."""
         training = self.training and torch.is_grad_enabled()
         o, d = rays(poses, uv, self.scene)
+        o, d = o.contiguous(), d.contiguous()
         if training:
             n, c = int(self.train_forwards), self.config
             self.train_forwards += 1
@@ -215,64 +225,49 @@ class RadianceField(nn.Module):
                 return self._warmup_render(o, d)
             if (n - c.warmup_forwards) % c.occupancy_every == 0:
                 self.update_occupancy()
-        t, valid = self._march(o, d, jitter=training)
-        x = self.normalise(o[:, None, :] + t[..., None] * d[:, None, :])  # [B, K, 3]
-        live = valid & self.occupied()[self._cells(x)]
-        # (a) march without gradients, segment by segment, until each ray's transmittance runs out
+        t, counts = self._march(o, d, jitter=training)
+        # (a) march without gradients, a few steps of every ray at a time, until its transmittance runs out
         with torch.no_grad():
-            flat, sigma, rgb = self._march_densities(x, live)
-        n_rays, k = live.shape
-        if not training:
-            return self._composite(sigma, rgb, flat, n_rays, k)
-        # (b) again with gradients, on the samples that light reached
-        sigma, rgb = self.field(x.reshape(-1, 3)[flat])
-        return self._composite(sigma, rgb, flat, n_rays, k)
+            ray, col, sigma, rgb = self._march_densities(o, d, t, counts)
+        if training:  # (b) again with gradients, on the samples that light reached
+            sigma, rgb = self.field(self.normalise(o[ray] + t[ray, col, None] * d[ray]))
+        return self._composite(sigma, rgb, ray, col, t.shape)
 
     def _warmup_render(self, o: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         """Stratified samples over each ray's whole path through the box (NeRF's coarse sampling), with gradients."""
-        s = self.config.warmup_samples
         t0, t1 = self._span(o, d)
-        length = (t1 - t0).clamp(min=0.0)[:, None]
-        t = t0[:, None] + (torch.arange(s, device=o.device) + torch.rand(len(o), s, device=o.device)) / s * length
+        t, dt = volume.stratified(t0, t1, self.config.warmup_samples, jitter=True)
         sigma, rgb = self.field(self.normalise(o[:, None, :] + t[..., None] * d[:, None, :]).reshape(-1, 3))
-        tau = sigma.reshape(-1, s) * (length / s)
-        weights = torch.exp(-(torch.cumsum(tau, dim=1) - tau)) * (1.0 - torch.exp(-tau))
-        return (weights[..., None] * rgb.reshape(-1, s, 3)).sum(1) + torch.exp(-tau.sum(1, keepdim=True)) * self.sky
+        return volume.composite(sigma.reshape(t.shape), rgb.reshape(*t.shape, 3), dt, self.sky)[0]
 
-    def _march_densities(self, x: torch.Tensor, live: torch.Tensor, segment: int = 32):
-        """The live samples light reaches (flat ids ray * K + step) with their density and colour."""
-        n_rays, k = live.shape
+    def _march_densities(self, o, d, t, counts, segment: int = 16):
+        """The march steps light reaches, as (ray, column) ids [M] into t, with their density [M] and colour [M, 3]."""
+        n_rays, k = t.shape
         cut = -math.log(max(self.config.min_transmittance, 1e-30))
-        depth = torch.zeros(n_rays, device=x.device)  # optical depth so far, per ray
-        flats, sigmas, rgbs = [], [], []
+        depth = torch.zeros(n_rays, device=t.device)  # optical depth so far, per ray
+        rays_, cols, sigmas, rgbs = [], [], [], []
         for s in range(0, k, segment):
-            seg = live[:, s:s + segment] & (depth < cut)[:, None]
-            ids = seg.reshape(-1).nonzero().squeeze(1)
-            if len(ids) == 0:
-                continue
-            w = seg.shape[1]
-            ray, step = torch.div(ids, w, rounding_mode="floor"), ids % w + s
-            sigma, rgb = self.field(x[ray, step])
-            tau = torch.zeros(n_rays * w, device=x.device).index_put((ids,), sigma * self.dt).reshape(n_rays, w)
-            before = depth[:, None] + torch.cumsum(tau, dim=1) - tau  # optical depth in front of each sample
-            reached = before.reshape(-1)[ids] < cut
-            flats.append((ray * k + step)[reached])
-            sigmas.append(sigma[reached])
-            rgbs.append(rgb[reached])
-            depth = depth + tau.sum(1)
-        if not flats:
-            return live.new_zeros(0, dtype=torch.long), x.new_zeros(0), x.new_zeros(0, 3)
-        return torch.cat(flats), torch.cat(sigmas), torch.cat(rgbs)
+            alive = ((counts > s) & (depth < cut)).nonzero().squeeze(1)
+            if len(alive) == 0:
+                break
+            w = min(segment, k - s)
+            seg = torch.arange(s, s + w, device=t.device)[None, :] < counts[alive, None]  # [A, w]
+            a, c = seg.nonzero(as_tuple=True)
+            ray, col = alive[a], c + s
+            sigma, rgb = self.field(self.normalise(o[ray] + t[ray, col, None] * d[ray]))
+            tau = torch.zeros(len(alive), w, device=t.device).index_put_((a, c), sigma * self.dt)
+            before = depth[alive, None] + torch.cumsum(tau, dim=1) - tau  # optical depth in front of each sample
+            reached = before[a, c] < cut
+            rays_.append(ray[reached]), cols.append(col[reached]), sigmas.append(sigma[reached]), rgbs.append(rgb[reached])
+            depth[alive] += tau.sum(1)
+        if not rays_:
+            empty = counts.new_zeros(0)
+            return empty, empty, t.new_zeros(0), t.new_zeros(0, 3)
+        return torch.cat(rays_), torch.cat(cols), torch.cat(sigmas), torch.cat(rgbs)
 
-    def _optical_depth(self, sigma: torch.Tensor, flat: torch.Tensor, n_rays: int, k: int) -> torch.Tensor:
-        """sigma * dt scattered onto the dense [B, K] sample grid (zero where no sample was taken)."""
-        return torch.zeros(n_rays * k, device=sigma.device, dtype=sigma.dtype).index_put((flat,), sigma * self.dt).reshape(n_rays, k)
-
-    def _composite(self, sigma, rgb, flat, n_rays, k) -> torch.Tensor:
-        """(1)-(3): colour [B, 3] of each ray over the sky."""
-        tau = self._optical_depth(sigma, flat, n_rays, k)
-        cum = torch.cumsum(tau, dim=1)
-        weights = torch.exp(-(cum - tau)) * (1.0 - torch.exp(-tau))  # T_i * alpha_i
-        ray = torch.div(flat, k, rounding_mode="floor")
-        colour = torch.zeros(n_rays, 3, device=rgb.device, dtype=rgb.dtype).index_add(0, ray, weights.reshape(-1)[flat, None] * rgb)
-        return colour + torch.exp(-cum[:, -1:]) * self.sky
+    def _composite(self, sigma, rgb, ray, col, shape) -> torch.Tensor:
+        """(1)-(3): colour [B, 3] of each ray over the sky, the samples scattered onto the [B, K] march grid
+        (zero density where no sample was taken)."""
+        dense_sigma = sigma.new_zeros(shape).index_put((ray, col), sigma)
+        dense_rgb = rgb.new_zeros(*shape, 3).index_put((ray, col), rgb)
+        return volume.composite(dense_sigma, dense_rgb, torch.full(shape, self.dt, device=sigma.device), self.sky)[0]
