@@ -10,15 +10,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_curves(results: dict, path: Path, title: str, x: str = "time") -> Path:
-    """Train and held-out PSNR against wall-clock seconds (x="time") or steps (x="step"), a line pair per arm."""
+def plot_curves(results: dict, path: Path, title: str, x: str = "time", held_out: str = "test_psnr") -> Path:
+    """Train and held-out PSNR against wall-clock seconds (x="time") or steps (x="step"), a line pair per arm;
+    held_out="test_psnr_pooled" plots the PSNR of all held-out pixels pooled instead of the mean over images."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for i, (arm, res) in enumerate(results.items()):
         t = [r[x] for r in res["curve"]]
         color = f"C{i}"
         axes[0].plot(t, [r["train_psnr"] for r in res["curve"]], color=color, label=arm)
-        axes[1].plot(t, [r["test_psnr"] for r in res["curve"]], color=color, label=arm)
-    for ax, name in zip(axes, ("train (batch) PSNR", "held-out PSNR")):
+        axes[1].plot(t, [r[held_out] for r in res["curve"]], color=color, label=arm)
+    pooled = held_out == "test_psnr_pooled"
+    for ax, name in zip(axes, ("train (batch) PSNR", "held-out PSNR, all pixels pooled" if pooled else "held-out PSNR")):
         ax.set_xlabel("training time (s)" if x == "time" else "step")
         ax.set_ylabel("dB")
         ax.set_title(name)

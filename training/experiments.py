@@ -2,6 +2,8 @@
 
 `overfit`: the blog's central finding: a fixed set of 100k pixel samples against streamed renders.
 `inputs`: the blog's 6-D pose input against the pixel's Plücker line and ray inputs, all streamed.
+`compare`: the blog's pose MLP, SIREN and the Instant-NGP radiance field on the same stream and wall-clock,
+each with its own learning rate and batch (`COMPARE`), judged by held-out PSNR against time.
 `latent`: the blog's "More More Renders": TinyVAE latents of 512² renders (decoded to 512²) against pixels
 at 64² upscaled to 512²; both judged at 512² on the same held-out poses (`compare_at`).
 """
@@ -34,12 +36,19 @@ def arms(name: str, base: TrainConfig) -> dict[str, TrainConfig]:
         fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"res", "heldout", "stream"}
         latent = LatentTrainConfig(**{k: getattr(base, k) for k in fields}, res=LATENT_EVAL_RES)
         return {"latent-512": latent, "pixel-64": variant(res=LATENT_EVAL_RES // 8)}
+    if name == "compare":  # every arm on its own model defaults: --set would not fit three different models
+        return {arm: variant(model=arm, model_config={}, **COMPARE.get(arm, {})) for arm in ("posemlp", "siren", "ngp")}
     if name == "inputs":
         mc = dict(base.model_config)
         return {"pose-6d": variant(model_config={**mc, "input": "pose"}),
                 "plucker": variant(model_config={**mc, "input": "plucker"}),
                 "ray": variant(model_config={**mc, "input": "ray"})}
     raise ValueError(name)
+
+
+COMPARE = {"ngp": {"lr": 1e-2, "batch_size": 4096, "warmup_steps": 10}}
+"""Per-arm training settings of `compare` that differ from the base: the radiance field's are those of
+assets/ngp_64 (Instant-NGP's lr 1e-2; a step marches 4,096 rays, not 16k pixels of a lookup)."""
 
 
 def run_arms(configs: dict[str, TrainConfig], out_dir: Path, on_record=None) -> dict:
@@ -54,7 +63,7 @@ def run_arms(configs: dict[str, TrainConfig], out_dir: Path, on_record=None) -> 
         log.unlink(missing_ok=True)
         hooks = Hooks(on_record=(lambda r, a=arm: on_record(a, r)) if on_record else None)
         final = trainer_for(cfg, hooks=hooks).run()
-        curve = [{k: r[k] for k in ("step", "time", "train_loss", "train_psnr", "test_psnr", "test_ssim")}
+        curve = [{k: r[k] for k in ("step", "time", "train_loss", "train_psnr", "test_psnr", "test_psnr_pooled", "test_ssim") if k in r}
                  for r in read_log(log) if r.get("event") == "eval"]
         results[arm] = {"final": final, "curve": curve, "config": cfg.to_dict()}
     return results
