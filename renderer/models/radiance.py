@@ -1,22 +1,25 @@
 """Instant-NGP radiance field of the cube world (Müller et al. 2022; NeRF volume rendering, Mildenhall et al. 2020).
 
-A pixel (pose, uv) becomes a ray through `renderer.camera.rays`; the ray is cut to the scene's box,
-marched in equal steps, samples in empty cells of the occupancy grid are skipped, and the rest go
-through hash grid -> small MLP -> density sigma (trunc_exp) and colour (sigmoid). The scene is
-Lambertian (no specular term), so colour does not depend on the view direction. Compositing:
+A pixel (pose, uv) becomes a ray through `renderer.camera.rays`; the ray is cut to the scene's box
+(`renderer.volume.ray_box`) and marched in equal steps dt; only steps in marked cells of the occupancy
+grid are kept, packed to the front of each ray's row (`renderer.cpu_kernels.march` on the CPU, the same
+in torch elsewhere), and go through hash grid -> small MLP -> density sigma (trunc_exp) and colour
+(sigmoid). The scene is Lambertian (no specular term), so colour does not depend on the view direction.
+Compositing (`renderer.volume.composite`):
 
   (1) alpha_i = 1 - exp(-sigma_i * dt)                       NeRF eq. 3, equal steps dt
   (2) T_i     = prod_{j < i} (1 - alpha_j)                   transmittance
   (3) C       = sum_i T_i alpha_i c_i + T_end * sky          the scene's sky colour behind everything
 
-Training marches twice: (a) without gradients, to find where each ray's transmittance falls below
-`min_transmittance`, then (b) with gradients on the samples before that point only. Evaluation needs
-the first march only.
+Training marches twice: (a) without gradients, a few steps of every ray at a time, to find where its
+transmittance falls below `min_transmittance`, then (b) with gradients on the samples before that point
+only. Evaluation needs the first march only. The first `warmup_forwards` training forwards instead take
+stratified samples over each ray's whole path (`renderer.volume.stratified`).
 
 The occupancy grid (Instant-NGP sec. 4, "accelerated ray marching") holds a running max of the density
 per cell: every `occupancy_every` training forwards each cell's value decays by `occupancy_decay` and
 is raised to the density at a random point inside it; a cell is marched when its value exceeds
-min(threshold, mean). It is a buffer, so a checkpoint carries it.
+min(threshold, mean), and so are its 26 neighbours. It is a buffer, so a checkpoint carries it.
 """
 
 from __future__ import annotations
