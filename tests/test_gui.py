@@ -85,6 +85,9 @@ app = App(checkpoint=Path({ckpt!r}))
 for _ in range(3):
     app.step()
 out = {{}}
+while app.slot.current is None:
+    app.step()
+out["info"] = dict(app.model_info())
 c = app.fly.camera
 x0, z0, yaw = c.x, c.z, c.yaw
 app.on_keys({{"w"}}, 0.1)                 # W held for 0.1 s: 0.1 m along (-sin yaw, -cos yaw)
@@ -144,6 +147,9 @@ def test_handlers_move_the_camera_and_bad_input_becomes_a_message(tmp_path, chec
     out = run_driver(DRIVER.format(ckpt=str(checkpoint), bad=str(bad), bad_path=str(bad_path), video=str(video)), tmp_path)
     assert out["forward"] == pytest.approx(0.1, rel=1e-3)
     assert out["drag_yaw"] < 0  # right drag turns right
+    info = out["info"]
+    assert info["kind"] == "posemlp" and info["training step"] == "7" and info["training res"] == "32²"
+    assert info["held-out PSNR"].startswith("12.50 dB") and info["hash-grid backend"].startswith("n/a")
     assert out["mode"] == "network"
     assert out["reset_z"] == pytest.approx(1.5)  # back at the home pose
     assert out["free_height"] > 1.0 and out["warning"]

@@ -199,7 +199,7 @@ class App:
             return [("model", "none loaded")]
         r = loaded.record
         m, metrics, train = r["model"], r.get("metrics", {}), r.get("train", {})
-        psnr = metrics.get("test_psnr")
+        psnr, pooled = metrics.get("test_psnr"), metrics.get("test_psnr_pooled")
         return [
             ("file", str(loaded.path)),
             ("kind", m["kind"]),
@@ -207,7 +207,8 @@ class App:
             ("parameters", f"{m.get('parameters', sum(p.numel() for p in loaded.model.parameters())):,}"),
             ("training res", f"{train.get('res', '?')}²"),
             ("training step", str(loaded.step)),
-            ("held-out PSNR", f"{psnr:.2f} dB" if psnr is not None else "not recorded"),
+            ("held-out PSNR", "not recorded" if psnr is None else f"{psnr:.2f} dB per-image mean"
+             + (f", {pooled:.2f} dB pooled over pixels" if pooled is not None else "")),
             ("device", str(next(loaded.model.parameters()).device)),
             ("hash-grid backend", str(m.get("backend") or r.get("backend") or "n/a (no hash grid)")),
         ]
