@@ -256,3 +256,18 @@ def test_plucker_skip_posemlp_streamed_for_three_minutes_clears_19_db(tmp_path):
     evals = [r for r in read_log(tmp_path) if r["event"] == "eval"]
     assert evals[-1]["test_psnr"] > evals[0]["test_psnr"]
     assert metrics["elapsed_s"] == pytest.approx(180, abs=15)
+
+
+def test_loss_spikes_trip_only_on_a_lasting_jump():
+    from training.trainer import SPIKE_FACTOR, SPIKE_STEPS, LossSpikes
+
+    s = LossSpikes()
+    for _ in range(50):
+        assert s.ok(1e-3, armed=True)
+    assert s.ok(1e-3 * SPIKE_FACTOR * 2, armed=True) and s.ok(1e-3, armed=True)  # one bad batch: no alarm
+    assert LossSpikes().ok(1.0, armed=True)  # a first loss only starts the average
+    verdicts = [s.ok(0.1, armed=True) for _ in range(SPIKE_STEPS)]  # a collapse that stays
+    assert verdicts == [True] * (SPIKE_STEPS - 1) + [False] and not s.calm
+    quiet = LossSpikes()
+    quiet.ok(1e-3, armed=False)
+    assert all(quiet.ok(1.0, armed=False) for _ in range(10))  # not armed during warm-up
