@@ -42,6 +42,9 @@ def build(app) -> None:
                         panel_view.build(app)
                     with dpg.tab(label="Training", tag="_tab_training"):
                         panel_training.build(app)
+                        # The curves live in this tab (as in Instant-NGP's testbed): ImPlot redraws them every
+                        # frame, ~4 ms of software GL a frame that flying the camera in the View tab does not pay.
+                        panel_training.build_plots(app)
                     with dpg.tab(label="Model", tag="_tab_model"):
                         panel_model.build(app)
                     with dpg.tab(label="Path & video", tag="_tab_video"):
@@ -97,7 +100,6 @@ def _picture(app) -> None:
     dpg.add_text("", tag="_text_stats")
     dpg.add_text("", tag="_text_warning", color=COLORS["warn"], wrap=2 * app.view.display)
     dpg.add_text("", tag="_text_message", wrap=2 * app.view.display)
-    panel_training.build_plots(app)
 
 
 def _dialog(app, tag: str, label: str, exts: tuple[str, ...], on_path, default: str = "") -> None:
@@ -153,8 +155,6 @@ def show_texture(app) -> None:
     if app._layout_size != s:
         app._layout_size = s
         dpg.configure_item("_child_view", width=2 * s + 16)
-        for name in ("_plot_loss", "_plot_psnr"):
-            dpg.configure_item(name, width=s)
 
 
 def _show(app, side: str, img: np.ndarray, live: bool, size: int) -> None:

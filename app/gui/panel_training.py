@@ -36,22 +36,20 @@ def build(app) -> None:
         dpg.add_button(label="Resume", tag="_button_resume", width=70, callback=g(app.session.resume))
         dpg.add_button(label="Reset", tag="_button_reset", width=70, callback=g(app.train_reset))
     dpg.add_text("", tag="_text_train_status", wrap=0)
-    dpg.add_text("The loss and PSNR curves are drawn under the picture; the viewport shows each new "
-                 "checkpoint of the run as it is written (every few seconds).", color=(150, 150, 150), wrap=0)
+    dpg.add_text("The viewport shows each new checkpoint of the run as it is written (every few seconds); "
+                 "the loss and PSNR curves follow below.", color=(150, 150, 150), wrap=0)
 
 
 def build_plots(app) -> None:
-    """Loss and PSNR curves side by side, under the picture."""
-    w = app.view.display
-    dpg.add_text("Training curves appear here once a run starts (Training tab).", tag="_text_no_plots",
-                 color=(150, 150, 150))
-    with dpg.group(horizontal=True, tag="_group_plots", show=False):
-        _plot("loss", "MSE", w, log=True, series=(("train", "_series_train_loss"), ("held-out", "_series_test_loss")))
-        _plot("psnr", "PSNR (dB)", w, log=False, series=(("train", "_series_train_psnr"), ("held-out", "_series_test_psnr")))
+    """Loss and PSNR curves, one above the other, under the training controls."""
+    dpg.add_text("Training curves appear here once a run starts.", tag="_text_no_plots", color=(150, 150, 150))
+    with dpg.group(tag="_group_plots", show=False):
+        _plot("loss", "MSE", -1, log=True, series=(("train", "_series_train_loss"), ("held-out", "_series_test_loss")))
+        _plot("psnr", "PSNR (dB)", -1, log=False, series=(("train", "_series_train_psnr"), ("held-out", "_series_test_psnr")))
 
 
 def _plot(name: str, ylabel: str, width: int, log: bool, series) -> None:
-    with dpg.plot(tag=f"_plot_{name}", height=-1, width=width, no_menus=True, no_box_select=True, no_title=True):
+    with dpg.plot(tag=f"_plot_{name}", height=200, width=width, no_menus=True, no_box_select=True, no_title=True):
         dpg.add_plot_legend(location=dpg.mvPlot_Location_SouthWest if name == "loss" else dpg.mvPlot_Location_SouthEast)
         dpg.add_plot_axis(dpg.mvXAxis, label="step", tag=f"_axis_{name}_x", auto_fit=True)
         with dpg.plot_axis(dpg.mvYAxis, label=ylabel, tag=f"_axis_{name}_y", auto_fit=True,
