@@ -145,9 +145,11 @@ def test_bad_configs_are_one_sentence(bad, scene, one_sentence):
 def test_short_training_lowers_heldout_loss(tmp_path, scene):
     from training.trainer import TrainConfig, Trainer
 
+    # Streamed renders, as `redcube train` trains: on a fixed set of 64 frames at 16² the field overfits
+    # (train 24 dB while the held-out loss rises), which is the blog's finding, not a bug.
     cfg = TrainConfig(model="ngp", model_config={**TINY, "n_levels": 6, "log2_hashmap_size": 14, "width": 32, "steps": 96,
                                                  "occupancy_res": 24, "occupancy_every": 16, "warmup_forwards": 8},
-                      res=16, data="fixed", fixed_samples=16 * 16 * 64, steps=120, batch_size=1024, lr=1e-2, warmup_steps=5,
+                      res=16, data="stream", steps=120, batch_size=1024, lr=1e-2, warmup_steps=5,
                       eval_every=10 ** 6, heldout=4, out_dir=str(tmp_path / "run"))
     t = Trainer(cfg, scene=scene)
     t.run(until_step=1)
