@@ -26,13 +26,7 @@ def plot_curves(results: dict, path: Path, title: str, x: str = "time", held_out
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_latent_experiment(results: dict, at_res: dict, images: dict, path: Path, title: str, rows: int = 3) -> Path:
@@ -60,6 +54,11 @@ def plot_latent_experiment(results: dict, at_res: dict, images: dict, path: Path
             a.set_yticks([])
             if r == 0:
                 a.set_title("ground truth 512²" if key == "gt" else key, fontsize=9)
+    return _save(fig, path, title)
+
+
+def _save(fig, path: Path, title: str) -> Path:
+    """Title, tight layout, PNG at `path` (its folder made), figure closed."""
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
