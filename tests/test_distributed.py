@@ -55,12 +55,13 @@ import os, sys
 from renderer.errors import RedcubeError
 from training.trainer import TrainConfig, Trainer
 rank = int(os.environ["RANK"])
+say = lambda text: os.write(1, (text + "\\n").encode())  # one write: both ranks share the pipe, print() interleaves
 for name, kw in [("config", dict(lr=1e-3 * (1 + rank))), ("batch", dict(batch_size=1001))]:
     try:
         Trainer(TrainConfig(res=16, steps=2, out_dir=sys.argv[1], **kw))
-        print(name, "accepted", flush=True)
+        say(f"{name} accepted")
     except RedcubeError as e:
-        print(name, "refused:", e, flush=True)
+        say(f"{name} refused: {e}")
 """
 
 

@@ -8,6 +8,7 @@ torchrun every call here is a no-op on a world of one, so the single-process pat
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import hashlib
 import json
@@ -51,6 +52,9 @@ class Dist:
             if backend == "nccl":
                 torch.cuda.set_device(local)
             dist.init_process_group(backend, timeout=TIMEOUT)
+            # A rank that leaves without destroying the group (a refused config raised before training)
+            # aborts at exit in gloo's destructor (SIGABRT), and torchrun then kills its peers mid-sentence.
+            atexit.register(_destroy_group)
         return cls(rank, world, local, backend)
 
     # -- collectives (no-ops on a world of one) ---------------------------------------------------
@@ -92,6 +96,11 @@ class Dist:
                                f"launch every rank with the same redcube train arguments.")
 
     def close(self) -> None:
-        if self.active and dist.is_initialized():
-            dist.destroy_process_group()
+        if self.active:
+            _destroy_group()
+
+
+def _destroy_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
