@@ -79,3 +79,47 @@ def test_mismatched_configs_and_unsplittable_batch_are_one_sentence(tmp_path, on
     for msg in (config[0], batch[0]):
         one_sentence(msg)
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+DIES = """
+import os, sys
+from renderer.errors import RedcubeError
+from training.trainer import Hooks, TrainConfig, Trainer
+say = lambda text: os.write(1, (text + "\\n").encode())
+steps = [0]
+
+def rank_1_dies():  # polled once a step on every rank
+    steps[0] += 1
+    if os.environ["RANK"] == "1" and steps[0] == 8:
+        os._exit(3)
+
+if __name__ == "__main__":  # the stream's producers are spawned: they import this file
+    config = TrainConfig(res=16, steps=500, batch_size=512, eval_every=1000, heldout=2, checkpoint_every_s=0.0, out_dir=sys.argv[1])
+    try:
+        Trainer(config, hooks=Hooks(wait_if_paused=rank_1_dies)).run()
+    except RedcubeError as e:
+        say(f"rank {os.environ['RANK']} stopped: {e}")
+        sys.exit(1)
+"""
+
+
+@pytest.mark.slow
+def test_a_rank_that_dies_stops_the_others_with_one_sentence_and_the_checkpoint_resumes(tmp_path, one_sentence):
+    from training.checkpoint import load_checkpoint
+
+    script, run = tmp_path / "dies.py", tmp_path / "run"
+    script.write_text(textwrap.dedent(DIES))
+    p = torchrun(["--no-python", sys.executable, str(script), str(run)], tmp_path)
+    assert p.returncode != 0  # torchrun reports the failed rank
+    said = [l.split(" stopped: ", 1)[1] for l in p.stdout.splitlines() if l.startswith("rank 0 stopped: ")]
+    assert len(said) == 1, p.stdout[-2000:] + p.stderr[-2000:]
+    one_sentence(said[0])
+    saved = load_checkpoint(run / "checkpoint.safetensors").step  # whole, not torn by the kill
+    assert f"the last checkpoint (step {saved})" in said[0] and "--resume" in said[0] and 1 <= saved < 10
+    assert "done" not in [r["event"] for r in records(run)]  # every log line parses; the broken run claims no end
+
+    resume = ["--res", "16", "--batch-size", "512", "--heldout", "2", "--eval-every", "1000", "--out", str(run), "--quiet"]
+    p = subprocess.run([sys.executable, "-m", "app.cli", "train", "--steps", str(saved + 3), "--resume", *resume],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert records(run)[-1] == {**records(run)[-1], "event": "done", "step": saved + 3}

@@ -9,11 +9,15 @@ torchrun every call here is a no-op on a world of one, so the single-process pat
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import hashlib
 import json
 import os
+import signal
+import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -94,6 +98,38 @@ class Dist:
             odd = [r for r, d in enumerate(digests) if d != digests[0]]
             raise RedcubeError(f"ranks {odd} were started with a different {what} than rank 0; "
                                f"launch every rank with the same redcube train arguments.")
+
+    @contextlib.contextmanager
+    def guard(self, safe: Callable[[], str]):
+        """Under torchrun, a peer that died (a collective breaks) or torchrun's SIGTERM (sent to every rank's process
+        group once one fails) ends this rank with one sentence, not a traceback; `safe()` says what is intact on disk.
+        Once stopping, further SIGTERMs are ignored so the sentence and the stream's cleanup are not cut short."""
+        if not self.active:
+            yield
+            return
+        main = threading.current_thread() is threading.main_thread()
+        stopping = {"now": False}
+
+        def stop_quietly() -> None:  # no SIGTERM from here on: this rank is already on its way out
+            stopping["now"] = True
+            if main:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+        def stopped(*_):
+            stop_quietly()
+            raise RedcubeError(f"rank {self.rank} was stopped by its launcher (torchrun stops every rank once one fails); {safe()}")
+
+        old = signal.signal(signal.SIGTERM, stopped) if main else None
+        try:
+            yield
+        except RuntimeError as e:  # gloo reports a vanished peer as a plain RuntimeError, NCCL as a DistError
+            if not (isinstance(e, dist.DistError) or "gloo" in str(e) or "NCCL" in str(e)):
+                raise
+            stop_quietly()
+            raise RedcubeError(f"rank {self.rank} lost contact with its peers (another rank stopped or died); {safe()}") from None
+        finally:
+            if main and not stopping["now"]:
+                signal.signal(signal.SIGTERM, old)
 
     def close(self) -> None:
         if self.active:

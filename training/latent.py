@@ -113,10 +113,7 @@ class LatentTrainer(Trainer):
         self.test_latents = encode_frames(self.vae, self.test_rgb)
         stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step, rank=self.dist.rank,
                              vae=c.vae if c.encode_in == "producer" else None).start()
-        try:
-            return self._loop(None, stream, until_step)
-        finally:
-            stream.close()
+        return self._run_loop(None, stream, until_step)
 
     def _next_buffer(self, stream: FrameStream, wait: float = 0.0) -> PixelSet | None:
         wait = max(wait, 300.0) if wait else 0.0  # the first buffer encodes 8 frames at 512²: can take a minute on a busy CPU

@@ -122,6 +122,8 @@ class Trainer:
                                f"pass a --batch-size that is a multiple of {self.dist.world}.")
         self.out_dir = Path(config.out_dir)
         self.ckpt_path = self.out_dir / DEFAULT_NAME  # out_dir is a run directory, existing or not
+        self.saved_step: int | None = None
+        """Step of the newest checkpoint on disk (what a broken run can resume from)."""
         ckpt = self._resume_checkpoint() if resume else None
         self.scene = ckpt.scene if ckpt else (scene or Scene())
         if config.threads > 0:
@@ -153,7 +155,7 @@ class Trainer:
     def _restore(self, ckpt) -> None:
         self.model.load_state_dict(ckpt.build_model().state_dict())
         restore_optimizer(self.optimizer, ckpt)
-        self.step = ckpt.step
+        self.step = self.saved_step = ckpt.step
         self.elapsed = float(ckpt.record.get("elapsed_s", 0.0))
         self.metrics = ckpt.record.get("metrics", {})
         if "rng.batch" in ckpt.tensors and self.dist.main:  # rank 0's generator; other ranks keep their own seeds
@@ -186,11 +188,13 @@ class Trainer:
             self.hooks.on_record(record)
 
     def save(self) -> Path:
-        return save_checkpoint(
+        path = save_checkpoint(
             self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics,
             train=self.config.to_dict(), optimizer=self.optimizer,
             extra_tensors={"rng.batch": self.gen.get_state()}, extra={"elapsed_s": self.elapsed},
         )
+        self.saved_step = self.step  # written atomically: this step is whole on disk
+        return path
 
     # ---- evaluation ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -211,11 +215,23 @@ class Trainer:
                 data = fixed_pixels(rast, c.res, c.fixed_samples, c.seed)
             else:
                 stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step, rank=self.dist.rank).start()
+        return self._run_loop(data, stream, until_step)
+
+    def _run_loop(self, data: PixelSet | None, stream: FrameStream | None, until_step: int | None) -> dict:
+        """The loop, with the stream closed whatever happens and a lost peer under torchrun told in one sentence."""
         try:
-            return self._loop(data, stream, until_step)
+            with self.dist.guard(self._what_is_safe):
+                return self._loop(data, stream, until_step)
         finally:
             if stream is not None:
                 stream.close()
+
+    def _what_is_safe(self) -> str:
+        if not self.dist.main:
+            return f"rank 0 keeps the run's checkpoints in {self.out_dir}: fix the cause and rerun with --resume."
+        if self.saved_step is None:
+            return "no checkpoint was written yet: fix the cause and run the command again."
+        return f"the last checkpoint (step {self.saved_step}) in {self.out_dir} is intact: fix the cause and rerun with --resume."
 
     def _loop(self, data: PixelSet | None, stream: FrameStream | None, until_step: int | None) -> dict:
         c, h = self.config, self.hooks
