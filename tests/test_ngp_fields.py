@@ -101,3 +101,23 @@ def test_ranks_take_disjoint_shards(tmp_path):
     assert not (out / "dataset.json").exists()  # rank 0 writes the manifest
     generate(config, out, dist=Dist(rank=0, world=2), log=lambda s: None)
     assert len(load_fields(out)[0]["field_ids"]) == 3 and json.loads((out / "dataset.json").read_text())["n_shards"] == 3
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_split_the_shards(tmp_path):
+    """Two real gloo ranks under torchrun: each makes its own shards, rank 0 reports the totals."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "ds"
+    cmd = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "app.cli", "ngp-dataset",
+           "--objects", "2", "--rotations", "2", "--shard-size", "1", "--fit-steps", "3", "--points", "64", "--out", str(out), "--quiet"]
+    p = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(repo)), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    summary = json.loads(p.stdout)
+    assert summary["world_size"] == 2 and summary["fields_made"] == 4
+    assert [r["shards_made"] for r in summary["ranks"]] == [2, 2]
+    assert sorted(load_fields(out)[0]["field_ids"].tolist()) == [0, 1, 2, 3]

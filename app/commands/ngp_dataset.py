@@ -59,5 +59,7 @@ def run(args) -> int:
     finally:
         dist.close()
     if dist.main:
-        print(json.dumps({**summary, "ranks": ranks} if dist.active else summary, indent=2))
+        print(json.dumps(summary if not dist.active else {
+            "out": summary["out"], "world_size": dist.world,
+            **{k: sum(r[k] for r in ranks) for k in ("shards_made", "shards_skipped", "fields_made")}, "ranks": ranks}, indent=2))
     return 0
