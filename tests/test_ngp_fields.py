@@ -63,6 +63,7 @@ def test_dataset_two_workers_then_a_partial_shard_resumes(tmp_path, one_sentence
     # an interrupted run: shard 1 half written (a copy cut short); shard 0 finished
     whole = shard_path(out, 1).read_bytes()
     shard_path(out, 1).write_bytes(whole[: len(whole) // 2])
+    (out / ".shard_00001.safetensors.x1y2.tmp").write_bytes(whole[:100])  # a write killed before its rename
     with pytest.raises(RedcubeError) as e:
         load_fields(out)
     one_sentence(str(e.value))
@@ -73,6 +74,7 @@ def test_dataset_two_workers_then_a_partial_shard_resumes(tmp_path, one_sentence
     assert any("partial" in l and "shard_00001" in l for l in lines)
     one_sentence(next(l for l in lines if "partial" in l))
     assert shard_path(out, 0).stat().st_mtime_ns == before  # the finished shard was skipped, not rewritten
+    assert not list(out.glob(".*.tmp"))
     again, _ = load_fields(out)
     assert torch.equal(again["params"], fields["params"])  # seeded fits: the regenerated field is the same field
 

@@ -191,6 +191,8 @@ def shards_to_make(config: DatasetConfig, out: Path, shards: list[int], log: Cal
     expected = field_layout(config.field)
     for j in shards:
         path = shard_path(out, j)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed mid-write; only this rank makes shard j
+            stale.unlink(missing_ok=True)
         if not path.exists():
             todo.append(j)
             continue

@@ -83,10 +83,10 @@ def point_loss(field: ObjectField, batch: dict, rgb_weight: float) -> tuple[torc
     return bce + rgb_weight * mse, {"bce": float(bce.detach()), "rgb_mse": float(mse.detach())}
 
 
-def fit_field(obj: Polycube, q, config: FitConfig = FitConfig(), field_config: ObjectFieldConfig | None = None,
+def fit_field(obj: Polycube, q, config: FitConfig | None = None, field_config: ObjectFieldConfig | None = None,
               seed: int = 0, scene: Scene | None = None) -> tuple[ObjectField, dict]:
     """A field fitted to `obj` rotated by unit quaternion q [4] (seeded init and points), and its loss record."""
-    q = check_quaternion(q)
+    q, config = check_quaternion(q), config or FitConfig()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     field = ObjectField(field_config or ObjectFieldConfig(), scene)
