@@ -16,6 +16,8 @@ from training.distributed import Dist
 from training.ngp_dataset import DatasetConfig, generate, load_fields, read_shard, shard_path
 from training.ngp_fields import FitConfig, fit_field, point_batch
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY_FIT = FitConfig(steps=15, points=512)
 
 

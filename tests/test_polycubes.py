@@ -12,6 +12,8 @@ from renderer.polycubes import (CUBE_ROTATIONS, DIRECTIONS, MAX_CELLS, MIN_CELLS
 from renderer.quaternions import angle_between, check_quaternion, matrix, multiply, random_quaternions
 from renderer.scene import Scene
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 LINE = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0]])
 
 

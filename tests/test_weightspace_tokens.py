@@ -15,6 +15,8 @@ from training.weightspace_augment import multiplicative_noise, permute_mlp
 from training.weightspace_losses import geodesic_loss, relative_rotation
 from training.weightspace_tokens import HASH, MLP, POS, Tokenizer, grid_of, sample_token_points
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
 def field() -> ObjectField:
