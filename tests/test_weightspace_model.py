@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
+from app.cli import main
+
 from renderer.errors import RedcubeError
+from renderer.models import build_model
+from renderer.scene import Scene
+from training.checkpoint import save_checkpoint
 from renderer.polycubes import polycube
 from renderer.quaternions import random_quaternions
 from training.ngp_dataset import DatasetConfig, generate, load_fields
 from training.ngp_fields import FitConfig, fit_field
 from training.weightspace_data import PairSampler, split_objects
+from training.weightspace_train import WeightSpaceTrainConfig, evaluate, load_weightspace, train_weightspace
 from training.weightspace_losses import loss_terms, nt_xent
 from training.weightspace_model import WeightSpaceAutoencoder, WeightSpaceConfig
 from training.weightspace_tokens import Tokenizer, sample_token_points
@@ -81,3 +89,43 @@ def test_pair_batches_hold_two_rotations_of_distinct_objects(tmp_path, one_sente
     with pytest.raises(RedcubeError) as e:
         PairSampler(single, tok, train)
     one_sentence(str(e.value))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """4 objects x 2 rotations, barely fitted: real fields in a real data set, made in a second."""
+    data = tmp_path_factory.mktemp("weightspace") / "ds"
+    generate(DatasetConfig(objects=4, rotations=2, shard_size=8, fit=FitConfig(steps=2, points=64)), data, log=lambda s: None)
+    return data
+
+
+def test_train_weightspace_evaluates_saves_and_reloads(tiny_data, tmp_path, one_sentence):
+    data = tiny_data
+    config = WeightSpaceTrainConfig(data=str(data), steps=6, batch=2, points=16, n_pos=2, heldout=2, eval_every=3,
+                                    out=str(tmp_path / "run"), model=TINY)
+    records = []
+    metrics = train_weightspace(config, log=records.append)
+    assert [r["step"] for r in records] == [3, 6] and metrics["split"] == "heldout" and metrics["pairs"] == 2
+    assert 0 <= metrics["median_rotation_error_deg"] <= 180 and metrics["retrieval_top1"] in (0.0, 0.5, 1.0)
+    model, tok, scales, record = load_weightspace(tmp_path / "run")
+    assert record["metrics"]["retrieval_top1"] == metrics["retrieval_top1"] and scales.shape == (tok.n_tokens, 1)
+    fields, _ = load_fields(data)
+    tokens = tok.tokenize(fields["params"][:2]) / scales
+    with torch.no_grad():
+        again = evaluate(model, (tokens, tokens, fields["quaternions"][:2], fields["quaternions"][:2]), tok.mask)
+    assert again["median_rotation_error_deg"] >= 0 and again["pairs"] == 2
+    other = build_model("posemlp", None, Scene())
+    save_checkpoint(tmp_path / "other.safetensors", other, Scene())
+    with pytest.raises(RedcubeError) as e:
+        load_weightspace(tmp_path / "other.safetensors")
+    one_sentence(str(e.value))
+
+
+def test_train_weightspace_command_line(tiny_data, tmp_path, capsys, one_sentence):
+    small = ["--steps", "2", "--batch", "2", "--embed", "16", "--latent", "4", "--layers", "1", "--heads", "2", "--points", "8",
+             "--pos-tokens", "2", "--heldout", "2"]
+    assert main(["train-weightspace", "--data", str(tiny_data), *small, "--out", str(tmp_path / "run")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"median_rotation_error_deg", "retrieval_top1", "recon_mse"} <= set(out) and (tmp_path / "run" / "checkpoint.json").exists()
+    assert main(["train-weightspace", "--data", str(tmp_path / "nowhere"), *small, "--out", str(tmp_path / "run2")]) == 2
+    one_sentence(capsys.readouterr().err.strip().removeprefix("redcube: error: "))
