@@ -17,6 +17,10 @@ Tokenizing is a gather through `index` [C, D] (flat positions, -1 for padding). 
 sits in exactly one token, so it returns exactly; a hash entry gathered several times (neighbouring points share
 corners, hashing collides) gets the mean of its copies, computed in float64 so identical copies return their value
 exactly; entries no point reaches keep the values of `base` (zeros by default) — `coverage` says how many are reached.
+
+Coverage bounds what any decoder can give back. Measured on two fitted fields (default ObjectFieldConfig, 64², 2 views,
+tokens -> weights with zeros where no token reaches, rendered against the field itself): 380 uniform points (the
+seed's count) reach 53% of the hash parameters and render 24-25 dB; 2048 points reach 93% and render 40-41 dB.
 """
 
 from __future__ import annotations
