@@ -10,7 +10,9 @@ import torch
 from app.cli import main
 
 from renderer.errors import RedcubeError
+from renderer.hashgrid import HashGridConfig
 from renderer.models import build_model
+from renderer.models.object_field import ObjectFieldConfig
 from renderer.scene import Scene
 from training.checkpoint import save_checkpoint
 from renderer.polycubes import polycube
@@ -129,3 +131,23 @@ def test_train_weightspace_command_line(tiny_data, tmp_path, capsys, one_sentenc
     assert {"median_rotation_error_deg", "retrieval_top1", "recon_mse"} <= set(out) and (tmp_path / "run" / "checkpoint.json").exists()
     assert main(["train-weightspace", "--data", str(tmp_path / "nowhere"), *small, "--out", str(tmp_path / "run2")]) == 2
     one_sentence(capsys.readouterr().err.strip().removeprefix("redcube: error: "))
+
+
+def test_eval_weightspace_reports_the_issue_targets(tiny_data, tmp_path, capsys, one_sentence):
+    run = tmp_path / "run"
+    config = WeightSpaceTrainConfig(data=str(tiny_data), steps=2, batch=2, points=16, n_pos=2, heldout=2, out=str(run), model=TINY)
+    train_weightspace(config)
+    assert main(["eval-weightspace", str(run), "--data", str(tiny_data), "--res", "16", "--views", "1", "--samples", "24",
+                 "--psnr-fields", "1", "--json", str(tmp_path / "eval.json")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"median_rotation_error_deg", "retrieval_top1", "decoded_psnr_drop_db"} <= set(out)
+    assert out["split"] == "heldout" and out["psnr_fields"] == 1 and json.loads((tmp_path / "eval.json").read_text()) == out
+    assert abs(out["decoded_psnr_drop_db"] - (out["original_psnr"] - out["decoded_psnr"])) < 1e-9
+    other = tmp_path / "other"  # fields of another hash-grid layout
+    grid = HashGridConfig(n_levels=4, n_features_per_level=2, log2_hashmap_size=10, base_resolution=8, per_level_scale=1.5)
+    generate(DatasetConfig(objects=2, rotations=2, fit=FitConfig(steps=1, points=32), field=ObjectFieldConfig(grid=grid)),
+             other, log=lambda s: None)
+    assert main(["eval-weightspace", str(run), "--data", str(other), "--res", "16"]) == 2
+    err = capsys.readouterr().err.strip().removeprefix("redcube: error: ")
+    assert "layout" in err
+    one_sentence(err)
