@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from app.bench_mnif import bench_mnif
+from app.bench_ngp import bench_ngpfields
 from app.bench_scale import bench_scale
 from app.bench_vae import bench_vae
 from renderer.camera import Camera, pixel_uv, sample_poses
@@ -226,7 +227,8 @@ def bench_gui(scene: Scene) -> tuple[dict, dict]:
     return figs, {}
 
 
-GROUPS = {"raster": bench_raster, "posemlp": bench_posemlp, "train": bench_train, "hashgrid": bench_hashgrid, "vae": bench_vae, "mnif": bench_mnif, "scale": bench_scale, "gui": bench_gui}
+GROUPS = {"raster": bench_raster, "posemlp": bench_posemlp, "train": bench_train, "hashgrid": bench_hashgrid, "vae": bench_vae, "mnif": bench_mnif, "scale": bench_scale, "gui": bench_gui,
+          "ngpfields": bench_ngpfields}
 
 
 def device_info() -> dict:

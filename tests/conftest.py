@@ -66,3 +66,12 @@ def check_one_sentence(message: str) -> None:
 @pytest.fixture
 def one_sentence():
     return check_one_sentence
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's tests (the 2-core machine is shared; two threads contending ran 10x slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

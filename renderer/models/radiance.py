@@ -126,16 +126,21 @@ def scene_box(scene: Scene, margin: float) -> tuple[tuple[float, ...], tuple[flo
     return tuple(v - margin for v in lo), tuple(v + margin for v in hi)
 
 
+def ngp_mlp(in_dims: int, width: int, hidden_layers: int, out_dims: int = 4) -> nn.Sequential:
+    """Instant-NGP's small MLP: `hidden_layers` x (Linear, ReLU) of `width` units, then a Linear to `out_dims` raw outputs."""
+    dims = [in_dims] + [width] * hidden_layers
+    layers = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(width, out_dims))
+
+
 class RadianceField(nn.Module):
     def __init__(self, config: RadianceFieldConfig, scene: Scene):
         super().__init__()
         self.config, self.scene = config, scene
         self.encoding = HashGrid(HashGridConfig(**config.grid_settings()), fused=config.fused)
-        dims = [self.encoding.n_output_dims] + [config.width] * config.hidden_layers
-        layers = []
-        for a, b in zip(dims[:-1], dims[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        self.mlp = nn.Sequential(*layers, nn.Linear(config.width, 4))  # sigma (raw), rgb (raw)
+        self.mlp = ngp_mlp(self.encoding.n_output_dims, config.width, config.hidden_layers)  # sigma (raw), rgb (raw)
         with torch.no_grad():
             self.mlp[-1].bias[0] = math.log(config.density_init)
         lo, hi = scene_box(scene, config.margin)

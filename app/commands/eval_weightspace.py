@@ -1,0 +1,41 @@
+"""`redcube eval-weightspace`: a weight-space autoencoder's rotation error, retrieval and decoded-field PSNR as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from app.options import check_writable, write_text
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval-weightspace", help="evaluate a train-weightspace checkpoint on its held-out objects (JSON)")
+    p.add_argument("checkpoint", type=Path, help="checkpoint file or run directory of redcube train-weightspace")
+    p.add_argument("--data", type=Path, required=True, help="the data set it was trained on (redcube ngp-dataset --out)")
+    p.add_argument("--psnr-fields", type=int, default=2, help="fields decoded and rendered for the PSNR drop (default 2)")
+    p.add_argument("--views", type=int, default=2, help="camera views per rendered field (default 2)")
+    p.add_argument("--res", type=int, default=64, help="render resolution (default 64)")
+    p.add_argument("--samples", type=int, default=128, help="volume-rendering samples per ray (default 128)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--json", type=Path, default=None, help="also write the JSON here")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from renderer.camera import check_res
+    from renderer.errors import RedcubeError
+    from training.weightspace_eval import eval_weightspace
+
+    torch.set_num_threads(args.threads)
+    if min(args.psnr_fields, args.views, args.samples) < 1:
+        raise RedcubeError("eval-weightspace --psnr-fields, --views and --samples must be positive whole numbers; fix the options.")
+    if args.json:
+        check_writable(args.json)
+    result = eval_weightspace(args.checkpoint, args.data, args.psnr_fields, args.views, check_res(args.res), args.samples)
+    text = json.dumps(result, indent=2)
+    if args.json:
+        write_text(args.json, text + "\n")
+    print(text)
+    return 0

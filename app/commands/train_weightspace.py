@@ -1,0 +1,53 @@
+"""`redcube train-weightspace`: train the weight-space autoencoder (seed 004) on an NGP field data set."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from app.options import check_writable
+
+
+def register(sub) -> None:
+    from training.weightspace_model import WeightSpaceConfig
+    from training.weightspace_train import WeightSpaceTrainConfig as T
+
+    m = WeightSpaceConfig
+    p = sub.add_parser("train-weightspace", help="train the weight-space autoencoder on fields from redcube ngp-dataset")
+    p.add_argument("--data", type=Path, required=True, help="data set directory (redcube ngp-dataset --out)")
+    p.add_argument("--steps", type=int, default=T.steps, help=f"optimizer steps (default {T.steps})")
+    p.add_argument("--batch", type=int, default=T.batch, help=f"objects (view pairs) per step (default {T.batch})")
+    p.add_argument("--lr", type=float, default=T.lr, help=f"AdamW learning rate (default {T.lr})")
+    p.add_argument("--heldout", type=int, default=T.heldout, help="objects held out for the evaluation (default 0: evaluate on training objects)")
+    p.add_argument("--points", type=int, default=T.points, help=f"hash-token points (default {T.points})")
+    p.add_argument("--pos-tokens", type=int, default=T.n_pos, help=f"[POS] tokens (default {T.n_pos})")
+    p.add_argument("--embed", type=int, default=m.embed, help=f"transformer width (default {m.embed})")
+    p.add_argument("--latent", type=int, default=m.latent, help=f"latent width per token (default {m.latent})")
+    p.add_argument("--layers", type=int, default=m.layers, help=f"layers in encoder and decoder (default {m.layers})")
+    p.add_argument("--heads", type=int, default=m.heads, help=f"attention heads (default {m.heads})")
+    p.add_argument("--no-permute", action="store_true", help="no MLP-permutation augmentation")
+    p.add_argument("--noise", type=float, default=T.noise_std, help=f"multiplicative noise std (default {T.noise_std})")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path(T.out), help=f"run directory (default {T.out})")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from training.weightspace_model import WeightSpaceConfig
+    from training.weightspace_train import WeightSpaceTrainConfig, train_weightspace
+
+    torch.set_num_threads(args.threads)
+    model = WeightSpaceConfig(embed=args.embed, latent=args.latent, layers=args.layers, heads=args.heads)
+    config = WeightSpaceTrainConfig(data=str(args.data), steps=args.steps, batch=args.batch, lr=args.lr, heldout=args.heldout,
+                                    points=args.points, n_pos=args.pos_tokens, permute=not args.no_permute, noise_std=args.noise,
+                                    seed=args.seed, out=str(args.out), model=model)
+    check_writable(args.out / "checkpoint.safetensors")
+    log = lambda r: print(f"step {r['step']}: loss {r['loss']:.4f} recon {r['recon']:.4f} ntx {r['ntx']:.3f} rot {r['rot']:.3f} "
+                          f"({r['time']:.0f}s)", file=sys.stderr, flush=True)
+    metrics = train_weightspace(config, log=log)
+    print(json.dumps({"checkpoint": str(args.out / "checkpoint.safetensors"), **metrics}, indent=2))
+    return 0

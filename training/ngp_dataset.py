@@ -1,0 +1,268 @@
+"""The NGP field data set of issue 7: objects x rotations, one fitted field each, in safetensors shards.
+
+Field i belongs to object o = i // K and rotation k = i % K (K rotations per object). Object o is
+`polycube(object_seed(seed, o))`; its rotation k is a uniform random quaternion of its own seed, and the field
+is fitted (`training.ngp_fields.fit_field`, direct supervision on 3-D points) from a seed of its own, so a field
+does not depend on the shard size, the worker count or the ranks that made it.
+
+On disk, DIR holds `dataset.json` (the manifest: settings, field layout, shard count) and
+`shard_00000.safetensors`, ... Each shard holds `params` [n, P] (flat vectors, `ObjectField.flat` order),
+`quaternions` [n, 4], `object_ids`, `rotation_ids`, `field_ids` [n] and `fit_loss` [n], with a JSON record in
+its metadata (layout, MLP shape, seeds, fit settings, seconds). Shards are written atomically, one per task.
+
+Generation resumes: a rerun with the same settings skips every shard that reads back whole and regenerates the
+missing ones and any empty or partial one (said in one sentence). Work fans out over `workers` spawned
+processes and, under torchrun, over ranks: rank r takes shards r, r + W, r + 2W, ... (W = world size).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from renderer.errors import RedcubeError
+from renderer.models.object_field import ObjectFieldConfig, field_layout
+from renderer.polycubes import polycube
+from renderer.quaternions import random_quaternions
+from training.checkpoint import atomic_write
+from training.distributed import Dist
+from training.ngp_fields import FitConfig, fit_field
+
+MANIFEST = "dataset.json"
+SHARD_FORMAT, DATASET_FORMAT, VERSION = "redcube-ngp-shard", "redcube-ngp-dataset", 1
+REGENERATE = "rerun redcube ngp-dataset to regenerate it"
+
+
+@dataclass
+class DatasetConfig:
+    objects: int
+    """Distinct polycubes."""
+    rotations: int
+    """Fields (rotations) per object."""
+    shard_size: int = 8
+    """Fields per shard file."""
+    seed: int = 0
+    """Seed of the whole data set: objects, rotations and fits derive their seeds from it."""
+    fit: FitConfig = field(default_factory=FitConfig)
+    """How each field is fitted."""
+    field: ObjectFieldConfig = field(default_factory=ObjectFieldConfig)
+    """The field architecture (hash-grid layout and MLP)."""
+
+    def __post_init__(self):
+        if isinstance(self.fit, dict):
+            self.fit = FitConfig(**self.fit)
+        if isinstance(self.field, dict):
+            self.field = ObjectFieldConfig(**self.field)
+        if min(self.objects, self.rotations, self.shard_size) < 1:
+            raise RedcubeError("ngp-dataset --objects, --rotations and --shard-size must be positive whole numbers; fix the options.")
+
+    @property
+    def n_fields(self) -> int:
+        return self.objects * self.rotations
+
+    @property
+    def n_shards(self) -> int:
+        return math.ceil(self.n_fields / self.shard_size)
+
+    def shard_fields(self, j: int) -> range:
+        return range(j * self.shard_size, min((j + 1) * self.shard_size, self.n_fields))
+
+    def settings(self) -> dict:
+        """Everything that decides the data set's contents, as JSON (the hash-grid backend does not)."""
+        d = asdict(self)
+        d["field"]["grid"].pop("backend")
+        return d
+
+
+def derived_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def object_seed(seed: int, o: int) -> int:
+    return derived_seed(seed, o, 0)
+
+
+def field_rotation(seed: int, o: int, k: int) -> torch.Tensor:
+    return random_quaternions(1, derived_seed(seed, o, k, 1))[0]
+
+
+def fit_seed(seed: int, o: int, k: int) -> int:
+    return derived_seed(seed, o, k, 2)
+
+
+def shard_path(out: Path, j: int) -> Path:
+    return Path(out) / f"shard_{j:05d}.safetensors"
+
+
+# ---- one shard ---------------------------------------------------------------------------------------------
+def make_shard(config: DatasetConfig, out: Path, j: int, threads: int = 1) -> dict:
+    """Fit the fields of shard j and write it atomically; returns {shard, fields, seconds}."""
+    torch.set_num_threads(threads)
+    start, cpu = time.time(), time.process_time()
+    rows = {"params": [], "quaternions": [], "object_ids": [], "rotation_ids": [], "field_ids": [], "fit_loss": []}
+    for i in config.shard_fields(j):
+        o, k = divmod(i, config.rotations)
+        q = field_rotation(config.seed, o, k)
+        f, rec = fit_field(polycube(object_seed(config.seed, o)), q, config.fit, config.field, seed=fit_seed(config.seed, o, k))
+        for name, value in (("params", f.flat()), ("quaternions", q), ("object_ids", o), ("rotation_ids", k), ("field_ids", i),
+                            ("fit_loss", rec["last"]["loss"])):
+            rows[name].append(torch.as_tensor(value))
+    tensors = {k: torch.stack(v).contiguous() for k, v in rows.items()}
+    seconds, cpu = time.time() - start, time.process_time() - cpu
+    fields = config.shard_fields(j)
+    record = {"format": SHARD_FORMAT, "version": VERSION, "shard": j, "fields": [fields.start, fields.stop],
+              "layout": field_layout(config.field), "settings": config.settings(),
+              "object_seeds": {str(o): object_seed(config.seed, o) for o in sorted(set(tensors["object_ids"].tolist()))},
+              "fit_seconds": round(seconds, 2), "fit_cpu_seconds": round(cpu, 2), "threads": threads}
+    atomic_write(shard_path(out, j), lambda tmp: save_file(tensors, tmp, metadata={"redcube": json.dumps(record)}))
+    return {"shard": j, "fields": len(fields), "seconds": seconds, "cpu_seconds": cpu}
+
+
+def _make_shard_task(task: tuple) -> dict:
+    """Worker-process entry point (spawn): rebuild the config from JSON and make one shard."""
+    settings, out, j, threads = task
+    return make_shard(DatasetConfig(**settings), Path(out), j, threads)
+
+
+def read_shard(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, record) of one shard, or one sentence when it is missing, empty, partial or not a shard."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        raise RedcubeError(f"shard {path} is {'missing' if not path.exists() else 'empty'}; {REGENERATE}.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            record = json.loads((f.metadata() or {})["redcube"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        assert record["format"] == SHARD_FORMAT
+        n = record["fields"][1] - record["fields"][0]
+        assert all(len(t) == n for t in tensors.values()) and tensors["params"].shape[1] == record["layout"]["n_params"]
+    except Exception:
+        raise RedcubeError(f"shard {path} is partial or corrupt (it does not read back as a whole redcube NGP shard); "
+                           f"{REGENERATE}.") from None
+    return tensors, record
+
+
+def check_layout(found: dict, expected: dict, where: str) -> None:
+    """One sentence when fields laid out as `found` are read where `expected` is needed."""
+    if found != expected:
+        diff = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
+        raise RedcubeError(f"{where} holds NGP fields with a different hash-grid/MLP layout (differs in {diff}); "
+                           "use fields made with the same field settings or regenerate them into another directory.")
+
+
+# ---- the whole data set ------------------------------------------------------------------------------------
+def check_manifest(config: DatasetConfig, out: Path) -> None:
+    """Refuse (one sentence) to add to a directory made with other settings; nothing there is touched."""
+    path = Path(out) / MANIFEST
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except ValueError:
+        raise RedcubeError(f"{path} is not readable JSON; delete it or pass another --out.") from None
+    check_layout(old.get("layout", {}), field_layout(config.field), str(out))
+    if old.get("settings") != config.settings():
+        diff = sorted(k for k in config.settings() if old.get("settings", {}).get(k) != config.settings()[k])
+        raise RedcubeError(f"{out} holds an NGP data set made with other settings (differs in {diff}); "
+                           "rerun with the same settings to resume it or pass another --out.")
+
+
+def write_manifest(config: DatasetConfig, out: Path) -> None:
+    record = {"format": DATASET_FORMAT, "version": VERSION, "settings": config.settings(), "layout": field_layout(config.field),
+              "n_fields": config.n_fields, "n_shards": config.n_shards,
+              "fitting": "direct supervision on 3-D points of the analytic polycube field (training.ngp_fields)"}
+    text = json.dumps(record, indent=2) + "\n"
+    atomic_write(Path(out) / MANIFEST, lambda tmp: Path(tmp).write_text(text))
+
+
+def shards_to_make(config: DatasetConfig, out: Path, shards: list[int], log: Callable[[str], None]) -> list[int]:
+    """The shards among `shards` that are missing, or present but empty or partial (said in one line each)."""
+    todo = []
+    expected = field_layout(config.field)
+    for j in shards:
+        path = shard_path(out, j)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed mid-write; only this rank makes shard j
+            stale.unlink(missing_ok=True)
+        if not path.exists():
+            todo.append(j)
+            continue
+        try:
+            _, record = read_shard(path)
+        except RedcubeError as e:
+            log(str(e).replace(REGENERATE, "regenerating it"))
+            todo.append(j)
+            continue
+        check_layout(record["layout"], expected, str(path))
+    return todo
+
+
+def generate(config: DatasetConfig, out: Path, workers: int = 1, threads: int = 1, log: Callable[[str], None] = print,
+             dist: Dist | None = None) -> dict:
+    """Make every missing shard of the data set in `out` (this rank's share of them), `workers` processes at a time.
+    Returns a summary: shards made and skipped, fields per wall-clock minute, and fields per CPU minute of the fits
+    (what one core delivers when nothing else runs; the wall-clock rate counts a shared machine's contention)."""
+    dist = dist or Dist()
+    if workers < 1 or threads < 1:
+        raise RedcubeError("ngp-dataset --workers and --threads must be positive whole numbers; fix the options.")
+    if dist.world > config.n_shards:
+        raise RedcubeError(f"the data set's {config.n_shards} shard(s) cannot be split over {dist.world} ranks; "
+                           "lower --shard-size or launch fewer ranks.")
+    out = Path(out)
+    check_manifest(config, out)
+    if dist.main:
+        write_manifest(config, out)
+    mine = list(range(dist.rank, config.n_shards, dist.world))
+    todo = shards_to_make(config, out, mine, log)
+    log(f"rank {dist.rank}: {len(mine) - len(todo)} of {len(mine)} shard(s) already done, {len(todo)} to make "
+        f"with {workers} worker(s)")
+    start, made = time.time(), []
+    for rec in _run(config, out, todo, workers, threads):
+        made.append(rec)
+        n = sum(r["fields"] for r in made)
+        log(f"rank {dist.rank}: shard {rec['shard']} written ({len(made)}/{len(todo)}, {n} fields, "
+            f"{n / max(time.time() - start, 1e-9) * 60:.1f} fields/min)")
+    wall = time.time() - start
+    fields = sum(r["fields"] for r in made)
+    return {"out": str(out), "rank": dist.rank, "shards_made": len(made), "shards_skipped": len(mine) - len(todo),
+            "fields_made": fields, "seconds": round(wall, 1),
+            "fields_per_minute": round(fields / wall * 60, 2) if fields else None,
+            "fields_per_cpu_minute": round(fields / sum(r["cpu_seconds"] for r in made) * 60, 2) if fields else None,
+            "workers": workers, "threads": threads}
+
+
+def _run(config: DatasetConfig, out: Path, todo: list[int], workers: int, threads: int):
+    """Shard records as shards finish: in this process for one worker, else in a spawned pool."""
+    if workers == 1 or len(todo) <= 1:
+        for j in todo:
+            yield make_shard(config, out, j, threads)
+        return
+    tasks = [(config.settings(), str(out), j, threads) for j in todo]
+    with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:
+        yield from pool.imap_unordered(_make_shard_task, tasks)
+
+
+def load_fields(out: Path, layout: dict | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """Every field of a finished data set, concatenated over shards, and the manifest; one sentence for a missing,
+    partial or differently laid out shard (checked against `layout` when given)."""
+    path = Path(out) / MANIFEST
+    if not path.exists():
+        raise RedcubeError(f"{out} holds no {MANIFEST}; pass a directory written by redcube ngp-dataset.")
+    manifest = json.loads(path.read_text())
+    if layout is not None:
+        check_layout(manifest["layout"], layout, str(out))
+    parts = []
+    for j in range(manifest["n_shards"]):
+        tensors, record = read_shard(shard_path(out, j))
+        check_layout(record["layout"], manifest["layout"], str(shard_path(out, j)))
+        parts.append(tensors)
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, manifest

@@ -1,0 +1,62 @@
+"""Evaluating a trained weight-space autoencoder (issue 7's targets) on the objects its training held out.
+
+  1. the same object split as training (its seed and held-out count, from the checkpoint's record)
+  2. rotation and retrieval: `training.weightspace_train.evaluate` on each held-out object's first two rotations
+  3. decoding: tokens -> encode -> decode -> x scales -> `Tokenizer.detokenize` (zeros where no token reaches) -> a field;
+     the original and the decoded field are volume-rendered beside the object's analytic field (its ground truth),
+     and decoded_psnr_drop_db = PSNR(original vs truth) - PSNR(decoded vs truth), averaged over fields
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from renderer.models.object_field import ObjectField, ObjectFieldConfig
+from renderer.polycubes import polycube
+from training.ngp_dataset import load_fields, object_seed
+from training.ngp_fields import analytic_density, eval_poses, render_field
+from training.metrics import psnr
+from training.weightspace_data import split_objects
+from training.weightspace_train import evaluate, heldout_pairs, load_weightspace
+
+
+@torch.no_grad()
+def decoded_psnr(model, tokenizer, scales, flat: torch.Tensor, obj, q, field_config: ObjectFieldConfig,
+                 views: int, res: int, samples: int, seed: int) -> dict:
+    """Step 3 for one field vector [P]: PSNR of the original and of the decoded field against the analytic truth."""
+    tokens = tokenizer.tokenize(flat[None]) / scales
+    decoded = tokenizer.detokenize(model.decode(model.encode(tokens)) * scales)[0]
+    original, rebuilt = (ObjectField(field_config).load_flat(v) for v in (flat, decoded))
+    poses = eval_poses(views, seed)
+    truth = render_field(analytic_density(obj, q, field_config.sigma_max), original.box, poses, res, samples, 1)
+    p_orig = psnr(render_field(original.field, original.box, poses, res, samples, 1), truth)
+    p_dec = psnr(render_field(rebuilt.field, rebuilt.box, poses, res, samples, 1), truth)
+    return {"original_psnr": p_orig, "decoded_psnr": p_dec}
+
+
+def eval_weightspace(checkpoint: Path, data: Path, psnr_fields: int = 2, views: int = 2, res: int = 64,
+                     samples: int = 128) -> dict:
+    """Steps 1-3: the JSON whose top level holds median_rotation_error_deg, retrieval_top1, decoded_psnr_drop_db."""
+    model, tokenizer, scales, record = load_weightspace(checkpoint)
+    fields, manifest = load_fields(Path(data), tokenizer.layout)  # a different layout: one sentence
+    train = record["train"]
+    train_objs, held = split_objects(fields["object_ids"], train["heldout"], train["seed"])  # 1.
+    objects, split = (held, "heldout") if len(held) >= 2 else (train_objs, "train")
+    metrics = evaluate(model, heldout_pairs(fields, tokenizer, objects, scales), tokenizer.mask)  # 2.
+    field_config = ObjectFieldConfig(**manifest["settings"]["field"])
+    runs = []
+    for o in objects[:psnr_fields].tolist():  # 3.
+        row = int((fields["object_ids"] == o).nonzero()[0])
+        obj = polycube(object_seed(manifest["settings"]["seed"], o))
+        runs.append(decoded_psnr(model, tokenizer, scales, fields["params"][row], obj, fields["quaternions"][row],
+                                 field_config, views, res, samples, seed=o))
+    mean = lambda k: sum(r[k] for r in runs) / len(runs)
+    return {"median_rotation_error_deg": metrics["median_rotation_error_deg"], "retrieval_top1": metrics["retrieval_top1"],
+            "decoded_psnr_drop_db": mean("original_psnr") - mean("decoded_psnr"),
+            "original_psnr": mean("original_psnr"), "decoded_psnr": mean("decoded_psnr"), "recon_mse": metrics["recon_mse"],
+            "split": split, "pairs": metrics["pairs"], "psnr_fields": len(runs),
+            "render": {"res": res, "views": views, "samples_per_ray": samples, "supersample": 1,
+                       "truth": "analytic polycube field, volume-rendered"},
+            "hash_coverage": tokenizer.coverage}

@@ -1,0 +1,158 @@
+"""Training and evaluating the weight-space autoencoder on an NGP field data set (`redcube ngp-dataset`).
+
+  1. load the fields, split the objects (train / held-out), build the tokenizer (seeded points)
+  2. per token group (hash grid, each Linear, [POS]) one scale: the std of its real values over the training fields;
+     tokens are divided by it (the model sees unit-size values; `detokenize` after multiplying back)
+  3. each step: a batch of view pairs (`PairSampler`, augmented), eq. (6) of seed 004, AdamW, gradient clip
+  4. evaluate on the held-out objects' first two rotations (no augmentation): median relative-rotation error (deg),
+     same-object retrieval top-1 across rotations, reconstruction MSE of the real token values
+  5. save the model, the token points and scales in the one checkpoint format (`training.checkpoint`)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from renderer.errors import RedcubeError
+from renderer.quaternions import angle_between
+from renderer.scene import Scene
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.ngp_dataset import load_fields
+from training.weightspace_data import PairSampler, split_objects
+from training.weightspace_losses import loss_terms, recon_loss, relative_rotation
+from training.weightspace_model import WeightSpaceAutoencoder, WeightSpaceConfig
+from training.weightspace_tokens import Tokenizer, sample_token_points
+
+KIND = "weightspace"
+
+
+@dataclass
+class WeightSpaceTrainConfig:
+    data: str
+    """Data set directory written by redcube ngp-dataset."""
+    steps: int = 1000
+    """Optimizer steps."""
+    batch: int = 8
+    """Objects (view pairs) per step."""
+    lr: float = 3e-4
+    """AdamW learning rate (the seed: 1e-4 with OneCycle)."""
+    weight_decay: float = 1e-3
+    """AdamW weight decay (the seed: 1e-3)."""
+    clip: float = 5.0
+    """Gradient-norm clip (the seed: 5)."""
+    points: int = 380
+    """Hash-token points (the seed: 380)."""
+    n_pos: int = 10
+    """[POS] tokens (the seed: 10)."""
+    heldout: int = 0
+    """Objects held out of training for the evaluation."""
+    permute: bool = True
+    """Augment by consistent MLP neuron permutations."""
+    noise_std: float = 0.1
+    """Multiplicative noise std of the augmentation (0: none)."""
+    eval_every: int = 100
+    """Steps between log records."""
+    seed: int = 0
+    out: str = "runs/weightspace"
+    """Run directory."""
+    model: WeightSpaceConfig = field(default_factory=WeightSpaceConfig)
+    """The autoencoder's architecture."""
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            self.model = WeightSpaceConfig(**self.model)
+        if min(self.steps, self.batch, self.points, self.n_pos, self.eval_every) < 1 or not self.lr > 0:
+            raise RedcubeError("train-weightspace steps, batch, points, n_pos and eval_every must be positive and lr > 0; fix the options.")
+
+
+def token_scales(tokens: torch.Tensor, tokenizer: Tokenizer) -> torch.Tensor:
+    """Step 2: one scale per token [C, 1]: the std of the real values of its group (tokenizer.nlk's l) over tokens [N, C, D]."""
+    scales = torch.ones(tokenizer.n_tokens, 1)
+    for group in tokenizer.nlk[:, 1].unique():
+        rows = tokenizer.nlk[:, 1] == group
+        values = tokens[:, rows][:, tokenizer.mask[rows]]
+        if values.numel() > 1:
+            scales[rows] = float(values.std()) + 1e-12
+    return scales
+
+
+def heldout_pairs(fields: dict, tokenizer: Tokenizer, objects: torch.Tensor, scales: torch.Tensor):
+    """Step 4's fixed pairs: the first two rotations of each object, tokens scaled: (tokens_a, tokens_b, q_a, q_b)."""
+    rows = [(fields["object_ids"] == o).nonzero().squeeze(1)[:2] for o in objects.tolist()]
+    a, b = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+    tok = lambda r: tokenizer.tokenize(fields["params"][r]) / scales
+    return tok(a), tok(b), fields["quaternions"][a], fields["quaternions"][b]
+
+
+@torch.no_grad()
+def evaluate(model: WeightSpaceAutoencoder, pairs, mask: torch.Tensor) -> dict:
+    """Step 4 on fixed pairs: rotation error (deg), retrieval top-1 of view a among all views b, recon MSE."""
+    model.eval()
+    tokens_a, tokens_b, q_a, q_b = pairs
+    z_a, z_b = model.encode(tokens_a), model.encode(tokens_b)
+    err = torch.rad2deg(angle_between(relative_rotation(q_a, q_b), model.relative_rotation(z_a, z_b)))
+    e_a, e_b = F.normalize(model.embedding(z_a), dim=1), F.normalize(model.embedding(z_b), dim=1)
+    top1 = (e_a @ e_b.T).argmax(1) == torch.arange(len(e_a))
+    model.train()
+    return {"median_rotation_error_deg": float(err.median()), "retrieval_top1": float(top1.float().mean()),
+            "recon_mse": float(recon_loss(model.decode(z_a), tokens_a, mask)), "pairs": len(e_a)}
+
+
+def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None] | None = None) -> dict:
+    """Steps 1-5; returns the metrics (held-out ones when objects were held out, else on the training objects)."""
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    fields, manifest = load_fields(Path(config.data))  # 1.
+    train_objs, held_objs = split_objects(fields["object_ids"], config.heldout, config.seed)
+    tokenizer = Tokenizer(manifest["layout"], sample_token_points(config.points, config.seed), config.n_pos)
+    train_rows = torch.isin(fields["object_ids"], train_objs)
+    scales = token_scales(tokenizer.tokenize(fields["params"][train_rows]), tokenizer)  # 2.
+    sampler = PairSampler(fields, tokenizer, train_objs, config.permute, config.noise_std)
+    batch_size = min(config.batch, len(train_objs))
+    eval_pairs = heldout_pairs(fields, tokenizer, held_objs if len(held_objs) >= 2 else train_objs, scales)
+    model = WeightSpaceAutoencoder(config.model, tokenizer)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    start, records = time.time(), []
+    for step in range(1, config.steps + 1):  # 3.
+        b = sampler.batch(batch_size, gen)
+        total, terms = loss_terms(model, b.tokens_a / scales, b.tokens_b / scales, b.q_a, b.q_b, tokenizer.mask)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        opt.step()
+        if step % config.eval_every == 0 or step == config.steps:
+            records.append({"step": step, "loss": float(total.detach()), **terms, "time": round(time.time() - start, 1)})
+            if log:
+                log(records[-1])
+    metrics = {**evaluate(model, eval_pairs, tokenizer.mask),  # 4.
+               "split": "heldout" if len(held_objs) >= 2 else "train", "steps": config.steps,
+               "train_seconds": round(time.time() - start, 1), "threads": torch.get_num_threads(), "tokens": tokenizer.describe()}
+    save_weightspace(Path(config.out) / "checkpoint.safetensors", model, tokenizer, scales, config, metrics)  # 5.
+    return metrics
+
+
+def save_weightspace(path: Path, model: WeightSpaceAutoencoder, tokenizer: Tokenizer, scales: torch.Tensor,
+                     config: WeightSpaceTrainConfig, metrics: dict) -> Path:
+    model.kind = KIND
+    train = {k: v for k, v in asdict(config).items() if k != "model"}
+    return save_checkpoint(path, model, Scene(), step=config.steps, metrics=metrics, train=train,
+                           extra_tensors={"tokens.points": tokenizer.points, "tokens.scales": scales},
+                           extra={"tokenizer": {"layout": tokenizer.layout, "n_pos": int((tokenizer.kind == 2).sum())}})
+
+
+def load_weightspace(path) -> tuple[WeightSpaceAutoencoder, Tokenizer, torch.Tensor, dict]:
+    """(model, tokenizer, token scales [C, 1], record) from a train-weightspace checkpoint, or one sentence."""
+    ckpt = load_checkpoint(path)
+    if ckpt.kind != KIND or "tokens.points" not in ckpt.tensors:
+        raise RedcubeError(f"{path} holds a {ckpt.kind} checkpoint, not a weight-space autoencoder; pass one written by redcube train-weightspace.")
+    spec = ckpt.record["tokenizer"]
+    tokenizer = Tokenizer(spec["layout"], ckpt.tensors["tokens.points"], spec["n_pos"])
+    model = WeightSpaceAutoencoder(WeightSpaceConfig(**ckpt.record["model"]["config"]), tokenizer)
+    model.load_state_dict(ckpt.prefixed("model."))
+    return model.eval(), tokenizer, ckpt.tensors["tokens.scales"], ckpt.record
