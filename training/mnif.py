@@ -17,6 +17,9 @@ Auto-decoding, step by step:
   3. loss = BCE(occupancy) + rgb_weight * MSE(colour | near/inside surfaces) + latent_decay * |phi_j|^2
   4. one Adam step on the bases, T and the batch's latents together
 An unseen world is fitted the same way with the bases and T frozen: only its latent moves.
+
+Meta-learning (Algorithm 1, `training/mnif_meta.py`) shares this file's loop (`run_budget`), evaluation and
+checkpoint; `evaluate` takes the fit for unseen worlds as a `LatentFit` and records which one it used.
 """
 
 from __future__ import annotations
@@ -144,13 +147,58 @@ def point_loss(model: MNIF, phi: torch.Tensor, batch: dict, rgb_weight: float) -
     return bce + rgb_weight * mse, {"bce": float(bce.detach()), "rgb_mse": float(mse.detach())}
 
 
-# ---- auto-decoding -------------------------------------------------------------------------------------
+# ---- the training loop both methods share -----------------------------------------------------------
 def lr_at(step: int, total: int | None, peak: float) -> float:
     if not total:
         return peak
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0))))
 
 
+def select(cubes: Cubes, idx: torch.Tensor) -> Cubes:
+    """The cubes of the worlds `idx` [B] out of a larger set."""
+    return Cubes(cubes.center[idx], cubes.size[idx], cubes.yaw[idx], cubes.color[idx])
+
+
+def run_budget(config: MNIFTrainConfig, opt: torch.optim.Optimizer, step_fn: Callable[[], tuple[torch.Tensor, dict]],
+               on_record: Callable[[dict], None] | None = None, method: str = "autodecode") -> tuple[int, list[dict], float]:
+    """The loop both training methods share: cosine on param group 0, step budget or wall clock, a record every 50 steps.
+    step_fn() runs one step (it steps `opt`) and returns its loss and loss parts; returns (steps, log, seconds)."""
+    start, step, log = time.time(), 0, []
+    budget_s = config.minutes * 60 if config.minutes is not None else math.inf
+    while (config.steps is None or step < config.steps) and time.time() - start < budget_s:
+        if config.steps is None:  # a minutes budget: cosine over the budget's elapsed fraction
+            opt.param_groups[0]["lr"] = lr_at(int((time.time() - start) / budget_s * 1000), 1000, config.lr)
+        else:
+            opt.param_groups[0]["lr"] = lr_at(step, config.steps, config.lr)
+        loss, parts = step_fn()
+        step += 1
+        if step % 50 == 0 or step == 1:
+            rec = {"event": "train", "method": method, "step": step, "loss": float(loss.detach()), **parts,
+                   "time": time.time() - start}
+            log.append(rec)
+            if on_record:
+                on_record(rec)
+    return step, log, time.time() - start
+
+
+def finish_run(model: MNIF, latents: torch.Tensor, params: list[WorldParams], base: Scene, config: MNIFTrainConfig, run: tuple,
+               on_record: Callable[[dict], None] | None = None, fit: LatentFit | None = None, method: str = "autodecode",
+               method_record: dict | None = None, method_tensors: dict | None = None) -> dict:
+    """Save `out/checkpoint.safetensors` and the log, evaluate by renders (fitting held-out worlds with `fit`), save again."""
+    step, log, train_s = run
+    model.eval()
+    out = Path(config.out)
+    path = out / "checkpoint.safetensors"
+    save = lambda m: save_mnif(path, model, latents, base, config, step, m, method, method_record, method_tensors)
+    metrics = {"method": method, "steps": step, "train_seconds": round(train_s, 1), "threads": config.threads}
+    save(metrics)  # the weights are safe before the slow evaluation
+    (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    metrics = {**evaluate(model, latents, params, base, config, on_record, fit), **metrics}
+    save(metrics)
+    return metrics
+
+
+# ---- auto-decoding -------------------------------------------------------------------------------------
 def train_mnif(config: MNIFTrainConfig, model_config: MNIFConfig, base: Scene,
                on_record: Callable[[dict], None] | None = None) -> dict:
     """Auto-decode the training worlds (steps 1-4), then evaluate and save `out/checkpoint.safetensors`."""
@@ -158,46 +206,25 @@ def train_mnif(config: MNIFTrainConfig, model_config: MNIFConfig, base: Scene,
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     params = train_worlds(config.worlds)
-    scenes = [world_scene(p, base) for p in params]
-    cubes_all = Cubes.of(scenes)
+    cubes_all = Cubes.of([world_scene(p, base) for p in params])
     model = build_model("mnif", model_config, base)
-    latents = torch.nn.Parameter(torch.randn(len(scenes), model_config.latent_dim, generator=gen) * config.latent_init_std)
+    latents = torch.nn.Parameter(torch.randn(len(params), model_config.latent_dim, generator=gen) * config.latent_init_std)
     opt = torch.optim.Adam([{"params": model.parameters(), "lr": config.lr},
                             {"params": [latents], "lr": config.latent_lr}])
-    start, step, log = time.time(), 0, []
-    total = config.steps
-    budget_s = config.minutes * 60 if config.minutes is not None else math.inf
-    while (config.steps is None or step < config.steps) and time.time() - start < budget_s:
-        if total is None:  # a minutes budget: cosine over the estimated total once speed is known
-            frac = (time.time() - start) / budget_s
-            opt.param_groups[0]["lr"] = lr_at(int(frac * 1000), 1000, config.lr)
-        else:
-            opt.param_groups[0]["lr"] = lr_at(step, total, config.lr)
-        idx = torch.randperm(len(scenes), generator=gen)[:config.batch_worlds]  # 1.
-        cubes = Cubes(cubes_all.center[idx], cubes_all.size[idx], cubes_all.yaw[idx], cubes_all.color[idx])
-        batch = sample_points(base, cubes, config.points, gen)  # 2.
+
+    def step() -> tuple[torch.Tensor, dict]:
+        idx = torch.randperm(len(params), generator=gen)[:config.batch_worlds]  # 1.
+        batch = sample_points(base, select(cubes_all, idx), config.points, gen)  # 2.
         phi = latents[idx]
         loss, parts = point_loss(model, phi, batch, config.rgb_weight)  # 3.
         loss = loss + config.latent_decay * (phi ** 2).sum(-1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()  # 4.
-        step += 1
-        if step % 50 == 0 or step == 1:
-            rec = {"event": "train", "step": step, "loss": float(loss.detach()), **parts, "time": time.time() - start}
-            log.append(rec)
-            if on_record:
-                on_record(rec)
-    train_s = time.time() - start
-    model.eval()
-    latents = latents.detach()
-    out = Path(config.out)
-    metrics = {"steps": step, "train_seconds": round(train_s, 1), "threads": config.threads}
-    save_mnif(out / "checkpoint.safetensors", model, latents, base, config, step, metrics)  # the weights are safe before the slow evaluation
-    (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
-    metrics = {**evaluate(model, latents, params, base, config, on_record), **metrics}
-    save_mnif(out / "checkpoint.safetensors", model, latents, base, config, step, metrics)
-    return metrics
+        return loss, parts
+
+    run = run_budget(config, opt, step, on_record)
+    return finish_run(model, latents.detach(), params, base, config, run, on_record)
 
 
 # ---- latents of unseen worlds ------------------------------------------------------------------------
@@ -260,39 +287,61 @@ def world_psnrs(model: MNIF, latents: torch.Tensor, params: list[WorldParams], b
     return out
 
 
+@dataclass
+class LatentFit:
+    """How `evaluate` fits latents to unseen worlds, and what the evaluation JSON says about it."""
+    fn: Callable[[MNIF, list[Scene], Scene, int], torch.Tensor]
+    """fn(model, scenes, base, seed) -> latents [B, H] of those worlds."""
+    info: dict
+    """The fitting method and its settings, as recorded under eval.fit."""
+
+
+def adam_fit(config: MNIFTrainConfig, init: torch.Tensor) -> LatentFit:
+    """The auto-decoding fit: `fit_steps` Adam steps on the latent alone, starting from `init` [H]."""
+    fn = lambda model, scenes, base, seed: fit_latents(model, scenes, base, config.fit_steps, config.fit_lr, init=init, seed=seed)
+    return LatentFit(fn, {"method": "adam on the latent, bases and T frozen", "steps": config.fit_steps, "lr": config.fit_lr,
+                          "init": "mean training latent"})
+
+
 def evaluate(model: MNIF, latents: torch.Tensor, params: list[WorldParams], base: Scene, config: MNIFTrainConfig,
-             on_record: Callable[[dict], None] | None = None) -> dict:
-    """Training worlds' reconstruction and held-out worlds fitted by latent optimisation, both by rendering."""
+             on_record: Callable[[dict], None] | None = None, fit: LatentFit | None = None) -> dict:
+    """Training worlds' reconstruction and held-out worlds fitted by `fit` (default: Adam from the mean latent), by rendering."""
     n = config.eval_worlds
     train = world_psnrs(model, latents[:n], params[:n], base, "train", config)
     held = heldout_worlds()[:n]
+    fit = fit or adam_fit(config, latents.mean(0))
     t = time.time()
-    fitted = fit_latents(model, [world_scene(p, base) for p in held], base, config.fit_steps, config.fit_lr,
-                         init=latents.mean(0), seed=config.seed + 1)
+    fitted = fit.fn(model, [world_scene(p, base) for p in held], base, config.seed + 1)
     fit_s = time.time() - t
     heldout = world_psnrs(model, fitted, held, base, "heldout", config)
     metrics = {"train_psnr": sum(train) / len(train), "heldout_psnr": sum(heldout) / len(heldout),
                "train_psnr_min": min(train), "heldout_psnr_min": min(heldout),
                "eval": {"res": config.eval_res, "views_per_world": config.eval_views, "worlds": n,
                         "samples_per_ray": config.samples, "supersample": config.supersample,
-                        "fit_steps": config.fit_steps, "fit_seconds": round(fit_s, 1)}}
+                        "fit": fit.info, "fit_seconds": round(fit_s, 1)}}
     if on_record:
         on_record({"event": "eval", **metrics})
     return metrics
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------------
-def save_mnif(path: Path, model: MNIF, latents: torch.Tensor, base: Scene, config: MNIFTrainConfig, step: int, metrics: dict) -> Path:
+def save_mnif(path: Path, model: MNIF, latents: torch.Tensor, base: Scene, config: MNIFTrainConfig, step: int, metrics: dict,
+              method: str = "autodecode", method_record: dict | None = None, method_tensors: dict | None = None) -> Path:
+    """The one mNIF checkpoint: weights, training latents [N, H], the method; a method's own settings under record[method]
+    and its tensors as `method.name` (meta-learning: its rates)."""
     return save_checkpoint(path, model, base, step=step, metrics=metrics, train=asdict(config),
-                           extra_tensors={"latents": latents},
-                           extra={"family": {"split": "train", "worlds": len(latents)}})
+                           extra_tensors={"latents": latents, **{f"{method}.{k}": v for k, v in (method_tensors or {}).items()}},
+                           extra={"family": {"split": "train", "worlds": len(latents)}, "method": method,
+                                  **({method: method_record} if method_record is not None else {})})
 
 
 def load_mnif(path) -> tuple[MNIF, torch.Tensor, dict]:
-    """(model, training latents [N, H], record) from an mNIF checkpoint, or one sentence."""
+    """(model, training latents [N, H], record) from an mNIF checkpoint, or one sentence. record["method"] says how it was
+    trained (files from before the method was recorded are auto-decoded)."""
     ckpt = load_checkpoint(path)
     if ckpt.kind != "mnif" or "latents" not in ckpt.tensors:
         raise RedcubeError(f"{path} holds a {ckpt.kind} checkpoint, not an mNIF; pass a checkpoint written by redcube train-mnif.")
+    ckpt.record.setdefault("method", "autodecode")
     model = ckpt.build_model()
     model.eval()
     return model, ckpt.tensors["latents"], ckpt.record

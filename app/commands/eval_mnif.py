@@ -18,7 +18,8 @@ def register(sub) -> None:
     p.add_argument("--samples", type=int, default=64, help="diffusion samples for precision and recall (default 64)")
     p.add_argument("--threshold-db", type=float, default=20.0, help="PSNR at which a render counts as close (default 20)")
     p.add_argument("--pairs", type=int, default=4, help="interpolation pairs (default 4)")
-    p.add_argument("--fit-steps", type=int, default=300, help="latent-fitting steps for held-out worlds (default 300)")
+    p.add_argument("--fit-steps", type=int, default=300,
+                   help="Adam latent-fitting steps for held-out worlds (default 300; a meta-learned mNIF uses its inner loop)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, default=None, help="also write the JSON here")
     p.set_defaults(func=run)
@@ -30,6 +31,7 @@ def run(args) -> int:
     from training.latent_diffusion import LatentDiffusion
     from training.mnif import MNIFTrainConfig, evaluate, load_mnif
     from training.mnif_eval import grid_views, interpolation_jumps, precision_recall, rasterize_worlds, render_latents
+    from training.mnif_meta import checkpoint_fit
     from renderer.worlds import heldout_worlds, train_worlds
 
     torch.set_num_threads(args.threads)
@@ -41,14 +43,15 @@ def run(args) -> int:
     cfg = MNIFTrainConfig(steps=0, eval_worlds=args.worlds, fit_steps=args.fit_steps)
     log = lambda s: print(s, file=sys.stderr, flush=True)
     log("reconstruction: rendering training worlds and fitting held-out worlds ...")
-    rec = evaluate(model, latents, params, base, cfg)
+    rec = evaluate(model, latents, params, base, cfg, fit=checkpoint_fit(args.mnif))
     log("sampling and rendering ...")
     z = ld.sample(args.samples, steps=50, seed=0)
     pr = precision_recall(render_latents(model, z, base), grid_views(base), rasterize_worlds(heldout_worlds(), base), args.threshold_db)
     g = torch.Generator().manual_seed(1)
     pairs = [tuple(int(v) for v in torch.randperm(len(latents), generator=g)[:2]) for _ in range(args.pairs)]
     jump, qs, _ = interpolation_jumps(model, latents, params, base, pairs)
-    out = {"train_psnr": rec["train_psnr"], "heldout_psnr": rec["heldout_psnr"], "precision": pr["precision"], "recall": pr["recall"],
+    out = {"method": record["method"], "train_psnr": rec["train_psnr"], "heldout_psnr": rec["heldout_psnr"],
+           "precision": pr["precision"], "recall": pr["recall"],
            "max_interp_jump_db": jump,
            "thresholds": {"close_db": args.threshold_db, "probe_views": 2, "probe_res": 32,
                           "grid": "12 hues x 3 sizes x 3 heights x 3 yaws x 3 x 3 offsets (renderer.worlds.parameter_grid)"},
