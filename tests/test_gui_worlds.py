@@ -139,6 +139,29 @@ def test_diffusion_of_another_mnif_and_missing_files_are_one_sentence(tiny_mnif,
     one_sentence(str(e.value))
 
 
+def test_interpolation_video_cancel_writes_nothing(session, rasterizer, tmp_path, one_sentence):
+    import time
+
+    from renderer.camera import Camera
+
+    session.res = 32
+    session.video.update(frames=200, out=str(tmp_path / "w.mp4"))
+    session.export(rasterizer, Camera(x=1.5, z=1.5, yaw=0.8).pose())
+    with pytest.raises(RedcubeError) as e:  # one export at a time
+        session.export(rasterizer, Camera().pose())
+    one_sentence(str(e.value))
+    session.cancel()
+    t0 = time.time()
+    while not session.job.finished and time.time() - t0 < 30:
+        time.sleep(0.05)
+    text, level = session.outcome()
+    assert level == "warn" and "cancelled" in text and session.job.done < 200
+    assert not list(tmp_path.iterdir())  # no video, no temp file
+    session.video.update(frames=1)
+    with pytest.raises(RedcubeError, match="from 2 to 2000"):
+        session.export(rasterizer, Camera().pose())
+
+
 def test_around_corners_is_a_closed_loop():
     pts = around_corners(8)
     assert pts == [(0, 0), (0.5, 0), (1, 0), (1, 0.5), (1, 1), (0.5, 1), (0, 1), (0, 0.5)]
@@ -171,6 +194,11 @@ def picture():
 
 wait_for(lambda: app.worlds.mnif is not None)
 g = app.guard
+kept = app.worlds.mnif
+g(app.worlds_load)("/nope/mnif.safetensors")   # the Load mNIF dialog's handler, with a missing file
+wait_for(lambda: app.worlds.loading is None and app.messages[-1].level == "error", 20)
+out["load_error"] = app.messages[-1].text
+out["kept"] = app.worlds.mnif is kept
 g(app.worlds.set_corner)(1, 5)            # the corner inputs' handler
 g(app.worlds.set_corner)(2, 99)           # out of range: a message, corners unchanged
 out["corner_error"] = app.messages[-1].text
@@ -213,7 +241,9 @@ def test_worlds_panel_in_the_app(tiny_mnif, tmp_path, one_sentence):
     shot, video = tmp_path / "worlds.png", tmp_path / "worlds.mp4"
     out = run_driver(DRIVER.format(mnif=str(tiny_mnif[0]), shot=str(shot), video=str(video)), tmp_path)
     assert out["corners"] == [0, 5, 2, 3] and "from 0 to 5" in out["corner_error"]
-    one_sentence(out["corner_error"])
+    assert "does not exist" in out["load_error"] and out["kept"]  # a missing file: a message, the mNIF stays
+    for text in (out["corner_error"], out["load_error"]):
+        one_sentence(text)
     assert out["uv_change"] > 0.01 and out["net_std"] > 0.01  # the picture follows u, v and is not flat
     sky = out["gt_sky"]
     assert sky[2] > sky[0] + 0.2  # the nearest world's rasterized top row is sky blue
