@@ -97,13 +97,14 @@ def refresh(app) -> None:
     w, m = app.worlds, app.worlds.mnif
     _follow(app)
     if m is None:
-        dpg.set_value("_text_worlds_model", f"loading {w.loading} ..." if w.loading else "no mNIF loaded: Load mNIF...")
+        dpg.set_value("_text_worlds_model", f"loading {w.loading} ..." if w.loading else f"no mNIF loaded: {w.problem or 'Load mNIF...'}")
     else:
         c = m.model.config
         diffusion = "diffusion model loaded" if m.diffusion is not None else "no diffusion model (Sample is off)"
         dpg.set_value("_text_worlds_model", f"{m.path.name}: step {m.step}, {c.bases} bases, {c.latent_dim}-number latents, "
                                             f"{len(m.latents)} training worlds; {diffusion}")
         i, dist, p = w.nearest()
+        dpg.set_value("_text_worlds_right", f"nearest training world #{i}")
         dpg.set_value("_text_worlds_current", w.describe())
         dpg.set_value("_text_worlds_nearest", f"nearest training world (L2 distance in latent space): #{i}, "
                                               f"distance {dist:.3f}: {describe_world(p)}")

@@ -109,6 +109,8 @@ class WorldsSession:
         self.mnif: LoadedMNIF | None = None
         self.loading: Path | None = None
         self.tried_default = False
+        self.problem = ""
+        """Why the last load failed (shown in the tab while no mNIF is loaded)."""
         self.corners = [0, 1, 2, 3]
         self.u = self.v = 0.0
         self.override: tuple[torch.Tensor, str] | None = None
@@ -143,9 +145,11 @@ class WorldsSession:
                 for text, level in self.load(path):
                     done(text, level)
             except RedcubeError as e:
-                done(str(e), "error")
+                self.problem = str(e)
+                done(self.problem, "error")
             except Exception as e:  # a damaged file may fail in ways safetensors does not name
-                done(f"could not load {path} ({type(e).__name__}: {e}); pick another mNIF checkpoint.", "error")
+                self.problem = f"could not load {path} ({type(e).__name__}: {e}); pick another mNIF checkpoint."
+                done(self.problem, "error")
             finally:
                 self.loading = None
 
@@ -153,10 +157,10 @@ class WorldsSession:
         threading.Thread(target=run, name="redcube-mnif-load", daemon=True).start()
 
     def ensure_loaded(self, done) -> None:
-        """The first time the tab is shown: load the shipped mNIF in the background."""
+        """The first time the tab is shown: load the shipped mNIF in the background (none shipped: a warning)."""
         if not self.tried_default and self.mnif is None and self.loading is None:
             self.tried_default = True
-            self.load_async(self.default, done)
+            self.load_async(self.default, lambda text, level: done(text, "warn" if level == "error" else level))
 
     def _need(self) -> LoadedMNIF:
         if self.mnif is None:
