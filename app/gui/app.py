@@ -2,8 +2,9 @@
 
 The app owns the frame loop (callbacks run on the GUI thread between frames, via dearpygui's manual
 callback queue). Handlers only change plain state (`FlyCamera`, `ViewSettings`, `TrainingSession`,
-the camera path, `WorldsSession`) or start background work (checkpoint loads, video export); `Viewer.tick()`
-and `WorldsView.tick()` turn state into render requests and textures. Widgets are built in `app.gui.layout` and the panels.
+the camera path, `WorldsSession`) or start background work (checkpoint loads, video export);
+`Viewer.tick()` and `WorldsView.tick()` turn state into render requests and textures. Widgets are
+built in `app.gui.layout` and the panels.
 """
 
 from __future__ import annotations
