@@ -96,6 +96,7 @@ def refresh(app) -> None:
         return
     w, m = app.worlds, app.worlds.mnif
     _follow(app)
+    dpg.configure_item("_button_worlds_sample", enabled=m is not None and m.diffusion is not None)
     if m is None:
         dpg.set_value("_text_worlds_model", f"loading {w.loading} ..." if w.loading else f"no mNIF loaded: {w.problem or 'Load mNIF...'}")
     else:
