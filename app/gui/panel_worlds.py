@@ -11,6 +11,7 @@ from app.gui.worlds_view import SAMPLES, SHOWN
 HEAD = (150, 200, 255)
 RESOLUTIONS = tuple(r for r in (32, 48, 64, 96, 128) if RES_RANGE[0] <= r <= RES_RANGE[1])
 CORNERS = ("a (u0 v0)", "b (u1 v0)", "c (u0 v1)", "d (u1 v1)")
+WRAP = 2 * SHOWN - 16  # text stays clear of the side panel's scroll bar
 
 
 def build(app) -> None:
@@ -19,16 +20,16 @@ def build(app) -> None:
         dpg.add_button(label="Load mNIF...", callback=lambda: dpg.show_item("_dialog_mnif_load"))
         dpg.add_button(label="Load latent...", callback=lambda: dpg.show_item("_dialog_latent_load"))
         dpg.add_button(label="Save latent...", callback=lambda: dpg.show_item("_dialog_latent_save"))
-    dpg.add_text("", tag="_text_worlds_model", wrap=SHOWN * 2)
+    dpg.add_text("", tag="_text_worlds_model", wrap=WRAP)
     with dpg.group(horizontal=True):
         dpg.add_text("mNIF render", tag="_text_worlds_left")
-        dpg.add_text("nearest training world", tag="_text_worlds_right", indent=SHOWN + 8)
+        dpg.add_text("nearest world", tag="_text_worlds_right", indent=SHOWN + 8)
     with dpg.group(horizontal=True, tag="_group_worlds_images"):
         for side in ("worlds_net", "worlds_gt"):
             blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
             dpg.add_image(blank, tag=f"_image_{side}", width=SHOWN, height=SHOWN)
             app._shown[side] = (None, blank)
-    dpg.add_text("", tag="_text_worlds_render", color=(170, 170, 170), wrap=SHOWN * 2)
+    dpg.add_text("", tag="_text_worlds_render", color=(170, 170, 170), wrap=WRAP)
     dpg.add_separator()
     dpg.add_text("Interpolate four training worlds", color=HEAD)
     with dpg.group(horizontal=True):
@@ -43,8 +44,8 @@ def build(app) -> None:
                          callback=g(lambda s, a: w.set_uv(v=a)))
     dpg.add_combo([str(r) for r in RESOLUTIONS], label="render res", tag="_combo_worlds_res", width=100,
                   default_value=str(w.res), callback=g(lambda s, a: w.set_res(int(a))))
-    dpg.add_text("", tag="_text_worlds_current", wrap=SHOWN * 2)
-    dpg.add_text("", tag="_text_worlds_nearest", wrap=SHOWN * 2)
+    dpg.add_text("", tag="_text_worlds_current", wrap=WRAP)
+    dpg.add_text("", tag="_text_worlds_nearest", wrap=WRAP)
     dpg.add_separator()
     _sampling(app)
     dpg.add_separator()
@@ -105,10 +106,10 @@ def refresh(app) -> None:
         dpg.set_value("_text_worlds_model", f"{m.path.name}: step {m.step}, {c.bases} bases, {c.latent_dim}-number latents, "
                                             f"{len(m.latents)} training worlds; {diffusion}")
         i, dist, p = w.nearest()
-        dpg.set_value("_text_worlds_right", f"nearest training world #{i}")
+        dpg.set_value("_text_worlds_right", f"nearest world #{i}")
         dpg.set_value("_text_worlds_current", w.describe())
-        dpg.set_value("_text_worlds_nearest", f"nearest training world (L2 distance in latent space): #{i}, "
-                                              f"distance {dist:.3f}: {describe_world(p)}")
+        dpg.set_value("_text_worlds_nearest", f"nearest training world (L2 in latent space):\n#{i}, at distance {dist:.3f}\n"
+                                              + describe_world(p))
     f = app.worlds_view.frame
     dpg.set_value("_text_worlds_left", f"mNIF {f.res}² (volume-rendered)" if f else "mNIF render")
     if f is not None:

@@ -281,6 +281,7 @@ class WorldsSession:
 
 
 def describe_world(p: WorldParams) -> str:
-    return (f"hue {p.hue:.2f}, size {p.size:.2f} m, height {p.height:.2f} m, yaw {p.yaw_deg:.0f} deg, "
-            f"offset ({p.x:+.2f}, {p.z:+.2f}) m")
+    """Two short lines: colour and size, then pose (a wrapped line would break inside a number)."""
+    return (f"hue {p.hue:.2f}, size {p.size:.2f} m, height {p.height:.2f} m,\n"
+            f"yaw {p.yaw_deg:.0f} deg, offset x {p.x:+.2f} m, z {p.z:+.2f} m")
 
