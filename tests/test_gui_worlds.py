@@ -6,8 +6,8 @@ steps to its latents, both saved the way `redcube train-mnif` saves them.
 
 from __future__ import annotations
 
-import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,7 +40,7 @@ def _fit(scene, latents: torch.Tensor, steps: int = 20) -> MNIF:
     return model.eval()
 
 
-def _save_run(folder, scene, latents, ddpm_latents) -> "Path":
+def _save_run(folder, scene, latents, ddpm_latents) -> Path:
     model = _fit(scene, latents)
     path = save_mnif(folder / "checkpoint.safetensors", model, latents, scene, MNIFTrainConfig(steps=20, worlds=N_WORLDS), 20, {})
     ld, _ = train_diffusion(ddpm_latents, steps=5, batch=8, config=SMALL_DDPM)
@@ -256,3 +256,14 @@ def test_worlds_panel_in_the_app(tiny_mnif, tmp_path, one_sentence):
     assert out["video_msg"].startswith("wrote") and out["progress"] == [4, 4]
     frames = np.stack(list(iio.imiter(video)))
     assert frames.shape == (4, 256, 512, 3)
+
+
+def test_the_state_and_render_objects_do_not_load_the_gui():
+    """House style: GUI-free state (a fresh interpreter imports them without dearpygui)."""
+    import subprocess
+    import sys
+
+    code = "import sys, app.gui.worlds_session, app.gui.worlds_view; print('dearpygui' in sys.modules)"
+    repo = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "False", p.stderr[-2000:]
