@@ -242,9 +242,13 @@ class Rasterizer:
             except BaseException as e:  # hand every failure back to the caller
                 fut.set_exception(e)
 
-    def render(self, poses, res: int, supersample: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Frames for poses [B, 5] or [5]; `supersample` overrides the scene's factor (1 = aliased, fast)."""
+    def render(self, poses, res: int, supersample: int | None = None, world: Scene | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Frames for poses [B, 5] or [5]; `supersample` overrides the scene's factor (1 = aliased, fast).
+        `world`: render another world of the family (only its cube differs) in the same job, then put the
+        current cube back, so other threads sharing this rasterizer never see it."""
         res = check_res(res)
+        if world is not None:
+            self._check_world(world)
         if supersample is not None and (not isinstance(supersample, (int, np.integer)) or not 1 <= supersample <= 8):
             raise RedcubeError(f"supersample {supersample!r} is invalid; choose a whole number from 1 to 8.")
         if self._closed:
@@ -253,16 +257,31 @@ class Rasterizer:
         single = p.ndim == 1
         p = p.reshape(-1, POSE_DIM)
         fut: Future = Future()
-        self._jobs.put((lambda gl: gl.render(p, res, supersample), fut))
+        self._jobs.put((lambda gl: self._render_job(gl, p, res, supersample, world), fut))
         rgb, depth = fut.result()
         return (rgb[0], depth[0]) if single else (rgb, depth)
 
-    def set_world(self, scene: Scene) -> None:
-        """Switch to a scene that differs from the current one only in its cube (renderer.worlds' family)."""
+    def _render_job(self, gl: _GLState, poses: np.ndarray, res: int, supersample: int | None, world: Scene | None):
+        """On the EGL thread: one job, so no other caller's render sees the borrowed cube."""
+        if world is None or world == gl.scene:
+            return gl.render(poses, res, supersample)
+        own = gl.scene
+        gl.set_cube(world)
+        try:
+            return gl.render(poses, res, supersample)
+        finally:
+            gl.set_cube(own)
+
+    def _check_world(self, scene: Scene) -> None:
         cube = {"cube_center", "cube_size", "cube_yaw_deg", "cube_color"}
         a, b = self.scene.to_dict(), scene.to_dict()
         if any(a[k] != b[k] for k in a if k not in cube):
-            raise RedcubeError("set_world only changes the cube; create a new Rasterizer for a scene with other settings.")
+            raise RedcubeError("a world of the family may differ from the rasterizer's scene only in its cube; "
+                               "create a new Rasterizer for a scene with other settings.")
+
+    def set_world(self, scene: Scene) -> None:
+        """Switch to a scene that differs from the current one only in its cube (renderer.worlds' family)."""
+        self._check_world(scene)
         if self._closed:
             raise RedcubeError(_CLOSED)
         fut: Future = Future()

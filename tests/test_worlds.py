@@ -73,3 +73,17 @@ def test_world_poses_stay_outside_the_cube():
 def test_index_out_of_range_is_one_sentence():
     with pytest.raises(RedcubeError, match="out of range; choose a whole number from 0 to 3"):
         check_index(4, 4, "corner world")
+
+
+def test_render_of_a_borrowed_world_leaves_the_rasterizer_scene(rasterizer, scene, one_sentence):
+    """`render(world=...)` draws another world of the family in one job and puts the shared cube back."""
+    world = world_scene(train_worlds(3)[2], scene)
+    before = rasterizer.render(POSES, 32, supersample=1)[0]
+    borrowed = rasterizer.render(POSES, 32, supersample=1, world=world)[0]
+    with Rasterizer(world) as own:
+        want = own.render(POSES, 32, supersample=1)[0]
+    assert np.abs(borrowed - want).max() < 1e-6 and np.abs(borrowed - before).mean() > 0.01
+    assert np.array_equal(rasterizer.render(POSES, 32, supersample=1)[0], before) and rasterizer.scene == scene
+    with pytest.raises(RedcubeError) as e:  # only the cube may differ
+        rasterizer.render(POSES, 32, world=Scene(fov_deg=45.0))
+    one_sentence(str(e.value))

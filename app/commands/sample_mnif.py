@@ -31,9 +31,39 @@ def diffusion_path(mnif: Path, diffusion: Path | None) -> Path:
     return (mnif if mnif.is_dir() else mnif.parent) / "diffusion.safetensors"
 
 
+def save_latents(path: Path, latents, mnif_hash: str) -> Path:
+    """Latents [N, H] as safetensors, tagged with the fingerprint of the mNIF they belong to (one sentence if unwritable)."""
+    from safetensors.torch import save_file
+
+    return write_output(path, lambda tmp: save_file({"latents": latents.contiguous()}, tmp,
+                                                    metadata={"redcube": json.dumps({"mnif_latents_hash": mnif_hash})}))
+
+
+def load_latents(path: Path, mnif_hash: str, latent_dim: int):
+    """Latents [N, H] saved by `save_latents` for the mNIF with this fingerprint, or one sentence."""
+    import torch
+    from safetensors import safe_open
+
+    from renderer.errors import RedcubeError
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("redcube", "{}"))
+            z = f.get_tensor("latents") if "latents" in f.keys() else None
+    except Exception as e:  # missing, not safetensors, or damaged (SafetensorError derives from Exception only)
+        raise RedcubeError(f"cannot read latents from {path} ({type(e).__name__}); pass a file written by Save latent or sample-mnif --save-latents.") from None
+    if z is None or z.dim() != 2 or not torch.is_floating_point(z):
+        raise RedcubeError(f"{path} holds no latents [N, H]; pass a file written by Save latent or sample-mnif --save-latents.")
+    if z.shape[1] != latent_dim:
+        raise RedcubeError(f"the latents in {path} have {z.shape[1]} numbers but this mNIF's have {latent_dim}; "
+                           "load latents saved from the same mNIF.")
+    if meta.get("mnif_latents_hash") not in (None, mnif_hash):
+        raise RedcubeError(f"the latents in {path} were saved from another mNIF (fingerprint differs); load latents saved from this one.")
+    return z.float()
+
+
 def run(args) -> int:
     import torch
-    from safetensors.torch import save_file
 
     from app.images import contact_sheet
     from renderer.camera import Camera
@@ -53,8 +83,7 @@ def run(args) -> int:
     cols = min(8, len(images))
     save_png(args.out, contact_sheet([images[i:i + cols] for i in range(0, len(images), cols)]))
     if args.save_latents:
-        write_output(args.save_latents, lambda tmp: save_file({"latents": z.contiguous()}, tmp,
-                                                              metadata={"redcube": json.dumps({"mnif_latents_hash": ld.mnif_hash})}))
+        save_latents(args.save_latents, z, ld.mnif_hash)
     print(json.dumps({"sheet": str(args.out), "count": args.count, "ddim_steps": args.steps, "seed": args.seed,
                       "latents": str(args.save_latents) if args.save_latents else None}))
     return 0

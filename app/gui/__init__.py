@@ -1,8 +1,8 @@
 """The dearpygui desktop app (`redcube gui`).
 
 GUI-free parts: `state` (fly camera, view settings, shortcuts), `viewport` (picture composition),
-`paths` (camera paths), `video` (mp4 export), `settings` (user config file), `training_session` and
-`video_session` (the Training and Path & video tabs' state), `workers` and `viewer` (background
-renders and the per-frame logic). Widgets: `app` (window, handlers, frame loop), `layout`, `keys`
-and `panel_*`. `bench` measures the window's frame rate for `redcube bench`.
+`paths` (camera paths), `video` (mp4 export), `settings` (user config file), `training_session`,
+`video_session` and `worlds_session` (the Training, Path & video and Worlds tabs' state), `workers`,
+`viewer` and `worlds_view` (background renders and the per-frame logic). Widgets: `app` (window,
+handlers, frame loop), `layout`, `keys` and `panel_*`. `bench` measures the window's frame rate for `redcube bench`.
 """

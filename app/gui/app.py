@@ -2,8 +2,9 @@
 
 The app owns the frame loop (callbacks run on the GUI thread between frames, via dearpygui's manual
 callback queue). Handlers only change plain state (`FlyCamera`, `ViewSettings`, `TrainingSession`,
-the camera path) or start background work (checkpoint loads, video export); `Viewer.tick()` turns
-state into render requests and a texture. Widgets are built in `app.gui.layout` and the panels.
+the camera path, `WorldsSession`) or start background work (checkpoint loads, video export);
+`Viewer.tick()` and `WorldsView.tick()` turn state into render requests and textures. Widgets are
+built in `app.gui.layout` and the panels.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
-from app.gui import keys, layout
+from app.gui import keys, layout, panel_worlds
 from app.gui.settings import Settings, load_settings, save_settings
 from app.gui.state import FlyCamera, ViewSettings, VIEW_MODES
 from app.gui.training_session import ASSETS, TrainChoices, TrainingSession
 from app.gui.video_session import VideoSession
 from app.gui.viewer import Viewer
 from app.gui.workers import ModelSlot
+from app.gui.worlds_session import WorldsSession
+from app.gui.worlds_view import WorldsView
 from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
@@ -62,6 +65,8 @@ class App:
         self.viewer = Viewer(self.scene, self.rasterizer, self.fly, self.view, self.slot)
         self.session = TrainingSession(TrainChoices.from_dict(self.settings.training))
         self.video = VideoSession(self.scene, self.settings.video)
+        self.worlds = WorldsSession(self.scene)
+        self.worlds_view = WorldsView(self.rasterizer, self.scene)
         self.messages: list[Message] = []
         self.show_help = False
         self.frame = 0
@@ -269,6 +274,29 @@ class App:
         if done:
             self.message(*done)
 
+    # -- the Worlds tab (mNIF) ---------------------------------------------------------------------
+    def worlds_load(self, path: str | Path) -> None:
+        self.worlds.load_async(path, self._said)
+
+    def worlds_export(self) -> None:
+        self.worlds.export(self.rasterizer, self.fly.camera.pose())
+        self.message(f"writing the interpolation video to {self.worlds.video['out']} ...")
+
+    def _said(self, text: str, level: str = "info") -> None:
+        """A background thread's message, shown at the next frame."""
+        self.later(lambda: self.message(text, level))
+
+    def _worlds_frame(self) -> bool:
+        """Renders only while the tab is open (the View tab pays nothing); True when a new picture came."""
+        visible = panel_worlds.visible()
+        if visible:
+            self.worlds.ensure_loaded(self._said)
+        done = self.worlds.outcome()
+        if done:
+            self.message(*done)
+        pose = tuple(float(v) for v in self.fly.camera.pose())
+        return self.worlds_view.tick(self.worlds, pose, visible)
+
     # -- snapshots ---------------------------------------------------------------------------------
     def screenshot(self, path: str | Path | None) -> Path:
         path = Path(path or time.strftime("redcube-%Y%m%d-%H%M%S.png"))
@@ -307,7 +335,9 @@ class App:
         self._poll_training(t0)
         self._video_frame(t0)
         active |= self.viewer.tick(t0)
+        active |= self._worlds_frame()
         layout.show_texture(self)  # returns at once when the shown pictures are current
+        layout.show_worlds(self)
         layout.refresh(self)
         dpg.render_dearpygui_frame()
         self.frame += 1
@@ -365,6 +395,8 @@ class App:
         self._remember()
         self.session.close()
         self.video.cancel()
+        self.worlds.cancel()
+        self.worlds_view.close()
         self.viewer.close()
         self.rasterizer.close()
         dpg.destroy_context()

@@ -12,8 +12,10 @@ import time
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from app.gui import panel_model, panel_training, panel_video, panel_view
+from app.gui import panel_model, panel_training, panel_video, panel_view, panel_worlds
 from app.gui.state import SHORTCUTS, VIEW_MODES
+from app.gui.viewport import upscale
+from app.gui.worlds_view import SHOWN
 
 BACKGROUND = (37, 37, 38, 255)  # dearpygui's default window colour, painted by the viewport clear
 COLORS = {"info": (190, 200, 210), "warn": (255, 190, 80), "error": (255, 100, 90)}
@@ -49,6 +51,8 @@ def build(app) -> None:
                         panel_model.build(app)
                     with dpg.tab(label="Path & video", tag="_tab_video"):
                         panel_video.build(app)
+                    with dpg.tab(label="Worlds", tag="_tab_worlds"):
+                        panel_worlds.build(app)
     _help(app)
     with dpg.theme() as flat:  # the main window is the whole viewport: no border, no rounded corners
         with dpg.theme_component(dpg.mvAll):
@@ -118,6 +122,10 @@ def _dialogs(app) -> None:
     _dialog(app, "_dialog_path_load", "Load camera path", (".json", ".*"), app.load_path)
     _dialog(app, "_dialog_path_save", "Save camera path", (".json",), app.save_path, "path")
     _dialog(app, "_dialog_video_out", "Export video to", (".mp4",), lambda p: panel_video.set_out(app, p), "redcube")
+    _dialog(app, "_dialog_mnif_load", "Load mNIF checkpoint", (".safetensors", ".*"), app.worlds_load)
+    _dialog(app, "_dialog_latent_load", "Load latent", (".safetensors", ".*"), lambda p: app.message(app.worlds.load_latent(p)))
+    _dialog(app, "_dialog_latent_save", "Save latent as", (".safetensors",), lambda p: app.message(app.worlds.save_latent(p)), "latent")
+    _dialog(app, "_dialog_worlds_video", "Export interpolation video to", (".mp4",), lambda p: panel_worlds.set_out(app, p), "worlds")
 
 
 def _help(app) -> None:
@@ -155,6 +163,16 @@ def show_texture(app) -> None:
     if app._layout_size != s:
         app._layout_size = s
         dpg.configure_item("_child_view", width=2 * s + 16)
+
+
+def show_worlds(app) -> None:
+    """The Worlds tab's two pictures, upscaled to their shown size once per new frame."""
+    f = app.worlds_view.frame
+    if f is None or getattr(app, "_worlds_shown", None) is f:
+        return
+    app._worlds_shown = f
+    _show(app, "worlds_net", upscale(f.net, SHOWN), False, SHOWN)
+    _show(app, "worlds_gt", upscale(f.gt, SHOWN), False, SHOWN)
 
 
 def _show(app, side: str, img: np.ndarray, live: bool, size: int) -> None:
@@ -240,6 +258,7 @@ def refresh(app) -> None:
     panel_training.refresh(app)
     panel_model.refresh(app)
     panel_video.refresh(app)
+    panel_worlds.refresh(app)
 
 
 def _message(app) -> None:

@@ -1,6 +1,7 @@
 """Video export: render every camera of a path and encode an mp4 with the ffmpeg that imageio-ffmpeg ships.
 
-Shared by the GUI (on a worker thread, with a progress bar and cancel) and `redcube export-video`.
+Shared by the GUI (on a worker thread, with a progress bar and cancel) and `redcube export-video`;
+`encode_mp4` is the encoder alone (the Worlds tab's interpolation video uses it too).
 The video is written to a temp file beside the target and renamed at the end, so a cancelled or
 failed export never leaves half a file nor damages an existing one.
 """
@@ -12,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -83,31 +84,46 @@ def export_video(cameras: list[Camera], out: str | Path, *, rasterizer, model=No
                  res: int = 256, fps: int = 30, progress: Callable[[int, int], None] | None = None,
                  cancel: threading.Event | None = None) -> VideoResult:
     """Encode one frame per camera; progress(done, total) after each frame; a set `cancel` stops early."""
-    import imageio_ffmpeg
+    check_video_args(Path(out), panel, res, fps, model)
 
-    out = Path(out)
-    check_video_args(out, panel, res, fps, model)
-    tmp = _writable_temp(out)
-    width = 2 * res if panel == "side_by_side" else res
-    t0, done = time.perf_counter(), 0
-    writer = imageio_ffmpeg.write_frames(str(tmp), (width, res), fps=fps, quality=8, macro_block_size=1,
-                                         output_params=["-movflags", "+faststart"])
-    try:
-        writer.send(None)  # start ffmpeg
+    def frames():
         for start in range(0, len(cameras), GT_BATCH):
             batch = cameras[start:start + GT_BATCH]
             gts = None
             if panel != "network":
                 gts, _ = rasterizer.render(torch.stack([c.pose() for c in batch]).numpy(), res)
             for i, cam in enumerate(batch):
-                if cancel is not None and cancel.is_set():
-                    return VideoResult(None, done, time.perf_counter() - t0, cancelled=True)
                 net = render_image(model, cam.pose(), res, chunk=INFER_CHUNK).clamp(0, 1).cpu().numpy() if model is not None and panel != "gt" else None
-                frame = panel_frame(panel, None if gts is None else gts[i], net)
-                writer.send(np.ascontiguousarray((np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)))
-                done += 1
-                if progress is not None:
-                    progress(done, len(cameras))
+                yield panel_frame(panel, None if gts is None else gts[i], net)
+
+    width = 2 * res if panel == "side_by_side" else res
+    return encode_mp4(frames(), len(cameras), out, (width, res), fps, progress, cancel)
+
+
+def encode_mp4(frames: Iterable[np.ndarray], total: int, out: str | Path, size: tuple[int, int], fps: int,
+               progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None) -> VideoResult:
+    """Encode float frames [H, W, 3] (size = (W, H)) to an mp4 beside `out`, renamed into place at the end;
+    progress(done, total) after each frame; a set `cancel` stops before the next frame and writes nothing."""
+    import imageio_ffmpeg
+
+    out = Path(out)
+    tmp = _writable_temp(out)
+    t0, done = time.perf_counter(), 0
+    writer = imageio_ffmpeg.write_frames(str(tmp), size, fps=fps, quality=8, macro_block_size=1,
+                                         output_params=["-movflags", "+faststart"])
+    try:
+        writer.send(None)  # start ffmpeg
+        frames = iter(frames)
+        while True:
+            if cancel is not None and cancel.is_set():  # before the next frame is rendered
+                return VideoResult(None, done, time.perf_counter() - t0, cancelled=True)
+            frame = next(frames, None)
+            if frame is None:
+                break
+            writer.send(np.ascontiguousarray((np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)))
+            done += 1
+            if progress is not None:
+                progress(done, total)
         writer.close()
         os.replace(tmp, out)
         return VideoResult(out, done, time.perf_counter() - t0)

@@ -29,6 +29,38 @@ class VideoJob:
         self.finished = False
         self.reported = False
 
+    @classmethod
+    def start(cls, total: int, work) -> "VideoJob":
+        """Run work(job) -> VideoResult on a worker thread; its error becomes `error`, one sentence."""
+        job = cls(total)
+
+        def run():
+            try:
+                job.result = work(job)
+            except RedcubeError as e:
+                job.error = str(e)
+            except Exception as e:  # an encoder failure must not pass silently
+                job.error = f"video export failed ({type(e).__name__}: {e})."
+            job.finished = True
+
+        threading.Thread(target=run, name="redcube-video", daemon=True).start()
+        return job
+
+    def progress(self, done: int, total: int) -> None:
+        self.done = done
+
+    def outcome(self) -> tuple[str, str] | None:
+        """(message, level) once, when the job has finished."""
+        if not self.finished or self.reported:
+            return None
+        self.reported = True
+        if self.error:
+            return self.error, "error"
+        r = self.result
+        if r.cancelled:
+            return f"export cancelled after {self.done} frames; nothing was written.", "warn"
+        return f"wrote {r.path}: {r.frames} frames in {r.seconds:.1f} s ({r.fps:.1f} frames/s)", "info"
+
 
 class VideoSession:
     def __init__(self, scene: Scene, options: dict | None = None):
@@ -89,21 +121,9 @@ class VideoSession:
             raise RedcubeError("an export is already running; cancel it first.")
         o = dict(self.options)
         cams = self.path.sample(int(o["frames"]))
-        job = VideoJob(len(cams))
-
-        def run():
-            try:
-                job.result = export_video(cams, o["out"], rasterizer=rasterizer, model=model, panel=o["panel"],
-                                          res=int(o["res"]), fps=int(o["fps"]),
-                                          progress=lambda d, t: setattr(job, "done", d), cancel=job.cancel)
-            except RedcubeError as e:
-                job.error = str(e)
-            except Exception as e:  # an encoder failure must not pass silently
-                job.error = f"video export failed ({type(e).__name__}: {e})."
-            job.finished = True
-
-        self.job = job
-        threading.Thread(target=run, name="redcube-video", daemon=True).start()
+        self.job = VideoJob.start(len(cams), lambda job: export_video(
+            cams, o["out"], rasterizer=rasterizer, model=model, panel=o["panel"], res=int(o["res"]), fps=int(o["fps"]),
+            progress=job.progress, cancel=job.cancel))
 
     def cancel(self) -> None:
         if self.job is not None:
@@ -115,13 +135,4 @@ class VideoSession:
 
     def outcome(self) -> tuple[str, str] | None:
         """(message, level) once, when a job has finished."""
-        job = self.job
-        if job is None or not job.finished or job.reported:
-            return None
-        job.reported = True
-        if job.error:
-            return job.error, "error"
-        r = job.result
-        if r.cancelled:
-            return f"export cancelled after {job.done} frames; nothing was written.", "warn"
-        return f"wrote {r.path}: {r.frames} frames in {r.seconds:.1f} s ({r.fps:.1f} frames/s)", "info"
+        return self.job.outcome() if self.job is not None else None

@@ -1,0 +1,287 @@
+"""The Worlds tab's state, without GUI calls: an mNIF with its latent diffusion model, four corner worlds, the
+(u, v) scrub, sampled or loaded latents, the nearest training world, latent files and the interpolation video.
+
+The current latent is the bilinear interpolation of the corner worlds' training latents (corners a, b, c, d
+at (u, v) = (0, 0), (1, 0), (0, 1), (1, 1)):
+
+    phi(u, v) = (1 - u)(1 - v) phi_a + u (1 - v) phi_b + (1 - u) v phi_c + u v phi_d
+
+or a latent drawn by DDIM (or read from a file), until the corners or (u, v) move again. The nearest training
+world is the one whose latent is closest in L2 distance in latent space (not in picture space). Every bad input
+is one sentence (a RedcubeError) and leaves the state as it was.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from app.commands.sample_mnif import diffusion_path, load_latents, save_latents
+from app.gui.training_session import ASSETS
+from app.gui.video import check_video_args, encode_mp4
+from app.gui.video_session import VideoJob
+from app.gui.worlds_view import VIDEO_SIZE, render_pair, side_by_side
+from renderer.errors import RedcubeError
+from renderer.scene import Scene
+from renderer.worlds import WorldParams, check_index, train_worlds
+from training.latent_diffusion import latents_hash
+
+DEFAULT_MNIF = ASSETS / "mnif" / "checkpoint.safetensors"
+RES_RANGE = (32, 128)
+VIDEO_DEFAULTS = {"frames": 48, "fps": 12, "out": "worlds.mp4"}
+
+
+@dataclass
+class LoadedMNIF:
+    model: torch.nn.Module
+    latents: torch.Tensor
+    """Training latents [N, H]; row i is `train_worlds(N)[i]` (the seeded training split)."""
+    worlds: list[WorldParams]
+    path: Path
+    step: int
+    fingerprint: str
+    diffusion: object | None
+    """The LatentDiffusion trained on these latents, or None (then `no_diffusion` says why)."""
+    no_diffusion: str = ""
+
+
+def read_mnif(path: str | Path) -> tuple[LoadedMNIF, list[tuple[str, str]]]:
+    """An mNIF checkpoint and the diffusion model beside it; messages (text, level) say what was loaded."""
+    from training.latent_diffusion import LatentDiffusion
+    from training.mnif import load_mnif
+
+    path = Path(path)
+    if path == DEFAULT_MNIF and not path.exists():
+        raise RedcubeError(f"no mNIF is shipped at {path} yet; train one with `redcube train-mnif --out assets/mnif` "
+                           "or pick a checkpoint with Load mNIF.")
+    model, latents, record = load_mnif(path)
+    fingerprint = latents_hash(latents)
+    loaded = LoadedMNIF(model, latents, train_worlds(len(latents)), path, int(record.get("step", 0)), fingerprint, None)
+    c = model.config
+    notes = [(f"loaded mNIF {path}: {c.bases} bases, {c.latent_dim}-number latents, {len(latents)} training worlds", "info")]
+    dpath = diffusion_path(path, None)
+    try:
+        if not dpath.exists():
+            raise RedcubeError(f"no diffusion model beside this mNIF ({dpath}), so Sample is off; "
+                               "train one with redcube train-mnif --diffusion-only.")
+        ld = LatentDiffusion.load(dpath)
+        ld.check_mnif(latents)
+        loaded.diffusion = ld
+    except RedcubeError as e:
+        loaded.no_diffusion = str(e)
+        notes.append((str(e), "warn"))
+    return loaded, notes
+
+
+def nearest_world(latents: torch.Tensor, phi: torch.Tensor) -> tuple[int, float]:
+    """Index and L2 distance of the training latent [N, H] closest to phi [H]."""
+    d = (latents - phi).norm(dim=1)
+    i = int(d.argmin())
+    return i, float(d[i])
+
+
+def bilinear(corners: torch.Tensor, u: float, v: float) -> torch.Tensor:
+    """phi(u, v) from corner latents [4, H] (a, b, c, d at (0, 0), (1, 0), (0, 1), (1, 1))."""
+    w = torch.tensor([(1 - u) * (1 - v), u * (1 - v), (1 - u) * v, u * v], dtype=corners.dtype)
+    return w @ corners
+
+
+def around_corners(n: int) -> list[tuple[float, float]]:
+    """n (u, v) points evenly along the square's edges a -> b -> d -> c -> a, one step short of the start (a loop)."""
+    path = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+    out = []
+    for i in range(n):
+        s = 4 * i / n
+        k, t = int(s), s - int(s)
+        (u0, v0), (u1, v1) = path[k], path[(k + 1) % 4]
+        out.append((u0 + t * (u1 - u0), v0 + t * (v1 - v0)))
+    return out
+
+
+class WorldsSession:
+    def __init__(self, scene: Scene, default: Path = DEFAULT_MNIF):
+        self.scene = scene
+        self.default = Path(default)
+        self.mnif: LoadedMNIF | None = None
+        self.loading: Path | None = None
+        self.tried_default = False
+        self.problem = ""
+        """Why the last load failed (shown in the tab while no mNIF is loaded)."""
+        self.corners = [0, 1, 2, 3]
+        self.u = self.v = 0.0
+        self.override: tuple[torch.Tensor, str] | None = None
+        """A sampled or loaded latent and what it is; None while the interpolation is shown."""
+        self.res = 64
+        self.steps, self.seed = 50, 0
+        self.video = dict(VIDEO_DEFAULTS)
+        self.job: VideoJob | None = None
+        self.sample_ms: float | None = None
+        self.version = 0
+        """Bumped on every change of the current latent (renders compare it)."""
+        self._lock = threading.Lock()
+        self._nearest: tuple[int, tuple[int, float]] | None = None
+
+    # -- loading -------------------------------------------------------------------------------
+    def load(self, path: str | Path) -> list[tuple[str, str]]:
+        """Load an mNIF (and its diffusion model); on an error the loaded one stays."""
+        loaded, notes = read_mnif(path)
+        if loaded.model.scene != self.scene:
+            notes.append(("this mNIF was trained on another scene config; the nearest-world picture shows the app's scene.", "warn"))
+        with self._lock:
+            self.mnif, self.override = loaded, None
+            n = len(loaded.latents)
+            self.corners = [min(i, n - 1) for i in range(4)]
+            self._changed()
+        return notes
+
+    def load_async(self, path: str | Path, done) -> None:
+        """Load on a short thread (importing diffusers takes seconds); done(text, level) for each message."""
+        def run():
+            try:
+                for text, level in self.load(path):
+                    done(text, level)
+            except RedcubeError as e:
+                self.problem = str(e)
+                done(self.problem, "error")
+            except Exception as e:  # a damaged file may fail in ways safetensors does not name
+                self.problem = f"could not load {path} ({type(e).__name__}: {e}); pick another mNIF checkpoint."
+                done(self.problem, "error")
+            finally:
+                self.loading = None
+
+        self.loading = Path(path)
+        threading.Thread(target=run, name="redcube-mnif-load", daemon=True).start()
+
+    def ensure_loaded(self, done) -> None:
+        """The first time the tab is shown: load the shipped mNIF in the background (none shipped: a warning)."""
+        if not self.tried_default and self.mnif is None and self.loading is None:
+            self.tried_default = True
+            self.load_async(self.default, lambda text, level: done(text, "warn" if level == "error" else level))
+
+    def _need(self) -> LoadedMNIF:
+        if self.mnif is None:
+            raise RedcubeError("no mNIF is loaded; pick one with Load mNIF (a checkpoint written by redcube train-mnif).")
+        return self.mnif
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    # -- the current latent --------------------------------------------------------------------
+    def set_corner(self, k: int, index: int) -> None:
+        m = self._need()
+        check_index(k, 4, "corner")
+        self.corners[k] = check_index(index, len(m.latents), "corner world")
+        self.override = None
+        self._changed()
+
+    def set_uv(self, u: float | None = None, v: float | None = None) -> None:
+        for name, val in (("u", u), ("v", v)):
+            if val is not None and not (isinstance(val, (int, float)) and 0.0 <= val <= 1.0):
+                raise RedcubeError(f"{name} = {val!r} is outside the interpolation square; choose a number from 0 to 1.")
+        self.u = self.u if u is None else float(u)
+        self.v = self.v if v is None else float(v)
+        self.override = None
+        self._changed()
+
+    def current(self) -> torch.Tensor:
+        """The latent [H] shown: the override, else the interpolation of the corners at (u, v)."""
+        m = self._need()
+        if self.override is not None:
+            return self.override[0]
+        return bilinear(m.latents[self.corners], self.u, self.v)
+
+    def describe(self) -> str:
+        if self.override is not None:
+            return f"current latent: {self.override[1]}"
+        a, b, c, d = self.corners
+        return f"current latent: bilinear mix at u {self.u:.2f}, v {self.v:.2f} of corners a {a}, b {b}, c {c}, d {d}"
+
+    def nearest(self) -> tuple[int, float, WorldParams]:
+        """The training world nearest to the current latent (L2 in latent space): index, distance, parameters."""
+        m = self._need()
+        if self._nearest is None or self._nearest[0] != self.version:
+            self._nearest = (self.version, nearest_world(m.latents, self.current()))
+        i, dist = self._nearest[1]
+        return i, dist, m.worlds[i]
+
+    def snapshot(self) -> dict | None:
+        """What the render thread needs, taken together (None while no mNIF is loaded)."""
+        with self._lock:
+            if self.mnif is None:
+                return None
+            return {"model": self.mnif.model, "latent": self.current(), "world": self.nearest()[2], "version": self.version}
+
+    # -- sampling and latent files -------------------------------------------------------------
+    def set_res(self, res: int) -> None:
+        if not (isinstance(res, int) and RES_RANGE[0] <= res <= RES_RANGE[1]):
+            raise RedcubeError(f"mNIF render resolution {res!r} is out of range; choose a whole number from {RES_RANGE[0]} to {RES_RANGE[1]}.")
+        self.res = res
+        self._changed()
+
+    def sample(self) -> str:
+        """Draw one latent by DDIM with the chosen steps and seed; the seed then moves on, so Sample again draws anew."""
+        m = self._need()
+        if m.diffusion is None:
+            raise RedcubeError(m.no_diffusion)
+        t0 = time.perf_counter()
+        phi = m.diffusion.sample(1, steps=self.steps, seed=self.seed)[0]
+        self.sample_ms = (time.perf_counter() - t0) * 1000
+        self.override = (phi, f"sampled by DDIM, {self.steps} steps, seed {self.seed}")
+        self.seed += 1
+        self._changed()
+        return f"sampled a world by DDIM ({self.steps} steps, seed {self.seed - 1}) in {self.sample_ms:.0f} ms"
+
+    def save_latent(self, path: str | Path) -> str:
+        m = self._need()
+        out = save_latents(Path(path), self.current()[None].clone(), m.fingerprint)
+        return f"saved the current latent to {out}"
+
+    def load_latent(self, path: str | Path) -> str:
+        m = self._need()
+        z = load_latents(Path(path), m.fingerprint, m.model.config.latent_dim)
+        self.override = (z[0], f"loaded from {Path(path).name}" + (f" (row 1 of {len(z)})" if len(z) > 1 else ""))
+        self._changed()
+        return f"loaded a latent from {path}"
+
+    # -- interpolation video -------------------------------------------------------------------
+    def export(self, rasterizer, pose: torch.Tensor) -> None:
+        """Start an mp4 of the latent going round the four corners, seen from a fixed camera (side by side:
+        the mNIF and the nearest training world), on a worker thread with progress and cancel."""
+        m = self._need()
+        if self.job is not None and not self.job.finished:
+            raise RedcubeError("an interpolation video is already being written; cancel it first.")
+        o, res = dict(self.video), self.res
+        frames = o["frames"]
+        if not (isinstance(frames, int) and 2 <= frames <= 2000):
+            raise RedcubeError(f"{frames!r} video frames is out of range; choose a whole number from 2 to 2000.")
+        check_video_args(Path(o["out"]), "network", VIDEO_SIZE, o["fps"], m.model)
+        corners = m.latents[self.corners].clone()
+
+        def pictures():
+            torch.set_num_threads(1)
+            for u, v in around_corners(frames):
+                phi = bilinear(corners, u, v)
+                world = m.worlds[nearest_world(m.latents, phi)[0]]
+                net, gt, _, _ = render_pair(m.model, phi, world, pose, res, rasterizer, self.scene)
+                yield side_by_side(net, gt)
+
+        self.job = VideoJob.start(frames, lambda job: encode_mp4(pictures(), frames, o["out"], (2 * VIDEO_SIZE, VIDEO_SIZE), o["fps"],
+                                                                 job.progress, job.cancel))
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel.set()
+
+    def outcome(self) -> tuple[str, str] | None:
+        return self.job.outcome() if self.job is not None else None
+
+
+def describe_world(p: WorldParams) -> str:
+    """Two short lines: colour and size, then pose (a wrapped line would break inside a number)."""
+    return (f"hue {p.hue:.2f}, size {p.size:.2f} m, height {p.height:.2f} m,\n"
+            f"yaw {p.yaw_deg:.0f} deg, offset x {p.x:+.2f} m, z {p.z:+.2f} m")
+

@@ -1,0 +1,101 @@
+"""The Worlds tab's pictures, without GUI calls: the mNIF's render of the current latent and the rasterizer's
+picture of the nearest training world, both from the app's fly camera, made on a `LatestWorker` thread.
+
+The mNIF is averaged into one SIREN for the latent (eq. 9) and volume-rendered (`training.mnif.render_latent`);
+the nearest world is drawn by the app's own rasterizer, which renders a borrowed cube within one job on its
+EGL thread (`Rasterizer.render(world=...)`), so the View tab's ground truth never sees it. Requests are made
+only while the tab is visible, and only when the camera, the latent or the resolution changed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.gui.viewport import upscale
+from app.gui.workers import LatestWorker
+from renderer.scene import Scene
+from renderer.worlds import WorldParams, world_scene
+from training.mnif import render_latent
+
+SHOWN = 192
+"""Each of the two pictures is shown at SHOWN² in the tab (two fit beside each other in the side panel);
+nearest-neighbour upscaling keeps the network's pixels visible."""
+VIDEO_SIZE = 256
+"""Each half of an interpolation video frame is VIDEO_SIZE²."""
+SAMPLES = 128
+"""Volume-rendering samples per ray (the training evaluation's count); one ray per pixel."""
+THREADS = 1
+"""torch threads of the render thread: the machine's other core draws the window (and trains)."""
+
+
+def render_pair(model, phi: torch.Tensor, world: WorldParams, pose: torch.Tensor, res: int, rasterizer,
+                base: Scene) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(mNIF picture [res, res, 3], nearest world's rasterized picture [res, res, 3], mNIF ms, rasterizer ms)."""
+    t0 = time.perf_counter()
+    net = render_latent(model, phi, model.scene, pose[None], res, SAMPLES, supersample=1)[0].numpy()
+    t1 = time.perf_counter()
+    gt, _ = rasterizer.render(pose.numpy(), res, world=world_scene(world, base))
+    return net, gt, (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
+
+
+def side_by_side(net: np.ndarray, gt: np.ndarray, size: int = VIDEO_SIZE) -> np.ndarray:
+    """[size, 2 size, 3]: the mNIF picture left, the nearest world right (a video frame of the interpolation)."""
+    return np.concatenate([upscale(net, size), upscale(gt, size)], axis=1)
+
+
+@dataclass
+class WorldsFrame:
+    key: tuple
+    """(pose, res, latent version) it was rendered for."""
+    net: np.ndarray
+    gt: np.ndarray
+    net_ms: float
+    gt_ms: float
+    res: int
+
+
+@dataclass
+class WorldsView:
+    """Newest finished pair of pictures for the newest (camera, latent, resolution) request."""
+
+    rasterizer: Any
+    base: Scene
+    frame: WorldsFrame | None = None
+    worker: LatestWorker = field(init=False)
+    _asked: tuple | None = field(default=None, init=False)
+
+    def __post_init__(self):
+        self.worker = LatestWorker("redcube-worlds", self._render)
+
+    def tick(self, session, pose: tuple, visible: bool) -> bool:
+        """Ask for a render when the tab is visible and something changed; True when a new frame arrived."""
+        key = (pose, session.res, session.version)
+        if visible and key != self._asked:
+            snap = session.snapshot()
+            if snap is not None:
+                self._asked = key
+                self.worker.submit((key, snap, session.res))
+        frame = self.worker.take()
+        if frame is not None:
+            self.frame = frame
+        return frame is not None
+
+    def _render(self, req) -> WorldsFrame:
+        key, snap, res = req
+        if torch.get_num_threads() != THREADS:
+            torch.set_num_threads(THREADS)  # per thread (OpenMP)
+        pose = torch.tensor(key[0], dtype=torch.float32)
+        net, gt, net_ms, gt_ms = render_pair(snap["model"], snap["latent"], snap["world"], pose, res, self.rasterizer, self.base)
+        return WorldsFrame(key, net, gt, net_ms, gt_ms, res)
+
+    @property
+    def idle(self) -> bool:
+        return self.worker.idle
+
+    def close(self) -> None:
+        self.worker.close()
