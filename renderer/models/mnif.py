@@ -14,9 +14,10 @@ and layer i of the world's network applies the alpha-weighted mixture of the bas
 so `average(phi)` builds one plain SIREN (`PointSiren`) per world and rendering cost does not grow with M.
 
 The field (the paper's simplified NeRF setting, appendix A.2.3: no view dependence) maps a world point
-[3] to colour (linear, no activation, +0.5) and density. Density here is sigma_max * sigmoid(occupancy
-logit): redcube fits the field to each world's analytic occupancy (see training/mnif.py), as the paper's
-voxel mNIF fits occupancy, and the volume renderer turns occupancy into a near-opaque density.
+[3] to colour (linear, no activation, +0.5) and density. Density is the occupancy's
+(`renderer.volume.occupancy_density`: zero below p = 0.5, sigma_max inside): redcube fits the field to each
+world's analytic occupancy (see training/mnif.py), as the paper's voxel mNIF fits occupancy, and the volume
+renderer sees a near-opaque surface at the 0.5 level set.
 
 Initialisation (paper A.2.4): alpha starts at 1/M for every basis (T's bias = 1/M, T's weight small).
 Each basis is drawn with the SIREN init scaled by sqrt(M), so that the 1/M average of M independent
@@ -34,6 +35,7 @@ from torch import nn
 from renderer.errors import RedcubeError
 from renderer.models.siren import siren_init_
 from renderer.scene import Scene
+from renderer.volume import occupancy_density
 from renderer.worlds import family_box
 
 IN_DIM, OUT_DIM = 3, 4  # point -> (rgb, occupancy logit)
@@ -52,7 +54,7 @@ class MNIFConfig:
     w0: float = 30.0
     """SIREN frequency factor (paper: 30)."""
     sigma_max: float = 400.0
-    """Density (1/m) of fully occupied space: sigma = sigma_max * sigmoid(logit)."""
+    """Density (1/m) of fully occupied space: sigma = sigma_max * max(0, 2 sigmoid(logit) - 1)."""
 
     def __post_init__(self):
         if min(self.hidden_layers, self.width, self.bases, self.latent_dim) < 1 or not self.w0 > 0 or not self.sigma_max > 0:
@@ -84,7 +86,7 @@ class PointSiren(nn.Module):
     def field(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The volume renderer's field: density [N] (1/m) and colour [N, 3]."""
         y = self.raw(points)
-        return self.config.sigma_max * torch.sigmoid(y[:, 3]), y[:, :3] + 0.5
+        return occupancy_density(y[:, 3], self.config.sigma_max), y[:, :3] + 0.5
 
 
 class MNIF(nn.Module):

@@ -3,7 +3,7 @@
     x = (p - box_lo) / box_edge                   world point -> [0, 1]^3
     h = HashGrid(x)                               [N, L F] (renderer.hashgrid, tiny-cuda-nn's layout)
     (logit, c) = MLP(h)                           `ngp_mlp`: hidden_layers x (Linear, ReLU), then Linear to 4
-    sigma = sigma_max * sigmoid(logit),  rgb = sigmoid(c)
+    sigma = occupancy_density(logit) (zero below occupancy 0.5),  rgb = sigmoid(c)
 
 The object's fields are what issue 7's weight-space model reads, so their parameters travel as one flat
 vector (`flat` / `load_flat`): the hash grid's flat table first, then each Linear's weight [out, in]
@@ -25,6 +25,7 @@ from renderer.errors import RedcubeError
 from renderer.hashgrid import HashGrid, HashGridConfig
 from renderer.models.radiance import ngp_mlp
 from renderer.scene import Scene
+from renderer.volume import occupancy_density
 
 
 def small_grid() -> HashGridConfig:
@@ -40,7 +41,7 @@ class ObjectFieldConfig:
     hidden_layers: int = 2
     """Hidden layers of the MLP."""
     sigma_max: float = 400.0
-    """Density (1/m) of fully occupied space: sigma = sigma_max * sigmoid(logit)."""
+    """Density (1/m) of fully occupied space: sigma = sigma_max * max(0, 2 sigmoid(logit) - 1)."""
 
     def __post_init__(self):
         if isinstance(self.grid, dict):
@@ -76,7 +77,7 @@ class ObjectField(nn.Module):
     def field(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The volume renderer's field: density [N] (1/m) and colour [N, 3] at world points [N, 3]."""
         raw = self.raw(p)
-        return self.config.sigma_max * torch.sigmoid(raw[:, 0]), torch.sigmoid(raw[:, 1:])
+        return occupancy_density(raw[:, 0], self.config.sigma_max), torch.sigmoid(raw[:, 1:])
 
     # ---- the flat parameter vector ------------------------------------------------------------------
     def flat(self) -> torch.Tensor:
