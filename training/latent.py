@@ -22,7 +22,6 @@ from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
 from renderer.render import render_image
 from renderer.tinyvae import DOWNSCALE, TinyVAE
-from training.checkpoint import save_checkpoint
 from training.data import PixelSet, heldout_poses
 from training.evaluate import Evaluation
 from training.stream import FrameStream, StreamConfig
@@ -141,12 +140,8 @@ class LatentTrainer(Trainer):
         super()._eval_and_log(train_loss)
         self.elapsed -= time.perf_counter() - t0  # the loop adds the time since the last step to the next one
 
-    def save(self):
-        return save_checkpoint(
-            self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics,
-            train=self.config.to_dict(), optimizer=self.optimizer, extra_tensors={"rng.batch": self.gen.get_state()},
-            extra={"elapsed_s": self.elapsed, "vae": self.vae_record, "latent_res": self.config.latent_res},
-        )
+    def _record_extra(self) -> dict:
+        return {**super()._record_extra(), "vae": self.vae_record, "latent_res": self.config.latent_res}
 
 
 def config_from_record(record: dict) -> TrainConfig:

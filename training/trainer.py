@@ -191,10 +191,14 @@ class Trainer:
         path = save_checkpoint(
             self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics,
             train=self.config.to_dict(), optimizer=self.optimizer,
-            extra_tensors={"rng.batch": self.gen.get_state()}, extra={"elapsed_s": self.elapsed},
+            extra_tensors={"rng.batch": self.gen.get_state()}, extra=self._record_extra(),
         )
         self.saved_step = self.step  # written atomically: this step is whole on disk
         return path
+
+    def _record_extra(self) -> dict:
+        """What the checkpoint's record holds beyond the model, config and metrics."""
+        return {"elapsed_s": self.elapsed}
 
     # ---- evaluation ------------------------------------------------------------------------------
     @torch.no_grad()
