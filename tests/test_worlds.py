@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -68,6 +70,19 @@ def test_world_poses_stay_outside_the_cube():
     poses = world_poses(scene, 32, seed=0, margin=0.3)
     c = torch.tensor(scene.cube_center)
     assert ((poses[:, [0, 2]] - c[[0, 2]]).norm(dim=1) > scene.cube_size / 2 + 0.29).all()
+
+
+def test_aimed_world_poses_see_the_cube():
+    scene = world_scene(train_worlds(4)[3])
+    poses = world_poses(scene, 8, seed=1, margin=0.5, aim=True)
+    c = torch.tensor(scene.cube_center, dtype=poses.dtype)
+    to_cube = torch.atan2(poses[:, 0] - c[0], poses[:, 2] - c[2])
+    off = torch.remainder(poses[:, 3] - to_cube + math.pi, 2 * math.pi) - math.pi
+    assert (off.abs() <= math.radians(15) + 1e-6).all() and (poses[:, 3] >= 0).all()
+    with Rasterizer(scene) as r:  # the cube's colour fills the middle of every picture
+        rgb = r.render(poses.numpy(), 32, supersample=1)[0]
+    centre = torch.from_numpy(rgb[:, 14:18, 14:18]).reshape(8, -1, 3).mean(1)
+    assert (centre - torch.tensor(scene.cube_color)).abs().max(1).values.lt(0.35).float().mean() >= 0.75
 
 
 def test_index_out_of_range_is_one_sentence():

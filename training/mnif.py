@@ -263,8 +263,8 @@ def render_latent(model: MNIF, phi: torch.Tensor, scene: Scene, poses: torch.Ten
 
 
 def eval_poses(scene: Scene, views: int, index: int, split: str) -> torch.Tensor:
-    """The held-out camera poses of one world: seeded, at least 0.5 m outside its cube (never used in training)."""
-    return world_poses(scene, views, seed=EVAL_POSE_SEED + index + (100_000 if split == "heldout" else 0), margin=0.5)
+    """The held-out camera poses of one world: seeded, at least 0.5 m outside its cube and turned towards it (never used in training)."""
+    return world_poses(scene, views, seed=EVAL_POSE_SEED + index + (100_000 if split == "heldout" else 0), margin=0.5, aim=True)
 
 
 def ground_truth(scene: Scene, poses: torch.Tensor, res: int, supersample: int) -> torch.Tensor:
