@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from app.gui.worlds_session import WorldsSession, around_corners, nearest_world
+from app.gui.worlds_view import SHOWN
 from test_gui import run_driver  # the Xvfb subprocess driver (tests/ is on sys.path)
 from renderer.errors import RedcubeError
 from renderer.models import build_model
@@ -247,11 +248,11 @@ def test_worlds_panel_in_the_app(tiny_mnif, tmp_path, one_sentence):
     assert out["uv_change"] > 0.01 and out["net_std"] > 0.01  # the picture follows u, v and is not flat
     sky = out["gt_sky"]
     assert sky[2] > sky[0] + 0.2  # the nearest world's rasterized top row is sky blue
-    assert out["shown"] == [192, 192, 3]
+    assert out["shown"] == [SHOWN, SHOWN, 3]
     assert out["sample_msg"].startswith("sampled a world by DDIM") and out["sample_change"] > 0.001
     img = iio.imread(shot)[..., :3].astype(np.float32)
     x, y = out["image_min"]
-    panel = img[y:y + 192, x:x + 2 * 192]
+    panel = img[y:y + SHOWN, x:x + 2 * SHOWN]
     assert panel.std() > 5  # the tab shows pictures on screen, not the blank placeholders
     assert out["video_msg"].startswith("wrote") and out["progress"] == [4, 4]
     frames = np.stack(list(iio.imiter(video)))

@@ -22,7 +22,7 @@ from renderer.scene import Scene
 from renderer.worlds import WorldParams, world_scene
 from training.mnif import render_latent
 
-SHOWN = 192
+SHOWN = 176
 """Each of the two pictures is shown at SHOWN² in the tab (two fit beside each other in the side panel);
 nearest-neighbour upscaling keeps the network's pixels visible."""
 VIDEO_SIZE = 256
