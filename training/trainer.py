@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 
@@ -33,6 +33,8 @@ DATA_MODES = ("stream", "fixed")
 
 @dataclass
 class TrainConfig:
+    DATA_MODES: ClassVar[tuple[str, ...]] = DATA_MODES
+    """The data modes this config trains from (latent mode offers others)."""
     model: str = "posemlp"
     """Model name from the registry (renderer.models.MODELS)."""
     model_config: dict = field(default_factory=dict)
@@ -82,8 +84,8 @@ class TrainConfig:
         if self.model not in PIXEL_MODELS:
             raise RedcubeError(f"{self.model} is not trained from pixels here; use `redcube train-{self.model}`, "
                                f"or pick one of {list(PIXEL_MODELS)}.")
-        if self.data not in DATA_MODES:
-            raise RedcubeError(f"data mode {self.data!r} is unknown; choose one of {list(DATA_MODES)}.")
+        if self.data not in self.DATA_MODES:
+            raise RedcubeError(f"data mode {self.data!r} is not offered here; choose one of {list(self.DATA_MODES)}.")
         if self.steps is None and self.minutes is None:
             raise RedcubeError("training needs a budget; pass --steps N or --minutes M.")
         if (self.steps is not None and self.steps < 1) or (self.minutes is not None and self.minutes <= 0):
