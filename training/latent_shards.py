@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -64,10 +63,10 @@ class LatentSetConfig:
 
     @property
     def n_shards(self) -> int:
-        return math.ceil(self.frames / self.shard_size)
+        return shards.count_shards(self.frames, self.shard_size)
 
     def shard_frames(self, j: int) -> range:
-        return range(j * self.shard_size, min((j + 1) * self.shard_size, self.frames))
+        return shards.shard_items(j, self.shard_size, self.frames)
 
     def settings(self) -> dict:
         """Everything that decides the set's contents, as JSON (so it compares equal to what a manifest read back holds)."""

@@ -18,7 +18,6 @@ processes and, under torchrun, over ranks: rank r takes shards r, r + W, r + 2W,
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,10 +67,10 @@ class DatasetConfig:
 
     @property
     def n_shards(self) -> int:
-        return math.ceil(self.n_fields / self.shard_size)
+        return shards.count_shards(self.n_fields, self.shard_size)
 
     def shard_fields(self, j: int) -> range:
-        return range(j * self.shard_size, min((j + 1) * self.shard_size, self.n_fields))
+        return shards.shard_items(j, self.shard_size, self.n_fields)
 
     def settings(self) -> dict:
         """Everything that decides the data set's contents, as JSON (the hash-grid backend does not)."""

@@ -10,6 +10,7 @@ r, r + W, r + 2W, ...
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -31,6 +32,15 @@ class PartialShard(RedcubeError):
 def derived_seed(*parts: int) -> int:
     """A seed of its own for one item of a set (a field, a frame), from the set's seed and the item's indices."""
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def count_shards(n_items: int, shard_size: int) -> int:
+    return math.ceil(n_items / shard_size)
+
+
+def shard_items(j: int, shard_size: int, n_items: int) -> range:
+    """The item indices of shard j: shards are consecutive runs of `shard_size` items, the last one shorter."""
+    return range(j * shard_size, min((j + 1) * shard_size, n_items))
 
 
 def shard_path(out: Path, j: int) -> Path:
