@@ -3,6 +3,8 @@ another VAE or res is refused in one sentence, and `train --latent --data shards
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 
@@ -32,9 +34,6 @@ def encoded(tmp_path_factory):
     out = tmp_path_factory.mktemp("latents") / "set"
     argv = ["encode-latents", "--res", "128", "--frames", "3", "--shard-size", "2", "--vae", "scene", "--out", str(out),
             "--workers", "2", "--seed", "4", "--quiet"]
-    import contextlib
-    import io
-
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert main(argv) == 0
@@ -117,9 +116,12 @@ def test_another_vae_or_res_is_refused_in_one_sentence(copy, other_vae, tmp_path
 
 def test_train_latent_from_shards_writes_a_loadable_checkpoint(encoded, tmp_path, capsys):
     run = tmp_path / "run"
-    argv = ["train", "--latent", "--data", "shards", "--shards", str(encoded[0]), "--res", "128", "--steps", "3",
-            "--batch-size", "512", "--heldout", "2", "--warmup-steps", "1", "--threads", "1", "--out", str(run), "--quiet"]
-    assert main(argv) == 0
+
+    def train(steps: int) -> list[str]:
+        return ["train", "--latent", "--data", "shards", "--shards", str(encoded[0]), "--res", "128", "--steps", str(steps),
+                "--batch-size", "512", "--heldout", "2", "--warmup-steps", "1", "--threads", "1", "--out", str(run), "--quiet"]
+
+    assert main(train(3)) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["step"] == 3 and torch.isfinite(torch.tensor(out["test_loss"]))
     ckpt = load_checkpoint(run)
@@ -127,6 +129,7 @@ def test_train_latent_from_shards_writes_a_loadable_checkpoint(encoded, tmp_path
     assert ckpt.build_model()  # the weights load into the recorded model
     start = json.loads((run / "log.jsonl").read_text().splitlines()[0])
     assert start["event"] == "start" and start["data"] == "shards"
+    assert main(train(4) + ["--resume"]) == 0 and load_checkpoint(run).step == 4  # a latent shard run resumes
     assert main(["train", "--data", "shards", "--steps", "1", "--out", str(tmp_path / "p")]) == 2  # pixel mode: refused
     assert "latent mode" in capsys.readouterr().err
 
@@ -149,3 +152,16 @@ def test_torchrun_ranks_split_the_shards(tmp_path):
     assert summary["world_size"] == 2 and summary["frames_made"] == 3 and [r["shards_made"] for r in summary["ranks"]] == [1, 1]
     poses, _, _ = load_latents(out, vae_record("scene"), 128, Scene().to_dict())
     assert torch.equal(poses, torch.stack([frame_pose(CONFIG, i) for i in range(3)]))
+    # every rank trains on all the shards, rank 0 writes the one checkpoint, which resumes on one rank
+    run = tmp_path / "run"
+
+    def train(steps: int) -> list[str]:
+        return ["train", "--latent", "--data", "shards", "--shards", str(out), "--res", "128", "--steps", str(steps),
+                "--batch-size", "256", "--heldout", "1", "--warmup-steps", "1", "--threads", "1", "--quiet", "--out", str(run)]
+
+    p = subprocess.run(cmd[:4] + ["-m", "app.cli"] + train(2), cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(repo)),
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    start = json.loads((run / "log.jsonl").read_text().splitlines()[0])
+    assert start["world_size"] == 2 and len({r["heldout_sum"] for r in start["ranks"]}) == 1
+    assert main(train(3) + ["--resume"]) == 0 and load_checkpoint(run).step == 3

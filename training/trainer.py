@@ -146,7 +146,7 @@ class Trainer:
         if not self.ckpt_path.exists():
             raise RedcubeError(f"nothing to resume: {self.ckpt_path} does not exist; drop --resume to start a new run.")
         ckpt = load_checkpoint(self.ckpt_path)
-        saved = TrainConfig.from_dict(ckpt.record["train"])
+        saved = type(self.config).from_dict(ckpt.record["train"])  # a latent run's record is a latent config
         if (saved.model, saved.model_config, saved.res) != (self.config.model, self.config.model_config, self.config.res):
             raise RedcubeError(
                 f"{self.ckpt_path} holds a {saved.model} {saved.model_config} at {saved.res}px, not the requested "
