@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+
 from renderer.errors import RedcubeError
 from renderer.models.object_field import ObjectFieldConfig, field_layout
 from renderer.polycubes import polycube

@@ -146,10 +146,11 @@ class Trainer:
         if not self.ckpt_path.exists():
             raise RedcubeError(f"nothing to resume: {self.ckpt_path} does not exist; drop --resume to start a new run.")
         ckpt = load_checkpoint(self.ckpt_path)
-        saved = type(self.config).from_dict(ckpt.record["train"])  # a latent run's record is a latent config
-        if (saved.model, saved.model_config, saved.res) != (self.config.model, self.config.model_config, self.config.res):
+        # the recorded fields as they are (rebuilding a config would refuse a latent run's settings as a pixel run's)
+        saved = {k: ckpt.record["train"].get(k) for k in ("model", "model_config", "res")}
+        if (saved["model"], saved["model_config"], saved["res"]) != (self.config.model, self.config.model_config, self.config.res):
             raise RedcubeError(
-                f"{self.ckpt_path} holds a {saved.model} {saved.model_config} at {saved.res}px, not the requested "
+                f"{self.ckpt_path} holds a {saved['model']} {saved['model_config']} at {saved['res']}px, not the requested "
                 f"{self.config.model} {self.config.model_config} at {self.config.res}px; resume with the same model or use another --out."
             )
         return ckpt
