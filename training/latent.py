@@ -3,7 +3,8 @@ pose network (posemlp, siren with out_channels=4) learns the latents at latent-p
 latent grid is one more resolution of the same implicit function), and the TinyVAE decoder turns its
 output back into 512² pictures.
 
-`LatentTrainer` is the pixel `Trainer` with three things swapped: its stream carries latents, its
+`LatentTrainer` is the pixel `Trainer` with three things swapped: its stream carries latents (or, with
+data='shards', it trains on the latents `redcube encode-latents` wrote, `training.latent_shards`), its
 held-out evaluation decodes to `res`² and compares with ground truth there, and its checkpoint records
 which VAE it was trained with (checked on every load by `training.vae.vae_for_checkpoint`).
 """
@@ -13,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -24,15 +25,19 @@ from renderer.render import render_image
 from renderer.tinyvae import DOWNSCALE, TinyVAE
 from training.data import PixelSet, heldout_poses
 from training.evaluate import Evaluation
+from training.latent_shards import load_latents
 from training.stream import FrameStream, StreamConfig
 from training.trainer import TrainConfig, Trainer
-from training.vae import DEFAULT_SOURCE, load_vae, vae_for_checkpoint
+from training.vae import DEFAULT_SOURCE, check_latent_res, encode_frames, load_vae, vae_for_checkpoint
 
 ENCODE_IN = ("producer", "trainer")
+LATENT_DATA_MODES = ("stream", "shards")
 
 
 @dataclass
 class LatentTrainConfig(TrainConfig):
+    DATA_MODES: ClassVar[tuple[str, ...]] = LATENT_DATA_MODES
+    """'stream': renders encoded as they stream; 'shards': the latents `redcube encode-latents` wrote to `shards`."""
     res: int = 512
     """Side of the ground-truth renders; the network is trained on their (res/8)² latents."""
     heldout: int = 8
@@ -43,16 +48,18 @@ class LatentTrainConfig(TrainConfig):
     """Where renders become latents: 'producer' (the stream's process, measured faster) or 'trainer' (batched here)."""
     stream: StreamConfig = field(default_factory=lambda: StreamConfig(frames_per_buffer=8, refresh_hz=0))
     """Producer pool: 8 frames a buffer, as fast as they encode (a 512² encode takes seconds on one CPU thread)."""
+    shards: str = ""
+    """For data='shards': the directory `redcube encode-latents` wrote (same VAE, res and scene as this run)."""
 
     def __post_init__(self):
         self.model_config = {**self.model_config, "out_channels": 4}
         super().__post_init__()
-        if self.res % DOWNSCALE or self.res // DOWNSCALE < 16:
-            raise RedcubeError(f"latent mode needs a resolution that is a multiple of {DOWNSCALE} and at least 128; fix --res.")
+        check_latent_res(self.res)
         if self.encode_in not in ENCODE_IN:
             raise RedcubeError(f"encode_in {self.encode_in!r} is unknown; choose one of {list(ENCODE_IN)}.")
-        if self.data != "stream":
-            raise RedcubeError("latent mode trains on streamed renders only; drop --data fixed.")
+        if (self.data == "shards") != bool(self.shards):
+            raise RedcubeError("latent training from shards needs both --data shards and --shards DIR (written by "
+                               "redcube encode-latents); pass both or neither.")
 
     @property
     def latent_res(self) -> int:
@@ -62,13 +69,6 @@ class LatentTrainConfig(TrainConfig):
 def trainer_for(config: TrainConfig, **kw) -> Trainer:
     """The trainer that fits `config`: latent configs get a LatentTrainer."""
     return (LatentTrainer if isinstance(config, LatentTrainConfig) else Trainer)(config, **kw)
-
-
-@torch.no_grad()
-def encode_frames(vae: TinyVAE, rgb: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """frames [F, R, R, 3] -> latents [F, R/8, R/8, 4] on the CPU, one frame at a time (peak memory)."""
-    rgb = torch.as_tensor(rgb)
-    return torch.cat([vae.encode(f[None]).cpu() for f in rgb])
 
 
 @torch.no_grad()
@@ -106,13 +106,22 @@ class LatentTrainer(Trainer):
 
     def run(self, until_step: int | None = None) -> dict:
         c = self.config
+        data = self._shard_pixels() if c.data == "shards" else None  # first: a refusal comes before any rendering
         with Rasterizer(self.scene) as rast:
             self.test_poses = heldout_poses(self.scene, c.heldout, c.seed)
             self.test_rgb = torch.from_numpy(rast.render(self.test_poses.numpy(), c.res)[0])
         self.test_latents = encode_frames(self.vae, self.test_rgb)
+        if data is not None:
+            return self._run_loop(data, None, until_step)
         stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step, rank=self.dist.rank,
                              vae=c.vae if c.encode_in == "producer" else None).start()
         return self._run_loop(None, stream, until_step)
+
+    def _shard_pixels(self) -> PixelSet:
+        """Every latent pixel of the pre-encoded shards; one sentence if they were made by another VAE, res or scene.
+        Under torchrun every rank holds them all and draws its own batches (the per-rank generator)."""
+        poses, latents, _ = load_latents(self.config.shards, self.vae_record, self.config.res, self.scene.to_dict())
+        return PixelSet.from_frames(poses, latents)
 
     def _next_buffer(self, stream: FrameStream, wait: float = 0.0) -> PixelSet | None:
         wait = max(wait, 300.0) if wait else 0.0  # the first buffer encodes 8 frames at 512²: can take a minute on a busy CPU

@@ -18,25 +18,21 @@ processes and, under torchrun, over ranks: rank r takes shards r, r + W, r + 2W,
 from __future__ import annotations
 
 import json
-import math
-import multiprocessing as mp
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from renderer.errors import RedcubeError
 from renderer.models.object_field import ObjectFieldConfig, field_layout
 from renderer.polycubes import polycube
 from renderer.quaternions import random_quaternions
-from training.checkpoint import atomic_write
+from training import shards
 from training.distributed import Dist
 from training.ngp_fields import FitConfig, fit_field
+from training.shards import derived_seed, shard_path
 
 MANIFEST = "dataset.json"
 SHARD_FORMAT, DATASET_FORMAT, VERSION = "redcube-ngp-shard", "redcube-ngp-dataset", 1
@@ -72,20 +68,16 @@ class DatasetConfig:
 
     @property
     def n_shards(self) -> int:
-        return math.ceil(self.n_fields / self.shard_size)
+        return shards.count_shards(self.n_fields, self.shard_size)
 
     def shard_fields(self, j: int) -> range:
-        return range(j * self.shard_size, min((j + 1) * self.shard_size, self.n_fields))
+        return shards.shard_items(j, self.shard_size, self.n_fields)
 
     def settings(self) -> dict:
         """Everything that decides the data set's contents, as JSON (the hash-grid backend does not)."""
         d = asdict(self)
         d["field"]["grid"].pop("backend")
         return d
-
-
-def derived_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
 def object_seed(seed: int, o: int) -> int:
@@ -98,10 +90,6 @@ def field_rotation(seed: int, o: int, k: int) -> torch.Tensor:
 
 def fit_seed(seed: int, o: int, k: int) -> int:
     return derived_seed(seed, o, k, 2)
-
-
-def shard_path(out: Path, j: int) -> Path:
-    return Path(out) / f"shard_{j:05d}.safetensors"
 
 
 # ---- one shard ---------------------------------------------------------------------------------------------
@@ -124,38 +112,29 @@ def make_shard(config: DatasetConfig, out: Path, j: int, threads: int = 1) -> di
               "layout": field_layout(config.field), "settings": config.settings(),
               "object_seeds": {str(o): object_seed(config.seed, o) for o in sorted(set(tensors["object_ids"].tolist()))},
               "fit_seconds": round(seconds, 2), "fit_cpu_seconds": round(cpu, 2), "threads": threads}
-    atomic_write(shard_path(out, j), lambda tmp: save_file(tensors, tmp, metadata={"redcube": json.dumps(record)}))
+    shards.write_shard(shard_path(out, j), tensors, record)
     return {"shard": j, "fields": len(fields), "seconds": seconds, "cpu_seconds": cpu}
 
 
 def _make_shard_task(task: tuple) -> dict:
-    """Worker-process entry point (spawn): rebuild the config from JSON and make one shard."""
-    settings, out, j, threads = task
-    return make_shard(DatasetConfig(**settings), Path(out), j, threads)
+    """Worker-process entry point (spawn): make one shard."""
+    return make_shard(*task)
 
 
 def read_shard(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors, record) of one shard, or one sentence when it is missing, empty, partial or not a shard."""
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        raise RedcubeError(f"shard {path} is {'missing' if not path.exists() else 'empty'}; {REGENERATE}.")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            record = json.loads((f.metadata() or {})["redcube"])
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-        assert record["format"] == SHARD_FORMAT
-        n = record["fields"][1] - record["fields"][0]
-        assert all(len(t) == n for t in tensors.values()) and tensors["params"].shape[1] == record["layout"]["n_params"]
-    except Exception:
-        raise RedcubeError(f"shard {path} is partial or corrupt (it does not read back as a whole redcube NGP shard); "
-                           f"{REGENERATE}.") from None
-    return tensors, record
+    return shards.read_shard(path, SHARD_FORMAT, _whole, REGENERATE)
+
+
+def _whole(tensors: dict, record: dict) -> bool:
+    return (shards.rows_match(tensors, record["fields"][1] - record["fields"][0])
+            and tensors["params"].shape[1] == record["layout"]["n_params"])
 
 
 def check_layout(found: dict, expected: dict, where: str) -> None:
     """One sentence when fields laid out as `found` are read where `expected` is needed."""
     if found != expected:
-        diff = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
+        diff = shards.differs(found, expected)
         raise RedcubeError(f"{where} holds NGP fields with a different hash-grid/MLP layout (differs in {diff}); "
                            "use fields made with the same field settings or regenerate them into another directory.")
 
@@ -163,16 +142,12 @@ def check_layout(found: dict, expected: dict, where: str) -> None:
 # ---- the whole data set ------------------------------------------------------------------------------------
 def check_manifest(config: DatasetConfig, out: Path) -> None:
     """Refuse (one sentence) to add to a directory made with other settings; nothing there is touched."""
-    path = Path(out) / MANIFEST
-    if not path.exists():
+    old = shards.read_manifest(out, MANIFEST, "--out")
+    if old is None:
         return
-    try:
-        old = json.loads(path.read_text())
-    except ValueError:
-        raise RedcubeError(f"{path} is not readable JSON; delete it or pass another --out.") from None
     check_layout(old.get("layout", {}), field_layout(config.field), str(out))
     if old.get("settings") != config.settings():
-        diff = sorted(k for k in config.settings() if old.get("settings", {}).get(k) != config.settings()[k])
+        diff = shards.differs(old.get("settings", {}), config.settings())
         raise RedcubeError(f"{out} holds an NGP data set made with other settings (differs in {diff}); "
                            "rerun with the same settings to resume it or pass another --out.")
 
@@ -181,29 +156,17 @@ def write_manifest(config: DatasetConfig, out: Path) -> None:
     record = {"format": DATASET_FORMAT, "version": VERSION, "settings": config.settings(), "layout": field_layout(config.field),
               "n_fields": config.n_fields, "n_shards": config.n_shards,
               "fitting": "direct supervision on 3-D points of the analytic polycube field (training.ngp_fields)"}
-    text = json.dumps(record, indent=2) + "\n"
-    atomic_write(Path(out) / MANIFEST, lambda tmp: Path(tmp).write_text(text))
+    shards.write_manifest(out, MANIFEST, record)
 
 
-def shards_to_make(config: DatasetConfig, out: Path, shards: list[int], log: Callable[[str], None]) -> list[int]:
-    """The shards among `shards` that are missing, or present but empty or partial (said in one line each)."""
-    todo = []
+def shards_to_make(config: DatasetConfig, out: Path, mine: list[int], log: Callable[[str], None]) -> list[int]:
+    """The shards among `mine` that are missing, or present but empty or partial (said in one line each)."""
     expected = field_layout(config.field)
-    for j in shards:
-        path = shard_path(out, j)
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed mid-write; only this rank makes shard j
-            stale.unlink(missing_ok=True)
-        if not path.exists():
-            todo.append(j)
-            continue
-        try:
-            _, record = read_shard(path)
-        except RedcubeError as e:
-            log(str(e).replace(REGENERATE, "regenerating it"))
-            todo.append(j)
-            continue
-        check_layout(record["layout"], expected, str(path))
-    return todo
+
+    def read(path: Path) -> None:
+        check_layout(read_shard(path)[1]["layout"], expected, str(path))
+
+    return shards.shards_to_make(out, mine, read, REGENERATE, log)
 
 
 def generate(config: DatasetConfig, out: Path, workers: int = 1, threads: int = 1, log: Callable[[str], None] = print,
@@ -214,19 +177,17 @@ def generate(config: DatasetConfig, out: Path, workers: int = 1, threads: int = 
     dist = dist or Dist()
     if workers < 1 or threads < 1:
         raise RedcubeError("ngp-dataset --workers and --threads must be positive whole numbers; fix the options.")
-    if dist.world > config.n_shards:
-        raise RedcubeError(f"the data set's {config.n_shards} shard(s) cannot be split over {dist.world} ranks; "
-                           "lower --shard-size or launch fewer ranks.")
+    mine = shards.my_shards(config.n_shards, dist)
     out = Path(out)
     check_manifest(config, out)
     if dist.main:
         write_manifest(config, out)
-    mine = list(range(dist.rank, config.n_shards, dist.world))
     todo = shards_to_make(config, out, mine, log)
     log(f"rank {dist.rank}: {len(mine) - len(todo)} of {len(mine)} shard(s) already done, {len(todo)} to make "
         f"with {workers} worker(s)")
     start, made = time.time(), []
-    for rec in _run(config, out, todo, workers, threads):
+    tasks = [(config, out, j, threads) for j in todo]
+    for rec in shards.run_tasks(make_shard, _make_shard_task, tasks, workers):
         made.append(rec)
         n = sum(r["fields"] for r in made)
         log(f"rank {dist.rank}: shard {rec['shard']} written ({len(made)}/{len(todo)}, {n} fields, "
@@ -238,17 +199,6 @@ def generate(config: DatasetConfig, out: Path, workers: int = 1, threads: int = 
             "fields_per_minute": round(fields / wall * 60, 2) if fields else None,
             "fields_per_cpu_minute": round(fields / sum(r["cpu_seconds"] for r in made) * 60, 2) if fields else None,
             "workers": workers, "threads": threads}
-
-
-def _run(config: DatasetConfig, out: Path, todo: list[int], workers: int, threads: int):
-    """Shard records as shards finish: in this process for one worker, else in a spawned pool."""
-    if workers == 1 or len(todo) <= 1:
-        for j in todo:
-            yield make_shard(config, out, j, threads)
-        return
-    tasks = [(config.settings(), str(out), j, threads) for j in todo]
-    with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:
-        yield from pool.imap_unordered(_make_shard_task, tasks)
 
 
 def load_fields(out: Path, layout: dict | None = None) -> tuple[dict[str, torch.Tensor], dict]:

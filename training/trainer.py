@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 
@@ -33,6 +33,8 @@ DATA_MODES = ("stream", "fixed")
 
 @dataclass
 class TrainConfig:
+    DATA_MODES: ClassVar[tuple[str, ...]] = DATA_MODES
+    """The data modes this config trains from (latent mode offers others)."""
     model: str = "posemlp"
     """Model name from the registry (renderer.models.MODELS)."""
     model_config: dict = field(default_factory=dict)
@@ -82,8 +84,8 @@ class TrainConfig:
         if self.model not in PIXEL_MODELS:
             raise RedcubeError(f"{self.model} is not trained from pixels here; use `redcube train-{self.model}`, "
                                f"or pick one of {list(PIXEL_MODELS)}.")
-        if self.data not in DATA_MODES:
-            raise RedcubeError(f"data mode {self.data!r} is unknown; choose one of {list(DATA_MODES)}.")
+        if self.data not in self.DATA_MODES:
+            raise RedcubeError(f"data mode {self.data!r} is not offered here; choose one of {list(self.DATA_MODES)}.")
         if self.steps is None and self.minutes is None:
             raise RedcubeError("training needs a budget; pass --steps N or --minutes M.")
         if (self.steps is not None and self.steps < 1) or (self.minutes is not None and self.minutes <= 0):
@@ -144,10 +146,11 @@ class Trainer:
         if not self.ckpt_path.exists():
             raise RedcubeError(f"nothing to resume: {self.ckpt_path} does not exist; drop --resume to start a new run.")
         ckpt = load_checkpoint(self.ckpt_path)
-        saved = TrainConfig.from_dict(ckpt.record["train"])
-        if (saved.model, saved.model_config, saved.res) != (self.config.model, self.config.model_config, self.config.res):
+        # the recorded fields as they are (rebuilding a config would refuse a latent run's settings as a pixel run's)
+        saved = {k: ckpt.record["train"].get(k) for k in ("model", "model_config", "res")}
+        if (saved["model"], saved["model_config"], saved["res"]) != (self.config.model, self.config.model_config, self.config.res):
             raise RedcubeError(
-                f"{self.ckpt_path} holds a {saved.model} {saved.model_config} at {saved.res}px, not the requested "
+                f"{self.ckpt_path} holds a {saved['model']} {saved['model_config']} at {saved['res']}px, not the requested "
                 f"{self.config.model} {self.config.model_config} at {self.config.res}px; resume with the same model or use another --out."
             )
         return ckpt

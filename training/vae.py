@@ -9,13 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from renderer.errors import RedcubeError
-from renderer.tinyvae import TinyVAE, check_state
+from renderer.tinyvae import DOWNSCALE, TinyVAE, check_state
 from training.checkpoint import load_checkpoint, save_checkpoint
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SCENE_VAE = ASSETS / "tinyvae_scene.safetensors"
 DEFAULT_SOURCE = "scene"
+
+
+def check_latent_res(res: int) -> int:
+    """Latent mode's resolution: a multiple of the VAE's downscale, with at least 16² latents."""
+    if res % DOWNSCALE or res // DOWNSCALE < 16:
+        raise RedcubeError(f"latent mode needs a resolution that is a multiple of {DOWNSCALE} and at least 128; fix --res.")
+    return res
 
 
 def load_vae(source: str | Path | None = None) -> TinyVAE:
@@ -60,3 +70,10 @@ def vae_for_checkpoint(record: dict, source: str | Path | None = None) -> TinyVA
         raise RedcubeError(f"this latent checkpoint was trained with TinyVAE {want['name']!r} (weights {want['sha256']}) but "
                            f"{vae.name!r} has weights {got['sha256']}; decode with the VAE it was trained with (--vae) or retrain.")
     return vae
+
+
+@torch.no_grad()
+def encode_frames(vae: TinyVAE, rgb: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """frames [F, R, R, 3] -> latents [F, R/8, R/8, 4] on the CPU, one frame at a time (peak memory)."""
+    rgb = torch.as_tensor(rgb)
+    return torch.cat([vae.encode(f[None]).cpu() for f in rgb])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import sys
+import functools
 from pathlib import Path
 
 from app.options import check_writable
+from app.sharded import run_sharded
 
 
 def register(sub) -> None:
@@ -40,7 +40,6 @@ def run(args) -> int:
 
     from renderer.hashgrid import HashGridConfig
     from renderer.models.object_field import ObjectFieldConfig, small_grid
-    from training.distributed import Dist
     from training.ngp_dataset import DatasetConfig, generate
     from training.ngp_fields import FitConfig
 
@@ -51,15 +50,5 @@ def run(args) -> int:
                            fit=FitConfig(steps=args.fit_steps, points=args.points),
                            field=ObjectFieldConfig(grid=grid, width=args.width, hidden_layers=args.hidden_layers))
     check_writable(args.out / "dataset.json")
-    dist = Dist.from_env()
-    try:
-        log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
-        summary = generate(config, args.out, workers=args.workers, threads=args.threads, log=log, dist=dist)
-        ranks = dist.gather(summary)
-    finally:
-        dist.close()
-    if dist.main:
-        print(json.dumps(summary if not dist.active else {
-            "out": summary["out"], "world_size": dist.world,
-            **{k: sum(r[k] for r in ranks) for k in ("shards_made", "shards_skipped", "fields_made")}, "ranks": ranks}, indent=2))
-    return 0
+    return run_sharded(functools.partial(generate, config, args.out, workers=args.workers, threads=args.threads),
+                       ("shards_made", "shards_skipped", "fields_made"), args.quiet)

@@ -10,7 +10,7 @@ from pathlib import Path
 from app.options import add_scene_option, scene_from
 from renderer.errors import RedcubeError
 from renderer.models import PIXEL_MODELS
-from training.latent import ENCODE_IN, LatentTrainConfig, trainer_for
+from training.latent import ENCODE_IN, LATENT_DATA_MODES, LatentTrainConfig, trainer_for
 from training.trainer import DATA_MODES, Hooks, TrainConfig, Trainer
 from training.vae import DEFAULT_SOURCE
 
@@ -21,7 +21,8 @@ def register(sub) -> None:
     p.add_argument("--res", type=int, default=32, help="training resolution (default 32)")
     p.add_argument("--steps", type=int, default=None, help="step budget")
     p.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes")
-    p.add_argument("--data", choices=DATA_MODES, default="stream", help="stream fresh renders, or a fixed set drawn once")
+    p.add_argument("--data", choices=sorted(set(DATA_MODES) | set(LATENT_DATA_MODES)), default="stream",
+                   help="stream fresh renders, a fixed set drawn once, or (latent mode) the shards of --shards")
     p.add_argument("--fixed-samples", type=int, default=100_000, help="pixel samples in fixed mode (default 100k)")
     p.add_argument("--out", type=Path, default=Path("runs/latest"), help="run directory (log.jsonl, checkpoint)")
     p.add_argument("--batch-size", type=int, default=16384, help="pixel samples per step (default 16384)")
@@ -39,6 +40,8 @@ def register(sub) -> None:
     p.add_argument("--latent", action="store_true",
                    help="latent mode: learn the TinyVAE latents of --res renders at (res/8)² (4 output channels), decode to res²")
     p.add_argument("--vae", default=None, help="latent mode's TinyVAE: 'scene' (shipped, default), a .safetensors or a TAESD directory")
+    p.add_argument("--shards", type=Path, default=None,
+                   help="latent mode with --data shards: a directory written by `redcube encode-latents` (same --vae, --res, scene)")
     p.add_argument("--encode-in", choices=ENCODE_IN, default="producer", help="latent mode: encode renders in the producer (default) or the trainer")
     add_scene_option(p)
     p.set_defaults(func=run)
@@ -59,9 +62,9 @@ def parse_settings(pairs: list[str]) -> dict:
 
 
 def config_from(args) -> TrainConfig:
-    if args.vae and not args.latent:
-        raise RedcubeError("--vae only applies to latent mode; add --latent or drop --vae.")
-    latent = dict(vae=args.vae or DEFAULT_SOURCE, encode_in=args.encode_in) if args.latent else {}
+    if (args.vae or args.shards or args.data == "shards") and not args.latent:
+        raise RedcubeError("--vae, --shards and --data shards only apply to latent mode; add --latent or drop them.")
+    latent = dict(vae=args.vae or DEFAULT_SOURCE, encode_in=args.encode_in, shards=str(args.shards or "")) if args.latent else {}
     return (LatentTrainConfig if args.latent else TrainConfig)(
         **latent, model=args.model, model_config=parse_settings(args.set), res=args.res, data=args.data,
         fixed_samples=args.fixed_samples, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
