@@ -117,7 +117,7 @@ class Dist:
 
         def stopped(*_):
             stop_quietly()
-            raise RedcubeError(f"rank {self.rank} was stopped by its launcher (torchrun stops every rank once one fails); {safe()}")
+            raise RedcubeError(f"rank {self.rank} received SIGTERM (torchrun sends it to every rank once one fails); {safe()}")
 
         old = signal.signal(signal.SIGTERM, stopped) if main else None
         try:
