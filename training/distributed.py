@@ -25,6 +25,7 @@ import torch.distributed as dist
 from renderer.errors import RedcubeError
 
 TIMEOUT = datetime.timedelta(minutes=10)  # a rank that waits this long for its peers gives up
+BARRIER_TIMEOUT = datetime.timedelta(seconds=30)  # how long a leaving rank waits for its peers to leave too
 
 
 @dataclass
@@ -137,6 +138,17 @@ class Dist:
 
 
 def _destroy_group() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the group together: a rank that destroys it while a peer's last collective is still in flight can abort
+    at exit inside gloo (SIGABRT, 1 run in 8 under load), so ranks meet at a barrier first; a peer that is already
+    gone (the barrier times out or breaks) does not stop this rank from leaving."""
+    if not dist.is_initialized():
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=BARRIER_TIMEOUT)
+        else:
+            dist.barrier()
+    except RuntimeError:
+        pass
+    dist.destroy_process_group()
 
