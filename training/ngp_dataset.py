@@ -53,6 +53,11 @@ class DatasetConfig:
     """How each field is fitted."""
     field: ObjectFieldConfig = field(default_factory=ObjectFieldConfig)
     """The field architecture (hash-grid layout and MLP)."""
+    shared_init: bool = True
+    """Every field starts from the same initial weights (the data set's seed); only its points are its own. Fields
+    fitted from one start keep their MLP neurons and hash features in corresponding roles, so the weights of two
+    fields are comparable entry by entry (weight-space learners are trained on such populations); False gives each
+    field its own random start, as seed 004's data set had."""
 
     def __post_init__(self):
         if isinstance(self.fit, dict):
@@ -92,6 +97,10 @@ def fit_seed(seed: int, o: int, k: int) -> int:
     return derived_seed(seed, o, k, 2)
 
 
+def init_seed(config: "DatasetConfig", o: int, k: int) -> int:
+    return derived_seed(config.seed, 3) if config.shared_init else fit_seed(config.seed, o, k)
+
+
 # ---- one shard ---------------------------------------------------------------------------------------------
 def make_shard(config: DatasetConfig, out: Path, j: int, threads: int = 1) -> dict:
     """Fit the fields of shard j and write it atomically; returns {shard, fields, seconds}."""
@@ -101,7 +110,8 @@ def make_shard(config: DatasetConfig, out: Path, j: int, threads: int = 1) -> di
     for i in config.shard_fields(j):
         o, k = divmod(i, config.rotations)
         q = field_rotation(config.seed, o, k)
-        f, rec = fit_field(polycube(object_seed(config.seed, o)), q, config.fit, config.field, seed=fit_seed(config.seed, o, k))
+        f, rec = fit_field(polycube(object_seed(config.seed, o)), q, config.fit, config.field, seed=fit_seed(config.seed, o, k),
+                           init_seed=init_seed(config, o, k))
         for name, value in (("params", f.flat()), ("quaternions", q), ("object_ids", o), ("rotation_ids", k), ("field_ids", i),
                             ("fit_loss", rec["last"]["loss"])):
             rows[name].append(torch.as_tensor(value))

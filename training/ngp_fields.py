@@ -84,10 +84,11 @@ def point_loss(field: ObjectField, batch: dict, rgb_weight: float) -> tuple[torc
 
 
 def fit_field(obj: Polycube, q, config: FitConfig | None = None, field_config: ObjectFieldConfig | None = None,
-              seed: int = 0, scene: Scene | None = None) -> tuple[ObjectField, dict]:
-    """A field fitted to `obj` rotated by unit quaternion q [4] (seeded init and points), and its loss record."""
+              seed: int = 0, scene: Scene | None = None, init_seed: int | None = None) -> tuple[ObjectField, dict]:
+    """A field fitted to `obj` rotated by unit quaternion q [4] and its loss record: initial weights from `init_seed`
+    (default `seed`), points from `seed`."""
     q, config = check_quaternion(q), config or FitConfig()
-    torch.manual_seed(seed)
+    torch.manual_seed(seed if init_seed is None else init_seed)
     gen = torch.Generator().manual_seed(seed)
     field = ObjectField(field_config or ObjectFieldConfig(), scene)
     opt = torch.optim.Adam(field.parameters(), lr=config.lr, betas=(0.9, 0.99), eps=1e-15)

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,7 +59,13 @@ class WeightSpaceTrainConfig:
     noise_std: float = 0.1
     """Multiplicative noise std of the augmentation (0: none)."""
     eval_every: int = 100
-    """Steps between log records."""
+    """Steps between evaluations (held-out and training pairs), log records and checkpoints."""
+    minutes: float = 0.0
+    """Wall-clock budget (0: none); the run stops at `steps` or here, whichever comes first, and the learning rate
+    follows whichever is further along."""
+    warmup: float = 0.05
+    """Share of the run spent warming the learning rate up linearly (then cosine to 5% of it)."""
+
     seed: int = 0
     out: str = "runs/weightspace"
     """Run directory."""
@@ -67,7 +75,7 @@ class WeightSpaceTrainConfig:
     def __post_init__(self):
         if isinstance(self.model, dict):
             self.model = WeightSpaceConfig(**self.model)
-        if min(self.steps, self.batch, self.points, self.n_pos, self.eval_every) < 1 or not self.lr > 0:
+        if min(self.steps, self.batch, self.points, self.n_pos, self.eval_every) < 1 or not self.lr > 0 or self.minutes < 0:
             raise RedcubeError("train-weightspace steps, batch, points, n_pos and eval_every must be positive and lr > 0; fix the options.")
 
 
@@ -104,8 +112,19 @@ def evaluate(model: WeightSpaceAutoencoder, pairs, mask: torch.Tensor) -> dict:
             "recon_mse": float(recon_loss(model.decode(z_a), tokens_a, mask)), "pairs": len(e_a)}
 
 
+def learning_rate(config: WeightSpaceTrainConfig, step: int, elapsed: float) -> float:
+    """Linear warm-up, then cosine to 5%, over the run's progress (steps or minutes, whichever is further)."""
+    done = max(step / config.steps, elapsed / (60 * config.minutes) if config.minutes else 0.0)
+    if done < config.warmup:
+        return config.lr * max(done / config.warmup, 0.01)
+    t = min((done - config.warmup) / max(1 - config.warmup, 1e-9), 1.0)
+    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
 def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None] | None = None) -> dict:
-    """Steps 1-5; returns the metrics (held-out ones when objects were held out, else on the training objects)."""
+    """Steps 1-5; returns the metrics (held-out ones when objects were held out, else on the training objects).
+    Every `eval_every` steps: held-out and training-pair metrics go to `log` and `out/log.jsonl`, and the checkpoint
+    is rewritten, so a run stopped early leaves a usable model."""
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     fields, manifest = load_fields(Path(config.data))  # 1.
@@ -116,10 +135,18 @@ def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None
     sampler = PairSampler(fields, tokenizer, train_objs, config.permute, config.noise_std)
     batch_size = min(config.batch, len(train_objs))
     eval_pairs = heldout_pairs(fields, tokenizer, held_objs if len(held_objs) >= 2 else train_objs, scales)
+    train_pairs = heldout_pairs(fields, tokenizer, train_objs[:max(len(held_objs), 2)], scales)  # does it fit what it sees?
     model = WeightSpaceAutoencoder(config.model, tokenizer)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    start, records = time.time(), []
-    for step in range(1, config.steps + 1):  # 3.
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "log.jsonl").write_text("")
+    start, step, metrics = time.time(), 0, {}
+    split = "heldout" if len(held_objs) >= 2 else "train"
+    save = lambda at, terms: checkpoint(model, tokenizer, scales, config, at, start, eval_pairs, train_pairs, terms, split, log)
+    while step < config.steps and not (config.minutes and time.time() - start > 60 * config.minutes):  # 3.
+        step += 1
+        opt.param_groups[0]["lr"] = learning_rate(config, step, time.time() - start)
         b = sampler.batch(batch_size, gen)
         total, terms = loss_terms(model, b.tokens_a / scales, b.tokens_b / scales, b.q_a, b.q_b, tokenizer.mask)
         opt.zero_grad(set_to_none=True)
@@ -127,13 +154,27 @@ def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
         opt.step()
         if step % config.eval_every == 0 or step == config.steps:
-            records.append({"step": step, "loss": float(total.detach()), **terms, "time": round(time.time() - start, 1)})
-            if log:
-                log(records[-1])
-    metrics = {**evaluate(model, eval_pairs, tokenizer.mask),  # 4.
-               "split": "heldout" if len(held_objs) >= 2 else "train", "steps": config.steps,
+            metrics = save(step, {"loss": float(total.detach()), **terms, "lr": opt.param_groups[0]["lr"]})
+    if step % config.eval_every and step < config.steps:  # stopped by the clock between evaluations
+        metrics = save(step, {"loss": float(total.detach()), **terms, "lr": opt.param_groups[0]["lr"]})
+    return metrics
+
+
+def checkpoint(model, tokenizer: Tokenizer, scales: torch.Tensor, config: WeightSpaceTrainConfig, step: int, start: float,
+               eval_pairs, train_pairs, terms: dict, split: str, log: Callable[[dict], None] | None) -> dict:
+    """Steps 4-5 at `step`: evaluate, append the record to out/log.jsonl, rewrite the checkpoint; returns the metrics."""
+    on_train = evaluate(model, train_pairs, tokenizer.mask)
+    metrics = {**evaluate(model, eval_pairs, tokenizer.mask), "split": split, "steps": step,
+               "train_pairs": {k: on_train[k] for k in ("median_rotation_error_deg", "retrieval_top1", "pairs")},
                "train_seconds": round(time.time() - start, 1), "threads": torch.get_num_threads(), "tokens": tokenizer.describe()}
-    save_weightspace(Path(config.out) / "checkpoint.safetensors", model, tokenizer, scales, config, metrics)  # 5.
+    record = {"step": step, **terms, "time": metrics["train_seconds"],
+              **{k: metrics[k] for k in ("median_rotation_error_deg", "retrieval_top1", "recon_mse")},
+              "train_rotation_error_deg": on_train["median_rotation_error_deg"], "train_retrieval_top1": on_train["retrieval_top1"]}
+    with open(Path(config.out) / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    if log:
+        log(record)
+    save_weightspace(Path(config.out) / "checkpoint.safetensors", model, tokenizer, scales, config, metrics)
     return metrics
 
 
@@ -141,7 +182,7 @@ def save_weightspace(path: Path, model: WeightSpaceAutoencoder, tokenizer: Token
                      config: WeightSpaceTrainConfig, metrics: dict) -> Path:
     model.kind = KIND
     train = {k: v for k, v in asdict(config).items() if k != "model"}
-    return save_checkpoint(path, model, Scene(), step=config.steps, metrics=metrics, train=train,
+    return save_checkpoint(path, model, Scene(), step=metrics.get("steps", config.steps), metrics=metrics, train=train,
                            extra_tensors={"tokens.points": tokenizer.points, "tokens.scales": scales},
                            extra={"tokenizer": {"layout": tokenizer.layout, "n_pos": int((tokenizer.kind == 2).sum())}})
 

@@ -28,6 +28,9 @@ def register(sub) -> None:
     p.add_argument("--heads", type=int, default=m.heads, help=f"attention heads (default {m.heads})")
     p.add_argument("--no-permute", action="store_true", help="no MLP-permutation augmentation")
     p.add_argument("--noise", type=float, default=T.noise_std, help=f"multiplicative noise std (default {T.noise_std})")
+    p.add_argument("--minutes", type=float, default=T.minutes, help="wall-clock budget (default 0: none; stops at --steps or here)")
+    p.add_argument("--eval-every", type=int, default=T.eval_every, help=f"steps between evaluations and checkpoints (default {T.eval_every})")
+    p.add_argument("--dropout", type=float, default=m.dropout, help=f"transformer dropout (default {m.dropout})")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path(T.out), help=f"run directory (default {T.out})")
@@ -41,12 +44,15 @@ def run(args) -> int:
     from training.weightspace_train import WeightSpaceTrainConfig, train_weightspace
 
     torch.set_num_threads(args.threads)
-    model = WeightSpaceConfig(embed=args.embed, latent=args.latent, layers=args.layers, heads=args.heads)
+    model = WeightSpaceConfig(embed=args.embed, latent=args.latent, layers=args.layers, heads=args.heads, dropout=args.dropout)
     config = WeightSpaceTrainConfig(data=str(args.data), steps=args.steps, batch=args.batch, lr=args.lr, heldout=args.heldout,
                                     points=args.points, n_pos=args.pos_tokens, permute=not args.no_permute, noise_std=args.noise,
-                                    seed=args.seed, out=str(args.out), model=model)
+                                    seed=args.seed, out=str(args.out), model=model,
+                                    minutes=args.minutes, eval_every=args.eval_every)
     check_writable(args.out / "checkpoint.safetensors")
-    log = lambda r: print(f"step {r['step']}: loss {r['loss']:.4f} recon {r['recon']:.4f} ntx {r['ntx']:.3f} rot {r['rot']:.3f} "
+    log = lambda r: print(f"step {r['step']}: loss {r['loss']:.4f} recon {r['recon']:.4f} ntx {r['ntx']:.3f} rot {r['rot']:.3f} | "
+                          f"held-out rotation {r['median_rotation_error_deg']:.1f} deg, top-1 {r['retrieval_top1']:.2f} | "
+                          f"training pairs {r['train_rotation_error_deg']:.1f} deg, {r['train_retrieval_top1']:.2f} "
                           f"({r['time']:.0f}s)", file=sys.stderr, flush=True)
     metrics = train_weightspace(config, log=log)
     print(json.dumps({"checkpoint": str(args.out / "checkpoint.safetensors"), **metrics}, indent=2))
