@@ -125,3 +125,13 @@ def test_torchrun_ranks_split_the_shards(tmp_path):
     assert summary["world_size"] == 2 and summary["fields_made"] == 4
     assert [r["shards_made"] for r in summary["ranks"]] == [2, 2]
     assert sorted(load_fields(out)[0]["field_ids"].tolist()) == [0, 1, 2, 3]
+
+
+def test_fields_of_a_data_set_share_one_start_unless_asked_not_to(tmp_path):
+    """Two objects fitted for one tiny step: from the shared start their weights nearly agree; from their own, not."""
+    def spread(init_seed, out):
+        fit = FitConfig(steps=1, points=64, lr=1e-7)
+        generate(DatasetConfig(objects=2, rotations=1, fit=fit, init_seed=init_seed), out, log=lambda s: None)
+        params = load_fields(out)[0]["params"]
+        return float((params[0] - params[1]).abs().max())
+    assert spread(0, tmp_path / "shared") < 1e-4 < 1e-2 < spread(None, tmp_path / "own")

@@ -160,6 +160,11 @@ def test_eval_weightspace_reports_the_issue_targets(tiny_data, tmp_path, capsys,
     assert {"median_rotation_error_deg", "retrieval_top1", "decoded_psnr_drop_db"} <= set(out)
     assert out["split"] == "heldout" and out["psnr_fields"] == 1 and json.loads((tmp_path / "eval.json").read_text()) == out
     assert abs(out["decoded_psnr_drop_db"] - (out["original_psnr"] - out["decoded_psnr"])) < 1e-9
+    unseen = tmp_path / "unseen"  # another seed: other objects, so every one of them is evaluated
+    generate(DatasetConfig(objects=3, rotations=2, seed=7, fit=FitConfig(steps=1, points=32)), unseen, log=lambda s: None)
+    assert main(["eval-weightspace", str(run), "--data", str(unseen), "--res", "16", "--views", "1", "--samples", "24",
+                 "--psnr-fields", "1"]) == 0
+    assert (lambda o: (o["split"], o["pairs"]))(json.loads(capsys.readouterr().out)) == ("unseen data set", 3)
     other = tmp_path / "other"  # fields of another hash-grid layout
     grid = HashGridConfig(n_levels=4, n_features_per_level=2, log2_hashmap_size=10, base_resolution=8, per_level_scale=1.5)
     generate(DatasetConfig(objects=2, rotations=2, fit=FitConfig(steps=1, points=32), field=ObjectFieldConfig(grid=grid)),

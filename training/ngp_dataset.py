@@ -53,11 +53,11 @@ class DatasetConfig:
     """How each field is fitted."""
     field: ObjectFieldConfig = field(default_factory=ObjectFieldConfig)
     """The field architecture (hash-grid layout and MLP)."""
-    shared_init: bool = True
-    """Every field starts from the same initial weights (the data set's seed); only its points are its own. Fields
-    fitted from one start keep their MLP neurons and hash features in corresponding roles, so the weights of two
-    fields are comparable entry by entry (weight-space learners are trained on such populations); False gives each
-    field its own random start, as seed 004's data set had."""
+    init_seed: int | None = 0
+    """Every field starts from the same initial weights, drawn from this seed (not the data set's: data sets of other
+    objects start where this one did); only its points are its own. Fields fitted from one start keep their MLP
+    neurons and hash features in corresponding roles, so two fields' weights compare entry by entry (weight-space
+    learners are trained on such populations). None gives each field its own random start, as seed 004's data had."""
 
     def __post_init__(self):
         if isinstance(self.fit, dict):
@@ -97,8 +97,8 @@ def fit_seed(seed: int, o: int, k: int) -> int:
     return derived_seed(seed, o, k, 2)
 
 
-def init_seed(config: "DatasetConfig", o: int, k: int) -> int:
-    return derived_seed(config.seed, 3) if config.shared_init else fit_seed(config.seed, o, k)
+def start_seed(config: "DatasetConfig", o: int, k: int) -> int:
+    return fit_seed(config.seed, o, k) if config.init_seed is None else derived_seed(config.init_seed, 3)
 
 
 # ---- one shard ---------------------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def make_shard(config: DatasetConfig, out: Path, j: int, threads: int = 1) -> di
         o, k = divmod(i, config.rotations)
         q = field_rotation(config.seed, o, k)
         f, rec = fit_field(polycube(object_seed(config.seed, o)), q, config.fit, config.field, seed=fit_seed(config.seed, o, k),
-                           init_seed=init_seed(config, o, k))
+                           init_seed=start_seed(config, o, k))
         for name, value in (("params", f.flat()), ("quaternions", q), ("object_ids", o), ("rotation_ids", k), ("field_ids", i),
                             ("fit_loss", rec["last"]["loss"])):
             rows[name].append(torch.as_tensor(value))

@@ -1,6 +1,7 @@
 """Evaluating a trained weight-space autoencoder (issue 7's targets) on the objects its training held out.
 
-  1. the same object split as training (its seed and held-out count, from the checkpoint's record)
+  1. the same object split as training (its seed and held-out count, from the checkpoint's record), or every object
+     of a data set made with another seed (objects training never saw)
   2. rotation and retrieval: `training.weightspace_train.evaluate` on each held-out object's first two rotations
   3. decoding: tokens -> encode -> decode -> x scales -> `Tokenizer.detokenize` (zeros where no token reaches) -> a field;
      the original and the decoded field are volume-rendered beside the object's analytic field (its ground truth),
@@ -38,14 +39,23 @@ def decoded_psnr(model, tokenizer, scales, flat: torch.Tensor, obj, q, field_con
     return {"original_psnr": score(flat), "tokenized_psnr": score(exact), "decoded_psnr": score(decoded)}
 
 
+def eval_objects(fields: dict, manifest: dict, record: dict) -> tuple[torch.Tensor, str]:
+    """The objects to evaluate on: every one of a data set of other objects (another seed), else training's held-out
+    split, else (nothing held out) the training objects."""
+    data = record.get("data") or {}
+    if "seed" in data and data["seed"] != manifest["settings"]["seed"]:
+        return fields["object_ids"].unique(), "unseen data set"
+    train = record["train"]
+    train_objs, held = split_objects(fields["object_ids"], train["heldout"], train["seed"])
+    return (held, "heldout") if len(held) >= 2 else (train_objs, "train")
+
+
 def eval_weightspace(checkpoint: Path, data: Path, psnr_fields: int = 2, views: int = 2, res: int = 64,
                      samples: int = 128) -> dict:
     """Steps 1-3: the JSON whose top level holds median_rotation_error_deg, retrieval_top1, decoded_psnr_drop_db."""
     model, tokenizer, scales, record = load_weightspace(checkpoint)
     fields, manifest = load_fields(Path(data), tokenizer.layout)  # a different layout: one sentence
-    train = record["train"]
-    train_objs, held = split_objects(fields["object_ids"], train["heldout"], train["seed"])  # 1.
-    objects, split = (held, "heldout") if len(held) >= 2 else (train_objs, "train")
+    objects, split = eval_objects(fields, manifest, record)  # 1.
     metrics = evaluate(model, heldout_pairs(fields, tokenizer, objects, scales), tokenizer.mask)  # 2.
     field_config = ObjectFieldConfig(**manifest["settings"]["field"])
     runs = []

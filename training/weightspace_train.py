@@ -143,7 +143,8 @@ def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None
     (out / "log.jsonl").write_text("")
     start, step, metrics = time.time(), 0, {}
     split = "heldout" if len(held_objs) >= 2 else "train"
-    save = lambda at, terms: checkpoint(model, tokenizer, scales, config, at, start, eval_pairs, train_pairs, terms, split, log)
+    data = {"seed": manifest["settings"]["seed"], "heldout_objects": held_objs.tolist()}  # which objects it never saw
+    save = lambda at, terms: checkpoint(model, tokenizer, scales, config, at, start, eval_pairs, train_pairs, terms, split, data, log)
     while step < config.steps and not (config.minutes and time.time() - start > 60 * config.minutes):  # 3.
         step += 1
         opt.param_groups[0]["lr"] = learning_rate(config, step, time.time() - start)
@@ -161,7 +162,7 @@ def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None
 
 
 def checkpoint(model, tokenizer: Tokenizer, scales: torch.Tensor, config: WeightSpaceTrainConfig, step: int, start: float,
-               eval_pairs, train_pairs, terms: dict, split: str, log: Callable[[dict], None] | None) -> dict:
+               eval_pairs, train_pairs, terms: dict, split: str, data: dict, log: Callable[[dict], None] | None) -> dict:
     """Steps 4-5 at `step`: evaluate, append the record to out/log.jsonl, rewrite the checkpoint; returns the metrics."""
     on_train = evaluate(model, train_pairs, tokenizer.mask)
     metrics = {**evaluate(model, eval_pairs, tokenizer.mask), "split": split, "steps": step,
@@ -174,17 +175,17 @@ def checkpoint(model, tokenizer: Tokenizer, scales: torch.Tensor, config: Weight
         f.write(json.dumps(record) + "\n")
     if log:
         log(record)
-    save_weightspace(Path(config.out) / "checkpoint.safetensors", model, tokenizer, scales, config, metrics)
+    save_weightspace(Path(config.out) / "checkpoint.safetensors", model, tokenizer, scales, config, metrics, data)
     return metrics
 
 
 def save_weightspace(path: Path, model: WeightSpaceAutoencoder, tokenizer: Tokenizer, scales: torch.Tensor,
-                     config: WeightSpaceTrainConfig, metrics: dict) -> Path:
+                     config: WeightSpaceTrainConfig, metrics: dict, data: dict | None = None) -> Path:
     model.kind = KIND
     train = {k: v for k, v in asdict(config).items() if k != "model"}
     return save_checkpoint(path, model, Scene(), step=metrics.get("steps", config.steps), metrics=metrics, train=train,
                            extra_tensors={"tokens.points": tokenizer.points, "tokens.scales": scales},
-                           extra={"tokenizer": {"layout": tokenizer.layout, "n_pos": int((tokenizer.kind == 2).sum())}})
+                           extra={"tokenizer": {"layout": tokenizer.layout, "n_pos": int((tokenizer.kind == 2).sum())}, "data": data})
 
 
 def load_weightspace(path) -> tuple[WeightSpaceAutoencoder, Tokenizer, torch.Tensor, dict]:

@@ -31,6 +31,7 @@ def register(sub) -> None:
     p.add_argument("--width", type=int, default=m.width, help=f"MLP hidden units (default {m.width})")
     p.add_argument("--hidden-layers", type=int, default=m.hidden_layers, help=f"MLP hidden layers (default {m.hidden_layers})")
     p.add_argument("--seed", type=int, default=0, help="data set seed (objects, rotations and fits derive theirs from it)")
+    p.add_argument("--init-seed", type=int, default=0, help="seed of the one initial weight set every field starts from (default 0)")
     p.add_argument("--own-init", action="store_true",
                    help="each field starts from its own random weights (default: all from one start, so weights compare entry by entry)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -48,7 +49,8 @@ def run(args) -> int:
     torch.set_num_threads(args.threads)
     grid = HashGridConfig(**{**small_grid().__dict__, "n_levels": args.levels, "n_features_per_level": args.features_per_level,
                              "log2_hashmap_size": args.log2_hashmap_size})
-    config = DatasetConfig(objects=args.objects, rotations=args.rotations, shard_size=args.shard_size, seed=args.seed, shared_init=not args.own_init,
+    config = DatasetConfig(objects=args.objects, rotations=args.rotations, shard_size=args.shard_size, seed=args.seed,
+                           init_seed=None if args.own_init else args.init_seed,
                            fit=FitConfig(steps=args.fit_steps, points=args.points),
                            field=ObjectFieldConfig(grid=grid, width=args.width, hidden_layers=args.hidden_layers))
     check_writable(args.out / "dataset.json")
