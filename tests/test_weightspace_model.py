@@ -20,7 +20,7 @@ from renderer.quaternions import random_quaternions
 from training.ngp_dataset import DatasetConfig, generate, load_fields
 from training.ngp_fields import FitConfig, fit_field
 from training.weightspace_data import PairSampler, split_objects
-from training.weightspace_train import WeightSpaceTrainConfig, evaluate, learning_rate, load_weightspace, train_weightspace
+from training.weightspace_train import EvalSet, WeightSpaceTrainConfig, evaluate, learning_rate, load_weightspace, train_weightspace
 from training.weightspace_losses import loss_terms, nt_xent
 from training.weightspace_model import WeightSpaceAutoencoder, WeightSpaceConfig
 from training.weightspace_tokens import Tokenizer, sample_token_points
@@ -107,17 +107,17 @@ def test_train_weightspace_evaluates_saves_and_reloads(tiny_data, tmp_path, one_
                                     out=str(tmp_path / "run"), model=TINY)
     records = []
     metrics = train_weightspace(config, log=records.append)
-    assert [r["step"] for r in records] == [3, 6] and metrics["split"] == "heldout" and metrics["pairs"] == 2
+    assert [r["step"] for r in records] == [3, 6] and metrics["split"] == "heldout" and metrics["pairs"] == 4
     logged = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert logged == records and {"median_rotation_error_deg", "train_rotation_error_deg", "lr"} <= set(logged[0])
-    assert 0 <= metrics["median_rotation_error_deg"] <= 180 and metrics["retrieval_top1"] in (0.0, 0.5, 1.0)
+    assert 0 <= metrics["median_rotation_error_deg"] <= 180 and metrics["retrieval_top1"] in (0.0, 0.25, 0.5, 0.75, 1.0)
     model, tok, scales, record = load_weightspace(tmp_path / "run")
     assert record["metrics"]["retrieval_top1"] == metrics["retrieval_top1"] and scales.shape == (tok.n_tokens, 1)
     fields, _ = load_fields(data)
     tokens = tok.tokenize(fields["params"][:2]) / scales
     with torch.no_grad():
-        again = evaluate(model, (tokens, tokens, fields["quaternions"][:2], fields["quaternions"][:2]), tok.mask)
-    assert again["median_rotation_error_deg"] >= 0 and again["pairs"] == 2
+        again = evaluate(model, EvalSet(tokens, fields["quaternions"][:2], fields["object_ids"][:2]), tok.mask)
+    assert again["median_rotation_error_deg"] >= 0 and again["pairs"] == 2 and again["objects"] == 1
     other = build_model("posemlp", None, Scene())
     save_checkpoint(tmp_path / "other.safetensors", other, Scene())
     with pytest.raises(RedcubeError) as e:
@@ -164,7 +164,7 @@ def test_eval_weightspace_reports_the_issue_targets(tiny_data, tmp_path, capsys,
     generate(DatasetConfig(objects=3, rotations=2, seed=7, fit=FitConfig(steps=1, points=32)), unseen, log=lambda s: None)
     assert main(["eval-weightspace", str(run), "--data", str(unseen), "--res", "16", "--views", "1", "--samples", "24",
                  "--psnr-fields", "1"]) == 0
-    assert (lambda o: (o["split"], o["pairs"]))(json.loads(capsys.readouterr().out)) == ("unseen data set", 3)
+    assert (lambda o: (o["split"], o["pairs"]))(json.loads(capsys.readouterr().out)) == ("unseen data set", 6)
     other = tmp_path / "other"  # fields of another hash-grid layout
     grid = HashGridConfig(n_levels=4, n_features_per_level=2, log2_hashmap_size=10, base_resolution=8, per_level_scale=1.5)
     generate(DatasetConfig(objects=2, rotations=2, fit=FitConfig(steps=1, points=32), field=ObjectFieldConfig(grid=grid)),

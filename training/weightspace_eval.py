@@ -2,7 +2,7 @@
 
   1. the same object split as training (its seed and held-out count, from the checkpoint's record), or every object
      of a data set made with another seed (objects training never saw)
-  2. rotation and retrieval: `training.weightspace_train.evaluate` on each held-out object's first two rotations
+  2. rotation and retrieval: `training.weightspace_train.evaluate` on every field of those objects
   3. decoding: tokens -> encode -> decode -> x scales -> `Tokenizer.detokenize` (zeros where no token reaches) -> a field;
      the original and the decoded field are volume-rendered beside the object's analytic field (its ground truth),
      and decoded_psnr_drop_db = PSNR(original vs truth) - PSNR(decoded vs truth), averaged over fields; tokenized_psnr
@@ -21,7 +21,7 @@ from training.ngp_dataset import load_fields, object_seed
 from training.ngp_fields import analytic_density, eval_poses, render_field
 from training.metrics import psnr
 from training.weightspace_data import split_objects
-from training.weightspace_train import evaluate, heldout_pairs, load_weightspace
+from training.weightspace_train import eval_set, evaluate, load_weightspace
 
 
 @torch.no_grad()
@@ -56,7 +56,7 @@ def eval_weightspace(checkpoint: Path, data: Path, psnr_fields: int = 2, views: 
     model, tokenizer, scales, record = load_weightspace(checkpoint)
     fields, manifest = load_fields(Path(data), tokenizer.layout)  # a different layout: one sentence
     objects, split = eval_objects(fields, manifest, record)  # 1.
-    metrics = evaluate(model, heldout_pairs(fields, tokenizer, objects, scales), tokenizer.mask)  # 2.
+    metrics = evaluate(model, eval_set(fields, tokenizer, objects, scales), tokenizer.mask)  # 2.
     field_config = ObjectFieldConfig(**manifest["settings"]["field"])
     runs = []
     for o in objects[:psnr_fields].tolist():  # 3.

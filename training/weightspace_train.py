@@ -4,8 +4,8 @@
   2. per token group (hash grid, each Linear, [POS]) one scale: the std of its real values over the training fields;
      tokens are divided by it (the model sees unit-size values; `detokenize` after multiplying back)
   3. each step: a batch of view pairs (`PairSampler`, augmented), eq. (6) of seed 004, AdamW, gradient clip
-  4. evaluate on the held-out objects' first two rotations (no augmentation): median relative-rotation error (deg),
-     same-object retrieval top-1 across rotations, reconstruction MSE of the real token values
+  4. evaluate on every field of the held-out objects (no augmentation): median relative-rotation error (deg) over all
+     ordered pairs of an object's rotations, same-object retrieval top-1 among all of them, reconstruction MSE
   5. save the model, the token points and scales in the one checkpoint format (`training.checkpoint`)
 """
 
@@ -90,26 +90,44 @@ def token_scales(tokens: torch.Tensor, tokenizer: Tokenizer) -> torch.Tensor:
     return scales
 
 
-def heldout_pairs(fields: dict, tokenizer: Tokenizer, objects: torch.Tensor, scales: torch.Tensor):
-    """Step 4's fixed pairs: the first two rotations of each object, tokens scaled: (tokens_a, tokens_b, q_a, q_b)."""
-    rows = [(fields["object_ids"] == o).nonzero().squeeze(1)[:2] for o in objects.tolist()]
-    a, b = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
-    tok = lambda r: tokenizer.tokenize(fields["params"][r]) / scales
-    return tok(a), tok(b), fields["quaternions"][a], fields["quaternions"][b]
+@dataclass
+class EvalSet:
+    """Every field of some objects, tokens scaled: tokens [N, C, D], rotations [N, 4], object ids [N]."""
+    tokens: torch.Tensor
+    quaternions: torch.Tensor
+    objects: torch.Tensor
+
+
+def eval_set(fields: dict, tokenizer: Tokenizer, objects: torch.Tensor, scales: torch.Tensor) -> EvalSet:
+    rows = torch.isin(fields["object_ids"], objects).nonzero().squeeze(1)
+    return EvalSet(tokenizer.tokenize(fields["params"][rows]) / scales, fields["quaternions"][rows], fields["object_ids"][rows])
 
 
 @torch.no_grad()
-def evaluate(model: WeightSpaceAutoencoder, pairs, mask: torch.Tensor) -> dict:
-    """Step 4 on fixed pairs: rotation error (deg), retrieval top-1 of view a among all views b, recon MSE."""
+def encode_all(model: WeightSpaceAutoencoder, tokens: torch.Tensor, chunk: int = 32) -> torch.Tensor:
+    """Latents [N, C, L] of tokens [N, C, D], a chunk at a time (bounded memory)."""
+    return torch.cat([model.encode(t) for t in tokens.split(chunk)])
+
+
+@torch.no_grad()
+def evaluate(model: WeightSpaceAutoencoder, es: EvalSet, mask: torch.Tensor) -> dict:
+    """Step 4 without augmentation: median relative-rotation error (deg) over every ordered pair of two rotations of
+    one object; retrieval top-1: each field's nearest other field (cosine, NT-Xent embedding) is of its own object;
+    reconstruction MSE of the real token values."""
+    was_training = model.training
     model.eval()
-    tokens_a, tokens_b, q_a, q_b = pairs
-    z_a, z_b = model.encode(tokens_a), model.encode(tokens_b)
-    err = torch.rad2deg(angle_between(relative_rotation(q_a, q_b), model.relative_rotation(z_a, z_b)))
-    e_a, e_b = F.normalize(model.embedding(z_a), dim=1), F.normalize(model.embedding(z_b), dim=1)
-    top1 = (e_a @ e_b.T).argmax(1) == torch.arange(len(e_a))
-    model.train()
+    z = encode_all(model, es.tokens)
+    same = (es.objects[:, None] == es.objects[None]) & ~torch.eye(len(z), dtype=torch.bool)
+    i, j = same.nonzero().unbind(1)
+    pred = torch.cat([model.relative_rotation(z[a], z[b]) for a, b in zip(i.split(256), j.split(256))])
+    err = torch.rad2deg(angle_between(relative_rotation(es.quaternions[i], es.quaternions[j]), pred))
+    e = F.normalize(model.embedding(z), dim=1)
+    sim = (e @ e.T).fill_diagonal_(-2.0)
+    top1 = es.objects[sim.argmax(1)] == es.objects
+    recon = sum(recon_loss(model.decode(c), t, mask) * len(c) for c, t in zip(z.split(32), es.tokens.split(32))) / len(z)
+    model.train(was_training)
     return {"median_rotation_error_deg": float(err.median()), "retrieval_top1": float(top1.float().mean()),
-            "recon_mse": float(recon_loss(model.decode(z_a), tokens_a, mask)), "pairs": len(e_a)}
+            "recon_mse": float(recon), "pairs": len(i), "fields": len(z), "objects": int(es.objects.unique().numel())}
 
 
 def learning_rate(config: WeightSpaceTrainConfig, step: int, elapsed: float) -> float:
@@ -134,8 +152,8 @@ def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None
     scales = token_scales(tokenizer.tokenize(fields["params"][train_rows]), tokenizer)  # 2.
     sampler = PairSampler(fields, tokenizer, train_objs, config.permute, config.noise_std)
     batch_size = min(config.batch, len(train_objs))
-    eval_pairs = heldout_pairs(fields, tokenizer, held_objs if len(held_objs) >= 2 else train_objs, scales)
-    train_pairs = heldout_pairs(fields, tokenizer, train_objs[:max(len(held_objs), 2)], scales)  # does it fit what it sees?
+    eval_pairs = eval_set(fields, tokenizer, held_objs if len(held_objs) >= 2 else train_objs, scales)
+    train_pairs = eval_set(fields, tokenizer, train_objs[:max(len(held_objs), 2)], scales)  # does it fit what it sees?
     model = WeightSpaceAutoencoder(config.model, tokenizer)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     out = Path(config.out)
