@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from renderer.errors import RedcubeError
+from renderer.models import build_model
 from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.scene import Scene
 from renderer.worlds import Cubes, train_worlds, world_scene
-from training.mnif import point_loss, sample_points
+from training.mnif import MNIFTrainConfig, continue_from, point_loss, sample_points, save_mnif
 
 
 def _model(**kw) -> MNIF:
@@ -86,4 +87,21 @@ def test_pixel_trainer_refuses_mnif_in_one_sentence(one_sentence):
     with pytest.raises(RedcubeError) as e:
         TrainConfig(model="mnif", steps=1)
     assert "train-mnif" in str(e.value)
+    one_sentence(str(e.value))
+
+
+def test_a_run_continues_from_a_checkpoint_of_its_size_only(tmp_path, one_sentence):
+    config = MNIFTrainConfig(worlds=4, steps=1, out=str(tmp_path))
+    built = lambda bases=8: build_model("mnif", MNIFConfig(bases=bases, width=32, latent_dim=16), Scene())
+    saved, latents = built(), torch.randn(4, 16)
+    save_mnif(tmp_path / "a.safetensors", saved, latents, Scene(), config, step=7, metrics={"steps": 7, "train_seconds": 3.0})
+    fresh, into = built(), torch.nn.Parameter(torch.zeros(4, 16))
+    with torch.no_grad():  # make sure the weights really move when loaded
+        next(fresh.parameters()).add_(1.0)
+    chain = continue_from(MNIFTrainConfig(worlds=4, steps=1, init_from=str(tmp_path / "a.safetensors")), fresh, into)
+    assert torch.equal(into.data, latents) and chain["steps_before"] == 7 and chain["seconds_before"] == 3.0
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), saved.state_dict().values()))
+    with pytest.raises(RedcubeError) as e:  # another size: refused, nothing loaded
+        continue_from(MNIFTrainConfig(worlds=4, steps=1, init_from=str(tmp_path / "a.safetensors")), built(4),
+                      torch.nn.Parameter(torch.zeros(4, 16)))
     one_sentence(str(e.value))

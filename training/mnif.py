@@ -88,6 +88,8 @@ class MNIFTrainConfig:
     seed: int = 0
     out: str = "runs/mnif"
     """Run directory."""
+    init_from: str | None = None
+    """An auto-decoded mNIF checkpoint to continue from (its bases, T and latents; a fresh learning-rate schedule)."""
 
     def __post_init__(self):
         if self.steps is None and self.minutes is None:
@@ -209,6 +211,7 @@ def train_mnif(config: MNIFTrainConfig, model_config: MNIFConfig, base: Scene,
     cubes_all = Cubes.of([world_scene(p, base) for p in params])
     model = build_model("mnif", model_config, base)
     latents = torch.nn.Parameter(torch.randn(len(params), model_config.latent_dim, generator=gen) * config.latent_init_std)
+    earlier = continue_from(config, model, latents) if config.init_from else None
     opt = torch.optim.Adam([{"params": model.parameters(), "lr": config.lr},
                             {"params": [latents], "lr": config.latent_lr}])
 
@@ -224,7 +227,23 @@ def train_mnif(config: MNIFTrainConfig, model_config: MNIFConfig, base: Scene,
         return loss, parts
 
     run = run_budget(config, opt, step, on_record)
-    return finish_run(model, latents.detach(), params, base, config, run, on_record)
+    return finish_run(model, latents.detach(), params, base, config, run, on_record, method_record=earlier)
+
+
+@torch.no_grad()
+def continue_from(config: MNIFTrainConfig, model: MNIF, latents: torch.nn.Parameter) -> dict:
+    """Load `config.init_from` into model and latents (one sentence if it does not fit this run); returns what it was."""
+    old, old_latents, record = load_mnif(config.init_from)
+    if record["method"] != "autodecode" or record["model"]["config"] != asdict(model.config) or old_latents.shape != latents.shape:
+        raise RedcubeError(f"{config.init_from} is not an auto-decoded mNIF of this size ({record['model']['config']}, "
+                           f"{len(old_latents)} worlds); continue from one trained with the same --bases, --latent-dim, "
+                           "--width, --hidden-layers and --worlds.")
+    model.load_state_dict(old.state_dict())
+    latents.copy_(old_latents)
+    m, chain = record.get("metrics", {}), record.get("autodecode") or {}
+    return {"continued_from": str(config.init_from), "steps_before": m.get("steps", 0) + chain.get("steps_before", 0),
+            "seconds_before": m.get("train_seconds", 0) + chain.get("seconds_before", 0),
+            "train_psnr_before": m.get("train_psnr"), "heldout_psnr_before": m.get("heldout_psnr")}
 
 
 # ---- latents of unseen worlds ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from renderer.errors import RedcubeError
 from app.options import add_scene_option, check_writable, scene_from
 from renderer.models.mnif import MNIFConfig
 from training.latent_diffusion import train_diffusion
@@ -32,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("--eval-worlds", type=int, default=d.eval_worlds, help=f"worlds per split in the evaluation (default {d.eval_worlds})")
     p.add_argument("--diffusion-steps", type=int, default=3000, help="denoiser training steps (default 3000)")
     p.add_argument("--diffusion-only", action="store_true", help="keep the mNIF in --out and (re)train only its diffusion model")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="autodecode: continue from this mNIF checkpoint (same sizes), with a fresh learning-rate schedule")
     p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path(d.out), help=f"run directory (default {d.out})")
@@ -56,8 +59,11 @@ def run(args) -> int:
     metrics = {}
     if not args.diffusion_only:
         config = MNIFTrainConfig(minutes=args.minutes, steps=args.steps, worlds=args.worlds, lr=args.lr, latent_lr=args.latent_lr,
-                                 eval_worlds=args.eval_worlds, threads=args.threads, seed=args.seed, out=str(args.out))
+                                 eval_worlds=args.eval_worlds, threads=args.threads, seed=args.seed, out=str(args.out),
+                                 init_from=str(args.init_from) if args.init_from else None)
         model_config = MNIFConfig(bases=args.bases, latent_dim=args.latent_dim, width=args.width, hidden_layers=args.hidden_layers)
+        if args.method == "meta" and args.init_from:
+            raise RedcubeError("--init-from continues an auto-decoded mNIF; drop it or use --method autodecode.")
         if args.method == "meta":
             meta = MetaConfig(inner_steps=args.inner_steps, second_order=args.second_order)
             metrics = train_mnif_meta(config, meta, model_config, scene_from(args), on_record=progress)
