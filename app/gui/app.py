@@ -2,8 +2,8 @@
 
 The app owns the frame loop (callbacks run on the GUI thread between frames, via dearpygui's manual
 callback queue). Handlers only change plain state (`FlyCamera`, `ViewSettings`, `TrainingSession`,
-the camera path, `WorldsSession`) or start background work (checkpoint loads, video export);
-`Viewer.tick()` and `WorldsView.tick()` turn state into render requests and textures. Widgets are
+the camera path, `WorldsSession`, `RotationsSession`) or start background work (checkpoint loads, video export);
+`Viewer.tick()`, `WorldsView.tick()` and `RotationsView.tick()` turn state into render requests and textures. Widgets are
 built in `app.gui.layout` and the panels.
 """
 
@@ -17,7 +17,9 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
-from app.gui import keys, layout, panel_worlds
+from app.gui import keys, layout, panel_rotations, panel_worlds
+from app.gui.rotations_session import RotationsSession
+from app.gui.rotations_view import RotationsView
 from app.gui.settings import Settings, load_settings, save_settings
 from app.gui.state import FlyCamera, ViewSettings, VIEW_MODES
 from app.gui.training_session import ASSETS, TrainChoices, TrainingSession
@@ -67,6 +69,8 @@ class App:
         self.video = VideoSession(self.scene, self.settings.video)
         self.worlds = WorldsSession(self.scene)
         self.worlds_view = WorldsView(self.rasterizer, self.scene)
+        self.rotations = RotationsSession(self.scene)
+        self.rotations_view = RotationsView(self.scene)
         self.messages: list[Message] = []
         self.show_help = False
         self.frame = 0
@@ -297,6 +301,20 @@ class App:
         pose = tuple(float(v) for v in self.fly.camera.pose())
         return self.worlds_view.tick(self.worlds, pose, visible)
 
+    # -- the Rotations tab (weight-space model on NGP fields) ---------------------------------------
+    def rotations_load(self) -> None:
+        """The Load button: the checkpoint and data set in the path inputs, loaded and encoded in the background."""
+        r = self.rotations
+        r.load_async(self._said)
+        self.message(f"loading {r.checkpoint} with the fields in {r.data} ...")
+
+    def _rotations_frame(self) -> bool:
+        """Loads and renders only while the tab is open; True when a new set of pictures came."""
+        visible = panel_rotations.visible()
+        if visible:
+            self.rotations.ensure_loaded(self._said)
+        return self.rotations_view.tick(self.rotations, visible)
+
     # -- snapshots ---------------------------------------------------------------------------------
     def screenshot(self, path: str | Path | None) -> Path:
         path = Path(path or time.strftime("redcube-%Y%m%d-%H%M%S.png"))
@@ -336,8 +354,10 @@ class App:
         self._video_frame(t0)
         active |= self.viewer.tick(t0)
         active |= self._worlds_frame()
+        active |= self._rotations_frame()
         layout.show_texture(self)  # returns at once when the shown pictures are current
         layout.show_worlds(self)
+        panel_rotations.show(self, layout.show_picture)
         layout.refresh(self)
         dpg.render_dearpygui_frame()
         self.frame += 1
@@ -397,6 +417,7 @@ class App:
         self.video.cancel()
         self.worlds.cancel()
         self.worlds_view.close()
+        self.rotations_view.close()
         self.viewer.close()
         self.rasterizer.close()
         dpg.destroy_context()

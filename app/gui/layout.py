@@ -12,7 +12,7 @@ import time
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from app.gui import panel_model, panel_training, panel_video, panel_view, panel_worlds
+from app.gui import panel_model, panel_rotations, panel_training, panel_video, panel_view, panel_worlds
 from app.gui.state import SHORTCUTS, VIEW_MODES
 from app.gui.viewport import upscale
 from app.gui.worlds_view import SHOWN
@@ -53,6 +53,8 @@ def build(app) -> None:
                         panel_video.build(app)
                     with dpg.tab(label="Worlds", tag="_tab_worlds"):
                         panel_worlds.build(app)
+                    with dpg.tab(label="Rotations", tag="_tab_rotations"):
+                        panel_rotations.build(app)
     _help(app)
     with dpg.theme() as flat:  # the main window is the whole viewport: no border, no rounded corners
         with dpg.theme_component(dpg.mvAll):
@@ -125,7 +127,23 @@ def _dialogs(app) -> None:
     _dialog(app, "_dialog_mnif_load", "Load mNIF checkpoint", (".safetensors", ".*"), app.worlds_load)
     _dialog(app, "_dialog_latent_load", "Load latent", (".safetensors", ".*"), lambda p: app.message(app.worlds.load_latent(p)))
     _dialog(app, "_dialog_latent_save", "Save latent as", (".safetensors",), lambda p: app.message(app.worlds.save_latent(p)), "latent")
+    _dialog(app, "_dialog_ws_checkpoint", "Weight-space checkpoint", (".safetensors", ".*"),
+            lambda p: _set_path(app, "checkpoint", p))
+    _dir_dialog(app, "_dialog_ws_fields", "Field data set directory", lambda p: _set_path(app, "data", p))
     _dialog(app, "_dialog_worlds_video", "Export interpolation video to", (".mp4",), lambda p: panel_worlds.set_out(app, p), "worlds")
+
+
+def _dir_dialog(app, tag: str, label: str, on_path) -> None:
+    def chosen(sender, data):
+        app.guard(on_path)(data["file_path_name"])
+    dpg.add_file_dialog(label=label, tag=tag, show=False, modal=True, width=640, height=420, callback=chosen,
+                        directory_selector=True)
+
+
+def _set_path(app, key: str, path: str) -> None:
+    """A dialog chose the Rotations tab's checkpoint or data set: put it in the input (Load reads it)."""
+    setattr(app.rotations, key, path)
+    dpg.set_value(f"_input_rot_{key}", path)
 
 
 def _help(app) -> None:
@@ -173,6 +191,11 @@ def show_worlds(app) -> None:
     app._worlds_shown = f
     _show(app, "worlds_net", upscale(f.net, SHOWN), False, SHOWN)
     _show(app, "worlds_gt", upscale(f.gt, SHOWN), False, SHOWN)
+
+
+def show_picture(app, side: str, img: np.ndarray, live: bool, size: int) -> None:
+    """Show img on one side (an image tag `_image_{side}` registered in `app._shown`); for the panels."""
+    _show(app, side, img, live, size)
 
 
 def _show(app, side: str, img: np.ndarray, live: bool, size: int) -> None:
@@ -259,6 +282,7 @@ def refresh(app) -> None:
     panel_model.refresh(app)
     panel_video.refresh(app)
     panel_worlds.refresh(app)
+    panel_rotations.refresh(app)
 
 
 def _message(app) -> None:

@@ -1,0 +1,235 @@
+"""The Rotations tab (issue 7 item 4): a weight-space autoencoder on NGP fields of rotated polycubes. Pick an object,
+a rotation and a reference rotation; see the field's render, its hash features per level, the predicted vs true
+relative rotation, a 2-D PCA of every field's embedding, and the field with the rotation undone beside the
+reference. Callbacks only change `app.rotations`; pictures arrive from `app.rotations_view`."""
+
+from __future__ import annotations
+
+import dearpygui.dearpygui as dpg
+
+from app.gui.rotations_session import COLOR_BY
+from app.gui.rotations_view import SHOWN, SLICE_Z
+
+HEAD = (150, 200, 255)
+GREY = (170, 170, 170)
+WRAP = 2 * SHOWN - 16  # text stays clear of the side panel's scroll bar
+PICTURES = (("rot_selected", "selected field"), ("rot_reference", "reference (canonical)"),
+            ("rot_undo_pred", "undone by predicted"), ("rot_undo_true", "undone by true"))
+PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+"""Object colours (tab10); with more objects than colours, object o takes colour o mod 10."""
+ANGLE_COLOURS = ((40, 90, 255), (0, 190, 230), (60, 200, 80), (235, 220, 40), (255, 140, 20), (230, 40, 40))
+"""Rotation angles (0-180 deg from the identity) are coloured in len(ANGLE_COLOURS) bins of equal width, blue to red."""
+ANGLE_BINS = len(ANGLE_COLOURS)
+MARGIN = 0.12
+"""Share of the points' spread left free around them in the PCA plot (the highlights are drawn whole)."""
+
+
+def build(app) -> None:
+    _inputs(app)
+    dpg.add_text("", tag="_text_rot_model", wrap=WRAP)
+    _selection(app)
+    dpg.add_text("", tag="_text_rot_rotation")
+    for row in (PICTURES[:2], PICTURES[2:]):
+        with dpg.group(horizontal=True):
+            for k, (side, label) in enumerate(row):
+                dpg.add_text(label, tag=f"_text_{side}", indent=k * (SHOWN + 8) or -1)
+        with dpg.group(horizontal=True):
+            for side, _ in row:
+                blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
+                dpg.add_image(blank, tag=f"_image_{side}", width=SHOWN, height=SHOWN)
+                app._shown[side] = (None, blank)
+    dpg.add_text("", tag="_text_rot_render", color=GREY, wrap=WRAP)
+    dpg.add_separator()
+    dpg.add_text(f"Hash features per level on the plane z = {SLICE_Z} (box coordinates), coarse to fine", color=HEAD, wrap=WRAP)
+    dpg.add_group(horizontal=True, horizontal_spacing=4, tag="_group_rot_slices")
+    dpg.add_text("", tag="_text_rot_slices", color=GREY, wrap=WRAP)
+    dpg.add_separator()
+    _pca(app)
+
+
+def _inputs(app) -> None:
+    r = app.rotations
+    dpg.add_text("Weight-space checkpoint and the field data set it was trained on", color=HEAD, wrap=WRAP)
+    for key, dialog in (("checkpoint", "_dialog_ws_checkpoint"), ("data", "_dialog_ws_fields")):
+        with dpg.group(horizontal=True):
+            dpg.add_input_text(tag=f"_input_rot_{key}", width=WRAP - 40, default_value=getattr(r, key),
+                               callback=lambda s, a, u: setattr(r, u, a), user_data=key)
+            dpg.add_button(label="...", callback=lambda s, a, u: dpg.show_item(u), user_data=dialog)
+        app.text_inputs.append(f"_input_rot_{key}")
+    dpg.add_button(label="Load", tag="_button_rot_load", callback=app.guard(app.rotations_load))
+
+
+def _selection(app) -> None:
+    g, r = app.guard, app.rotations
+    for key, label, setter in (("object", "object", r.set_object), ("rotation", "rotation", r.set_rotation),
+                               ("reference", "reference rotation", r.set_reference)):
+        dpg.add_slider_int(label=label, tag=f"_slider_rot_{key}", min_value=0, max_value=0, width=SHOWN + 60,
+                           callback=g(lambda s, a, u: u(a)), user_data=setter)
+    dpg.add_slider_float(label="camera yaw (deg)", tag="_slider_rot_yaw", min_value=-180.0, max_value=180.0,
+                         default_value=r.yaw_deg, width=SHOWN + 60, callback=g(lambda s, a: r.set_yaw(a)))
+
+
+def _pca(app) -> None:
+    r = app.rotations
+    dpg.add_text("NT-Xent embeddings of every field, 2-D PCA", color=HEAD)
+    dpg.add_text("rotation: the field's angle from the identity", color=GREY)
+    with dpg.group(horizontal=True):
+        dpg.add_text("colour by:")
+        dpg.add_radio_button(list(COLOR_BY), tag="_radio_rot_color", horizontal=True, default_value=r.color_by,
+                             callback=app.guard(lambda s, a: r.set_color_by(a)))
+    with dpg.plot(tag="_plot_rot_pca", height=2 * SHOWN - 40, width=-1, no_menus=True, no_box_select=True, no_title=True):
+        dpg.add_plot_legend(location=dpg.mvPlot_Location_NorthEast, outside=False)
+        dpg.add_plot_axis(dpg.mvXAxis, label="PC 1", tag="_axis_rot_x")
+        dpg.add_plot_axis(dpg.mvYAxis, label="PC 2", tag="_axis_rot_y")
+
+
+def _marker_theme(color, marker, size: float):
+    """A scatter series' look: one colour, one marker shape and size."""
+    with dpg.theme() as theme:
+        with dpg.theme_component(dpg.mvScatterSeries):
+            for col in (dpg.mvPlotCol_Line, dpg.mvPlotCol_MarkerFill, dpg.mvPlotCol_MarkerOutline):
+                dpg.add_theme_color(col, color, category=dpg.mvThemeCat_Plots)
+            dpg.add_theme_style(dpg.mvPlotStyleVar_Marker, marker, category=dpg.mvThemeCat_Plots)
+            dpg.add_theme_style(dpg.mvPlotStyleVar_MarkerSize, size, category=dpg.mvThemeCat_Plots)
+    return theme
+
+
+def _themes(app) -> dict:
+    """Made once: the palette's themes, the angle ramp's, and the two highlights'."""
+    if getattr(app, "_rot_themes", None) is None:
+        app._rot_themes = {"object": [_marker_theme(c, dpg.mvPlotMarker_Circle, 4) for c in PALETTE],
+                           "rotation": [_marker_theme(c, dpg.mvPlotMarker_Circle, 4) for c in ANGLE_COLOURS],
+                           "selected": _marker_theme((255, 230, 0), dpg.mvPlotMarker_Diamond, 9),
+                           "reference": _marker_theme((255, 255, 255), dpg.mvPlotMarker_Square, 7)}
+    return app._rot_themes
+
+
+def groups(r) -> list[tuple[str, list[int], int]]:
+    """(legend label, data-set rows, colour index) of each non-empty group of PCA points, for the colour choice."""
+    values = r.colors()
+    if r.color_by == "object":
+        ids = values.long()
+        n = len(PALETTE)
+        few = int(ids.max()) < n
+        label = (lambda k: f"object {k}") if few else (lambda k: f"objects {k} mod {n}")
+        return [(label(k), (ids % n == k).nonzero().squeeze(1).tolist(), k) for k in range(n) if (ids % n == k).any()]
+    width = 180 / ANGLE_BINS
+    bins = (values / width).long().clamp(0, ANGLE_BINS - 1)
+    return [(f"angle {k * width:.0f}-{(k + 1) * width:.0f} deg", (bins == k).nonzero().squeeze(1).tolist(), k)
+            for k in range(ANGLE_BINS) if (bins == k).any()]
+
+
+def _plot(app) -> None:
+    """Rebuild the scatter series when the data, the colour choice or the selection changed."""
+    r = app.rotations
+    m = r.loaded
+    key = (id(m), r.color_by, r.version)
+    if m is None or key == getattr(app, "_rot_plotted", None):
+        return
+    app._rot_plotted = key
+    themes, xy = _themes(app), m.pca.tolist()
+    dpg.delete_item("_axis_rot_y", children_only=True)
+    for label, rows, colour in groups(r):
+        s = dpg.add_scatter_series([xy[j][0] for j in rows], [xy[j][1] for j in rows], label=label, parent="_axis_rot_y")
+        dpg.bind_item_theme(s, themes[r.color_by][colour])
+    sel, ref = r.rows()
+    for name, row in (("reference", ref), ("selected", sel)):
+        s = dpg.add_scatter_series([xy[row][0]], [xy[row][1]], label=name, parent="_axis_rot_y")
+        dpg.bind_item_theme(s, themes[name])
+    _limits(m.pca)
+
+
+def _limits(xy) -> None:
+    """Fixed axis limits around the points with a margin (fitting them exactly cuts the edge markers in half)."""
+    lo, hi = xy.min(0).values, xy.max(0).values
+    pad = (hi - lo).clamp_min(1e-6) * MARGIN
+    for k, axis in enumerate(("_axis_rot_x", "_axis_rot_y")):
+        dpg.set_axis_limits(axis, float(lo[k] - pad[k]), float(hi[k] + pad[k]))
+
+
+def visible() -> bool:
+    """Whether the Rotations tab is the open one (work is asked for only then)."""
+    return dpg.get_value("_tabs") in ("_tab_rotations", dpg.get_alias_id("_tab_rotations"))
+
+
+def refresh(app) -> None:
+    if not visible():
+        return
+    r, m = app.rotations, app.rotations.loaded
+    dpg.configure_item("_button_rot_load", enabled=r.loading is None)
+    dpg.set_value("_text_rot_model", _status(r))
+    for key in ("object", "rotation", "reference"):
+        dpg.configure_item(f"_slider_rot_{key}", enabled=m is not None)
+    if m is not None:
+        _follow(app)
+        dpg.set_value("_text_rot_rotation", f"relative rotation, reference {r.reference} -> rotation {r.rotation}:\n"
+                                            + r.describe())
+        _plot(app)
+    f = app.rotations_view.frame
+    if f is not None:
+        dpg.set_value("_text_rot_render", f"{f.res}² volume renders ({f.ms:.0f} ms, cpu, 1 thread); against the reference: "
+                                          f"undone by predicted {f.psnr['undo_pred']:.1f} dB, by true {f.psnr['undo_true']:.1f} dB")
+
+
+def _status(r) -> str:
+    if r.loading is not None:
+        done, total = r.loading
+        return f"loading and encoding fields ({done} / {total}) ..." if total else "loading ..."
+    if r.loaded is None:
+        return r.problem or "no weight-space model loaded"
+    m = r.loaded
+    held = "held out of training" if r.object in m.heldout else "a training object"
+    n = len(m.rows_of(r.object))
+    return (f"{m.checkpoint.name} (step {m.step}) on {len(m.fields['params'])} fields of {len(m.objects)} objects; "
+            f"object {r.object} ({held}) has {n} rotations")
+
+
+def _follow(app) -> None:
+    """Show state changes not made by the sliders (a new object resets its rotations; a load resets all)."""
+    r, m = app.rotations, app.rotations.loaded
+    n = len(m.rows_of(r.object)) - 1
+    limits = {"object": (m.objects[0], m.objects[-1]), "rotation": (0, n), "reference": (0, n)}
+    for key, (lo, hi) in limits.items():
+        tag = f"_slider_rot_{key}"
+        dpg.configure_item(tag, min_value=lo, max_value=hi)
+        if not dpg.is_item_active(tag) and dpg.get_value(tag) != getattr(r, key):
+            dpg.set_value(tag, getattr(r, key))
+    if not dpg.is_item_active("_radio_rot_color"):
+        dpg.set_value("_radio_rot_color", r.color_by)
+
+
+def show(app, show_picture) -> None:
+    """Hand a new frame's pictures to the window (`show_picture` is layout's texture helper), once per frame."""
+    f = app.rotations_view.frame
+    if f is None or getattr(app, "_rot_shown", None) is f:
+        return
+    app._rot_shown = f
+    from app.gui.viewport import upscale
+
+    for side, _ in PICTURES:
+        show_picture(app, side, upscale(f.images[side[4:]], SHOWN), False, SHOWN)
+    _slices(app, f, show_picture)
+
+
+FEATURE_COLOURS = {1: "grey", 2: "feature 1 red, feature 2 blue", 3: "features 1-3 as red, green, blue"}
+
+
+def _slices(app, f, show_picture) -> None:
+    """One small image per level; the images are made when the level count is first known (or changes)."""
+    levels = len(f.slices)
+    size = max(24, min(96, (WRAP + 4) // levels - 4))
+    if getattr(app, "_rot_levels", None) != levels:
+        app._rot_levels = levels
+        dpg.delete_item("_group_rot_slices", children_only=True)
+        for l in range(levels):
+            blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
+            dpg.add_image(blank, tag=f"_image_rot_slice_{l}", width=size, height=size, parent="_group_rot_slices")
+            app._shown[f"rot_slice_{l}"] = (None, blank)
+    for l in range(levels):
+        show_picture(app, f"rot_slice_{l}", f.slices[l], False, size)
+    m = app.rotations.loaded
+    res = [lv["resolution"] for lv in m.tokenizer.layout["levels"]] if m is not None else []
+    features = m.tokenizer.layout["hash_grid"]["n_features_per_level"] if m is not None else 2
+    dpg.set_value("_text_rot_slices", f"{levels} levels, grid resolutions {', '.join(map(str, res))}; colour: "
+                                      f"{FEATURE_COLOURS[min(features, 3)]}, each stretched over its own range")

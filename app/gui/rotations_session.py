@@ -1,0 +1,305 @@
+"""The Rotations tab's state, without GUI calls (issue 7 item 4): a weight-space autoencoder, the NGP field data set
+it was trained on, the picked object, rotation and reference rotation, and what the model says about them.
+
+Loading (on a background thread, with progress) encodes every field once: tokens / scales -> encode -> keep only
+the [POS] latents (what the rotation head reads) and the NT-Xent embedding of each field, not the whole latent
+sequence (a thousand fields' full latents would be hundreds of MB). The embeddings' 2-D PCA is computed there too.
+
+Rotations follow `training.weightspace_losses.relative_rotation`: a field of rotation q holds the canonical object
+rotated by q about the box centre c, and the relative rotation from the reference field (q_ref) to the selected
+one (q_sel) is q_rel = q_sel * q_ref^-1, what the model's head predicts from (z_ref, z_sel). Undoing it evaluates
+the selected field at c + R(q_rel) (x - c), which is the reference field wherever both fit their object
+(`undo_rotation`). Every bad input is one sentence (a RedcubeError) and leaves the loaded state as it was.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from app.gui.training_session import ASSETS
+from renderer.errors import RedcubeError
+from renderer.models.object_field import ObjectField, ObjectFieldConfig
+from renderer.quaternions import angle_between, canonical, matrix
+from renderer.scene import Scene
+
+DEFAULT_DIR = ASSETS / "weightspace"
+DEFAULT_CHECKPOINT = DEFAULT_DIR / "checkpoint.safetensors"
+DEFAULT_FIELDS = DEFAULT_DIR / "fields"
+ENCODE_BATCH = 16
+"""Fields per encoder call while loading (bounds the loader thread's memory)."""
+COLOR_BY = ("object", "rotation")
+
+
+@dataclass
+class LoadedRotations:
+    model: torch.nn.Module
+    tokenizer: object
+    scales: torch.Tensor
+    fields: dict[str, torch.Tensor]
+    """`training.ngp_dataset.load_fields` tensors: params [N, P], quaternions [N, 4], object_ids, rotation_ids [N]."""
+    field_config: ObjectFieldConfig
+    pos_latents: torch.Tensor
+    """[N, P, L]: each field's [POS] latents (the rotation head's input)."""
+    embeddings: torch.Tensor
+    """[N, K]: each field's NT-Xent embedding, L2-normalised (the contrastive loss compares directions)."""
+    pca: torch.Tensor
+    """[N, 2]: the embeddings' first two principal components."""
+    heldout: set[int]
+    """Objects the training held out (the same seeded split as training)."""
+    checkpoint: Path
+    data: Path
+    step: int
+
+    @property
+    def objects(self) -> list[int]:
+        return sorted(set(self.fields["object_ids"].tolist()))
+
+    def rows_of(self, o: int) -> torch.Tensor:
+        """Data-set rows of object o's fields, in rotation order."""
+        rows = (self.fields["object_ids"] == o).nonzero().squeeze(1)
+        return rows[self.fields["rotation_ids"][rows].argsort()]
+
+
+def pca2(x: torch.Tensor) -> torch.Tensor:
+    """[N, K] -> [N, 2]: projections on the first two principal axes (SVD of the centred rows; zeros pad N < 2)."""
+    centred = x - x.mean(0)
+    _, _, vh = torch.linalg.svd(centred.double(), full_matrices=False)
+    out = (centred.double() @ vh[:2].T).float()
+    return F.pad(out, (0, 2 - out.shape[1]))
+
+
+@torch.no_grad()
+def encode_all(model, tokenizer, scales: torch.Tensor, params: torch.Tensor, progress=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """([POS] latents [N, P, L], normalised embeddings [N, K]) of every field vector [N, P_params], in batches."""
+    pos, emb = [], []
+    for i in range(0, len(params), ENCODE_BATCH):
+        z = model.encode(tokenizer.tokenize(params[i:i + ENCODE_BATCH]) / scales)
+        pos.append(z[:, model.is_pos])
+        emb.append(F.normalize(model.embedding(z), dim=1))
+        if progress:
+            progress(min(i + ENCODE_BATCH, len(params)), len(params))
+    return torch.cat(pos), torch.cat(emb)
+
+
+def check_default(checkpoint: Path, data: Path, default: tuple[Path, Path]) -> None:
+    """One sentence when the shipped pair (`default`) is asked for and is not there yet."""
+    if (checkpoint, data) == tuple(default) and not (checkpoint.exists() and data.is_dir()):
+        raise RedcubeError(f"no weight-space model is shipped in {checkpoint.parent} yet ({checkpoint.name} and {data.name}/); "
+                           "train one with redcube train-weightspace, or enter a checkpoint and its data set above and press Load.")
+
+
+def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
+                   default: tuple[Path, Path] = (DEFAULT_CHECKPOINT, DEFAULT_FIELDS)) -> LoadedRotations:
+    """A weight-space checkpoint and its field data set, every field encoded; one sentence for a bad pair."""
+    from training.ngp_dataset import load_fields
+    from training.weightspace_data import split_objects
+    from training.weightspace_train import load_weightspace
+
+    checkpoint, data = Path(checkpoint), Path(data)
+    check_default(checkpoint, data, default)
+    if not data.is_dir():
+        raise RedcubeError(f"the field data set {data} is not a directory; pass the directory redcube ngp-dataset wrote.")
+    model, tokenizer, scales, record = load_weightspace(checkpoint)
+    fields, manifest = load_fields(data, tokenizer.layout)  # another layout than the tokenizer's: one sentence
+    pos, emb = encode_all(model, tokenizer, scales, fields["params"], progress)
+    train = record.get("train", {})
+    heldout = set()
+    if train.get("heldout"):
+        try:
+            heldout = set(split_objects(fields["object_ids"], train["heldout"], train.get("seed", 0))[1].tolist())
+        except RedcubeError:  # another data set than the training one: no split to show
+            pass
+    return LoadedRotations(model, tokenizer, scales, fields, ObjectFieldConfig(**manifest["settings"]["field"]), pos, emb,
+                           pca2(emb), heldout, checkpoint, data, int(record.get("step", 0)))
+
+
+def axis_angle(q: torch.Tensor) -> tuple[tuple[float, float, float], float]:
+    """Unit axis and angle (deg, in [0, 180]) of rotation q [4]; the axis of a zero rotation is reported as +x."""
+    q = canonical(q / q.norm())
+    v = q[1:]
+    s = float(v.norm())
+    axis = (v / s).tolist() if s > 1e-8 else [1.0, 0.0, 0.0]
+    return tuple(axis), math.degrees(2 * math.atan2(s, float(q[0])))
+
+
+def undo_rotation(field_fn, q_rel: torch.Tensor, center, box):
+    """The field `points -> (sigma, rgb)` seen after undoing rotation q_rel about `center`: field_fn at
+    c + R(q_rel) (x - c). Points whose image leaves the box are empty (the field knows nothing there)."""
+    rot = matrix(q_rel / q_rel.norm()).float()
+    c = torch.tensor(center, dtype=torch.float32)
+    lo, hi = (torch.tensor(v, dtype=torch.float32) for v in box)
+
+    def field(points):
+        y = (points - c) @ rot.T + c
+        sigma, rgb = field_fn(y)
+        inside = ((y >= lo) & (y <= hi)).all(-1)
+        return sigma * inside.to(sigma.dtype), rgb
+    return field
+
+
+def rotation_of(q: torch.Tensor) -> float:
+    """Angle (deg) of each rotation q [..., 4] from the identity: what "colour by rotation" shows."""
+    return torch.rad2deg(2 * torch.atan2(q[..., 1:].norm(dim=-1), q[..., 0].abs()))
+
+
+class RotationsSession:
+    def __init__(self, scene: Scene | None = None, checkpoint: Path = DEFAULT_CHECKPOINT, data: Path = DEFAULT_FIELDS):
+        self.scene = scene or Scene()
+        self.default = (Path(checkpoint), Path(data))
+        self.checkpoint, self.data = str(checkpoint), str(data)
+        """The path inputs' text (what Load reads)."""
+        self.loaded: LoadedRotations | None = None
+        self.loading: tuple[int, int] | None = None
+        """(fields encoded, of) while a load runs, else None."""
+        self.tried_default = False
+        self.problem = ""
+        """Why the last load failed (shown in the tab while nothing is loaded)."""
+        self.object = self.rotation = self.reference = 0
+        self.color_by = COLOR_BY[0]
+        self.yaw_deg = 35.0
+        self.version = 0
+        """Bumped on every change of what is shown (renders compare it)."""
+        self._lock = threading.Lock()
+        self._prediction: tuple[int, dict] | None = None
+
+    # -- loading -------------------------------------------------------------------------------
+    def load(self, checkpoint: str | Path | None = None, data: str | Path | None = None, progress=None) -> str:
+        """Load a checkpoint and its data set (default: the path inputs); on an error the loaded pair stays."""
+        loaded = read_rotations(checkpoint or self.checkpoint, data or self.data, progress, self.default)
+        with self._lock:
+            self.loaded = loaded
+            self.problem = ""
+            self._pick(loaded.objects[0], None)
+        n, objs = len(loaded.fields["params"]), len(loaded.objects)
+        return (f"loaded weight-space model {loaded.checkpoint.name} (step {loaded.step}) and {n} fields "
+                f"of {objs} objects from {loaded.data}")
+
+    def load_async(self, done, checkpoint: str | Path | None = None, data: str | Path | None = None) -> None:
+        """Load on a short thread (encoding every field takes a while); done(text, level) with the outcome."""
+        if self.loading is not None:
+            raise RedcubeError("a weight-space model is already loading; wait for it to finish.")
+
+        def run():
+            torch.set_num_threads(1)  # per thread: the GUI and other work keep the rest of the machine
+            try:
+                done(self.load(checkpoint, data, lambda i, n: setattr(self, "loading", (i, n))), "info")
+            except RedcubeError as e:
+                self.problem = str(e)
+                done(self.problem, "error")
+            except Exception as e:  # a damaged file may fail in ways safetensors does not name
+                self.problem = f"could not load {checkpoint or self.checkpoint} ({type(e).__name__}: {e}); pick another checkpoint."
+                done(self.problem, "error")
+            finally:
+                self.loading = None
+
+        self.loading = (0, 0)
+        threading.Thread(target=run, name="redcube-rotations-load", daemon=True).start()
+
+    def ensure_loaded(self, done) -> None:
+        """The first time the tab is shown: load the paths in the inputs (the shipped pair unless changed)."""
+        if not self.tried_default and self.loaded is None and self.loading is None:
+            self.tried_default = True
+            self.load_async(lambda text, level: done(text, "warn" if level == "error" else level))
+
+    def _need(self) -> LoadedRotations:
+        if self.loaded is None:
+            raise RedcubeError("no weight-space model is loaded; enter a checkpoint and its field data set and press Load.")
+        return self.loaded
+
+    # -- selection -----------------------------------------------------------------------------
+    def _pick(self, o: int, k: int | None) -> None:
+        """Object o; its rotation k (default: its second, so there is a rotation to predict) against rotation 0."""
+        n = len(self.loaded.rows_of(o))
+        self.object, self.reference = o, 0
+        self.rotation = min(1, n - 1) if k is None else k
+        self.version += 1
+
+    def set_object(self, o: int) -> None:
+        m = self._need()
+        if o not in m.objects:
+            raise RedcubeError(f"object {o!r} is not in this data set; choose one of {m.objects[0]} to {m.objects[-1]}.")
+        self._pick(int(o), None)
+
+    def _check_rotation(self, k, what: str) -> int:
+        n = len(self._need().rows_of(self.object))
+        if not (isinstance(k, int) and 0 <= k < n):
+            raise RedcubeError(f"{what} {k!r} is out of range; object {self.object} has rotations 0 to {n - 1}.")
+        return k
+
+    def set_rotation(self, k: int) -> None:
+        self.rotation = self._check_rotation(k, "rotation")
+        self.version += 1
+
+    def set_reference(self, k: int) -> None:
+        self.reference = self._check_rotation(k, "reference rotation")
+        self.version += 1
+
+    def set_color_by(self, mode: str) -> None:
+        if mode not in COLOR_BY:
+            raise RedcubeError(f"cannot colour the embeddings by {mode!r}; choose one of {', '.join(COLOR_BY)}.")
+        self.color_by = mode
+
+    def set_yaw(self, deg: float) -> None:
+        if not (isinstance(deg, (int, float)) and -360 <= deg <= 360):
+            raise RedcubeError(f"camera yaw {deg!r} is out of range; choose degrees from -360 to 360.")
+        self.yaw_deg = float(deg)
+        self.version += 1
+
+    def rows(self) -> tuple[int, int]:
+        """Data-set rows of (the selected field, the reference field)."""
+        rows = self._need().rows_of(self.object)
+        return int(rows[self.rotation]), int(rows[self.reference])
+
+    # -- what the model says ---------------------------------------------------------------------
+    @torch.no_grad()
+    def prediction(self) -> dict:
+        """Predicted and true relative rotation from the reference field to the selected one (quaternions, axes,
+        angles in deg) and the geodesic error (deg) between them. Cheap (one head call), cached per version."""
+        m = self._need()
+        if self._prediction is not None and self._prediction[0] == self.version:
+            return self._prediction[1]
+        from training.weightspace_losses import relative_rotation
+
+        sel, ref = self.rows()
+        # the head itself (what model.relative_rotation calls on full latents), on the kept [POS] latents
+        pred = m.model.rotation(m.pos_latents[ref][None], m.pos_latents[sel][None])[0]
+        pred = canonical(pred / pred.norm())
+        q = m.fields["quaternions"]
+        true = canonical(relative_rotation(q[ref], q[sel]))
+        out = {"pred": pred, "true": true, "pred_axis_angle": axis_angle(pred), "true_axis_angle": axis_angle(true),
+               "error_deg": float(torch.rad2deg(angle_between(true, pred))), "rows": (sel, ref)}
+        self._prediction = (self.version, out)
+        return out
+
+    def describe(self) -> str:
+        """The rotation text: true, predicted, error (three lines)."""
+        p = self.prediction()
+        line = lambda name, aa: f"{name} axis ({aa[0][0]:+.2f}, {aa[0][1]:+.2f}, {aa[0][2]:+.2f}), angle {aa[1]:.1f} deg"
+        return (line("true:     ", p["true_axis_angle"]) + "\n" + line("predicted:", p["pred_axis_angle"]) +
+                f"\nerror (geodesic): {p['error_deg']:.1f} deg")
+
+    def colors(self) -> torch.Tensor:
+        """What each field's PCA point is coloured by: its object id, or its rotation's angle (deg) from the identity."""
+        m = self._need()
+        return m.fields["object_ids"].float() if self.color_by == "object" else rotation_of(m.fields["quaternions"])
+
+    def snapshot(self) -> dict | None:
+        """What the render thread needs, taken together (None while nothing is loaded)."""
+        with self._lock:
+            if self.loaded is None:
+                return None
+            m, p = self.loaded, self.prediction()
+            sel, ref = p["rows"]
+            return {"params": m.fields["params"][sel], "ref_params": m.fields["params"][ref], "config": m.field_config,
+                    "pred": p["pred"], "true": p["true"], "yaw_deg": self.yaw_deg, "version": self.version}
+
+
+def make_field(config: ObjectFieldConfig, params: torch.Tensor, scene: Scene | None = None) -> ObjectField:
+    """An NGP field holding one data-set row's flat parameters, in eval mode."""
+    return ObjectField(config, scene).load_flat(params).eval()

@@ -1,0 +1,134 @@
+"""The Rotations tab's pictures, without GUI calls, made on a `LatestWorker` thread: the selected NGP field's volume
+render, the reference field's (the "canonical" one), the selected field with the predicted and with the true relative
+rotation undone, and its hash features per level on a plane through the box centre.
+
+All four renders use one camera orbiting the box centre (the tab's yaw, a fixed pitch) so they compare pixel for pixel;
+PSNR of each undone render against the reference render says how well the rotation lines the two fields up.
+Requests are made only while the tab is visible and only when the selection or the camera changed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from app.gui.rotations_session import make_field, undo_rotation
+from app.gui.workers import LatestWorker
+from renderer.scene import Scene
+from training.metrics import psnr
+from training.ngp_fields import render_field
+
+RES = 88
+"""Render resolution; shown at 2x (SHOWN) with nearest-neighbour upscaling, two pictures beside each other."""
+SHOWN = 176
+SAMPLES = 128
+"""Volume-rendering samples per ray (the field evaluation's count)."""
+PITCH = -0.35
+"""Camera pitch (rad): looking slightly down at the object, as `eval_poses`' first view."""
+DISTANCE = 1.1
+"""Camera distance (m) from the box centre: the whole 1 m box fits the 60 degree field of view."""
+SLICE_RES = 64
+SLICE_Z = 0.5
+"""The feature slices' plane: z = 0.5 in box coordinates (through the box centre), x right, y up."""
+THREADS = 1
+
+
+def orbit_pose(scene: Scene, yaw_deg: float, pitch: float = PITCH, distance: float = DISTANCE) -> torch.Tensor:
+    """[1, 5] camera (x, y, z, yaw, pitch) looking at the box centre from `distance`, as `eval_poses` builds them."""
+    yaw = math.radians(yaw_deg)
+    forward = torch.tensor([-math.sin(yaw) * math.cos(pitch), math.sin(pitch), -math.cos(yaw) * math.cos(pitch)])
+    position = torch.tensor(scene.cube_center) - distance * forward
+    return torch.cat([position, torch.tensor([yaw, pitch])])[None].float()
+
+
+@torch.no_grad()
+def feature_slices(f, res: int = SLICE_RES, z: float = SLICE_Z) -> np.ndarray:
+    """[L, res, res, 3] in [0, 1]: each level's interpolated hash features on the plane z (box coordinates), row 0 at
+    the top (y = 1). Each feature is stretched over its own 1st-99th percentile on the plane (features of different
+    levels differ in scale by orders of magnitude); two features show as (f0, mean, f1), one as grey, more as the first 3."""
+    u = (torch.arange(res) + 0.5) / res
+    y, x = torch.meshgrid(1 - u, u, indexing="ij")
+    pts = torch.stack([x, y, torch.full_like(x, z)], -1).reshape(-1, 3)
+    grid = f.encoding.config
+    feats = f.encoding(pts).reshape(res, res, grid.n_levels, grid.n_features_per_level).permute(2, 0, 1, 3)
+    lo = feats.flatten(1, 2).quantile(0.01, dim=1)[:, None, None]
+    hi = feats.flatten(1, 2).quantile(0.99, dim=1)[:, None, None]
+    v = ((feats - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
+    if v.shape[-1] == 1:
+        rgb = v.expand(-1, -1, -1, 3)
+    elif v.shape[-1] == 2:
+        rgb = torch.stack([v[..., 0], v.mean(-1), v[..., 1]], -1)
+    else:
+        rgb = v[..., :3]
+    return np.ascontiguousarray(rgb.numpy().astype(np.float32))
+
+
+def render_four(snap: dict, scene: Scene, res: int = RES, samples: int = SAMPLES) -> dict:
+    """The selected field, the reference field, and the selected one undone by the predicted and by the true rotation:
+    images [res, res, 3] each, plus each undone render's PSNR against the reference render and the time taken."""
+    t0 = time.perf_counter()
+    sel, ref = make_field(snap["config"], snap["params"], scene), make_field(snap["config"], snap["ref_params"], scene)
+    pose, box = orbit_pose(scene, snap["yaw_deg"]), sel.box
+    center = scene.cube_center
+    draw = lambda fn: render_field(fn, box, pose, res, samples, 1, scene)[0]
+    out = {"selected": draw(sel.field), "reference": draw(ref.field),
+           "undo_pred": draw(undo_rotation(sel.field, snap["pred"], center, box)),
+           "undo_true": draw(undo_rotation(sel.field, snap["true"], center, box))}
+    psnrs = {k: psnr(out[k], out["reference"]) for k in ("undo_pred", "undo_true")}
+    images = {k: v.numpy() for k, v in out.items()}
+    return {"images": images, "psnr": psnrs, "slices": feature_slices(sel), "ms": (time.perf_counter() - t0) * 1000}
+
+
+@dataclass
+class RotationsFrame:
+    key: tuple
+    """(session version) it was rendered for."""
+    images: dict[str, np.ndarray]
+    psnr: dict[str, float]
+    slices: np.ndarray
+    ms: float
+    res: int
+
+
+@dataclass
+class RotationsView:
+    """Newest finished set of pictures for the newest selection."""
+
+    scene: Scene
+    frame: RotationsFrame | None = None
+    worker: LatestWorker = field(init=False)
+    _asked: tuple | None = field(default=None, init=False)
+
+    def __post_init__(self):
+        self.worker = LatestWorker("redcube-rotations", self._render)
+
+    def tick(self, session, visible: bool) -> bool:
+        """Ask for pictures when the tab is visible and the selection changed; True when a new frame arrived."""
+        key = (session.version, id(session.loaded))
+        if visible and key != self._asked:
+            snap = session.snapshot()
+            if snap is not None:
+                self._asked = key
+                self.worker.submit((key, snap))
+        frame = self.worker.take()
+        if frame is not None:
+            self.frame = frame
+        return frame is not None
+
+    def _render(self, req) -> RotationsFrame:
+        key, snap = req
+        if torch.get_num_threads() != THREADS:
+            torch.set_num_threads(THREADS)  # per thread (OpenMP): the other core draws the window
+        r = render_four(snap, self.scene)
+        return RotationsFrame(key, r["images"], r["psnr"], r["slices"], r["ms"], RES)
+
+    @property
+    def idle(self) -> bool:
+        return self.worker.idle
+
+    def close(self) -> None:
+        self.worker.close()
