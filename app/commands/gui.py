@@ -9,6 +9,8 @@ from app.gui.state import VIEW_MODES
 from app.options import add_scene_option, scene_from
 from renderer.errors import RedcubeError
 
+TABS = ("view", "training", "model", "video", "worlds", "rotations")
+
 
 def register(sub) -> None:
     p = sub.add_parser("gui", help="open the desktop app")
@@ -19,6 +21,7 @@ def register(sub) -> None:
     p.add_argument("--frames", type=int, default=None, help="exit after this many frames (with --screenshot: at least this many)")
     p.add_argument("--pose", nargs=3, type=float, metavar=("X", "Z", "YAW"), default=None, help="start at this camera pose")
     p.add_argument("--mode", default=None, choices=list(VIEW_MODES), help="view mode (default: the last one used)")
+    p.add_argument("--tab", default=None, choices=TABS, help="open this side tab (with --screenshot and rotations: also wait for that tab's pictures)")
     p.add_argument("--net-res", type=int, default=None, help="network resolution, 32 to 512")
     add_scene_option(p)
     p.set_defaults(func=run)
@@ -41,4 +44,6 @@ def run(args) -> int:
     except RedcubeError:
         app.run(frames=0)  # close the window cleanly before reporting the bad option
         raise
+    if args.tab:
+        app.open_tab(args.tab)
     return app.run(frames=args.frames, screenshot=args.screenshot)

@@ -2,7 +2,7 @@
 
 GUI-free parts: `state` (fly camera, view settings, shortcuts), `viewport` (picture composition),
 `paths` (camera paths), `video` (mp4 export), `settings` (user config file), `training_session`,
-`video_session` and `worlds_session` (the Training, Path & video and Worlds tabs' state), `workers`,
-`viewer` and `worlds_view` (background renders and the per-frame logic). Widgets: `app` (window,
+`video_session`, `worlds_session` and `rotations_session` (the Training, Path & video, Worlds and Rotations tabs'
+state), `workers`, `viewer`, `worlds_view` and `rotations_view` (background renders and the per-frame logic). Widgets: `app` (window,
 handlers, frame loop), `layout`, `keys` and `panel_*`. `bench` measures the window's frame rate for `redcube bench`.
 """

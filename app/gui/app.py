@@ -315,6 +315,20 @@ class App:
             self.rotations.ensure_loaded(self._said)
         return self.rotations_view.tick(self.rotations, visible)
 
+    def open_tab(self, name: str) -> None:
+        """Show a side tab by its short name (`redcube gui --tab`)."""
+        dpg.set_value("_tabs", f"_tab_{name}")
+
+    def _rotations_settled(self) -> bool:
+        """With the Rotations tab open: its load has ended and, when a pair is loaded, its pictures are current."""
+        r = self.rotations
+        if not panel_rotations.visible():
+            return True
+        if r.loading is not None or not r.tried_default:
+            return False
+        f = self.rotations_view.frame
+        return r.loaded is None or (f is not None and f.key[0] == r.version and f is getattr(self, "_rot_shown", None))
+
     # -- snapshots ---------------------------------------------------------------------------------
     def screenshot(self, path: str | Path | None) -> Path:
         path = Path(path or time.strftime("redcube-%Y%m%d-%H%M%S.png"))
@@ -400,7 +414,7 @@ class App:
         settled = v.gt is not None and v.gt.still and v.gt.size == self.view.display and v.idle()
         want_net = self.slot.current is not None
         net_ok = not want_net or (v.net is not None and v.net.version == self.slot.current.version)
-        return settled and net_ok and self.slot.loading is None
+        return settled and net_ok and self.slot.loading is None and self._rotations_settled()
 
     def _write_screenshot(self, path: Path) -> None:
         for _ in range(2):  # the texture shown must be the newest one

@@ -166,8 +166,10 @@ def refresh(app) -> None:
         dpg.set_value("_text_rot_rotation", f"relative rotation, reference {r.reference} -> rotation {r.rotation}:\n"
                                             + r.describe())
         _plot(app)
-    f = app.rotations_view.frame
-    if f is not None:
+    f, error = app.rotations_view.frame, app.rotations_view.worker.error
+    if error:  # a render that failed (the worker keeps serving the next selection)
+        dpg.set_value("_text_rot_render", f"could not render this field: {error}")
+    elif f is not None:
         dpg.set_value("_text_rot_render", f"{f.res}² volume renders ({f.ms:.0f} ms, cpu, 1 thread); against the reference: "
                                           f"undone by predicted {f.psnr['undo_pred']:.1f} dB, by true {f.psnr['undo_true']:.1f} dB")
 
