@@ -126,7 +126,9 @@ def test_undo_by_true_rotation_lines_the_fitted_field_up_with_the_reference(sess
     sel, ref = (torch.from_numpy(r["images"][k]) for k in ("selected", "reference"))
     assert sel.std() > 0.05 and psnr(sel, ref) < 22  # the object shows, rotated away from the reference
     wrong = render_four({**snap, "true": conjugate(snap["true"])}, session.scene)  # the inverse rotation
-    assert r["psnr"]["undo_true"] > 25 > wrong["psnr"]["undo_true"] + 3
+    # measured on this pair: 26.2 dB undone by the true rotation, 14.3 by its inverse, 12.9 not undone at all
+    # (over every object and rotation of it: 24.1-29.5 true, 12.9-18.9 inverse)
+    assert r["psnr"]["undo_true"] > 22 and wrong["psnr"]["undo_true"] < 18
 
 
 def test_bad_pairs_are_one_sentence_and_keep_the_loaded_one(session, tiny_weightspace, tmp_path, scene, one_sentence):

@@ -143,7 +143,7 @@ def undo_rotation(field_fn, q_rel: torch.Tensor, center, box):
     return field
 
 
-def rotation_of(q: torch.Tensor) -> float:
+def rotation_of(q: torch.Tensor) -> torch.Tensor:
     """Angle (deg) of each rotation q [..., 4] from the identity: what "colour by rotation" shows."""
     return torch.rad2deg(2 * torch.atan2(q[..., 1:].norm(dim=-1), q[..., 0].abs()))
 
@@ -165,7 +165,8 @@ class RotationsSession:
         self.yaw_deg = 35.0
         self.version = 0
         """Bumped on every change of what is shown (renders compare it)."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        """Held while a load swaps the pair and resets the selection, and while the GUI thread reads them together."""
         self._prediction: tuple[int, dict] | None = None
 
     # -- loading -------------------------------------------------------------------------------
@@ -253,16 +254,21 @@ class RotationsSession:
 
     def rows(self) -> tuple[int, int]:
         """Data-set rows of (the selected field, the reference field)."""
-        rows = self._need().rows_of(self.object)
-        return int(rows[self.rotation]), int(rows[self.reference])
+        with self._lock:
+            rows = self._need().rows_of(self.object)
+            return int(rows[self.rotation]), int(rows[self.reference])
 
     # -- what the model says ---------------------------------------------------------------------
     @torch.no_grad()
     def prediction(self) -> dict:
         """Predicted and true relative rotation from the reference field to the selected one (quaternions, axes,
         angles in deg) and the geodesic error (deg) between them. Cheap (one head call), cached per version."""
+        with self._lock:  # not between a new pair and its reset selection
+            return self._predict()
+
+    def _predict(self) -> dict:
         m = self._need()
-        if self._prediction is not None and self._prediction[0] == self.version:
+        if self._prediction is not None and self._prediction[0] == (self.version, id(m)):
             return self._prediction[1]
         from training.weightspace_losses import relative_rotation
 
@@ -274,7 +280,7 @@ class RotationsSession:
         true = canonical(relative_rotation(q[ref], q[sel]))
         out = {"pred": pred, "true": true, "pred_axis_angle": axis_angle(pred), "true_axis_angle": axis_angle(true),
                "error_deg": float(torch.rad2deg(angle_between(true, pred))), "rows": (sel, ref)}
-        self._prediction = (self.version, out)
+        self._prediction = ((self.version, id(m)), out)
         return out
 
     def describe(self) -> str:
