@@ -181,7 +181,7 @@ def _status(r) -> str:
     if r.loaded is None:
         return r.problem or "no weight-space model loaded"
     m = r.loaded
-    held = "held out of training" if r.object in m.heldout else "a training object"
+    held = "unseen by training" if r.object in m.heldout else "a training object"
     n = len(m.rows_of(r.object))
     return (f"{m.checkpoint.name} (step {m.step}) on {len(m.fields['params'])} fields of {len(m.objects)} objects; "
             f"object {r.object} ({held}) has {n} rotations")

@@ -51,7 +51,7 @@ class LoadedRotations:
     pca: torch.Tensor
     """[N, 2]: the embeddings' first two principal components."""
     heldout: set[int]
-    """Objects the training held out (the same seeded split as training)."""
+    """Objects training never saw (`unseen_objects`)."""
     checkpoint: Path
     data: Path
     step: int
@@ -98,7 +98,6 @@ def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
                    default: tuple[Path, Path] = (DEFAULT_CHECKPOINT, DEFAULT_FIELDS)) -> LoadedRotations:
     """A weight-space checkpoint and its field data set, every field encoded; one sentence for a bad pair."""
     from training.ngp_dataset import load_fields
-    from training.weightspace_data import split_objects
     from training.weightspace_train import load_weightspace
 
     checkpoint, data = Path(checkpoint), Path(data)
@@ -108,15 +107,24 @@ def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
     model, tokenizer, scales, record = load_weightspace(checkpoint)
     fields, manifest = load_fields(data, tokenizer.layout)  # another layout than the tokenizer's: one sentence
     pos, emb = encode_all(model, tokenizer, scales, fields["params"], progress)
-    train = record.get("train", {})
-    heldout = set()
-    if train.get("heldout"):
-        try:
-            heldout = set(split_objects(fields["object_ids"], train["heldout"], train.get("seed", 0))[1].tolist())
-        except RedcubeError:  # another data set than the training one: no split to show
-            pass
     return LoadedRotations(model, tokenizer, scales, fields, ObjectFieldConfig(**manifest["settings"]["field"]), pos, emb,
-                           pca2(emb), heldout, checkpoint, data, int(record.get("step", 0)))
+                           pca2(emb), unseen_objects(fields, manifest, record), checkpoint, data, int(record.get("step", 0)))
+
+
+def unseen_objects(fields: dict, manifest: dict, record: dict) -> set[int]:
+    """The objects training never saw, as `training.weightspace_eval.eval_objects` decides: every one of a data set of
+    another seed, else the held-out objects the checkpoint records (older checkpoints: the same seeded split again)."""
+    from training.weightspace_data import split_objects
+
+    data, train = record.get("data") or {}, record.get("train", {})
+    if "seed" in data and data["seed"] != manifest["settings"]["seed"]:
+        return set(fields["object_ids"].tolist())
+    if "heldout_objects" in data:
+        return set(data["heldout_objects"])
+    try:
+        return set(split_objects(fields["object_ids"], train.get("heldout", 0), train.get("seed", 0))[1].tolist())
+    except RedcubeError:  # more held out than this data set holds: not the training data set, no split to show
+        return set()
 
 
 def axis_angle(q: torch.Tensor) -> tuple[tuple[float, float, float], float]:
