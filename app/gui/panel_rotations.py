@@ -100,8 +100,9 @@ def _themes(app) -> dict:
     if getattr(app, "_rot_themes", None) is None:
         app._rot_themes = {"object": [_marker_theme(c, dpg.mvPlotMarker_Circle, 4) for c in PALETTE],
                            "rotation": [_marker_theme(c, dpg.mvPlotMarker_Circle, 4) for c in ANGLE_COLOURS],
-                           "selected": _marker_theme((255, 230, 0), dpg.mvPlotMarker_Diamond, 9),
-                           "reference": _marker_theme((255, 255, 255), dpg.mvPlotMarker_Square, 7)}
+                           # white and light grey: in neither palette (the angle ramp has a yellow)
+                           "selected": _marker_theme((255, 255, 255), dpg.mvPlotMarker_Diamond, 9),
+                           "reference": _marker_theme((185, 185, 185), dpg.mvPlotMarker_Square, 7)}
     return app._rot_themes
 
 
