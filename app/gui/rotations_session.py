@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from app.gui.training_session import ASSETS
+from app.gui.workers import load_in_background
 from renderer.errors import RedcubeError
 from renderer.models.object_field import ObjectField, ObjectFieldConfig
 from renderer.quaternions import angle_between, canonical, matrix
@@ -194,21 +195,17 @@ class RotationsSession:
         if self.loading is not None:
             raise RedcubeError("a weight-space model is already loading; wait for it to finish.")
 
-        def run():
+        def load():
             torch.set_num_threads(1)  # per thread: the GUI and other work keep the rest of the machine
-            try:
-                done(self.load(checkpoint, data, lambda i, n: setattr(self, "loading", (i, n))), "info")
-            except RedcubeError as e:
-                self.problem = str(e)
-                done(self.problem, "error")
-            except Exception as e:  # a damaged file may fail in ways safetensors does not name
-                self.problem = f"could not load {checkpoint or self.checkpoint} ({type(e).__name__}: {e}); pick another checkpoint."
-                done(self.problem, "error")
-            finally:
-                self.loading = None
+            done(self.load(checkpoint, data, lambda i, n: setattr(self, "loading", (i, n))), "info")
+
+        def failed(text: str) -> None:
+            self.problem = text
+            done(text, "error")
 
         self.loading = (0, 0)
-        threading.Thread(target=run, name="redcube-rotations-load", daemon=True).start()
+        load_in_background("redcube-rotations-load", load, failed, str(checkpoint or self.checkpoint), "pick another checkpoint",
+                           lambda: setattr(self, "loading", None))
 
     def ensure_loaded(self, done) -> None:
         """The first time the tab is shown: load the paths in the inputs (the shipped pair unless changed)."""

@@ -26,6 +26,23 @@ from renderer.render import render_image
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def load_in_background(name: str, load: Callable[[], None], failed: Callable[[str], None], what: str, fix: str,
+                       finished: Callable[[], None]) -> None:
+    """Run load() on a short daemon thread. A RedcubeError's sentence goes to failed(); any other failure (a damaged
+    file may fail in ways safetensors does not name) becomes one sentence naming `what` and the `fix`; finished() last."""
+    def run():
+        try:
+            load()
+        except RedcubeError as e:
+            failed(str(e))
+        except Exception as e:
+            failed(f"could not load {what} ({type(e).__name__}: {e}); {fix}.")
+        finally:
+            finished()
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+
+
 class LatestWorker:
     """Calls fn(request) on a private thread; a newer submit replaces a pending one; `take()` returns new results."""
 

@@ -24,6 +24,7 @@ from app.commands.sample_mnif import diffusion_path, load_latents, save_latents
 from app.gui.training_session import ASSETS
 from app.gui.video import check_video_args, encode_mp4
 from app.gui.video_session import VideoJob
+from app.gui.workers import load_in_background
 from app.gui.worlds_view import VIDEO_SIZE, render_pair, side_by_side
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
@@ -140,21 +141,17 @@ class WorldsSession:
 
     def load_async(self, path: str | Path, done) -> None:
         """Load on a short thread (importing diffusers takes seconds); done(text, level) for each message."""
-        def run():
-            try:
-                for text, level in self.load(path):
-                    done(text, level)
-            except RedcubeError as e:
-                self.problem = str(e)
-                done(self.problem, "error")
-            except Exception as e:  # a damaged file may fail in ways safetensors does not name
-                self.problem = f"could not load {path} ({type(e).__name__}: {e}); pick another mNIF checkpoint."
-                done(self.problem, "error")
-            finally:
-                self.loading = None
+        def load():
+            for text, level in self.load(path):
+                done(text, level)
+
+        def failed(text: str) -> None:
+            self.problem = text
+            done(text, "error")
 
         self.loading = Path(path)
-        threading.Thread(target=run, name="redcube-mnif-load", daemon=True).start()
+        load_in_background("redcube-mnif-load", load, failed, str(path), "pick another mNIF checkpoint",
+                           lambda: setattr(self, "loading", None))
 
     def ensure_loaded(self, done) -> None:
         """The first time the tab is shown: load the shipped mNIF in the background (none shipped: a warning)."""
