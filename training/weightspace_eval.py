@@ -7,10 +7,13 @@
      the original and the decoded field are volume-rendered beside the object's analytic field (its ground truth),
      and decoded_psnr_drop_db = PSNR(original vs truth) - PSNR(decoded vs truth), averaged over fields; tokenized_psnr
      (the exact tokens turned back into weights) is the most any decoder can give back with these token points
+  4. a reference that learns nothing (`training.rotation_baseline`): the relative rotation from the occupancy's
+     principal axes, on the same objects; it says whether the fields hold their rotation, apart from any learner
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import torch
@@ -20,6 +23,8 @@ from renderer.polycubes import polycube
 from training.ngp_dataset import load_fields, object_seed
 from training.ngp_fields import analytic_density, eval_poses, render_field
 from training.metrics import psnr
+from training.rotation_baseline import moment_rotation, rotation_error_deg
+from training.weightspace_losses import relative_rotation
 from training.weightspace_data import split_objects
 from training.weightspace_train import eval_set, evaluate, load_weightspace
 
@@ -37,6 +42,18 @@ def decoded_psnr(model, tokenizer, scales, flat: torch.Tensor, obj, q, field_con
     truth = render_field(analytic_density(obj, q, field_config.sigma_max), box, poses, res, samples, 1)
     score = lambda v: psnr(render_field(ObjectField(field_config).load_flat(v).field, box, poses, res, samples, 1), truth)
     return {"original_psnr": score(flat), "tokenized_psnr": score(exact), "decoded_psnr": score(decoded)}
+
+
+def baseline_errors(fields: dict, objects: torch.Tensor, field_config: ObjectFieldConfig) -> list[float]:
+    """`training.rotation_baseline` (no learning) on every unordered pair of two rotations of each object: errors (deg)."""
+    errors = []
+    for o in objects.tolist():
+        rows = (fields["object_ids"] == o).nonzero().squeeze(1).tolist()
+        for a, b in itertools.combinations(rows, 2):
+            fa, fb = (ObjectField(field_config).load_flat(fields["params"][r]) for r in (a, b))
+            q = relative_rotation(fields["quaternions"][a], fields["quaternions"][b])
+            errors.append(rotation_error_deg(moment_rotation(fa, fb), q))
+    return errors
 
 
 def eval_objects(fields: dict, manifest: dict, record: dict) -> tuple[torch.Tensor, str]:
@@ -65,10 +82,16 @@ def eval_weightspace(checkpoint: Path, data: Path, psnr_fields: int = 2, views: 
         runs.append(decoded_psnr(model, tokenizer, scales, fields["params"][row], obj, fields["quaternions"][row],
                                  field_config, views, res, samples, seed=o))
     mean = lambda k: sum(r[k] for r in runs) / len(runs)
+    baseline = torch.tensor(baseline_errors(fields, objects, field_config))
     return {"median_rotation_error_deg": metrics["median_rotation_error_deg"], "retrieval_top1": metrics["retrieval_top1"],
             "decoded_psnr_drop_db": mean("original_psnr") - mean("decoded_psnr"),
             "original_psnr": mean("original_psnr"), "tokenized_psnr": mean("tokenized_psnr"), "decoded_psnr": mean("decoded_psnr"), "recon_mse": metrics["recon_mse"],
-            "split": split, "pairs": metrics["pairs"], "psnr_fields": len(runs),
+            "moment_baseline_rotation_error_deg": float(baseline.median()),
+            "moment_baseline": {"what": "principal axes of each field's occupancy, signs by overlap; no learning "
+                                        "(training.rotation_baseline)", "pairs": len(baseline),
+                                "share_within_20_deg": float((baseline <= 20).float().mean())},
+            "split": split, "pairs": metrics["pairs"], "fields": metrics["fields"], "objects": metrics["objects"],
+            "psnr_fields": len(runs),
             "render": {"res": res, "views": views, "samples_per_ray": samples, "supersample": 1,
                        "truth": "analytic polycube field, volume-rendered"},
             "hash_coverage": tokenizer.coverage}
