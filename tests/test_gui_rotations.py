@@ -132,6 +132,7 @@ def test_undo_by_true_rotation_lines_the_fitted_field_up_with_the_reference(sess
     # measured on this pair: 29.7 dB undone by the true rotation, 12.9 by its inverse, 14.0 not undone at all
     # (over every object and rotation of it: 24.4-30.5 true, 12.9-19.0 inverse)
     assert r["psnr"]["undo_true"] > 22 and wrong["psnr"]["undo_true"] < 18
+    assert r["moment_error_deg"] < 20 < wrong["moment_error_deg"]  # the principal-axes reference agrees with the truth
 
 
 def test_bad_pairs_are_one_sentence_and_keep_the_loaded_one(session, tiny_weightspace, tmp_path, scene, one_sentence):

@@ -172,7 +172,8 @@ def refresh(app) -> None:
         dpg.set_value("_text_rot_render", f"could not render this field: {error}")
     elif f is not None:
         dpg.set_value("_text_rot_render", f"{f.res}² volume renders ({f.ms:.0f} ms, cpu, 1 thread); against the reference: "
-                                          f"undone by predicted {f.psnr['undo_pred']:.1f} dB, by true {f.psnr['undo_true']:.1f} dB")
+                                          f"undone by predicted {f.psnr['undo_pred']:.1f} dB, by true {f.psnr['undo_true']:.1f} dB; "
+                                          f"the principal-axes reference (no learning) is {f.moment_error_deg:.1f} deg off")
 
 
 def _status(r) -> str:

@@ -21,6 +21,7 @@ from app.gui.workers import LatestWorker
 from renderer.scene import Scene
 from training.metrics import psnr
 from training.ngp_fields import render_field
+from training.rotation_baseline import moment_rotation, rotation_error_deg
 
 RES = 88
 """Render resolution; shown at 2x (SHOWN) with nearest-neighbour upscaling, two pictures beside each other."""
@@ -80,7 +81,9 @@ def render_four(snap: dict, scene: Scene, res: int = RES, samples: int = SAMPLES
            "undo_true": draw(undo_rotation(sel.field, snap["true"], center, box))}
     psnrs = {k: psnr(out[k], out["reference"]) for k in ("undo_pred", "undo_true")}
     images = {k: v.numpy() for k, v in out.items()}
-    return {"images": images, "psnr": psnrs, "slices": feature_slices(sel), "ms": (time.perf_counter() - t0) * 1000}
+    moment = rotation_error_deg(moment_rotation(ref, sel), snap["true"])  # what the fields hold, with no learning
+    return {"images": images, "psnr": psnrs, "slices": feature_slices(sel), "moment_error_deg": moment,
+            "ms": (time.perf_counter() - t0) * 1000}
 
 
 @dataclass
@@ -90,6 +93,8 @@ class RotationsFrame:
     images: dict[str, np.ndarray]
     psnr: dict[str, float]
     slices: np.ndarray
+    moment_error_deg: float
+    """Error of `training.rotation_baseline` (principal axes, no learning) on the same pair."""
     ms: float
     res: int
 
@@ -124,7 +129,7 @@ class RotationsView:
         if torch.get_num_threads() != THREADS:
             torch.set_num_threads(THREADS)  # per thread (OpenMP): the other core draws the window
         r = render_four(snap, self.scene)
-        return RotationsFrame(key, r["images"], r["psnr"], r["slices"], r["ms"], RES)
+        return RotationsFrame(key, r["images"], r["psnr"], r["slices"], r["moment_error_deg"], r["ms"], RES)
 
     @property
     def idle(self) -> bool:
