@@ -84,6 +84,7 @@ class App:
         self.size = (width or self.settings.window.get("width", WINDOW[0]), height or self.settings.window.get("height", WINDOW[1]))
         if note:
             self.message(note, "warn")
+        self._restore_tabs()
         self._build()
         self.open_checkpoint(checkpoint or self._startup_checkpoint(), remember=checkpoint is not None)
 
@@ -103,6 +104,14 @@ class App:
                 self.fly.set_pose(**c["pose"])
         except (RedcubeError, TypeError, ValueError):
             self.fly.reset()
+
+    def _restore_tabs(self) -> None:
+        """The Worlds and Rotations choices of the last launch, before the panels are built (their widgets start from
+        them); the remembered selections themselves wait for each tab's first load."""
+        for session, remembered in ((self.worlds, self.settings.worlds), (self.rotations, self.settings.rotations)):
+            note = session.restore(remembered)
+            if note:
+                self.message(note)
 
     def _startup_checkpoint(self) -> Path | None:
         last = self.settings.checkpoint
@@ -444,6 +453,8 @@ class App:
                     "pose": {k: getattr(c, k) for k in ("x", "z", "yaw", "y", "pitch")}}
         s.training = self.session.to_dict()
         s.video = dict(self.video.options)
+        s.worlds = self.worlds.choices()
+        s.rotations = self.rotations.choices()
         try:
             w, h = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
             if w > 200 and h > 200:

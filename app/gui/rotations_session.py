@@ -177,6 +177,8 @@ class RotationsSession:
         self._lock = threading.RLock()
         """Held while a load swaps the pair and resets the selection, and while the GUI thread reads them together."""
         self._prediction: tuple[int, dict] | None = None
+        self._remembered: dict = {}
+        """The last launch's selection (object, rotation, reference), until the first load applies or drops it."""
 
     # -- loading -------------------------------------------------------------------------------
     def load(self, checkpoint: str | Path | None = None, data: str | Path | None = None, progress=None) -> str:
@@ -186,9 +188,10 @@ class RotationsSession:
             self.loaded = loaded
             self.problem = ""
             self._pick(loaded.objects[0], None)
+            note = self._apply_remembered(loaded)
         n, objs = len(loaded.fields["params"]), len(loaded.objects)
         return (f"loaded weight-space model {loaded.checkpoint.name} (step {loaded.step}) and {n} fields "
-                f"of {objs} objects from {loaded.data}")
+                f"of {objs} objects from {loaded.data}" + note)
 
     def load_async(self, done, checkpoint: str | Path | None = None, data: str | Path | None = None) -> None:
         """Load on a short thread (encoding every field takes a while); done(text, level) with the outcome."""
@@ -201,6 +204,7 @@ class RotationsSession:
 
         def failed(text: str) -> None:
             self.problem = text
+            self._remembered = {}  # the selection was for a pair that did not load
             done(text, "error")
 
         self.loading = (0, 0)
@@ -212,6 +216,50 @@ class RotationsSession:
         if not self.tried_default and self.loaded is None and self.loading is None:
             self.tried_default = True
             self.load_async(lambda text, level: done(text, "warn" if level == "error" else level))
+
+    # -- remembered between launches -----------------------------------------------------------
+    def choices(self) -> dict:
+        """What the settings file keeps: the loaded pair and its selection; before any load, the path inputs and the
+        last launch's selection as they were."""
+        out = {"yaw_deg": self.yaw_deg, "color_by": self.color_by}
+        m = self.loaded
+        if m is None:
+            return {**out, "checkpoint": self.checkpoint, "data": self.data, **self._remembered}
+        return {**out, "checkpoint": str(m.checkpoint), "data": str(m.data),
+                "object": self.object, "rotation": self.rotation, "reference": self.reference}
+
+    def restore(self, d: dict) -> str | None:
+        """Take the last launch's choices (at start, before the panel is built, so its inputs show them). A value that
+        does not fit is dropped for the default; a pair that is gone is the one thing said (an info message, else None)."""
+        for call in (lambda: self.set_yaw(d.get("yaw_deg", self.yaw_deg)),
+                     lambda: self.set_color_by(d.get("color_by", self.color_by))):
+            try:
+                call()
+            except RedcubeError:
+                pass  # a hand-edited or outdated value: the default stays
+        ckpt, data = d.get("checkpoint"), d.get("data")
+        if not (isinstance(ckpt, str) and isinstance(data, str)):
+            return None
+        if not (Path(ckpt).is_file() and Path(data).is_dir()):
+            return None if (Path(ckpt), Path(data)) == self.default else \
+                f"the Rotations tab's last checkpoint {ckpt} or its data set is gone; it opens the shipped pair."
+        self.checkpoint, self.data = ckpt, data
+        picked = {k: d[k] for k in ("object", "rotation", "reference") if type(d.get(k)) is int}
+        self._remembered = {"checkpoint": ckpt, "data": data, **picked} if len(picked) == 3 else {}
+        return None
+
+    def _apply_remembered(self, m: LoadedRotations) -> str:
+        """On the first load: the remembered selection if this is the remembered pair and it fits; else a short note."""
+        r, self._remembered = self._remembered, {}
+        if not r or (Path(r["checkpoint"]), Path(r["data"])) != (m.checkpoint, m.data):
+            return ""
+        o, k, ref = r["object"], r["rotation"], r["reference"]
+        n = len(m.rows_of(o)) if o in m.objects else 0
+        if not (0 <= k < n and 0 <= ref < n):
+            return f"; the remembered object {o}, rotation {k}, reference {ref} is not in it, so object {self.object} is shown"
+        self.object, self.rotation, self.reference = o, k, ref
+        self.version += 1
+        return ""
 
     def _need(self) -> LoadedRotations:
         if self.loaded is None:

@@ -37,6 +37,10 @@ class Settings:
     """The video panel's choices: panel, res, fps, frames, last output."""
     window: dict = field(default_factory=dict)
     """Window width and height."""
+    worlds: dict = field(default_factory=dict)
+    """WorldsSession.choices(): the mNIF, corner worlds, u, v, render res."""
+    rotations: dict = field(default_factory=dict)
+    """RotationsSession.choices(): the checkpoint and data set, object, rotations, camera yaw, colour-by."""
 
 
 def load_settings(path: Path | None = None) -> tuple[Settings, str | None]:

@@ -125,6 +125,8 @@ class WorldsSession:
         """Bumped on every change of the current latent (renders compare it)."""
         self._lock = threading.Lock()
         self._nearest: tuple[int, tuple[int, float]] | None = None
+        self._remembered: dict = {}
+        """The last launch's mNIF path and corners, until the first load applies or drops them."""
 
     # -- loading -------------------------------------------------------------------------------
     def load(self, path: str | Path) -> list[tuple[str, str]]:
@@ -136,6 +138,7 @@ class WorldsSession:
             self.mnif, self.override = loaded, None
             n = len(loaded.latents)
             self.corners = [min(i, n - 1) for i in range(4)]
+            notes += self._apply_remembered(loaded)
             self._changed()
         return notes
 
@@ -147,6 +150,7 @@ class WorldsSession:
 
         def failed(text: str) -> None:
             self.problem = text
+            self._remembered = {}  # a remembered mNIF that fails is not tried again next launch
             done(text, "error")
 
         self.loading = Path(path)
@@ -154,10 +158,53 @@ class WorldsSession:
                            lambda: setattr(self, "loading", None))
 
     def ensure_loaded(self, done) -> None:
-        """The first time the tab is shown: load the shipped mNIF in the background (none shipped: a warning)."""
+        """The first time the tab is shown: load the last launch's mNIF, else the shipped one, in the background
+        (none shipped: a warning)."""
         if not self.tried_default and self.mnif is None and self.loading is None:
             self.tried_default = True
-            self.load_async(self.default, lambda text, level: done(text, "warn" if level == "error" else level))
+            path = self._remembered.get("mnif") or self.default
+            self.load_async(path, lambda text, level: done(text, "warn" if level == "error" else level))
+
+    # -- remembered between launches -----------------------------------------------------------
+    def choices(self) -> dict:
+        """What the settings file keeps; before any load, the last launch's mNIF and corners are kept as they were."""
+        out = {"u": self.u, "v": self.v, "res": self.res}
+        m = self.mnif
+        if m is None:
+            return {**out, **self._remembered}
+        return {**out, "mnif": str(m.path), "corners": list(self.corners)}
+
+    def restore(self, d: dict) -> str | None:
+        """Take the last launch's choices (at start, before any load). Values that do not fit are dropped for the
+        defaults; a remembered mNIF that is gone is the one thing said (an info message to show, else None)."""
+        for call in (lambda: self.set_uv(u=d.get("u", 0.0)), lambda: self.set_uv(v=d.get("v", 0.0)),
+                     lambda: self.set_res(d.get("res", self.res))):
+            try:
+                call()
+            except RedcubeError:
+                pass  # a hand-edited or outdated value: the default stays
+        path, corners = d.get("mnif"), d.get("corners")
+        if isinstance(corners, list) and len(corners) == 4 and all(type(i) is int for i in corners):
+            self._remembered["corners"] = corners
+        if isinstance(path, str) and Path(path).is_file():
+            self._remembered["mnif"] = path
+            return None
+        self._remembered.pop("corners", None)  # indices into an mNIF that is not there mean nothing
+        if not isinstance(path, str) or Path(path) == self.default:
+            return None  # the shipped one missing is said when the tab loads it
+        return f"the Worlds tab's last mNIF {path} is gone; it opens the shipped one."
+
+    def _apply_remembered(self, loaded: LoadedMNIF) -> list[tuple[str, str]]:
+        """On the first load: the remembered corners if this is the remembered mNIF and they index its worlds."""
+        r, self._remembered = self._remembered, {}
+        corners = r.get("corners")
+        if corners is None or Path(r.get("mnif", "")) != loaded.path:
+            return []
+        n = len(loaded.latents)
+        if not all(0 <= i < n for i in corners):
+            return [(f"the remembered corner worlds {corners} do not fit this mNIF's {n} worlds; corners reset.", "info")]
+        self.corners = list(corners)
+        return []
 
     def _need(self) -> LoadedMNIF:
         if self.mnif is None:
