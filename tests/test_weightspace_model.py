@@ -146,6 +146,8 @@ def test_train_weightspace_command_line(tiny_data, tmp_path, capsys, one_sentenc
     assert main(["train-weightspace", "--data", str(tiny_data), *small, "--out", str(tmp_path / "run")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"median_rotation_error_deg", "retrieval_top1", "recon_mse"} <= set(out) and (tmp_path / "run" / "checkpoint.json").exists()
+    assert out["chance_retrieval_top1"] == pytest.approx(1 / 3)  # 2 held-out objects x 2 rotations: 1 of 3 others
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 10_000
     assert main(["train-weightspace", "--data", str(tmp_path / "nowhere"), *small, "--out", str(tmp_path / "run2")]) == 2
     one_sentence(capsys.readouterr().err.strip().removeprefix("redcube: error: "))
 

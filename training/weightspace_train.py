@@ -32,6 +32,9 @@ from training.weightspace_model import WeightSpaceAutoencoder, WeightSpaceConfig
 from training.weightspace_tokens import Tokenizer, sample_token_points
 
 KIND = "weightspace"
+CHANCE_ROTATION_ERROR_DEG = 132.35
+"""Median geodesic angle between a uniformly random rotation and any fixed one (the angle's CDF is
+(t - sin t) / pi): what a guess that knows nothing scores on the median relative-rotation error."""
 
 
 @dataclass
@@ -127,7 +130,15 @@ def evaluate(model: WeightSpaceAutoencoder, es: EvalSet, mask: torch.Tensor) -> 
     recon = sum(recon_loss(model.decode(c), t, mask) * len(c) for c, t in zip(z.split(32), es.tokens.split(32))) / len(z)
     model.train(was_training)
     return {"median_rotation_error_deg": float(err.median()), "retrieval_top1": float(top1.float().mean()),
-            "recon_mse": float(recon), "pairs": len(i), "fields": len(z), "objects": int(es.objects.unique().numel())}
+            "recon_mse": float(recon), "pairs": len(i), "fields": len(z), "objects": int(es.objects.unique().numel()),
+            "chance_rotation_error_deg": CHANCE_ROTATION_ERROR_DEG, "chance_retrieval_top1": chance_top1(es.objects)}
+
+
+def chance_top1(objects: torch.Tensor) -> float:
+    """Retrieval top-1 of a random neighbour: the share of a field's other fields that belong to its object."""
+    counts = torch.bincount(objects - objects.min()).float()
+    n = len(objects)
+    return float((counts * (counts - 1)).sum() / (n * (n - 1))) if n > 1 else 0.0
 
 
 def learning_rate(config: WeightSpaceTrainConfig, step: int, elapsed: float) -> float:

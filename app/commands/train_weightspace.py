@@ -41,7 +41,8 @@ def run(args) -> int:
     import torch
 
     from training.weightspace_model import WeightSpaceConfig
-    from training.weightspace_train import WeightSpaceTrainConfig, train_weightspace
+    from app.plots import plot_weightspace_log
+    from training.weightspace_train import CHANCE_ROTATION_ERROR_DEG, WeightSpaceTrainConfig, train_weightspace
 
     torch.set_num_threads(args.threads)
     model = WeightSpaceConfig(embed=args.embed, latent=args.latent, layers=args.layers, heads=args.heads, dropout=args.dropout)
@@ -55,5 +56,9 @@ def run(args) -> int:
                           f"training pairs {r['train_rotation_error_deg']:.1f} deg, {r['train_retrieval_top1']:.2f} "
                           f"({r['time']:.0f}s)", file=sys.stderr, flush=True)
     metrics = train_weightspace(config, log=log)
-    print(json.dumps({"checkpoint": str(args.out / "checkpoint.safetensors"), **metrics}, indent=2))
+    records = [json.loads(line) for line in (args.out / "log.jsonl").read_text().splitlines()]
+    plot_weightspace_log(records, args.out / "curves.png", f"weight-space autoencoder on {args.data.name}",
+                         CHANCE_ROTATION_ERROR_DEG)
+    print(json.dumps({"checkpoint": str(args.out / "checkpoint.safetensors"), "curves": str(args.out / "curves.png"), **metrics},
+                     indent=2))
     return 0
