@@ -84,6 +84,7 @@ def eval_weightspace(checkpoint: Path, data: Path, psnr_fields: int = 2, views: 
     mean = lambda k: sum(r[k] for r in runs) / len(runs)
     baseline = torch.tensor(baseline_errors(fields, objects, field_config))
     return {"median_rotation_error_deg": metrics["median_rotation_error_deg"], "retrieval_top1": metrics["retrieval_top1"],
+            "chance_rotation_error_deg": metrics["chance_rotation_error_deg"], "chance_retrieval_top1": metrics["chance_retrieval_top1"],
             "decoded_psnr_drop_db": mean("original_psnr") - mean("decoded_psnr"),
             "original_psnr": mean("original_psnr"), "tokenized_psnr": mean("tokenized_psnr"), "decoded_psnr": mean("decoded_psnr"), "recon_mse": metrics["recon_mse"],
             "moment_baseline_rotation_error_deg": float(baseline.median()),
