@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from app.gui.training_session import ASSETS
+from app.gui.settings import apply_or_keep
 from app.gui.workers import load_in_background
 from renderer.errors import RedcubeError
 from renderer.models.object_field import ObjectField, ObjectFieldConfig
@@ -231,12 +232,8 @@ class RotationsSession:
     def restore(self, d: dict) -> str | None:
         """Take the last launch's choices (at start, before the panel is built, so its inputs show them). A value that
         does not fit is dropped for the default; a pair that is gone is the one thing said (an info message, else None)."""
-        for call in (lambda: self.set_yaw(d.get("yaw_deg", self.yaw_deg)),
-                     lambda: self.set_color_by(d.get("color_by", self.color_by))):
-            try:
-                call()
-            except RedcubeError:
-                pass  # a hand-edited or outdated value: the default stays
+        apply_or_keep(lambda: self.set_yaw(d.get("yaw_deg", self.yaw_deg)),
+                      lambda: self.set_color_by(d.get("color_by", self.color_by)))
         ckpt, data = d.get("checkpoint"), d.get("data")
         if not (isinstance(ckpt, str) and isinstance(data, str)):
             return None

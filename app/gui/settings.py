@@ -11,6 +11,9 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Callable
+
+from renderer.errors import RedcubeError
 
 
 def config_dir() -> Path:
@@ -41,6 +44,15 @@ class Settings:
     """WorldsSession.choices(): the mNIF, corner worlds, u, v, render res."""
     rotations: dict = field(default_factory=dict)
     """RotationsSession.choices(): the checkpoint and data set, object, rotations, camera yaw, colour-by."""
+
+
+def apply_or_keep(*calls: Callable[[], None]) -> None:
+    """Run each setter with a remembered value; one that refuses it (a hand-edited or outdated file) keeps its default."""
+    for call in calls:
+        try:
+            call()
+        except RedcubeError:
+            pass
 
 
 def load_settings(path: Path | None = None) -> tuple[Settings, str | None]:

@@ -24,6 +24,7 @@ from app.commands.sample_mnif import diffusion_path, load_latents, save_latents
 from app.gui.training_session import ASSETS
 from app.gui.video import check_video_args, encode_mp4
 from app.gui.video_session import VideoJob
+from app.gui.settings import apply_or_keep
 from app.gui.workers import load_in_background
 from app.gui.worlds_view import VIDEO_SIZE, render_pair, side_by_side
 from renderer.errors import RedcubeError
@@ -177,12 +178,8 @@ class WorldsSession:
     def restore(self, d: dict) -> str | None:
         """Take the last launch's choices (at start, before any load). Values that do not fit are dropped for the
         defaults; a remembered mNIF that is gone is the one thing said (an info message to show, else None)."""
-        for call in (lambda: self.set_uv(u=d.get("u", 0.0)), lambda: self.set_uv(v=d.get("v", 0.0)),
-                     lambda: self.set_res(d.get("res", self.res))):
-            try:
-                call()
-            except RedcubeError:
-                pass  # a hand-edited or outdated value: the default stays
+        apply_or_keep(lambda: self.set_uv(u=d.get("u", 0.0)), lambda: self.set_uv(v=d.get("v", 0.0)),
+                      lambda: self.set_res(d.get("res", self.res)))
         path, corners = d.get("mnif"), d.get("corners")
         if isinstance(corners, list) and len(corners) == 4 and all(type(i) is int for i in corners):
             self._remembered["corners"] = corners
