@@ -43,6 +43,7 @@ from renderer.worlds import (Cubes, WorldParams, family_box, field_of_cubes, hel
                              world_scene)
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.metrics import psnr
+from training.schedules import cosine
 
 EVAL_POSE_SEED = 5150
 
@@ -153,7 +154,7 @@ def point_loss(model: MNIF, phi: torch.Tensor, batch: dict, rgb_weight: float) -
 def lr_at(step: int, total: int | None, peak: float) -> float:
     if not total:
         return peak
-    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0))))
+    return cosine(peak, step / total)
 
 
 def select(cubes: Cubes, idx: torch.Tensor) -> Cubes:

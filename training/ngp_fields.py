@@ -30,6 +30,7 @@ from renderer.quaternions import check_quaternion
 from renderer.scene import Scene
 from renderer.volume import render_views
 from training.metrics import psnr
+from training.schedules import cosine
 
 PUSH_SCALES = (0.01, 0.05, 0.15)
 """Standard deviations (cells) of the offsets of near-surface points from their face."""
@@ -94,7 +95,7 @@ def fit_field(obj: Polycube, q, config: FitConfig | None = None, field_config: O
     opt = torch.optim.Adam(field.parameters(), lr=config.lr, betas=(0.9, 0.99), eps=1e-15)
     start, first = time.time(), None
     for step in range(config.steps):
-        opt.param_groups[0]["lr"] = config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
+        opt.param_groups[0]["lr"] = cosine(config.lr, step / config.steps)
         loss, parts = point_loss(field, point_batch(obj, q, config.points, config.near_fraction, gen, field.box), config.rgb_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from training.data import PixelSet, fixed_pixels, heldout_poses
 from training.distributed import Dist
 from training.evaluate import Evaluation, predict
 from training.metrics import mse_to_psnr
+from training.schedules import cosine
 from training.stream import FrameStream, StreamConfig
 
 DATA_MODES = ("stream", "fixed")
@@ -176,8 +176,7 @@ class Trainer:
         c = self.config
         if self.step < c.warmup_steps:
             return c.lr * (self.step + 1) / c.warmup_steps
-        p = min(1.0, self.progress())
-        return c.lr * (c.lr_final + (1 - c.lr_final) * 0.5 * (1 + math.cos(math.pi * p)))
+        return cosine(c.lr, self.progress(), floor=c.lr_final)
 
     # ---- logging and checkpoints ---------------------------------------------------------------
     def log(self, record: dict) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from renderer.scene import Scene
 from renderer.tinyvae import DOWNSCALE, TinyVAE
 from training.data import heldout_poses
 from training.metrics import mse_to_psnr, psnr, ssim
+from training.schedules import cosine
 from training.vae import load_vae, save_vae
 
 
@@ -121,7 +121,7 @@ def train_vae(config: VAETrainConfig, scene: Scene | None = None, on_record: Cal
     def lr_at(step: int, progress: float) -> float:
         if step < 50:
             return c.lr * (step + 1) / 50
-        return c.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+        return cosine(c.lr, progress, floor=0.02)
 
     with Rasterizer(scene) as rast:
         test = torch.from_numpy(rast.render(heldout_poses(scene, c.heldout, c.seed).numpy(), c.res)[0])

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from renderer.quaternions import angle_between
 from renderer.scene import Scene
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.ngp_dataset import load_fields
+from training.schedules import cosine
 from training.weightspace_data import PairSampler, split_objects
 from training.weightspace_losses import loss_terms, recon_loss, relative_rotation
 from training.weightspace_model import WeightSpaceAutoencoder, WeightSpaceConfig
@@ -146,8 +146,7 @@ def learning_rate(config: WeightSpaceTrainConfig, step: int, elapsed: float) -> 
     done = max(step / config.steps, elapsed / (60 * config.minutes) if config.minutes else 0.0)
     if done < config.warmup:
         return config.lr * max(done / config.warmup, 0.01)
-    t = min((done - config.warmup) / max(1 - config.warmup, 1e-9), 1.0)
-    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+    return cosine(config.lr, (done - config.warmup) / max(1 - config.warmup, 1e-9))
 
 
 def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None] | None = None) -> dict:
