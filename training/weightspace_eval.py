@@ -49,22 +49,40 @@ def baseline_errors(fields: dict, objects: torch.Tensor, field_config: ObjectFie
     errors = []
     for o in objects.tolist():
         rows = (fields["object_ids"] == o).nonzero().squeeze(1).tolist()
+        built = {r: ObjectField(field_config).load_flat(fields["params"][r]) for r in rows}  # each field once
         for a, b in itertools.combinations(rows, 2):
-            fa, fb = (ObjectField(field_config).load_flat(fields["params"][r]) for r in (a, b))
             q = relative_rotation(fields["quaternions"][a], fields["quaternions"][b])
-            errors.append(rotation_error_deg(moment_rotation(fa, fb), q))
+            errors.append(rotation_error_deg(moment_rotation(built[a], built[b]), q))
     return errors
+
+
+def other_objects(manifest: dict, record: dict) -> bool:
+    """True when the data set was made with another seed than training's: its objects are all new."""
+    data = record.get("data") or {}
+    return "seed" in data and data["seed"] != manifest["settings"]["seed"]
+
+
+def unseen_objects(fields: dict, manifest: dict, record: dict) -> torch.Tensor:
+    """The objects [K] training never saw: every one of a data set of another seed, else the held-out objects the
+    checkpoint records (older checkpoints: the same seeded split again)."""
+    data, train = record.get("data") or {}, record["train"]
+    if other_objects(manifest, record):
+        return fields["object_ids"].unique()
+    if "heldout_objects" in data:
+        return torch.tensor(data["heldout_objects"], dtype=fields["object_ids"].dtype)
+    return split_objects(fields["object_ids"], train["heldout"], train["seed"])[1]
 
 
 def eval_objects(fields: dict, manifest: dict, record: dict) -> tuple[torch.Tensor, str]:
     """The objects to evaluate on: every one of a data set of other objects (another seed), else training's held-out
-    split, else (nothing held out) the training objects."""
-    data = record.get("data") or {}
-    if "seed" in data and data["seed"] != manifest["settings"]["seed"]:
-        return fields["object_ids"].unique(), "unseen data set"
-    train = record["train"]
-    train_objs, held = split_objects(fields["object_ids"], train["heldout"], train["seed"])
-    return (held, "heldout") if len(held) >= 2 else (train_objs, "train")
+    objects, else (fewer than two held out) the training objects."""
+    held = unseen_objects(fields, manifest, record)
+    if other_objects(manifest, record):
+        return held, "unseen data set"
+    if len(held) >= 2:
+        return held, "heldout"
+    objects = fields["object_ids"].unique()
+    return objects[~torch.isin(objects, held)], "train"
 
 
 def eval_weightspace(checkpoint: Path, data: Path, psnr_fields: int = 2, views: int = 2, res: int = 64,

@@ -79,7 +79,8 @@ class WeightSpaceTrainConfig:
         if isinstance(self.model, dict):
             self.model = WeightSpaceConfig(**self.model)
         if min(self.steps, self.batch, self.points, self.n_pos, self.eval_every) < 1 or not self.lr > 0 or self.minutes < 0:
-            raise RedcubeError("train-weightspace steps, batch, points, n_pos and eval_every must be positive and lr > 0; fix the options.")
+            raise RedcubeError("train-weightspace steps, batch, points, n_pos and eval_every must be positive, lr > 0 and "
+                               "minutes not negative; fix the options.")
 
 
 def token_scales(tokens: torch.Tensor, tokenizer: Tokenizer) -> torch.Tensor:
@@ -162,8 +163,8 @@ def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None
     scales = token_scales(tokenizer.tokenize(fields["params"][train_rows]), tokenizer)  # 2.
     sampler = PairSampler(fields, tokenizer, train_objs, config.permute, config.noise_std)
     batch_size = min(config.batch, len(train_objs))
-    eval_pairs = eval_set(fields, tokenizer, held_objs if len(held_objs) >= 2 else train_objs, scales)
-    train_pairs = eval_set(fields, tokenizer, train_objs[:max(len(held_objs), 2)], scales)  # does it fit what it sees?
+    heldout_set = eval_set(fields, tokenizer, held_objs if len(held_objs) >= 2 else train_objs, scales)
+    train_set = eval_set(fields, tokenizer, train_objs[:max(len(held_objs), 2)], scales)  # does it fit what it sees?
     model = WeightSpaceAutoencoder(config.model, tokenizer)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     out = Path(config.out)
@@ -172,7 +173,7 @@ def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None
     start, step, metrics = time.time(), 0, {}
     split = "heldout" if len(held_objs) >= 2 else "train"
     data = {"seed": manifest["settings"]["seed"], "heldout_objects": held_objs.tolist()}  # which objects it never saw
-    save = lambda at, terms: checkpoint(model, tokenizer, scales, config, at, start, eval_pairs, train_pairs, terms, split, data, log)
+    save = lambda at, terms: checkpoint(model, tokenizer, scales, config, at, start, heldout_set, train_set, terms, split, data, log)
     while step < config.steps and not (config.minutes and time.time() - start > 60 * config.minutes):  # 3.
         step += 1
         opt.param_groups[0]["lr"] = learning_rate(config, step, time.time() - start)
@@ -190,10 +191,11 @@ def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None
 
 
 def checkpoint(model, tokenizer: Tokenizer, scales: torch.Tensor, config: WeightSpaceTrainConfig, step: int, start: float,
-               eval_pairs, train_pairs, terms: dict, split: str, data: dict, log: Callable[[dict], None] | None) -> dict:
+               heldout_set: EvalSet, train_set: EvalSet, terms: dict, split: str, data: dict,
+               log: Callable[[dict], None] | None) -> dict:
     """Steps 4-5 at `step`: evaluate, append the record to out/log.jsonl, rewrite the checkpoint; returns the metrics."""
-    on_train = evaluate(model, train_pairs, tokenizer.mask)
-    metrics = {**evaluate(model, eval_pairs, tokenizer.mask), "split": split, "steps": step,
+    on_train = evaluate(model, train_set, tokenizer.mask)
+    metrics = {**evaluate(model, heldout_set, tokenizer.mask), "split": split, "steps": step,
                "train_pairs": {k: on_train[k] for k in ("median_rotation_error_deg", "retrieval_top1", "pairs")},
                "train_seconds": round(time.time() - start, 1), "threads": torch.get_num_threads(), "tokens": tokenizer.describe()}
     record = {"step": step, **terms, "time": metrics["train_seconds"],

@@ -114,18 +114,13 @@ def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
 
 
 def unseen_objects(fields: dict, manifest: dict, record: dict) -> set[int]:
-    """The objects training never saw, as `training.weightspace_eval.eval_objects` decides: every one of a data set of
-    another seed, else the held-out objects the checkpoint records (older checkpoints: the same seeded split again)."""
-    from training.weightspace_data import split_objects
+    """The objects training never saw, by `training.weightspace_eval.unseen_objects`' rule; none when the checkpoint
+    holds out more objects than this data set has (it is not the training data set, so there is no split to show)."""
+    from training.weightspace_eval import unseen_objects as rule
 
-    data, train = record.get("data") or {}, record.get("train", {})
-    if "seed" in data and data["seed"] != manifest["settings"]["seed"]:
-        return set(fields["object_ids"].tolist())
-    if "heldout_objects" in data:
-        return set(data["heldout_objects"])
     try:
-        return set(split_objects(fields["object_ids"], train.get("heldout", 0), train.get("seed", 0))[1].tolist())
-    except RedcubeError:  # more held out than this data set holds: not the training data set, no split to show
+        return set(rule(fields, manifest, record).tolist())
+    except RedcubeError:
         return set()
 
 
@@ -155,7 +150,8 @@ def undo_rotation(field_fn, q_rel: torch.Tensor, center, box):
 
 def rotation_of(q: torch.Tensor) -> torch.Tensor:
     """Angle (deg) of each rotation q [..., 4] from the identity: what "colour by rotation" shows."""
-    return torch.rad2deg(2 * torch.atan2(q[..., 1:].norm(dim=-1), q[..., 0].abs()))
+    identity = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=q.dtype).expand_as(q)
+    return torch.rad2deg(angle_between(identity, q))
 
 
 class RotationsSession:
