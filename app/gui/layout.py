@@ -174,9 +174,9 @@ def show_texture(app) -> None:
     if v.left is None or v.left.shape[0] not in (s, s // 2) or (v.right is not None and v.right.shape[0] != s):
         return  # composed for an older display size
     live = v.gt is not None and not v.gt.still  # flying
-    _show(app, "left", v.left, live, s)
+    show_picture(app, "left", v.left, live, s)
     if v.right is not None:
-        _show(app, "right", v.right, live, s)
+        show_picture(app, "right", v.right, live, s)
     dpg.configure_item("_image_right", show=v.right is not None)
     if app._layout_size != s:
         app._layout_size = s
@@ -189,17 +189,13 @@ def show_worlds(app) -> None:
     if f is None or getattr(app, "_worlds_shown", None) is f:
         return
     app._worlds_shown = f
-    _show(app, "worlds_net", upscale(f.net, SHOWN), False, SHOWN)
-    _show(app, "worlds_gt", upscale(f.gt, SHOWN), False, SHOWN)
+    show_picture(app, "worlds_net", upscale(f.net, SHOWN), False, SHOWN)
+    show_picture(app, "worlds_gt", upscale(f.gt, SHOWN), False, SHOWN)
 
 
 def show_picture(app, side: str, img: np.ndarray, live: bool, size: int) -> None:
-    """Show img on one side (an image tag `_image_{side}` registered in `app._shown`); for the panels."""
-    _show(app, side, img, live, size)
-
-
-def _show(app, side: str, img: np.ndarray, live: bool, size: int) -> None:
-    """Show img on one side at size x size on screen (a smaller picture is scaled by the window's GL)."""
+    """Show img on one side (an image tag `_image_{side}` registered in `app._shown`) at size x size on screen (a
+    smaller picture is scaled by the window's GL); the panels are handed this to show theirs."""
     shown, old = app._shown[side]
     if img is shown:
         return
