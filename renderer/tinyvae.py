@@ -67,6 +67,11 @@ class TinyVAE(nn.Module):
         return int(self.config["latent_channels"])
 
     @property
+    def latent_magnitude(self) -> float:
+        """The decoder's soft clamp: latents z enter it as tanh(z / m) * m."""
+        return float(self.config["latent_magnitude"])
+
+    @property
     def scaling_factor(self) -> float:
         return float(self.config.get("scaling_factor", 1.0))
 
@@ -92,12 +97,12 @@ class TinyVAE(nn.Module):
 
     def latent_picture(self, latents: torch.Tensor, channels: int = 3) -> torch.Tensor:
         """The first `channels` latent channels as a picture in [0, 1] (TAESD's uint8 scaling), [..., channels]."""
-        m, s = float(self.config["latent_magnitude"]), float(self.config["latent_shift"])
+        m, s = self.latent_magnitude, float(self.config["latent_shift"])
         return (latents[..., :channels] / (2 * m) + s).clamp(0, 1)
 
     def latent_from_picture(self, picture: torch.Tensor) -> torch.Tensor:
         """Inverse of `latent_picture` for all channels (lossless up to the clamp)."""
-        m, s = float(self.config["latent_magnitude"]), float(self.config["latent_shift"])
+        m, s = self.latent_magnitude, float(self.config["latent_shift"])
         return (picture - s) * (2 * m)
 
     _channels_last = False

@@ -53,6 +53,10 @@ class VAETrainConfig:
     """Peak Adam learning rate (cosine decay to 2 % after 50 warm-up steps)."""
     latent_noise: float = 0.0
     """Std of Gaussian noise added to latents in training, so the decoder tolerates a network's imperfect latents."""
+    latent_range_weight: float = 1e-2
+    """Weight of the penalty on latents beyond ±latent_magnitude, where the decoder's soft clamp flattens them.
+    Without it one channel drifted to -4 ± 4 (down to -12): values the decoder ignores but a latent network must
+    regress, so that channel dominated the latent networks' MSE."""
     heldout: int = 4
     """Held-out whole frames evaluated every eval_every steps (and at the end)."""
     eval_every: int = 200
@@ -74,6 +78,8 @@ class VAETrainConfig:
             raise RedcubeError("train-vae needs a budget; pass --steps N or --minutes M.")
         if min(self.batch, self.frames, self.refresh_every, self.candidates, self.heldout, self.eval_every) < 1 or self.lr <= 0:
             raise RedcubeError("batch, frames, refresh_every, candidates, heldout, eval_every and lr must be positive.")
+        if self.latent_range_weight < 0 or self.latent_noise < 0:
+            raise RedcubeError("latent_noise and latent_range_weight cannot be negative; fix --latent-noise/--latent-range-weight.")
 
 
 def random_crops(frames: torch.Tensor, n: int, crop: int, candidates: int, gen: torch.Generator) -> torch.Tensor:
@@ -89,14 +95,21 @@ def random_crops(frames: torch.Tensor, n: int, crop: int, candidates: int, gen: 
     return torch.stack(out)
 
 
+def latent_excess(vae: TinyVAE, z: torch.Tensor) -> torch.Tensor:
+    """Mean squared excess of latents beyond ±latent_magnitude (zero inside the decoder's useful range)."""
+    return torch.relu(z.abs() - vae.latent_magnitude).square().mean()
+
+
 @torch.no_grad()
 def evaluate_vae(vae: TinyVAE, frames: torch.Tensor) -> dict:
-    """Round trip of whole frames [N, R, R, 3]: PSNR (mean per frame), SSIM, and the reconstructions."""
+    """Round trip of whole frames [N, R, R, 3]: PSNR (mean per frame), SSIM, latents' excess and the reconstructions."""
     was = vae.training
     vae.eval()
-    recon = torch.cat([vae.decode(vae.encode(f[None])) for f in frames]).cpu()
+    z = [vae.encode(f[None]) for f in frames]
+    recon = torch.cat([vae.decode(zi) for zi in z]).cpu()
     vae.train(was)
-    return {"psnr": psnr(recon, frames), "ssim": ssim(recon, frames), "recon": recon}
+    excess = float(torch.stack([latent_excess(vae, zi) for zi in z]).mean())
+    return {"psnr": psnr(recon, frames), "ssim": ssim(recon, frames), "latent_excess": excess, "recon": recon}
 
 
 def train_vae(config: VAETrainConfig, scene: Scene | None = None, on_record: Callable[[dict], None] | None = None) -> dict:
@@ -138,7 +151,7 @@ def train_vae(config: VAETrainConfig, scene: Scene | None = None, on_record: Cal
             z = vae.encode(x)
             if c.latent_noise > 0:
                 z = z + c.latent_noise * torch.randn(z.shape, generator=gen)
-            loss = torch.nn.functional.mse_loss(vae.decode(z), x)
+            loss = torch.nn.functional.mse_loss(vae.decode(z), x) + c.latent_range_weight * latent_excess(vae, z)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, progress())
             opt.zero_grad(set_to_none=True)
@@ -155,7 +168,7 @@ def train_vae(config: VAETrainConfig, scene: Scene | None = None, on_record: Cal
             if step % c.eval_every == 0 or progress() >= 1.0:
                 ev = evaluate_vae(vae, test)
                 metrics = {"step": step, "elapsed_s": round(elapsed, 1), "test_psnr": ev["psnr"], "test_ssim": ev["ssim"],
-                           "res": c.res, "heldout": c.heldout}
+                           "latent_excess": ev["latent_excess"], "res": c.res, "heldout": c.heldout}
                 log({"event": "eval", "time": round(elapsed, 2), **metrics})
                 save_vae(out / "checkpoint.safetensors", vae, scene, step=step, metrics=metrics,
                          train=dataclasses.asdict(c), optimizer=opt)

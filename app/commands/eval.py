@@ -12,15 +12,16 @@ from app.images import contact_sheet
 from app.options import save_png, write_text
 from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
-from training.checkpoint import load_checkpoint
+from training.checkpoint import load_checkpoint, resolve
 from training.data import heldout_poses
-from training.evaluate import evaluate, load_poses
-from training.latent import config_from_record, evaluate_latent
-from training.vae import vae_for_checkpoint
+from renderer.tinyvae import TinyVAE
+from training.evaluate import Evaluation, evaluate, load_poses
+from training.latent import config_from_record, decode_latents, evaluate_latent
+from training.vae import encode_frames, load_vae, vae_for_checkpoint
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="held-out PSNR/SSIM of a checkpoint, and a contact sheet")
+    p = sub.add_parser("eval", help="held-out PSNR/SSIM of a checkpoint (a TinyVAE's: its round trip), and a contact sheet")
     p.add_argument("checkpoint", type=Path, help=".safetensors checkpoint or run directory")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--poses", type=Path, help='JSON list of {"x", "z", "yaw"} poses')
@@ -34,17 +35,14 @@ def register(sub) -> None:
 
 def run(args) -> int:
     ckpt = load_checkpoint(args.checkpoint)
+    if ckpt.kind == TinyVAE.kind:
+        return _report(args, _vae_round_trip(args, ckpt), res=args.res or 512)
     latent = bool(ckpt.record.get("vae"))
     vae = vae_for_checkpoint(ckpt.record, args.vae) if latent or args.vae else None  # a mismatch is one sentence
     scene, model = ckpt.scene, ckpt.build_model()
     train = config_from_record(ckpt.record) if ckpt.record.get("train") else None
     res = args.res or (train.res if train else 64)
-    if args.poses:
-        poses = load_poses(args.poses, scene)
-    elif args.n < 1:
-        raise RedcubeError("--n must be at least 1.")
-    else:
-        poses = heldout_poses(scene, args.n, train.seed if train else 0)
+    poses = _poses(args, scene, train.seed if train else 0)
     if latent:  # the network's latents at (res/8)², decoded to res² by the TinyVAE it was trained with
         with Rasterizer(scene) as rast:
             ev = evaluate_latent(model, vae, poses, torch.from_numpy(rast.render(poses.numpy(), res)[0]))[0]
@@ -52,7 +50,31 @@ def run(args) -> int:
         ev = evaluate(model, scene, poses, res)
     out = {"checkpoint": str(args.checkpoint), "model": ckpt.kind, "step": ckpt.step, "device": "cpu",
            **({"backend": model.backend} if hasattr(model, "backend") else {}),  # the hash grid's implementation in use
-           **({"vae": vae.name, "latent_res": res // 8} if latent else {}), **ev.summary()}
+           **({"vae": vae.name, "latent_res": res // 8} if latent else {})}
+    return _report(args, ev, res, out)
+
+
+def _poses(args, scene, seed: int) -> torch.Tensor:
+    if args.poses:
+        return load_poses(args.poses, scene)
+    if args.n < 1:
+        raise RedcubeError("--n must be at least 1.")
+    return heldout_poses(scene, args.n, seed)
+
+
+def _vae_round_trip(args, ckpt) -> Evaluation:
+    """A TinyVAE checkpoint: held-out renders encoded and decoded (the poses of its own training seed by default)."""
+    vae = load_vae(resolve(args.checkpoint))
+    poses = _poses(args, ckpt.scene, (ckpt.record.get("train") or {}).get("seed", 0))
+    with Rasterizer(ckpt.scene) as rast:
+        gt = torch.from_numpy(rast.render(poses.numpy(), args.res or 512)[0])
+    return Evaluation(poses, gt, decode_latents(vae, encode_frames(vae, gt)))
+
+
+def _report(args, ev: Evaluation, res: int, out: dict | None = None) -> int:
+    """Print (and with --json write) the figures; save the ground truth | picture | error sheet."""
+    out = {**(out or {"checkpoint": str(args.checkpoint), "model": "tinyvae round trip (encode, decode)", "device": "cpu"}),
+           **ev.summary()}
     rows = [[g.numpy(), p.numpy(), error_map(p.numpy(), g.numpy())] for g, p in list(zip(ev.gt, ev.pred))[:8]]
     out["sheet"] = str(save_png(args.sheet, contact_sheet(rows, tile=max(128, res))))
     text = json.dumps(out, indent=2)

@@ -22,6 +22,8 @@ def register(sub) -> None:
                    help=f"random crop positions tried per crop, the busiest kept (default {d.candidates}: uniform crops)")
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak Adam learning rate (default {d.lr:g})")
     p.add_argument("--latent-noise", type=float, default=d.latent_noise, help="latent jitter std in training (default 0)")
+    p.add_argument("--latent-range-weight", type=float, default=d.latent_range_weight,
+                   help=f"penalty on latents beyond the decoder's clamp range (default {d.latent_range_weight:g})")
     p.add_argument("--heldout", type=int, default=d.heldout, help=f"held-out whole frames (default {d.heldout})")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help=f"steps between held-out evaluations (default {d.eval_every})")
     p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads})")
@@ -34,7 +36,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     config = VAETrainConfig(res=args.res, crop=args.crop, batch=args.batch, candidates=args.candidates, steps=args.steps, minutes=args.minutes, lr=args.lr,
-                            latent_noise=args.latent_noise, heldout=args.heldout, eval_every=args.eval_every,
+                            latent_noise=args.latent_noise, latent_range_weight=args.latent_range_weight, heldout=args.heldout, eval_every=args.eval_every,
                             seed=args.seed, init=args.init, threads=args.threads, out=str(args.out))
 
     def progress(rec: dict) -> None:
