@@ -200,6 +200,13 @@ def test_experiment_overfit_writes_the_plot_and_both_arms(tmp_path, capsys):
     assert load_checkpoint(tmp_path / "overfit" / "stream").record["train"]["data"] == "stream"
 
 
+def test_latent_only_experiment_options_elsewhere_are_one_sentence(tmp_path, capsys, one_sentence):
+    code, out, err = run_cli(capsys, "experiment", "overfit", "--shards", str(tmp_path), "--steps", "1", "--out", str(tmp_path))
+    assert code == 2 and out == ""
+    assert "only apply to the latent experiment" in one_error_line(err, one_sentence)
+    assert not (tmp_path / "overfit").exists()  # refused before any arm ran
+
+
 def test_ctrl_c_stops_redcube_train_with_a_final_checkpoint(tmp_path):
     """A real process: the first SIGINT asks for a stop, the run ends with a checkpoint and its JSON."""
     run = tmp_path / "run"

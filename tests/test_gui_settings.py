@@ -58,6 +58,8 @@ def test_worlds_choices_round_trip_into_a_fresh_session(tiny_mnif, scene, tmp_pa
     s.set_corner(3, 2)
     s.set_uv(u=0.25, v=0.75)
     s.set_res(32)
+    s.set_sampling(steps=20, seed=7)
+    s.set_video(frames=10, fps=24, out=str(tmp_path / "w.mp4"))
     kept = through_file(tmp_path, worlds=s.choices()).worlds
     fresh = WorldsSession(scene, default=tmp_path / "none" / "checkpoint.safetensors")
     assert fresh.restore(kept) is None
@@ -65,13 +67,16 @@ def test_worlds_choices_round_trip_into_a_fresh_session(tiny_mnif, scene, tmp_pa
     said = load_like_the_tab(fresh)
     assert [level for _, level in said] == ["info"] and str(tiny_mnif[0]) in said[0][0]  # the remembered mNIF
     assert (fresh.corners, fresh.u, fresh.v, fresh.res) == ([5, 1, 2, 2], 0.25, 0.75, 32)
+    assert (fresh.steps, fresh.seed, fresh.video) == (20, 7, {"frames": 10, "fps": 24, "out": str(tmp_path / "w.mp4")})
     assert fresh.choices() == s.choices()
 
 
 def test_worlds_values_that_no_longer_fit_fall_back(tiny_mnif, scene, tmp_path, one_sentence):
     fresh = WorldsSession(scene)
-    assert fresh.restore({"mnif": str(tiny_mnif[0]), "corners": [0, N_WORLDS, 2, 3], "u": 7, "v": 0.5, "res": 4096}) is None
+    assert fresh.restore({"mnif": str(tiny_mnif[0]), "corners": [0, N_WORLDS, 2, 3], "u": 7, "v": 0.5, "res": 4096,
+                          "steps": 0, "seed": 3, "video": {"frames": 1, "fps": "fast", "out": "keep.mp4"}}) is None
     assert (fresh.u, fresh.v, fresh.res) == (0.0, 0.5, 64)  # u and res out of range: defaults; v kept
+    assert (fresh.steps, fresh.seed, fresh.video) == (50, 3, {"frames": 48, "fps": 12, "out": "keep.mp4"})
     said = load_like_the_tab(fresh)
     assert fresh.corners == [0, 1, 2, 3] and [level for _, level in said] == ["info", "info"]
     assert "do not fit" in said[1][0]  # the one note about the drop
@@ -136,6 +141,10 @@ dpg.set_value("_tabs", "_tab_worlds")
 wait_for(lambda: w.mnif is not None and w.loading is None)
 for call in (lambda: w.set_corner(1, 5), lambda: w.set_corner(3, 4), lambda: w.set_uv(u=0.3, v=0.6), lambda: w.set_res(32)):
     g(call)()                                    # the corner inputs', sliders' and combo's handlers
+for tag, value in (("steps", 20), ("seed", 7), ("frames", 10), ("fps", 24)):   # typing in the number fields
+    tag = "_input_worlds_" + tag
+    call, data = dpg.get_item_callback(tag), dpg.get_item_user_data(tag)
+    call(tag, value, data) if data else call(tag, value)
 layout._set_path(app, "checkpoint", {ckpt!r})   # what the file dialogs do
 layout._set_path(app, "data", {data!r})
 dpg.set_value("_tabs", "_tab_rotations")
@@ -168,7 +177,8 @@ for _ in range(4):
     app.step()
 out["worlds"] = [w.corners, w.u, w.v, w.res, str(w.mnif.path)]
 out["worlds_widgets"] = [[dpg.get_value(f"_input_worlds_corner_{{k}}") for k in range(4)],
-                         dpg.get_value("_slider_worlds_u"), dpg.get_value("_slider_worlds_v"), dpg.get_value("_combo_worlds_res")]
+                         dpg.get_value("_slider_worlds_u"), dpg.get_value("_slider_worlds_v"), dpg.get_value("_combo_worlds_res"),
+                         [dpg.get_value(f"_input_worlds_{{k}}") for k in ("steps", "seed", "frames", "fps")]]
 app.screenshot({worlds_shot!r})
 for _ in range(3):
     app.step()
@@ -202,13 +212,14 @@ def test_tab_choices_survive_a_restart_of_the_app(tiny_weightspace, tiny_mnif, t
     chosen = run_driver(FIRST.format(mnif=str(tiny_mnif[0]), ckpt=ckpt, data=data), tmp_path)
     assert chosen["rotations"] == {"yaw_deg": -60.0, "color_by": "rotation", "checkpoint": ckpt, "data": data,
                                    "object": 2, "rotation": 2, "reference": 1}
-    assert chosen["worlds"] == {"u": 0.3, "v": 0.6, "res": 32, "mnif": str(tiny_mnif[0]), "corners": [0, 5, 2, 4]}
+    assert chosen["worlds"] == {"u": 0.3, "v": 0.6, "res": 32, "mnif": str(tiny_mnif[0]), "corners": [0, 5, 2, 4],
+                                "steps": 20, "seed": 7, "video": {"frames": 10, "fps": 24, "out": "worlds.mp4"}}
     saved = json.loads((tmp_path / "config" / "redcube" / "settings.json").read_text())  # run_gui's XDG_CONFIG_HOME
     assert {k: saved[k] for k in ("worlds", "rotations")} == chosen
     shots = {k: tmp_path / f"{k}.png" for k in ("worlds_shot", "shot", "shot2")}
     out = run_driver(SECOND.format(**{k: str(v) for k, v in shots.items()}), tmp_path)  # the same settings file
     assert out["worlds"] == [[0, 5, 2, 4], 0.3, 0.6, 32, str(tiny_mnif[0])]  # no default set: the remembered mNIF
-    assert out["worlds_widgets"] == [[0, 5, 2, 4], pytest.approx(0.3), pytest.approx(0.6), "32"]
+    assert out["worlds_widgets"] == [[0, 5, 2, 4], pytest.approx(0.3), pytest.approx(0.6), "32", [20, 7, 10, 24]]
     assert out["inputs"] == [ckpt, data]  # the path inputs show the remembered pair before it loads
     assert out["state"] == [2, 2, 1, -60.0, "rotation"]
     assert out["widgets"] == [2, 2, 1, pytest.approx(-60.0)] and out["radio"] == "rotation"

@@ -36,6 +36,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     p.add_argument("--vae", default=None, help="latent: the TinyVAE ('scene' by default, a .safetensors or a TAESD directory)")
+    p.add_argument("--shards", default=None,
+                   help="latent: train the latent arm on the latents `redcube encode-latents` wrote here (their encoding time is not in the budget)")
     p.add_argument("--out", type=Path, default=Path("runs/experiment"), help="output directory")
     p.set_defaults(func=run)
 
@@ -54,13 +56,15 @@ def run(args) -> int:
     from app.plots import plot_curves, plot_latent_experiment  # matplotlib is slow to import: only when plotting
 
     configs = arms(args.name, base)
-    if args.vae:
+    latent_only = {"vae": args.vae, "shards": args.shards}
+    if any(latent_only.values()):
         if args.name != "latent":
-            raise RedcubeError("--vae only applies to the latent experiment; drop it.")
-        configs = {a: (dataclasses.replace(c, vae=args.vae) if hasattr(c, "vae") else c) for a, c in configs.items()}
+            raise RedcubeError("--vae and --shards only apply to the latent experiment; drop them.")
+        change = {k: v for k, v in latent_only.items() if v} | ({"data": "shards"} if args.shards else {})
+        configs = {a: (dataclasses.replace(c, **change) if hasattr(c, "vae") else c) for a, c in configs.items()}
     results = run_arms(configs, out, on_record=progress)
     title = TITLES[args.name].format(budget=f"{args.steps} steps" if args.steps else f"{args.minutes:g} min wall-clock")
-    summary = {"experiment": args.name, "title": title, "device": "cpu",
+    summary = {"experiment": args.name, "title": title, "device": "cpu", **({"latent_shards": args.shards} if args.shards else {}),
                "arms": {a: r["final"] for a, r in results.items()}}
     if args.name == "latent":  # both arms judged at 512² on the same held-out poses
         at_res, images = compare_at(results, seed=args.seed)

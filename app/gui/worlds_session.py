@@ -169,7 +169,7 @@ class WorldsSession:
     # -- remembered between launches -----------------------------------------------------------
     def choices(self) -> dict:
         """What the settings file keeps; before any load, the last launch's mNIF and corners are kept as they were."""
-        out = {"u": self.u, "v": self.v, "res": self.res}
+        out = {"u": self.u, "v": self.v, "res": self.res, "steps": self.steps, "seed": self.seed, "video": dict(self.video)}
         m = self.mnif
         if m is None:
             return {**out, **self._remembered}
@@ -178,8 +178,11 @@ class WorldsSession:
     def restore(self, d: dict) -> str | None:
         """Take the last launch's choices (at start, before any load). Values that do not fit are dropped for the
         defaults; a remembered mNIF that is gone is the one thing said (an info message to show, else None)."""
+        video = d.get("video") if isinstance(d.get("video"), dict) else {}
         apply_or_keep(lambda: self.set_uv(u=d.get("u", 0.0)), lambda: self.set_uv(v=d.get("v", 0.0)),
-                      lambda: self.set_res(d.get("res", self.res)))
+                      lambda: self.set_res(d.get("res", self.res)), lambda: self.set_sampling(steps=d.get("steps", self.steps)),
+                      lambda: self.set_sampling(seed=d.get("seed", self.seed)),
+                      *(lambda k=k: self.set_video(**{k: video[k]}) for k in VIDEO_DEFAULTS if k in video))
         path, corners = d.get("mnif"), d.get("corners")
         if isinstance(corners, list) and len(corners) == 4 and all(type(i) is int for i in corners):
             self._remembered["corners"] = corners
@@ -262,6 +265,27 @@ class WorldsSession:
             raise RedcubeError(f"mNIF render resolution {res!r} is out of range; choose a whole number from {RES_RANGE[0]} to {RES_RANGE[1]}.")
         self.res = res
         self._changed()
+
+    def set_sampling(self, steps: int | None = None, seed: int | None = None) -> None:
+        """DDIM steps (checked against the loaded diffusion model when sampling) and seed, as the tab's fields set them."""
+        if steps is not None:
+            if not (type(steps) is int and steps >= 1):
+                raise RedcubeError(f"{steps!r} sampling steps is invalid; choose a whole number from 1 up.")
+            self.steps = steps
+        if seed is not None:
+            if not (type(seed) is int and seed >= 0):
+                raise RedcubeError(f"sampling seed {seed!r} is invalid; choose a whole number from 0 up.")
+            self.seed = seed
+
+    def set_video(self, frames: int | None = None, fps: int | None = None, out: str | None = None) -> None:
+        """The interpolation video's options (checked in full when the export starts)."""
+        for key, value, ok in (("frames", frames, lambda x: type(x) is int and 2 <= x <= 2000),
+                               ("fps", fps, lambda x: type(x) is int and 1 <= x <= 240), ("out", out, lambda x: isinstance(x, str) and x)):
+            if value is None:
+                continue
+            if not ok(value):
+                raise RedcubeError(f"video {key} {value!r} is invalid; see the Worlds tab's video fields.")
+            self.video[key] = value
 
     def sample(self) -> str:
         """Draw one latent by DDIM with the chosen steps and seed; the seed then moves on, so Sample again draws anew."""
