@@ -75,3 +75,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def tiny_latent(tmp_path_factory, scene) -> Path:
+    """A latent checkpoint laid out as `redcube train --latent --res 512` writes one, untrained: a small posemlp with
+    4 output channels and the random TinyVAE (saved as a redcube checkpoint) it records (the mechanics, not the quality)."""
+    from renderer.models import build_model
+    from renderer.tinyvae import TinyVAE
+    from training.checkpoint import save_checkpoint
+    from training.vae import load_vae, save_vae
+
+    d = tmp_path_factory.mktemp("latent")
+    torch.manual_seed(0)
+    vae = save_vae(d / "vae.safetensors", TinyVAE(), scene)
+    model = build_model("posemlp", {"width": 32, "layers": 2, "out_channels": 4}, scene)
+    record = {"vae": {**load_vae(vae).identity(), "source": str(vae)}, "latent_res": 64}
+    return save_checkpoint(d / "latent.safetensors", model, scene, step=5, train={"res": 512}, extra=record)

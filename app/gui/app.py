@@ -9,6 +9,7 @@ built in `app.gui.layout` and the panels.
 
 from __future__ import annotations
 
+import inspect
 import json
 import queue
 import time
@@ -21,7 +22,7 @@ from app.gui import keys, layout, panel_rotations, panel_worlds
 from app.gui.rotations_session import RotationsSession
 from app.gui.rotations_view import RotationsView
 from app.gui.settings import Settings, load_settings, save_settings
-from app.gui.state import FlyCamera, ViewSettings, VIEW_MODES
+from app.gui.state import FlyCamera, ViewSettings, VIEW_MODES, network_kind
 from app.gui.training_session import ASSETS, TrainChoices, TrainingSession
 from app.gui.video_session import VideoSession
 from app.gui.viewer import Viewer
@@ -33,6 +34,12 @@ from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
 
 DEFAULT_CHECKPOINTS = ("posemlp_64.safetensors", "posemlp_32.safetensors")
+LATENT_DEFAULT = "posemlp_latent512.safetensors"  # the shipped latent network, written by `redcube train --latent --res 512`
+NO_NETWORK = {  # the render-mode switch found no network of that kind
+    "pixels": "no pixel network yet: train one in the Training tab or load a pixel checkpoint (File > Load checkpoint).",
+    "latent": "no latent network yet: train one with `redcube train --latent --res 512 ...` "
+              "or load a latent checkpoint (File > Load checkpoint); the current network stays.",
+}
 POLL_EVERY_S = 0.25  # training poll / plot refresh interval
 MAX_FPS = 60.0  # drawing faster only takes CPU from inference and training on a small machine
 IDLE_FPS, IDLE_AFTER_S = 20.0, 1.0  # no input and nothing new for a second: redraw less often
@@ -44,6 +51,17 @@ def default_checkpoint() -> Path | None:
         if (ASSETS / name).exists():
             return ASSETS / name
     return None
+
+
+_UNSET = object()  # an argument the caller did not pass
+
+
+def _positional(fn) -> int:
+    """How many positional arguments fn accepts (3, all dearpygui gives, for *args)."""
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 3
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
 
 
 @dataclass
@@ -64,6 +82,10 @@ class App:
         self.view = self._restore_view()
         self._restore_camera()
         self.slot = ModelSlot()
+        self.defaults = {"pixels": default_checkpoint(), "latent": ASSETS / LATENT_DEFAULT}
+        """The shipped network of each kind, opened by the render-mode switch when none of that kind was on screen."""
+        self.switching: str | None = None
+        """The kind the render-mode switch is loading: the View tab's radio shows it until the load ends."""
         self.viewer = Viewer(self.scene, self.rasterizer, self.fly, self.view, self.slot)
         self.session = TrainingSession(TrainChoices.from_dict(self.settings.training))
         self.video = VideoSession(self.scene, self.settings.video)
@@ -135,8 +157,14 @@ class App:
         print(f"redcube gui [{level}]: {text}", flush=True)
 
     def guard(self, fn):
-        """Wrap a handler: a RedcubeError (or any bug) becomes a message in the window, never a crash."""
-        def run(*args):
+        """Wrap a handler: a RedcubeError (or any bug) becomes a message in the window, never a crash.
+
+        dearpygui hands a callback as many of (sender, app_data, user_data) as its signature names, so `run` names
+        all three (a bare *args got the sender alone) and passes fn the leading ones it takes."""
+        takes = _positional(fn)
+
+        def run(sender=_UNSET, app_data=_UNSET, user_data=_UNSET):
+            args = [a for a in (sender, app_data, user_data) if a is not _UNSET][:takes]
             try:
                 fn(*args)
             except RedcubeError as e:
@@ -179,20 +207,50 @@ class App:
             return
 
         def done(loaded, err):  # on the GUI thread, via `later`
+            self.switching = None
             if err:
                 self.message(err, "error")
                 return
+            self._on_screen(loaded)
             first = remember or self.settings.checkpoint is None
             if first:
                 self.settings.checkpoint = str(loaded.path)
             res = loaded.record.get("train", {}).get("res")
             if first and not self.net_res_locked and isinstance(res, int) and 32 <= res <= 512:
                 self.view.set(net_res=res)  # a newly opened network is first shown at the resolution it learned
+            self.slot.publish(loaded)  # in the same frame as its resolution
             self.message(f"loaded {loaded.path.name}: {loaded.record['model']['kind']}, step {loaded.step}")
             if Scene.from_dict(loaded.record["scene"]) != self.scene:
                 self.message("this network was trained on a different scene config than the one shown; "
                              "its picture will not match the ground truth.", "warn")
-        self.slot.load(Path(path), lambda m, e: self.later(lambda: done(m, e)))
+        self.slot.load(Path(path), lambda m, e: self.later(lambda: done(m, e)), publish=False)
+
+    def shown_kind(self) -> str | None:
+        """'pixels' or 'latent' for the network on screen (None before one is loaded)."""
+        loaded = self.slot.snapshot()
+        return network_kind(loaded.record) if loaded else None
+
+    def show_network(self, kind: str) -> None:
+        """The render-mode switch: open the last network of this kind seen on screen (this session or remembered),
+        else the shipped one; with neither, the current network stays and a message names the fix."""
+        if kind == (self.switching or self.shown_kind()):
+            return
+        path = self._network_for(kind)
+        if path is None:
+            self.message(NO_NETWORK[kind], "warn")
+            return
+        self.switching = kind
+        self.open_checkpoint(path)
+
+    def _network_for(self, kind: str) -> Path | None:
+        for path in (getattr(self.settings, f"{kind}_checkpoint"), self.defaults[kind]):
+            if path and Path(path).exists():  # a remembered file that is gone falls back to the shipped one
+                return Path(path)
+        return None
+
+    def _on_screen(self, loaded) -> None:
+        """A network reached the screen: the render-mode switch comes back to it."""
+        setattr(self.settings, f"{network_kind(loaded.record)}_checkpoint", str(loaded.path))
 
     def later(self, fn) -> None:
         """Run fn on the GUI thread at the start of the next frame (for background threads' results)."""
@@ -260,6 +318,7 @@ class App:
             self.message(err, "error")
         else:
             self.settings.checkpoint = str(loaded.path)
+            self._on_screen(loaded)
 
     # -- paths and video ---------------------------------------------------------------------------
     def add_keyframe(self) -> None:

@@ -1,4 +1,5 @@
-"""The View tab: view mode, split, network resolution, upscaling, display size; the camera's pose and speed."""
+"""The View tab: the network's render mode (pixels or TinyVAE latents), view mode, split, network resolution,
+upscaling, display size; the camera's pose and speed."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 
 import dearpygui.dearpygui as dpg
 
-from app.gui.state import NET_RESOLUTIONS, UPSCALE, VIEW_MODES
+from app.gui.state import NETWORK_KINDS, NET_RESOLUTIONS, UPSCALE, VIEW_MODES
 
 DISPLAY_SIZES = (320, 384, 448, 512, 640)
 POSE_FIELDS = (("x", "x (m)", 1.0), ("z", "z (m)", 1.0), ("yaw", "yaw (deg)", math.pi / 180),
@@ -16,6 +17,11 @@ POSE_FIELDS = (("x", "x (m)", 1.0), ("z", "z (m)", 1.0), ("yaw", "yaw (deg)", ma
 def build(app) -> None:
     g, v = app.guard, app.view
     labels = {label: mode for mode, label in VIEW_MODES.items()}
+    kinds = {label: kind for kind, label in NETWORK_KINDS.items()}
+    dpg.add_text("Network", color=(150, 200, 255))
+    dpg.add_radio_button(list(kinds), tag="_radio_network", horizontal=True, default_value=NETWORK_KINDS["pixels"],
+                         callback=g(lambda s, a: app.show_network(kinds[a])))
+    dpg.add_separator()
     dpg.add_text("Viewport", color=(150, 200, 255))
     dpg.add_radio_button(list(labels), tag="_radio_mode", default_value=VIEW_MODES[v.mode],
                          callback=g(lambda s, a: v.set(mode=labels[a])))
@@ -59,6 +65,9 @@ def refresh(app) -> None:
             dpg.set_value(tag, getattr(c, name) / scale)
         dpg.configure_item(tag, enabled=app.fly.free or name not in ("y", "pitch"))
     dpg.set_value("_check_free", app.fly.free)
+    shown = NETWORK_KINDS[app.switching or app.shown_kind() or "pixels"]  # what is on screen, or being switched to
+    if dpg.get_value("_radio_network") != shown:
+        dpg.set_value("_radio_network", shown)
     if not dpg.is_item_active("_slider_speed"):
         dpg.set_value("_slider_speed", app.fly.speed)
     if getattr(app, "_view_shown", None) != v.version:  # changed by a key, a load or the settings file

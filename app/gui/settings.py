@@ -30,6 +30,10 @@ def data_dir() -> Path:
 class Settings:
     checkpoint: str | None = None
     """The checkpoint shown at the last exit (loaded again at start)."""
+    pixels_checkpoint: str | None = None
+    """The last pixel network on screen: the View tab's render-mode switch opens it again."""
+    latent_checkpoint: str | None = None
+    """The last latent (TinyVAE) network on screen, for the same switch."""
     view: dict = field(default_factory=dict)
     """ViewSettings.to_dict()."""
     camera: dict = field(default_factory=dict)

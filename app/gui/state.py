@@ -22,6 +22,8 @@ VIEW_MODES = {
     "latent": "Latent channels 1-3",
 }
 NET_RESOLUTIONS = (32, 48, 64, 96, 128, 192, 256, 384, 512)
+NETWORK_KINDS = {"pixels": "pixels", "latent": "latent -> TinyVAE 512²"}
+"""The View tab's render-mode switch: a network that predicts RGB, or TinyVAE latents decoded to pixels."""
 UPSCALE = ("nearest", "bilinear")
 
 # Held keys -> (forward, right, up, turn) rates; names are lower-case key names, not GUI codes.
@@ -48,6 +50,11 @@ SHORTCUTS = [
     ("F12", "screenshot to PNG"),
     ("H or F1", "show this help"),
 ]
+
+
+def network_kind(record: dict) -> str:
+    """'latent' for a checkpoint that records the TinyVAE it was trained with, else 'pixels'."""
+    return "latent" if record.get("vae") else "pixels"
 
 
 def wrap_angle(a: float) -> float:

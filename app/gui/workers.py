@@ -124,11 +124,15 @@ class ModelSlot:
         self.loading: Path | None = None
         self.messages: list[str] = []
 
-    def load(self, path: Path, on_done: Callable[[LoadedModel | None, str | None], None] | None = None) -> None:
-        """Load a checkpoint in the background; errors become a message, the old model stays."""
+    def load(self, path: Path, on_done: Callable[[LoadedModel | None, str | None], None] | None = None,
+             publish: bool = True) -> None:
+        """Load a checkpoint in the background; errors become a message, the old model stays. With publish=False the
+        new network waits for `publish` (the app shows it in the same frame as the network resolution it wants, so
+        no frame is rendered at the old network's resolution: a pixel network at 512² takes many seconds on a CPU)."""
         from training.checkpoint import load_checkpoint, resolve
 
         def run():
+            done = None
             try:
                 ckpt = load_checkpoint(path)
                 model = ckpt.build_model(DEVICE).eval()
@@ -141,19 +145,26 @@ class ModelSlot:
                     vae = vae_for_checkpoint(ckpt.record).to(DEVICE)
                 with self._lock:
                     self._version += 1
-                    self.current = LoadedModel(model, ckpt.record, resolve(path), ckpt.step, self._version, vae)
-                    done, err = self.current, None
+                    done, err = LoadedModel(model, ckpt.record, resolve(path), ckpt.step, self._version, vae), None
             except RedcubeError as e:
-                done, err = None, str(e)
+                err = str(e)
             except Exception as e:  # a damaged file may fail in ways safetensors does not name
-                done, err = None, f"could not load {path} ({type(e).__name__}: {e}); pick another checkpoint."
+                err = f"could not load {path} ({type(e).__name__}: {e}); pick another checkpoint."
             finally:
-                self.loading = None
+                if done is None or publish:
+                    self.publish(done)
             if on_done:
                 on_done(done, err)
 
         self.loading = Path(path)
         threading.Thread(target=run, name="redcube-load", daemon=True).start()
+
+    def publish(self, loaded: LoadedModel | None) -> None:
+        """Show a loaded network (None: a load that failed, the old one stays); the load has ended."""
+        with self._lock:
+            if loaded is not None:
+                self.current = loaded
+            self.loading = None
 
     def load_now(self, path: Path) -> LoadedModel:
         """Synchronous load (command line, tests); raises RedcubeError."""
