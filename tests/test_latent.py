@@ -90,3 +90,34 @@ def test_viewport_worker_decodes_a_latent_network_off_the_calling_thread(latent_
         assert 0 <= frame.net.min() and frame.net.max() <= 1
     finally:
         view.worker.close()
+
+
+def test_viewer_decodes_smaller_latents_while_the_camera_moves(tiny_latent, rasterizer, scene):
+    """Flying: the latent network is asked for at most `flying_res` (a 512² decode takes seconds on a CPU); once the
+    camera is still it gets the full network resolution."""
+    import time
+
+    from app.gui.state import FlyCamera, ViewSettings
+    from app.gui.viewer import STILL_AFTER_S, Viewer
+    from app.gui.workers import ModelSlot
+
+    slot = ModelSlot()
+    slot.load_now(tiny_latent)
+    viewer = Viewer(scene, rasterizer, FlyCamera(scene), ViewSettings(net_res=512, flying_res=128, display=128), slot)
+
+    def frame_at(res, now):
+        deadline = time.monotonic() + 60
+        while viewer.net is None or viewer.net.res != res:
+            assert time.monotonic() < deadline, f"no {res}² frame"
+            viewer.tick(now)
+            time.sleep(0.02)
+        return viewer.net
+
+    try:
+        t0 = time.perf_counter()
+        moving = frame_at(128, t0)  # the camera has just appeared: it counts as moving
+        assert moving.net.shape == (128, 128, 3) and moving.latent.shape == (16, 16, 3)
+        still = frame_at(512, t0 + 10 * STILL_AFTER_S)
+        assert still.net.shape == (512, 512, 3) and still.latent.shape == (64, 64, 3)
+    finally:
+        viewer.close()

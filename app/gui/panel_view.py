@@ -7,7 +7,7 @@ import math
 
 import dearpygui.dearpygui as dpg
 
-from app.gui.state import NETWORK_KINDS, NET_RESOLUTIONS, UPSCALE, VIEW_MODES
+from app.gui.state import FLYING_RESOLUTIONS, NETWORK_KINDS, NET_RESOLUTIONS, UPSCALE, VIEW_MODES
 
 DISPLAY_SIZES = (320, 384, 448, 512, 640)
 POSE_FIELDS = (("x", "x (m)", 1.0), ("z", "z (m)", 1.0), ("yaw", "yaw (deg)", math.pi / 180),
@@ -29,6 +29,8 @@ def build(app) -> None:
                          width=200, callback=g(lambda s, a: v.set(split=a)))
     dpg.add_combo([str(r) for r in NET_RESOLUTIONS], label="network res", tag="_combo_net_res", width=200,
                   default_value=str(v.net_res), callback=g(lambda s, a: v.set(net_res=int(a))))
+    dpg.add_combo([str(r) for r in FLYING_RESOLUTIONS], label="latent res while flying", tag="_combo_flying_res", width=200,
+                  default_value=str(v.flying_res), callback=g(lambda s, a: v.set(flying_res=int(a))))
     dpg.add_radio_button(list(UPSCALE), tag="_radio_upscale", horizontal=True, default_value=v.upscale,
                          callback=g(lambda s, a: v.set(upscale=a)))
     dpg.add_combo([str(d) for d in DISPLAY_SIZES], label="display size", tag="_combo_display", width=200,
@@ -72,7 +74,7 @@ def refresh(app) -> None:
         dpg.set_value("_slider_speed", app.fly.speed)
     if getattr(app, "_view_shown", None) != v.version:  # changed by a key, a load or the settings file
         app._view_shown = v.version
-        for tag, value in (("_radio_mode", VIEW_MODES[v.mode]), ("_combo_net_res", str(v.net_res)),
+        for tag, value in (("_radio_mode", VIEW_MODES[v.mode]), ("_combo_net_res", str(v.net_res)), ("_combo_flying_res", str(v.flying_res)),
                            ("_radio_upscale", v.upscale), ("_combo_display", str(v.display)),
                            ("_slider_split", v.split), ("_slider_gain", v.error_gain)):
             dpg.set_value(tag, value)

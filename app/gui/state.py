@@ -25,6 +25,7 @@ NET_RESOLUTIONS = (32, 48, 64, 96, 128, 192, 256, 384, 512)
 NETWORK_KINDS = {"pixels": "pixels", "latent": "latent -> TinyVAE 512²"}
 """The View tab's render-mode switch: a network that predicts RGB, or TinyVAE latents decoded to pixels."""
 UPSCALE = ("nearest", "bilinear")
+FLYING_RESOLUTIONS = (128, 256, 512)
 
 # Held keys -> (forward, right, up, turn) rates; names are lower-case key names, not GUI codes.
 MOVE_KEYS = {
@@ -182,6 +183,9 @@ class ViewSettings:
     """Edge of one displayed panel in screen pixels."""
     error_gain: float = 4.0
     """Heat-map scale: an absolute error of 1 / gain maps to the top of the colour map."""
+    flying_res: int = 128
+    """Latent networks while the camera moves: decoded at most this size (16² latents at 128), since a 512² decode
+    takes seconds on a CPU; the still camera then gets net_res."""
     version: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
@@ -194,6 +198,8 @@ class ViewSettings:
             raise RedcubeError(f"unknown upscale {self.upscale!r}; choose nearest or bilinear.")
         if not 32 <= int(self.net_res) <= 512:
             raise RedcubeError(f"network resolution {self.net_res} is out of range; choose 32 to 512.")
+        if int(self.flying_res) not in FLYING_RESOLUTIONS:
+            raise RedcubeError(f"flying resolution {self.flying_res} is not offered; choose one of {list(FLYING_RESOLUTIONS)}.")
         if not 128 <= int(self.display) <= 1024:
             raise RedcubeError(f"display size {self.display} is out of range; choose 128 to 1024.")
         self.split = max(0.0, min(1.0, float(self.split)))

@@ -95,10 +95,13 @@ class Viewer:
         # a still camera on an idle machine gets both for a quick sharp frame.
         self.net_view.threads = 1 if self.training or not still else 2
         loaded = self.slot.snapshot()
-        net_req = (pose, self.view.net_res, loaded.version if loaded else None)
+        res = self.view.net_res
+        if loaded is not None and loaded.vae is not None and not still:
+            res = min(res, self.view.flying_res)  # smaller latents while flying: the decode is the slow part
+        net_req = (pose, res, loaded.version if loaded else None)
         if loaded is not None and net_req != self._asked_net:
             self._asked_net = net_req
-            self.net_view.request(pose, self.view.net_res)
+            self.net_view.request(pose, res)
 
     def _take(self) -> bool:
         changed = False
