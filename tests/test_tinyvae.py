@@ -107,8 +107,9 @@ def test_bad_vae_sources_are_one_sentence(make, random_taesd, tmp_path, monkeypa
 
 @pytest.mark.skipif(not SCENE_VAE.exists(), reason="the scene TinyVAE asset is not built yet")
 def test_shipped_scene_vae_round_trips_renders(rasterizer, scene):
-    """Two views with cube, ground and sky (the hard ones: sky-only views round-trip at ~50 dB). Measured
-    20.3 / 19.6 dB at 256² for the shipped VAE, whose grey ground is still washed out (assets/README.md)."""
+    """Two views with cube, ground and sky (the hard ones: sky-only views round-trip at ~60 dB). Measured
+    23.3 / 23.4 dB at 256² for the shipped VAE (43.1 mean, 34.2 pooled at 512² over 16 held-out views; its thin grid
+    lines are what 256² frames lose most, assets/README.md); the VAE before it scored 20.3 / 19.6."""
     from renderer.camera import Camera
 
     vae = load_vae("scene")
@@ -116,7 +117,7 @@ def test_shipped_scene_vae_round_trips_renders(rasterizer, scene):
     x = torch.from_numpy(rasterizer.render(poses, 256)[0])
     with torch.no_grad():
         y = vae.decode(vae.encode(x))
-    assert psnr(y, x) > 18.0
+    assert psnr(y, x) > 21.0
 
 
 def test_train_vae_two_steps_writes_a_loadable_scene_vae(tmp_path, capsys):
