@@ -187,6 +187,7 @@ def wait_for(cond, limit=90):
     while not cond() and time.time() - t0 < limit:
         app.step()
 
+wait_for(lambda: app.slot.current is not None)  # the opening network reaches the screen on a frame of the GUI thread
 app.guard(app.train_start)()                 # the Start button's handler
 if {wait}:
     wait_for(lambda: app.session.curves.train_step)  # running and logging
