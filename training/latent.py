@@ -28,7 +28,7 @@ from training.evaluate import Evaluation
 from training.latent_shards import load_latents
 from training.stream import FrameStream, StreamConfig
 from training.trainer import TrainConfig, Trainer
-from training.vae import DEFAULT_SOURCE, check_latent_res, encode_frames, load_vae, vae_for_checkpoint
+from training.vae import DEFAULT_SOURCE, check_latent_res, decode_latents, encode_frames, load_vae, vae_for_checkpoint
 
 ENCODE_IN = ("producer", "trainer")
 LATENT_DATA_MODES = ("stream", "shards")
@@ -75,12 +75,6 @@ def trainer_for(config: TrainConfig, **kw) -> Trainer:
 def predict_latents(model: nn.Module, poses: torch.Tensor, latent_res: int) -> torch.Tensor:
     """Network latents [N, r, r, 4] for poses [N, 5] (raw, not clamped)."""
     return torch.stack([render_image(model, p, latent_res).float().cpu() for p in poses])
-
-
-@torch.no_grad()
-def decode_latents(vae: TinyVAE, latents: torch.Tensor) -> torch.Tensor:
-    """latents [N, r, r, 4] -> pictures [N, 8r, 8r, 3] in [0, 1] on the CPU, one at a time."""
-    return torch.cat([vae.decode(z[None]).cpu() for z in latents])
 
 
 def evaluate_latent(model: nn.Module, vae: TinyVAE, poses: torch.Tensor, gt: torch.Tensor) -> tuple[Evaluation, torch.Tensor]:

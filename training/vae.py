@@ -77,3 +77,9 @@ def encode_frames(vae: TinyVAE, rgb: torch.Tensor | np.ndarray) -> torch.Tensor:
     """frames [F, R, R, 3] -> latents [F, R/8, R/8, 4] on the CPU, one frame at a time (peak memory)."""
     rgb = torch.as_tensor(rgb)
     return torch.cat([vae.encode(f[None]).cpu() for f in rgb])
+
+
+@torch.no_grad()
+def decode_latents(vae: TinyVAE, latents: torch.Tensor) -> torch.Tensor:
+    """latents [N, r, r, 4] -> pictures [N, 8r, 8r, 3] in [0, 1] on the CPU, one at a time (peak memory)."""
+    return torch.cat([vae.decode(z[None]).cpu() for z in latents])

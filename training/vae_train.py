@@ -27,7 +27,7 @@ from renderer.tinyvae import DOWNSCALE, TinyVAE
 from training.data import heldout_poses
 from training.metrics import mse_to_psnr, psnr, ssim
 from training.schedules import cosine
-from training.vae import load_vae, save_vae
+from training.vae import decode_latents, encode_frames, load_vae, save_vae
 
 
 @dataclass
@@ -105,11 +105,10 @@ def evaluate_vae(vae: TinyVAE, frames: torch.Tensor) -> dict:
     """Round trip of whole frames [N, R, R, 3]: PSNR (mean per frame), SSIM, latents' excess and the reconstructions."""
     was = vae.training
     vae.eval()
-    z = [vae.encode(f[None]) for f in frames]
-    recon = torch.cat([vae.decode(zi) for zi in z]).cpu()
+    z = encode_frames(vae, frames)
+    recon = decode_latents(vae, z)
     vae.train(was)
-    excess = float(torch.stack([latent_excess(vae, zi) for zi in z]).mean())
-    return {"psnr": psnr(recon, frames), "ssim": ssim(recon, frames), "latent_excess": excess, "recon": recon}
+    return {"psnr": psnr(recon, frames), "ssim": ssim(recon, frames), "latent_excess": float(latent_excess(vae, z)), "recon": recon}
 
 
 def train_vae(config: VAETrainConfig, scene: Scene | None = None, on_record: Callable[[dict], None] | None = None) -> dict:
@@ -149,9 +148,10 @@ def train_vae(config: VAETrainConfig, scene: Scene | None = None, on_record: Cal
             # 2. one Adam step on busy crops: MSE of the round trip, latents optionally jittered
             x = random_crops(pool, c.batch, c.crop, c.candidates, gen)
             z = vae.encode(x)
+            excess = latent_excess(vae, z)  # the encoder's latents, before any jitter
             if c.latent_noise > 0:
                 z = z + c.latent_noise * torch.randn(z.shape, generator=gen)
-            loss = torch.nn.functional.mse_loss(vae.decode(z), x) + c.latent_range_weight * latent_excess(vae, z)
+            loss = torch.nn.functional.mse_loss(vae.decode(z), x) + c.latent_range_weight * excess
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, progress())
             opt.zero_grad(set_to_none=True)

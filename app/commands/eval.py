@@ -16,8 +16,8 @@ from training.checkpoint import load_checkpoint, resolve
 from training.data import heldout_poses
 from renderer.tinyvae import TinyVAE
 from training.evaluate import Evaluation, evaluate, load_poses
-from training.latent import config_from_record, decode_latents, evaluate_latent
-from training.vae import encode_frames, load_vae, vae_for_checkpoint
+from training.latent import config_from_record, evaluate_latent
+from training.vae import decode_latents, encode_frames, load_vae, vae_for_checkpoint
 
 
 def register(sub) -> None:
