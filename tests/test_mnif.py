@@ -10,7 +10,7 @@ from renderer.models import build_model
 from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.scene import Scene
 from renderer.worlds import Cubes, train_worlds, world_scene
-from training.mnif import MNIFTrainConfig, continue_from, point_loss, sample_points, save_mnif
+from training.mnif import MNIFTrainConfig, continue_from, network_groups, point_loss, sample_points, save_mnif
 
 
 def _model(**kw) -> MNIF:
@@ -67,6 +67,28 @@ def test_short_auto_decoding_run_lowers_the_loss():
         loss.backward()
         opt.step()
     assert float(loss) < 0.7 * first
+
+
+def _averaged_step(bases: int, groups) -> float:
+    """Relative change of one world's averaged hidden weights after one Adam step of the point loss."""
+    torch.manual_seed(0)
+    model = _model(bases=bases)
+    phi = 0.01 * torch.randn(2, 16)
+    batch = sample_points(Scene(), Cubes.of([world_scene(p) for p in train_worlds(2)]), 256, torch.Generator().manual_seed(0))
+    before = model.averaged_weights(phi)[1][0].detach()
+    opt = torch.optim.Adam(groups(model))
+    point_loss(model, phi, batch, 10.0)[0].backward()
+    opt.step()
+    return float((model.averaged_weights(phi)[1][0].detach() - before).norm() / before.norm())
+
+
+def test_t_learning_rate_keeps_the_averaged_step_flat_in_m():
+    """With one rate for everything the averaged network's step grows with M (T moves each 1/M coefficient by about lr:
+    0.06 at M = 16, 0.15 at M = 256); `network_groups` scales T's rate by 1/M, so M = 256 steps like M = 16 (0.07)."""
+    one_rate = lambda model: [{"params": list(model.parameters()), "lr": 5e-4}]
+    scaled = lambda model: network_groups(model, 5e-4)
+    assert _averaged_step(256, one_rate) / _averaged_step(16, one_rate) > 2
+    assert 0.8 < _averaged_step(256, scaled) / _averaged_step(16, scaled) < 1.25
 
 
 def test_wrong_latent_size_is_one_sentence():

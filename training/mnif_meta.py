@@ -32,7 +32,7 @@ from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.scene import Scene
 from renderer.worlds import Cubes, train_worlds, world_scene
 from training.checkpoint import load_checkpoint
-from training.mnif import LatentFit, MNIFTrainConfig, finish_run, point_loss, run_budget, sample_points, select
+from training.mnif import LatentFit, MNIFTrainConfig, finish_run, network_groups, point_loss, run_budget, sample_points, select
 
 METHOD = "meta"
 
@@ -123,7 +123,7 @@ def train_mnif_meta(config: MNIFTrainConfig, meta: MetaConfig, model_config: MNI
     cubes_all = Cubes.of(scenes)
     model = build_model("mnif", model_config, base)
     rates = torch.nn.Parameter(torch.full((model_config.latent_dim,), meta.rate_init))  # alpha [H]
-    opt = torch.optim.Adam([{"params": model.parameters(), "lr": config.lr}, {"params": [rates], "lr": meta.rate_lr}])
+    opt = torch.optim.Adam([*network_groups(model, config.lr), {"params": [rates], "lr": meta.rate_lr}])
 
     def step():
         idx = torch.randperm(len(params), generator=gen)[:config.batch_worlds]
