@@ -10,7 +10,7 @@ from renderer.models import build_model
 from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.scene import Scene
 from renderer.worlds import Cubes, train_worlds, world_scene
-from training.mnif import MNIFTrainConfig, continue_from, network_groups, point_loss, sample_points, save_mnif
+from training.mnif import MNIFTrainConfig, best_starts, continue_from, network_groups, point_loss, sample_points, save_mnif
 
 
 def _model(**kw) -> MNIF:
@@ -89,6 +89,19 @@ def test_t_learning_rate_keeps_the_averaged_step_flat_in_m():
     scaled = lambda model: network_groups(model, 5e-4)
     assert _averaged_step(256, one_rate) / _averaged_step(16, one_rate) > 2
     assert 0.8 < _averaged_step(256, scaled) / _averaged_step(16, scaled) < 1.25
+
+
+def test_best_starts_pick_the_latent_with_the_lowest_point_loss():
+    """The held-out fit starts from the training latent that already fits the world best (chunked, per world)."""
+    model = _model()
+    latents = torch.randn(6, 16, generator=torch.Generator().manual_seed(1))
+    scenes = [world_scene(p) for p in train_worlds(2)]
+    starts = best_starts(model, latents, scenes, Scene(), points=256, seed=3, chunk=4)
+    gen = torch.Generator().manual_seed(3)
+    for scene, start in zip(scenes, starts):
+        batch = sample_points(Scene(), Cubes.of([scene]), 256, gen)
+        losses = torch.tensor([float(point_loss(model, phi[None], batch, 10.0)[0]) for phi in latents])
+        assert len(set(losses.tolist())) == 6 and torch.equal(start, latents[losses.argmin()])
 
 
 def test_wrong_latent_size_is_one_sentence():

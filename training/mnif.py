@@ -141,11 +141,17 @@ def sample_points(base: Scene, cubes: Cubes, n: int, gen: torch.Generator) -> di
     return {"points": points, "occ": occ, "rgb": rgb, "mask": mask.float()}
 
 
+def point_errors(model: MNIF, phi: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per point [B, N]: occupancy BCE and colour squared error (mean over RGB; `batch["mask"]` says where it counts)."""
+    raw = model.raw(batch["points"], phi)
+    bce = F.binary_cross_entropy_with_logits(raw[..., 3], batch["occ"], reduction="none")
+    return bce, ((raw[..., :3] + 0.5 - batch["rgb"]) ** 2).mean(-1)
+
+
 def point_loss(model: MNIF, phi: torch.Tensor, batch: dict, rgb_weight: float) -> tuple[torch.Tensor, dict]:
     """Step 3 without the latent term: BCE on occupancy + rgb_weight * masked colour MSE."""
-    raw = model.raw(batch["points"], phi)
-    bce = F.binary_cross_entropy_with_logits(raw[..., 3], batch["occ"])
-    err = ((raw[..., :3] + 0.5 - batch["rgb"]) ** 2).mean(-1)
+    bce, err = point_errors(model, phi, batch)
+    bce = bce.mean()
     mse = (err * batch["mask"]).sum() / batch["mask"].sum().clamp_min(1)
     return bce + rgb_weight * mse, {"bce": float(bce.detach()), "rgb_mse": float(mse.detach())}
 
@@ -269,11 +275,12 @@ def continue_from(config: MNIFTrainConfig, model: MNIF, latents: torch.nn.Parame
 # ---- latents of unseen worlds ------------------------------------------------------------------------
 def fit_latents(model: MNIF, scenes: list[Scene], base: Scene, steps: int = 300, lr: float = 1e-2, points: int = 2048,
                 rgb_weight: float = 10.0, latent_decay: float = 1e-4, init: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
-    """Latents [B, H] for unseen worlds: the auto-decoding loss with the bases and T frozen, only the latents move."""
+    """Latents [B, H] for unseen worlds: the auto-decoding loss with the bases and T frozen, only the latents move.
+    `init`: one start [H] for every world, or one per world [B, H] (default zeros)."""
     gen = torch.Generator().manual_seed(seed)
     cubes = Cubes.of(scenes)
     h = model.config.latent_dim
-    phi = torch.nn.Parameter(init.clone().expand(len(scenes), h).clone() if init is not None else torch.zeros(len(scenes), h))
+    phi = torch.nn.Parameter(init.expand(len(scenes), h).clone() if init is not None else torch.zeros(len(scenes), h))
     opt = torch.optim.Adam([phi], lr=lr)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -335,20 +342,40 @@ class LatentFit:
     """The fitting method and its settings, as recorded under eval.fit."""
 
 
-def adam_fit(config: MNIFTrainConfig, init: torch.Tensor) -> LatentFit:
-    """The auto-decoding fit: `fit_steps` Adam steps on the latent alone, starting from `init` [H]."""
-    fn = lambda model, scenes, base, seed: fit_latents(model, scenes, base, config.fit_steps, config.fit_lr, init=init, seed=seed)
+@torch.no_grad()
+def best_starts(model: MNIF, latents: torch.Tensor, scenes: list[Scene], base: Scene, points: int = 2048,
+                rgb_weight: float = 10.0, seed: int = 0, chunk: int = 64) -> torch.Tensor:
+    """Per unseen world, the training latent [B, H] whose field has the lowest point loss on that world's points."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for scene in scenes:
+        batch = sample_points(base, Cubes.of([scene]), points, gen)
+        losses = []
+        for phi in latents.split(chunk):
+            bce, err = point_errors(model, phi, {k: v.expand(len(phi), *v.shape[1:]) for k, v in batch.items()})
+            losses.append(bce.mean(1) + rgb_weight * (err * batch["mask"]).sum(1) / batch["mask"].sum().clamp_min(1))
+        out.append(latents[torch.cat(losses).argmin()])
+    return torch.stack(out)
+
+
+def adam_fit(config: MNIFTrainConfig, latents: torch.Tensor) -> LatentFit:
+    """The auto-decoding fit: `fit_steps` Adam steps on the latent alone, from the training latent `best_starts` picks
+    (from the mean latent the fit lands in worse basins: 16.5 against 18.7 dB on 8 held-out worlds, shipped mNIF)."""
+    def fn(model, scenes, base, seed):
+        init = best_starts(model, latents, scenes, base, seed=seed)
+        return fit_latents(model, scenes, base, config.fit_steps, config.fit_lr, init=init, seed=seed)
     return LatentFit(fn, {"method": "adam on the latent, bases and T frozen", "steps": config.fit_steps, "lr": config.fit_lr,
-                          "init": "mean training latent"})
+                          "init": "the training latent with the lowest point loss on the world's points"})
 
 
 def evaluate(model: MNIF, latents: torch.Tensor, params: list[WorldParams], base: Scene, config: MNIFTrainConfig,
              on_record: Callable[[dict], None] | None = None, fit: LatentFit | None = None) -> dict:
-    """Training worlds' reconstruction and held-out worlds fitted by `fit` (default: Adam from the mean latent), by rendering."""
+    """Training worlds' reconstruction and held-out worlds fitted by `fit` (default: Adam from the best training latent),
+    by rendering."""
     n = config.eval_worlds
     train = world_psnrs(model, latents[:n], params[:n], base, "train", config)
     held = heldout_worlds()[:n]
-    fit = fit or adam_fit(config, latents.mean(0))
+    fit = fit or adam_fit(config, latents)
     t = time.time()
     fitted = fit.fn(model, [world_scene(p, base) for p in held], base, config.seed + 1)
     fit_s = time.time() - t
