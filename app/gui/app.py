@@ -397,6 +397,16 @@ class App:
         f = self.rotations_view.frame
         return r.loaded is None or (f is not None and f.key[0] == r.version and f is getattr(self, "_rot_shown", None))
 
+    def _worlds_settled(self) -> bool:
+        """With the Worlds tab open: its load has ended and, when an mNIF is loaded, the render is of the current latent."""
+        w = self.worlds
+        if not panel_worlds.visible():
+            return True
+        if w.loading is not None or not w.tried_default:
+            return False
+        f = self.worlds_view.frame
+        return w.mnif is None or (f is not None and f.key[1:] == (w.res, w.version))
+
     # -- snapshots ---------------------------------------------------------------------------------
     def screenshot(self, path: str | Path | None) -> Path:
         path = Path(path or time.strftime("redcube-%Y%m%d-%H%M%S.png"))
@@ -482,7 +492,7 @@ class App:
         settled = v.gt is not None and v.gt.still and v.gt.size == self.view.display and v.idle()
         want_net = self.slot.current is not None
         net_ok = not want_net or (v.net is not None and v.net.version == self.slot.current.version)
-        return settled and net_ok and self.slot.loading is None and self._rotations_settled()
+        return settled and net_ok and self.slot.loading is None and self._rotations_settled() and self._worlds_settled()
 
     def _write_screenshot(self, path: Path) -> None:
         for _ in range(2):  # the texture shown must be the newest one
