@@ -26,7 +26,7 @@ from app.gui.state import FlyCamera, ViewSettings, VIEW_MODES, network_kind
 from app.gui.training_session import ASSETS, TrainChoices, TrainingSession
 from app.gui.video_session import VideoSession
 from app.gui.viewer import Viewer
-from app.gui.workers import ModelSlot
+from app.gui.workers import ModelSlot, join_threads
 from app.gui.worlds_session import WorldsSession
 from app.gui.worlds_view import WorldsView
 from renderer.errors import RedcubeError
@@ -511,6 +511,8 @@ class App:
         self.worlds_view.close()
         self.rotations_view.close()
         self.viewer.close()
+        if running := join_threads():  # the renders and loads use the rasterizer and torch: both go away below
+            self.message(f"closing while {', '.join(running)} still run", "warn")
         self.rasterizer.close()
         dpg.destroy_context()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from app.gui.paths import CameraPath, preset
 from app.gui.video import export_video
+from app.gui.workers import start_thread
 from renderer.camera import Camera
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
@@ -43,7 +44,7 @@ class VideoJob:
                 job.error = f"video export failed ({type(e).__name__}: {e})."
             job.finished = True
 
-        threading.Thread(target=run, name="redcube-video", daemon=True).start()
+        start_thread("redcube-video", run)
         return job
 
     def progress(self, done: int, total: int) -> None:

@@ -24,6 +24,26 @@ from renderer.errors import RedcubeError
 from renderer.render import render_image
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+_threads: list[threading.Thread] = []
+
+
+def start_thread(name: str, target: Callable[[], None]) -> threading.Thread:
+    """Start a daemon thread that `join_threads` waits for when the app closes: one still inside torch when the
+    interpreter exits aborts the process ("terminate called without an active exception")."""
+    _threads[:] = [t for t in _threads if t.is_alive()]
+    t = threading.Thread(target=target, name=name, daemon=True)
+    _threads.append(t)
+    t.start()
+    return t
+
+
+def join_threads(timeout: float = 120.0) -> list[str]:
+    """Wait for the threads `start_thread` began (their jobs were cancelled or end on their own); the names of any
+    still running after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    for t in list(_threads):
+        t.join(max(0.0, deadline - time.monotonic()))
+    return [t.name for t in _threads if t.is_alive()]
 
 
 def load_in_background(name: str, load: Callable[[], None], failed: Callable[[str], None], what: str, fix: str,
@@ -40,7 +60,7 @@ def load_in_background(name: str, load: Callable[[], None], failed: Callable[[st
         finally:
             finished()
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    start_thread(name, run)
 
 
 class LatestWorker:
@@ -55,8 +75,7 @@ class LatestWorker:
         self._busy = False
         self._closed = False
         self.error: str | None = None
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        self._thread = start_thread(name, self._loop)
 
     def submit(self, request: Any) -> None:
         with self._cv:
@@ -94,13 +113,12 @@ class LatestWorker:
                 if result is not None:
                     self._result, self._fresh = result, True
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop after the current job; joined so no render is cut off mid-call at interpreter exit."""
+    def close(self) -> None:
+        """Stop after the current job (`join_threads` waits for it)."""
         with self._cv:
             self._closed = True
             self._pending = None
             self._cv.notify()
-        self._thread.join(timeout)
 
 
 @dataclass
@@ -157,7 +175,7 @@ class ModelSlot:
                 on_done(done, err)
 
         self.loading = Path(path)
-        threading.Thread(target=run, name="redcube-load", daemon=True).start()
+        start_thread("redcube-load", run)
 
     def publish(self, loaded: LoadedModel | None) -> None:
         """Show a loaded network (None: a load that failed, the old one stays); the load has ended."""
