@@ -82,9 +82,13 @@ def heldout_worlds(n: int = N_HELDOUT) -> list[WorldParams]:
     return sample_params(n, HELDOUT_SEED)
 
 
+GRID_PER_AXIS = {"hue": 12, "size": 3, "height": 3, "yaw_deg": 3, "x": 3, "z": 3}
+
+
 def parameter_grid(per_axis: dict[str, int] | None = None) -> list[WorldParams]:
-    """A dense grid over the family (cell centres on each axis; default 12 hues x 3 sizes x 3 heights x 3 yaws x 3 x 3 offsets)."""
-    per_axis = {"hue": 12, "size": 3, "height": 3, "yaw_deg": 3, "x": 3, "z": 3, **(per_axis or {})}
+    """A grid over the family (cell centres on each axis; default GRID_PER_AXIS: 12 hues x 3 sizes x 3 heights x
+    3 yaws x 3 x 3 offsets)."""
+    per_axis = {**GRID_PER_AXIS, **(per_axis or {})}
     axes = [lo + (np.arange(per_axis[k]) + 0.5) / per_axis[k] * (hi - lo) for k, (lo, hi) in RANGES.items()]
     mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(RANGES))
     return [WorldParams(*map(float, row)) for row in mesh]

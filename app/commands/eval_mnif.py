@@ -46,7 +46,11 @@ def run(args) -> int:
     rec = evaluate(model, latents, params, base, cfg, fit=checkpoint_fit(args.mnif))
     log("sampling and rendering ...")
     z = ld.sample(args.samples, steps=50, seed=0)
-    pr = precision_recall(render_latents(model, z, base), grid_views(base), rasterize_worlds(heldout_worlds(), base), args.threshold_db)
+    grid, held = grid_views(base), rasterize_worlds(heldout_worlds(), base)
+    pr = precision_recall(render_latents(model, z, base), grid, held, args.threshold_db, base)
+    log("the same figures for as many real (rasterized) training worlds ...")
+    real = torch.randperm(len(params), generator=torch.Generator().manual_seed(0))[:args.samples]
+    ref = precision_recall(rasterize_worlds([params[int(i)] for i in real], base), grid, held, args.threshold_db, base)
     g = torch.Generator().manual_seed(1)
     pairs = [tuple(int(v) for v in torch.randperm(len(latents), generator=g)[:2]) for _ in range(args.pairs)]
     jump, qs, _ = interpolation_jumps(model, latents, params, base, pairs)
@@ -54,8 +58,10 @@ def run(args) -> int:
            "precision": pr["precision"], "recall": pr["recall"],
            "max_interp_jump_db": jump,
            "thresholds": {"close_db": args.threshold_db, "probe_views": 2, "probe_res": 32,
-                          "grid": "12 hues x 3 sizes x 3 heights x 3 yaws x 3 x 3 offsets (renderer.worlds.parameter_grid)"},
+                          "grid": "12 hues x 3 sizes x 3 heights x 3 yaws x 3 x 3 offsets (renderer.worlds.parameter_grid)",
+                          "family_match": "the 3 nearest grid worlds, each refined by coordinate search (training.mnif_eval.refine_to_family)"},
            "reconstruction": rec, "samples": args.samples, **{k: v for k, v in pr.items() if k not in ("precision", "recall")},
+           "real_worlds_reference": {"what": f"{len(real)} rasterized training worlds in place of the samples", **ref},
            "interpolation": {"pairs": pairs, "steps": 8, "psnr_vs_interpolated_world": qs}}
     text = json.dumps(out, indent=2)
     if args.json:
