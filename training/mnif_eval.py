@@ -18,6 +18,7 @@ the family's cubes live, at 32² (1 ray per pixel on both sides, 128 samples per
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 
@@ -31,13 +32,15 @@ PROBES = torch.tensor([[0.0, 1.0, 2.0, 0.0, 0.0], [2.0, 1.0, 0.0, math.pi / 2, 0
 PROBE_RES = 32
 
 
-def rasterize_worlds(params: list[WorldParams], base: Scene) -> torch.Tensor:
-    """Probe views [N, 2, R, R, 3] of many worlds through one rasterizer (set_world swaps the cube)."""
+def rasterize_worlds(params: list[WorldParams], base: Scene, r: Rasterizer | None = None) -> torch.Tensor:
+    """Probe views [N, 2, R, R, 3] of many worlds through one rasterizer, `r` or a new one (set_world swaps the cube)."""
+    if r is None:
+        with Rasterizer(world_scene(params[0], base)) as r:
+            return rasterize_worlds(params, base, r)
     out = []
-    with Rasterizer(world_scene(params[0], base)) as r:
-        for p in params:
-            r.set_world(world_scene(p, base))
-            out.append(torch.from_numpy(r.render(PROBES.numpy(), PROBE_RES, supersample=1)[0]))
+    for p in params:
+        r.set_world(world_scene(p, base))
+        out.append(torch.from_numpy(r.render(PROBES.numpy(), PROBE_RES, supersample=1)[0]))
     return torch.stack(out)
 
 
@@ -63,11 +66,7 @@ def refine_to_family(views: torch.Tensor, start: WorldParams, base: Scene, r: Ra
     """PSNR of probe views [2, R, R, 3] against the closest world found from `start`: each move rasterizes the 12
     neighbours p +- step along one parameter and takes the best; with none better, the steps halve."""
     def score(ps: list[WorldParams]) -> torch.Tensor:
-        out = []
-        for q in ps:
-            r.set_world(world_scene(q, base))
-            out.append(torch.from_numpy(r.render(PROBES.numpy(), PROBE_RES, supersample=1)[0]))
-        return pairwise_psnr(views[None], torch.stack(out))[0]
+        return pairwise_psnr(views[None], rasterize_worlds(ps, base, r))[0]
 
     best, q, step = float(score([start])[0]), start, dict(step)
     for _ in range(moves):
@@ -85,7 +84,7 @@ def _moved(p: WorldParams, name: str, delta: float) -> WorldParams:
     lo, hi = RANGES[name]
     v = getattr(p, name) + delta
     v = v % hi if name in ("hue", "yaw_deg") else min(max(v, lo), hi)
-    return WorldParams(**{**p.__dict__, name: v})
+    return replace(p, **{name: v})
 
 
 def grid_step() -> dict[str, float]:

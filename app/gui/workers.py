@@ -75,7 +75,7 @@ class LatestWorker:
         self._busy = False
         self._closed = False
         self.error: str | None = None
-        self._thread = start_thread(name, self._loop)
+        start_thread(name, self._loop)
 
     def submit(self, request: Any) -> None:
         with self._cv:
