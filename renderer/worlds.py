@@ -180,9 +180,10 @@ def inside_cube(scene: Scene, points: torch.Tensor, margin: float = 0.0) -> torc
 AIM_JITTER_DEG = 15.0  # an aimed camera's yaw is off the cube's direction by at most this (the view is 60° wide)
 
 
-def world_poses(scene: Scene, n: int, seed: int, margin: float = 0.2, aim: bool = False) -> torch.Tensor:
+def world_poses(scene: Scene, n: int, seed: int, margin: float = 0.2, aim: bool = False,
+                jitter_deg: float = AIM_JITTER_DEG) -> torch.Tensor:
     """[n, 5] camera poses inside the scene's bounds and at least `margin` metres outside the cube (seeded).
-    `aim`: each camera turns towards the cube, within ±AIM_JITTER_DEG (uniform yaws mostly look at sky and ground,
+    `aim`: each camera turns towards the cube, within ±jitter_deg (uniform yaws mostly look at sky and ground,
     which any world's field renders alike: an evaluation on them says little about the cube)."""
     gen = torch.Generator().manual_seed(seed)
     out = torch.empty(0, POSE_DIM)
@@ -192,7 +193,7 @@ def world_poses(scene: Scene, n: int, seed: int, margin: float = 0.2, aim: bool 
     out = out[:n]
     if aim:
         cx, _, cz = scene.cube_center
-        jitter = (torch.rand(n, generator=gen, dtype=out.dtype) * 2 - 1) * math.radians(AIM_JITTER_DEG)
+        jitter = (torch.rand(n, generator=gen, dtype=out.dtype) * 2 - 1) * math.radians(jitter_deg)
         yaw = torch.atan2(out[:, 0] - cx, out[:, 2] - cz) + jitter  # forward (-sin yaw, -cos yaw) points at the cube
         out[:, 3] = yaw % (2 * math.pi)
     return out

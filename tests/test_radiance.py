@@ -156,3 +156,25 @@ def test_short_training_lowers_heldout_loss(tmp_path, scene):
     first = t.metrics["test_loss"]
     final = t.run()
     assert final["test_loss"] < 0.6 * first
+
+
+@pytest.mark.skipif(cpu_kernels.kernels() is None, reason="the C kernels did not build here (no compiler)")
+@pytest.mark.parametrize("shape", [{}, {"hidden_layers": 2, "n_features_per_level": 4, "interpolation": "smoothstep"},
+                                   {"n_features_per_level": 1, "width": 8}])
+def test_fused_renderer_draws_the_module_paths_picture(scene, shape):
+    """Inference fused per ray in C (march, hash grid, MLP, compositing, early stop) gives the module path's pixels,
+    on dense and hashed levels, for other feature counts, depths and interpolations."""
+    torch.manual_seed(0)
+    m = build_model("ngp", {**TINY, "backend": "cpp", **shape}, scene)
+    adam_steps(m, scene, 8)
+    m.eval()
+    assert any(lv.dense for lv in m.encoding.levels) and not all(lv.dense for lv in m.encoding.levels)
+    pose = torch.tensor([0.5, 1.0, 1.5, 0.3, 0.0])
+    m.fused = False
+    ref = render_image(m, pose, 32)
+    m.fused, m.last_evals = True, None
+    fast = render_image(m, pose, 32)
+    assert m.last_evals is not None and 0 < m.last_evals < m.config.steps  # the fused kernel ran, and stopped rays early
+    torch.testing.assert_close(fast, ref, atol=2e-5, rtol=0)
+    m.occupancy.zero_()  # an empty grid: the sky alone, through the cached occupancy as well
+    torch.testing.assert_close(render_image(m, pose, 16), m.sky.expand(16, 16, 3))

@@ -1,22 +1,31 @@
 """Pixel samples for the trainer: flattened (pose, pixel uv, colour) triples, the fixed-dataset mode
 and the held-out test set.
 
-Seeds: the held-out poses come from their own generator (`HELDOUT_SEED_OFFSET`), the fixed dataset
+Seeds: the held-out poses come from their own generator (`HELDOUT_SEED_OFFSET`, `AIMED_SEED_OFFSET`), the fixed dataset
 from another, and stream producers from `stream.producer_seed`, so no two of them share a stream.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from renderer.camera import pixel_uv, sample_poses
+from renderer.errors import RedcubeError
 from renderer.scene import Scene
+from renderer.worlds import world_poses
 
 HELDOUT_SEED_OFFSET = 7_777_777
 FIXED_SEED_OFFSET = 3_333_333
+AIMED_SEED_OFFSET = 5_555_555
+AIMED_JITTER_RAD = 0.4
+"""An aimed camera looks at the cube's centre to within this (the view is 60° wide: the cube stays in sight)."""
+AIMED_MARGIN = 0.2
+"""Metres between an aimed camera and the cube."""
+POSE_SETS = ("uniform", "aimed")
 
 
 @dataclass
@@ -43,9 +52,18 @@ class PixelSet:
         return self.poses[idx], self.uv[idx], self.target[idx]
 
 
-def heldout_poses(scene: Scene, n: int, seed: int) -> torch.Tensor:
-    """The held-out camera poses [n, 5]: fixed by the run seed, drawn from a generator nothing else uses."""
-    return sample_poses(scene, n, torch.Generator().manual_seed(seed + HELDOUT_SEED_OFFSET))
+def heldout_poses(scene: Scene, n: int, seed: int, pose_set: str = "uniform") -> torch.Tensor:
+    """The held-out camera poses [n, 5]: fixed by the run seed, drawn from a generator nothing else uses.
+
+    'uniform' draws from the training distribution (about a third of its views are sky only); 'aimed' places each
+    camera outside the cube and turns it to the cube's centre within ±AIMED_JITTER_RAD, the views a user flying
+    around the cube sees (its own seed, so the two sets share no pose)."""
+    if pose_set == "uniform":
+        return sample_poses(scene, n, torch.Generator().manual_seed(seed + HELDOUT_SEED_OFFSET))
+    if pose_set == "aimed":
+        return world_poses(scene, n, seed + AIMED_SEED_OFFSET, margin=AIMED_MARGIN, aim=True,
+                           jitter_deg=math.degrees(AIMED_JITTER_RAD))
+    raise RedcubeError(f"unknown pose set {pose_set!r}; choose one of {list(POSE_SETS)}.")
 
 
 def fixed_pixels(rasterizer, res: int, n_samples: int, seed: int) -> PixelSet:

@@ -13,7 +13,7 @@ from app.options import save_png, write_text
 from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
 from training.checkpoint import load_checkpoint, resolve
-from training.data import heldout_poses
+from training.data import POSE_SETS, heldout_poses
 from renderer.tinyvae import TinyVAE
 from training.evaluate import Evaluation, evaluate, load_poses
 from training.latent import config_from_record, evaluate_latent
@@ -26,6 +26,9 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--poses", type=Path, help='JSON list of {"x", "z", "yaw"} poses')
     src.add_argument("--n", type=int, default=32, help="number of held-out poses (the run's own held-out set; default 32)")
+    p.add_argument("--pose-set", choices=POSE_SETS, default="uniform",
+                   help="held-out poses of the training distribution ('uniform', a third of them sky only) or cameras "
+                        "outside the cube that look at it within 0.4 rad ('aimed'); ignored with --poses")
     p.add_argument("--res", type=int, default=None, help="resolution (default: the training resolution)")
     p.add_argument("--json", type=Path, default=None, help="also write the JSON here")
     p.add_argument("--sheet", type=Path, default=Path("redcube_eval.png"), help="contact sheet PNG (default redcube_eval.png)")
@@ -49,6 +52,7 @@ def run(args) -> int:
     else:
         ev = evaluate(model, scene, poses, res)
     out = {"checkpoint": str(args.checkpoint), "model": ckpt.kind, "step": ckpt.step, "device": "cpu",
+           "pose_set": "file " + str(args.poses) if args.poses else args.pose_set,
            **({"backend": model.backend} if hasattr(model, "backend") else {}),  # the hash grid's implementation in use
            **({"vae": vae.name, "latent_res": res // 8} if latent else {})}
     return _report(args, ev, res, out)
@@ -59,7 +63,7 @@ def _poses(args, scene, seed: int) -> torch.Tensor:
         return load_poses(args.poses, scene)
     if args.n < 1:
         raise RedcubeError("--n must be at least 1.")
-    return heldout_poses(scene, args.n, seed)
+    return heldout_poses(scene, args.n, seed, args.pose_set)
 
 
 def _vae_round_trip(args, ckpt) -> Evaluation:

@@ -11,6 +11,10 @@ Compositing (`renderer.volume.composite`):
   (2) T_i     = prod_{j < i} (1 - alpha_j)                   transmittance
   (3) C       = sum_i T_i alpha_i c_i + T_end * sky          the scene's sky colour behind everything
 
+Inference on the CPU (eval mode, no gradients, the C kernels built) runs fused per ray in C
+(`renderer.cpu_kernels.render_rays`): the same march, field and compositing, with no per-sample tensors and each ray
+stopped as soon as it is opaque; the module path below stays for training, CUDA and the torch backend.
+
 Training marches twice: (a) without gradients, a few steps of every ray at a time, to find where its
 transmittance falls below `min_transmittance`, then (b) with gradients on the samples before that point
 only. Evaluation needs the first march only. The first `warmup_forwards` training forwards instead take
@@ -154,6 +158,11 @@ class RadianceField(nn.Module):
         self.register_buffer("occupancy", torch.full((math.prod(self.grid_shape),), 1e3))
         self.register_buffer("occupancy_updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("train_forwards", torch.zeros((), dtype=torch.long))
+        self.fused = True
+        """Render through the fused C kernel where it applies (`redcube bench` turns it off to compare)."""
+        self.last_evals: float | None = None
+        """Mean field evaluations per ray of the last fused render."""
+        self._occupied_cache: tuple | None = None
 
     @property
     def backend(self) -> str:
@@ -180,7 +189,14 @@ class RadianceField(nn.Module):
     def occupied(self) -> torch.Tensor:
         """[cells] bool: which cells the march visits: those over the threshold and their 26 neighbours (a thin
         surface, such as the ground plane, can fall between a cell's random probes, and a surface still forming
-        must be able to grow into the next cell)."""
+        must be able to grow into the next cell). Cached until the grid changes (a frame would otherwise pay for
+        the pooling)."""
+        key = (self.occupancy.data_ptr(), self.occupancy._version, self.occupancy.device)
+        if self._occupied_cache is None or self._occupied_cache[0] != key:
+            self._occupied_cache = (key, self._occupied())
+        return self._occupied_cache[1]
+
+    def _occupied(self) -> torch.Tensor:
         thr = min(self.config.occupancy_threshold / self.dt, float(self.occupancy.mean()))
         over = (self.occupancy > thr).float().reshape(1, 1, *self.grid_shape)
         return torch.nn.functional.max_pool3d(over, 3, stride=1, padding=1).reshape(-1) > 0
@@ -226,6 +242,8 @@ class RadianceField(nn.Module):
         training = self.training and torch.is_grad_enabled()
         o, d = rays(poses, uv, self.scene)
         o, d = o.contiguous(), d.contiguous()
+        if not training and not torch.is_grad_enabled() and self._fused_applies(o):
+            return self._render_fused(o, d)
         if training:
             n, c = int(self.train_forwards), self.config
             self.train_forwards += 1
@@ -240,6 +258,28 @@ class RadianceField(nn.Module):
         if training:  # (b) again with gradients, on the samples that light reached
             sigma, rgb = self.field(self.normalise(o[ray] + t[ray, col, None] * d[ray]))
         return self._composite(sigma, rgb, ray, col, t.shape)
+
+    def _fused_applies(self, o: torch.Tensor) -> bool:
+        if not (self.fused and self.encoding.backend == "cpp" and o.dtype == torch.float32 and not o.is_cuda):
+            return False
+        c = self.config
+        shape = cpu_kernels.field_shape(c.n_levels, c.n_features_per_level, c.interpolation == "smoothstep", self._layers())
+        return cpu_kernels.render_kernel(shape) is not None
+
+    def _layers(self) -> list[nn.Linear]:
+        return [m for m in self.mlp if isinstance(m, nn.Linear)]
+
+    def _render_fused(self, o: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """The module path's picture (march, field, compositing, early stop) fused per ray in C."""
+        t0, t1 = self._span(o, d)
+        enc, c = self.encoding, self.config
+        layers = self._layers()
+        rgb, evals = cpu_kernels.render_rays(
+            o, d, t0, t1, self.dt, c.steps, self.box_lo, self.box_size, self.occupied(), self.grid_shape, enc.params,
+            enc._cpp_levels, c.n_features_per_level, c.interpolation == "smoothstep", layers,
+            -math.log(max(c.min_transmittance, 1e-30)), self.sky)
+        self.last_evals = float(evals.float().mean()) if len(evals) else 0.0
+        return rgb
 
     def _warmup_render(self, o: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         """Stratified samples over each ray's whole path through the box (NeRF's coarse sampling), with gradients."""
