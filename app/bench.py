@@ -14,6 +14,7 @@ import torch
 from app.bench_mnif import bench_mnif
 from app.bench_ngp import bench_ngpfields
 from app.bench_scale import bench_scale
+from app.bench_viewport import bench_viewport
 from app.bench_vae import bench_vae
 from renderer.camera import Camera, pixel_uv, sample_poses
 from renderer.models import build_model
@@ -200,24 +201,7 @@ def bench_hashgrid(scene: Scene, n: int = 1 << 15) -> tuple[dict, dict]:
     best = max(rates["ours"], rates["ours_fused"])
     ratios = {"hashgrid_vs_reference": round(best / rates["reference"], 3),
               "hashgrid_eager_vs_reference": round(rates["ours"] / rates["reference"], 3)}
-    figs.update(_bench_radiance(scene))
     return figs, ratios
-
-
-def _bench_radiance(scene: Scene) -> dict:
-    """Inference frames/s of the shipped radiance field (assets/ngp_64) at 64² and 256², pose at eye level."""
-    from renderer.render import render_image
-    from training.checkpoint import load_checkpoint
-
-    path = Path(__file__).resolve().parents[1] / "assets" / "ngp_64.safetensors"
-    if not path.exists():
-        return {"ngp_fps": "unavailable: assets/ngp_64.safetensors is missing"}
-    model = load_checkpoint(path).build_model().eval()
-    pose = Camera(0.5, 1.5, 0.3).pose()
-    figs = {}
-    for res in (64, 256):
-        figs[f"ngp_fps_{res}"] = round(_rate(lambda: render_image(model, pose, res), 1, min_s=1.0, repeats=2), 2)
-    return figs
 
 
 def bench_gui(scene: Scene) -> tuple[dict, dict]:
@@ -228,7 +212,7 @@ def bench_gui(scene: Scene) -> tuple[dict, dict]:
 
 
 GROUPS = {"raster": bench_raster, "posemlp": bench_posemlp, "train": bench_train, "hashgrid": bench_hashgrid, "vae": bench_vae, "mnif": bench_mnif, "scale": bench_scale, "gui": bench_gui,
-          "ngpfields": bench_ngpfields}
+          "ngpfields": bench_ngpfields, "viewport": bench_viewport}
 
 
 def device_info() -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -9,14 +11,20 @@ from renderer.camera import check_res, pixel_uv
 
 
 @torch.inference_mode()
-def render_image(model: nn.Module, pose: torch.Tensor, res: int, chunk: int = 8192) -> torch.Tensor:
+def render_image(model: nn.Module, pose: torch.Tensor, res: int, chunk: int = 8192,
+                 cancelled: Callable[[], bool] | None = None) -> torch.Tensor | None:
     """Render model output for one pose [5] at res x res: [res, res, C] on the model's device.
 
     8k-pixel chunks keep activations in cache: 1.5x faster at 256² on the CPU than 64k chunks (measured).
+    `cancelled` is asked between chunks; once it says True the render stops and returns None.
     """
     res = check_res(res)
     device = next(model.parameters()).device
     uv = pixel_uv(res, device)
     poses = pose.to(device=device, dtype=torch.float32).expand(len(uv), -1)
-    out = torch.cat([model(poses[i:i + chunk], uv[i:i + chunk]) for i in range(0, len(uv), chunk)])
-    return out.reshape(res, res, -1)
+    out = []
+    for i in range(0, len(uv), chunk):
+        if cancelled is not None and cancelled():
+            return None
+        out.append(model(poses[i:i + chunk], uv[i:i + chunk]))
+    return torch.cat(out).reshape(res, res, -1)

@@ -171,3 +171,27 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, ckpt: Checkpoint) -> Non
         idx, key = name.split(".", 1)
         state.setdefault(int(idx), {})[key] = t
     optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+
+
+LIVE_NAME = "live.safetensors"
+"""A training run's newest weights alone, for a viewer that follows the run (beside its checkpoint)."""
+
+
+def save_live_weights(path: str | Path, model: nn.Module, step: int) -> None:
+    """The model's state (no optimizer, no record beyond kind and step), written atomically: a few milliseconds,
+    so a trainer can hand its weights to the app every fraction of a second."""
+    module = getattr(model, "_orig_mod", model)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    meta = json.dumps({"kind": module.kind, "step": int(step)})
+    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata={"redcube-live": meta}))
+
+
+def load_live_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str, int]:
+    """(state dict, model kind, step) of a file `save_live_weights` wrote; one sentence for anything else."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["redcube-live"])
+            return {k: f.get_tensor(k) for k in f.keys()}, str(meta["kind"]), int(meta["step"])
+    except Exception as e:
+        raise RedcubeError(f"{path} is not a redcube live-weights file ({type(e).__name__}); "
+                           "it is written by a running training and read by the app alone.") from None

@@ -6,6 +6,7 @@ reads log records from a queue, and reloads weights from the checkpoint file the
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import queue
@@ -16,17 +17,62 @@ from pathlib import Path
 import torch
 
 from renderer.errors import RedcubeError
-from training.checkpoint import DEFAULT_NAME
+from training.checkpoint import DEFAULT_NAME, LIVE_NAME
 from training.trainer import Hooks, TrainConfig, Trainer
 
 
-def _run(config_dict: dict, scene_dict: dict | None, resume: bool, records, pause, stop, threads, parent: int) -> None:
+LIVE_EVERY_S = 0.5
+"""How often a followed run hands its weights to the app (a few milliseconds of writing each time)."""
+
+
+class CpuShare:
+    """Holds this process to a share of the machine's cores (nerfstudio's "train util"): after each step it sleeps
+    for as long as its CPU time runs ahead of share x cores x wall time, measured over a sliding few seconds."""
+
+    WINDOW_S = 4.0
+
+    def __init__(self, share):
+        self.share = share  # a shared mp.Value: the app may change it while the run goes on
+        self._start()
+
+    def _start(self) -> None:
+        self.t0, self.cpu0 = time.perf_counter(), time.process_time()
+
+    def __call__(self) -> None:
+        cores = os.cpu_count() or 1
+        share = min(1.0, max(0.0, self.share.value))
+        wall = time.perf_counter() - self.t0
+        if share >= 1.0 or wall > self.WINDOW_S:
+            self._start()
+            return
+        ahead = (time.process_time() - self.cpu0) - share * cores * wall
+        if ahead > 0:
+            time.sleep(min(0.5, ahead / max(share * cores, 1e-3)))
+
+
+def threads_for(share: float) -> int:
+    """Trainer threads for a CPU share: the cores it may use, at least one."""
+    return max(1, math.ceil(share * (os.cpu_count() or 1) - 1e-9))
+
+
+def _run(config_dict: dict, scene_dict: dict | None, resume: bool, records, pause, stop, threads, parent: int,
+         share=None, live: str | None = None) -> None:
     """Child process body: run a Trainer whose hooks read the shared events.
 
     The process is not a daemon (it starts its own data producers), so it stops by itself, with a
-    final checkpoint, when its parent (the app) has gone.
+    final checkpoint, when its parent (the app) has gone. With `live`, the weights go to that file every
+    LIVE_EVERY_S seconds (the app's view follows them); with `share`, the run keeps to that share of the CPU.
     """
     from renderer.scene import Scene
+    from training.checkpoint import save_live_weights
+
+    hold = CpuShare(share) if share is not None else None
+    published = [0.0]
+
+    def on_weights(model, step: int) -> None:
+        if live and time.perf_counter() - published[0] > LIVE_EVERY_S:
+            save_live_weights(live, model, step)
+            published[0] = time.perf_counter()
 
     def should_stop() -> bool:
         return stop.is_set() or os.getppid() != parent
@@ -38,8 +84,10 @@ def _run(config_dict: dict, scene_dict: dict | None, resume: bool, records, paus
             time.sleep(0.05)
         if threads.value > 0 and torch.get_num_threads() != threads.value:
             torch.set_num_threads(threads.value)
+        if hold is not None:
+            hold()
 
-    hooks = Hooks(on_record=records.put, should_stop=should_stop, wait_if_paused=wait_if_paused)
+    hooks = Hooks(on_record=records.put, should_stop=should_stop, wait_if_paused=wait_if_paused, on_weights=on_weights)
     try:
         config = TrainConfig.from_dict(config_dict)
         scene = Scene.from_dict(scene_dict) if scene_dict else None
@@ -54,13 +102,17 @@ def _run(config_dict: dict, scene_dict: dict | None, resume: bool, records, paus
 class TrainingProcess:
     """Start/pause/resume/stop a training run in a background process and follow its log."""
 
-    def __init__(self, config: TrainConfig, scene=None, resume: bool = False):
-        self.config, self.scene, self.resume_run = config, scene, resume
+    def __init__(self, config: TrainConfig, scene=None, resume: bool = False, cpu_share: float | None = None,
+                 follow: bool = False):
+        """`cpu_share`: the share of the machine's cores the run keeps to (None: no limit); `follow`: hand the
+        weights to `live_path` every LIVE_EVERY_S seconds for a viewer."""
+        self.config, self.scene, self.resume_run, self.follow = config, scene, resume, follow
         self._ctx = mp.get_context("spawn")
         self._proc = None
         self._records = self._ctx.Queue()
         self._pause, self._stop = self._ctx.Event(), self._ctx.Event()
-        self._threads = self._ctx.Value("i", config.threads)
+        self._threads = self._ctx.Value("i", config.threads if cpu_share is None else threads_for(cpu_share))
+        self._share = self._ctx.Value("d", 1.0 if cpu_share is None else float(cpu_share))
         self.history: list[dict] = []
         self.error: str | None = None
         self._done = False
@@ -69,13 +121,18 @@ class TrainingProcess:
     def checkpoint_path(self) -> Path:
         return Path(self.config.out_dir) / DEFAULT_NAME
 
+    @property
+    def live_path(self) -> Path:
+        return Path(self.config.out_dir) / LIVE_NAME
+
     def start(self) -> "TrainingProcess":
         if self._proc is not None:
             raise RedcubeError("this training run has already been started; reset to start a new one.")
         self._proc = self._ctx.Process(
             target=_run, name="redcube-trainer", daemon=False,
             args=(self.config.to_dict(), self.scene.to_dict() if self.scene else None, self.resume_run,
-                  self._records, self._pause, self._stop, self._threads, os.getpid()))
+                  self._records, self._pause, self._stop, self._threads, os.getpid(), self._share,
+                  str(self.live_path) if self.follow else None))
         self._proc.start()
         return self
 
@@ -98,6 +155,11 @@ class TrainingProcess:
     def set_threads(self, n: int) -> None:
         """Threads the trainer uses from its next step on (the app lowers this while it draws)."""
         self._threads.value = int(n)
+
+    def set_cpu_share(self, share: float) -> None:
+        """The share of the machine's cores the run keeps to from its next step on (its threads follow)."""
+        self._share.value = float(share)
+        self._threads.value = threads_for(share)
 
     def poll(self) -> list[dict]:
         """New log records since the last call."""

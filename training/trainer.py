@@ -112,6 +112,9 @@ class Hooks:
     """Polled every step; True ends the run with a final checkpoint."""
     wait_if_paused: Callable[[], None] | None = None
     """Called every step; blocks while the controller holds training paused."""
+    on_weights: Callable[[torch.nn.Module, int], None] | None = None
+    """Called after every optimizer step with the model and the step (a viewer follows the weights; it decides how
+    often it takes them)."""
 
 
 class Trainer:
@@ -283,6 +286,8 @@ class Trainer:
                 spike.reset()
                 continue
             loss_sum, loss_n, window_samples = loss_sum + last_loss, loss_n + 1, window_samples + batch * self.dist.world
+            if h.on_weights and self.dist.main:
+                h.on_weights(self.model, self.step)
             # 2. logs, held-out evaluation, checkpoints
             if self.step % c.log_every == 0:
                 self.log({"event": "train", "train_loss": loss_sum / loss_n, "lr": self.lr(),

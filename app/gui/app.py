@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import queue
 import time
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
 
-DEFAULT_CHECKPOINTS = ("posemlp_64.safetensors", "posemlp_32.safetensors")
+DEFAULT_CHECKPOINTS = ("ngp_256.safetensors", "posemlp_64.safetensors", "posemlp_32.safetensors")
+"""The first one found opens on a first launch: the sharpest shipped network that keeps up with the camera."""
 LATENT_DEFAULT = "posemlp_latent512.safetensors"  # the shipped latent network, written by `redcube train --latent --res 512`
 NO_NETWORK = {  # the render-mode switch found no network of that kind
     "pixels": "no pixel network yet: train one in the Training tab or load a pixel checkpoint (File > Load checkpoint).",
@@ -294,6 +296,18 @@ class App:
         self.session.start()
         self.message(f"training {self.session.choices.model} at {self.session.choices.res}² in {self.session.out_dir}")
 
+    def set_cpu_share(self, share: float) -> None:
+        self.session.set_cpu_share(share)
+        self._share_cores()
+
+    def _share_cores(self) -> None:
+        """The viewport renders with the cores a running training leaves it (all of them otherwise)."""
+        from training.control import threads_for
+
+        cores = os.cpu_count() or 1
+        running = self.session.state == "running"
+        self.viewer.render_threads = max(1, cores - threads_for(self.session.choices.cpu_share)) if running else cores
+
     def train_reset(self) -> None:
         self.session.reset()
         self.message("training reset; the last checkpoint of the run stays on disk.")
@@ -307,10 +321,14 @@ class App:
         if s.state == "failed" and not s.reported_failure:
             s.reported_failure = True
             self.message(f"training stopped: {s.error or 'the training process ended without a final record.'}", "error")
-        ckpt = s.new_checkpoint()
-        if ckpt is not None:
+        live, ckpt = s.new_weights(), s.new_checkpoint()
+        shown = self.slot.snapshot()
+        if live is not None and shown is not None and s.owns(shown.path):  # the run is on screen: its weights alone
+            self.slot.load_weights(live, lambda m: None)
+        elif ckpt is not None and not (shown is not None and s.owns(shown.path)):  # the run's first checkpoint
             self.slot.load(ckpt, lambda m, e: self.later(lambda: self._followed(m, e)))
         self.viewer.training = s.state == "running"
+        self._share_cores()
 
     def _followed(self, loaded, err) -> None:
         """A training checkpoint arrived: it is what the next launch opens."""
@@ -491,7 +509,7 @@ class App:
         v = self.viewer
         settled = v.gt is not None and v.gt.still and v.gt.size == self.view.display and v.idle()
         want_net = self.slot.current is not None
-        net_ok = not want_net or (v.net is not None and v.net.version == self.slot.current.version)
+        net_ok = not want_net or (v.net is not None and v.net.version == self.slot.current.version and v.net.still)
         return settled and net_ok and self.slot.loading is None and self._rotations_settled() and self._worlds_settled()
 
     def _write_screenshot(self, path: Path) -> None:

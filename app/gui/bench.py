@@ -87,10 +87,81 @@ def _child(checkpoint: str, measure_s: float) -> dict:
         app.run(frames=0)  # closes the app (stops training) through the normal path
 
 
-def _run_child(checkpoint: Path, measure_s: float) -> dict:
+def _fly(app, seconds: float) -> dict:
+    """Turn the camera every frame for `seconds`: network pictures reaching the screen per second, their mean
+    resolution, and the window's frames per second."""
+    frames, shown, t0 = 0, [], time.perf_counter()
+    last = app.viewer.net
+    while time.perf_counter() - t0 < seconds:
+        app.on_keys({"left"}, 1 / 60)
+        app.step()
+        frames += 1
+        if app.viewer.net is not last:
+            last = app.viewer.net
+            shown.append(last.res)
+    dt = time.perf_counter() - t0
+    return {"network_fps": len(shown) / dt, "network_res_mean": sum(shown) / max(1, len(shown)),
+            "network_res_min": min(shown, default=0), "window_fps": frames / dt,
+            "inference_ms": app.viewer.stats.inference_ms, "render_threads": app.viewer.render_threads}
+
+
+def _refine(app, tries: int = 3) -> list[float]:
+    """Milliseconds from the camera's stop to the full-resolution network picture of that pose on screen."""
+    out = []
+    for _ in range(tries):
+        for _ in range(20):  # fly a little, then stop
+            app.on_keys({"left"}, 1 / 60)
+            app.step()
+        t0, pose = time.perf_counter(), tuple(float(v) for v in app.fly.camera.pose())
+        while time.perf_counter() - t0 < 10.0:
+            app.step()
+            net = app.viewer.net
+            if net is not None and net.still and net.pose == pose and net.res == app.view.net_res:
+                break
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def _child_viewport(checkpoint: str, measure_s: float) -> dict:
+    """Inside the Xvfb subprocess: the shipped NGP field at its own resolution, flying and refining with a training
+    run (NGP, 64², the app's default CPU share) going in the background."""
+    from app.gui.app import App
+    from app.gui.training_session import TrainChoices
+
+    tmp = Path(tempfile.mkdtemp(prefix="redcube-bench-"))
+    app = App(checkpoint=Path(checkpoint), settings_path=tmp / "settings.json")
+    app.session.runs_dir = tmp / "runs"
+    try:
+        while app.slot.loading is not None or app.slot.current is None or app.viewer.net is None:
+            app.step()
+        out = {"net_res": app.view.net_res, "target_fps": app.view.target_fps, "idle": _fly(app, measure_s / 2)}
+        out["idle_refine_ms"] = _refine(app)
+        app.session.choices = TrainChoices(model="ngp", res=64, data="stream", budget=30, unit="minutes")
+        app.train_start()
+        t0 = time.perf_counter()
+        while not app.session.curves.train_step and time.perf_counter() - t0 < 180:
+            app.step()  # wait until the trainer is really stepping
+        if app.session.state != "running":
+            return {"error": f"training did not start ({app.session.state}: {app.session.error})"}
+        out["training"] = _fly(app, measure_s)
+        out["refine_ms"] = _refine(app)
+        app.session.poll()
+        out.update(train_samples_per_s=app.session.last.get("samples_per_s"), cpu_share=app.session.choices.cpu_share,
+                   followed_step=app.viewer.net.step if app.viewer.net else None, trained_step=app.session.last.get("step"))
+        return out
+    finally:
+        app.run(frames=0)  # closes the app (stops training) through the normal path
+
+
+def viewport_bench(checkpoint: Path, measure_s: float = 8.0) -> dict:
+    """The network picture while flying with training in the background (`_child_viewport`, under Xvfb)."""
+    return _run_child(checkpoint, measure_s, child="--child-viewport")
+
+
+def _run_child(checkpoint: Path, measure_s: float, child: str = "--child") -> dict:
     env = dict(os.environ, XDG_CONFIG_HOME=tempfile.mkdtemp(prefix="redcube-bench-cfg-"))
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-m", "app.gui.bench",
-           "--child", str(checkpoint), str(measure_s)]
+           child, str(checkpoint), str(measure_s)]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
     if p.returncode != 0 or not lines:
@@ -140,7 +211,8 @@ def gui_bench(checkpoint: Path | None = None, measure_s: float = MEASURE_S, vide
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        print(json.dumps(_child(sys.argv[2], float(sys.argv[3]))), flush=True)
+    if len(sys.argv) > 1 and sys.argv[1] in ("--child", "--child-viewport"):
+        child = _child if sys.argv[1] == "--child" else _child_viewport
+        print(json.dumps(child(sys.argv[2], float(sys.argv[3]))), flush=True)
     else:
         print(json.dumps(gui_bench(Path(sys.argv[1]) if len(sys.argv) > 1 else None), indent=2))

@@ -238,8 +238,13 @@ def _labels(app) -> tuple[str, str]:
     gt = app.viewer.gt
     still = gt is not None and gt.still and gt.size == s
     gt_label = f"Ground truth  {s}², " + (f"anti-aliased {gt.supersample}x{gt.supersample}" if still else "half size while moving")
-    loaded = app.slot.snapshot()
-    net_label = f"{loaded.record['model']['kind']} step {loaded.step}  {v.net_res}² -> {s}² {v.upscale}" if loaded else "no network"
+    loaded, net = app.slot.snapshot(), app.viewer.net
+    if loaded is None:
+        net_label = "no network"
+    else:  # what the picture on screen was drawn with: its weights' step and its (dynamic) resolution
+        step, res = (net.step, net.res) if net is not None else (loaded.step, v.net_res)
+        net_label = (f"{loaded.record['model']['kind']} step {step}  {res}² -> {s}² {v.upscale}"
+                     + ("" if net is None or net.still else "  (moving: dynamic res)"))
     if v.mode == "side_by_side":
         return gt_label, net_label
     if v.mode == "split":

@@ -30,13 +30,18 @@ def build(app) -> None:
                       callback=lambda s, a: setattr(app.session.choices, "unit", a))
         dpg.add_text("budget")
     app.text_inputs.append("_input_budget")
+    dpg.add_slider_float(label="training CPU share", tag="_slider_cpu_share", width=160, min_value=0.1, max_value=1.0,
+                         default_value=c.cpu_share, format="%.2f", callback=g(lambda s, a: app.set_cpu_share(a)))
+    with dpg.tooltip("_slider_cpu_share"):
+        dpg.add_text("The share of this machine's processor the run keeps to (it sleeps when it runs ahead);\n"
+                     "the viewport renders the network with the rest. Changes apply to a run that is going.")
     with dpg.group(horizontal=True):
         dpg.add_button(label="Start", tag="_button_start", width=70, callback=g(app.train_start))
         dpg.add_button(label="Pause", tag="_button_pause", width=70, callback=g(app.session.pause))
         dpg.add_button(label="Resume", tag="_button_resume", width=70, callback=g(app.session.resume))
         dpg.add_button(label="Reset", tag="_button_reset", width=70, callback=g(app.train_reset))
     dpg.add_text("", tag="_text_train_status", wrap=0)
-    dpg.add_text("The viewport shows each new checkpoint of the run as it is written (every few seconds); "
+    dpg.add_text("The viewport follows the run's weights as it trains (twice a second); "
                  "the loss and PSNR curves follow below.", color=(150, 150, 150), wrap=0)
 
 
@@ -67,6 +72,8 @@ def refresh(app) -> None:
         dpg.set_value(tag, value)
     if not dpg.is_item_active("_input_budget"):
         dpg.set_value("_input_budget", float(c.budget))
+    if not dpg.is_item_active("_slider_cpu_share"):
+        dpg.set_value("_slider_cpu_share", c.cpu_share)
     dpg.set_value("_text_train_status", s.status())
     dpg.configure_item("_button_start", enabled=not s.active)
     dpg.configure_item("_button_pause", enabled=state == "running")

@@ -29,6 +29,15 @@ def build(app) -> None:
                          width=200, callback=g(lambda s, a: v.set(split=a)))
     dpg.add_combo([str(r) for r in NET_RESOLUTIONS], label="network res", tag="_combo_net_res", width=200,
                   default_value=str(v.net_res), callback=g(lambda s, a: v.set(net_res=int(a))))
+    with dpg.group(horizontal=True):
+        dpg.add_checkbox(label="dynamic res, target", tag="_check_dynamic", default_value=v.dynamic,
+                         callback=g(lambda s, a: v.set(dynamic=bool(a))))
+        dpg.add_input_float(tag="_input_target_fps", width=90, step=0, format="%.0f fps", default_value=v.target_fps,
+                            on_enter=True, callback=g(lambda s, a: v.set(target_fps=a)))
+    with dpg.tooltip("_check_dynamic"):
+        dpg.add_text("While the camera moves, the network renders at the resolution that keeps this many pictures a "
+                     "second (at least 64²);\nonce it stops, at the network res above. Off: always the network res.")
+    app.text_inputs.append("_input_target_fps")
     dpg.add_combo([str(r) for r in FLYING_RESOLUTIONS], label="latent res while flying", tag="_combo_flying_res", width=200,
                   default_value=str(v.flying_res), callback=g(lambda s, a: v.set(flying_res=int(a))))
     dpg.add_radio_button(list(UPSCALE), tag="_radio_upscale", horizontal=True, default_value=v.upscale,
@@ -76,6 +85,7 @@ def refresh(app) -> None:
         app._view_shown = v.version
         for tag, value in (("_radio_mode", VIEW_MODES[v.mode]), ("_combo_net_res", str(v.net_res)), ("_combo_flying_res", str(v.flying_res)),
                            ("_radio_upscale", v.upscale), ("_combo_display", str(v.display)),
-                           ("_slider_split", v.split), ("_slider_gain", v.error_gain)):
+                           ("_slider_split", v.split), ("_slider_gain", v.error_gain), ("_check_dynamic", v.dynamic),
+                           ("_input_target_fps", v.target_fps)):
             dpg.set_value(tag, value)
     dpg.configure_item("_slider_split", enabled=v.mode == "split")

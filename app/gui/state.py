@@ -186,6 +186,11 @@ class ViewSettings:
     flying_res: int = 128
     """Latent networks while the camera moves: decoded at most this size (16² latents at 128), since a 512² decode
     takes seconds on a CPU; the still camera then gets net_res."""
+    target_fps: float = 30.0
+    """Pixel networks while the camera moves: network pictures per second that the dynamic resolution holds (at
+    least 64²); a still camera then gets net_res."""
+    dynamic: bool = True
+    """Dynamic resolution on (off: every picture at net_res, however long it takes)."""
     version: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
@@ -200,17 +205,25 @@ class ViewSettings:
             raise RedcubeError(f"network resolution {self.net_res} is out of range; choose 32 to 512.")
         if int(self.flying_res) not in FLYING_RESOLUTIONS:
             raise RedcubeError(f"flying resolution {self.flying_res} is not offered; choose one of {list(FLYING_RESOLUTIONS)}.")
+        if not isinstance(self.dynamic, bool):
+            raise RedcubeError(f"dynamic resolution {self.dynamic!r} must be true or false.")
+        if not (isinstance(self.target_fps, (int, float)) and math.isfinite(self.target_fps) and 1 <= self.target_fps <= 240):
+            raise RedcubeError(f"target network fps {self.target_fps!r} is out of range; choose a number from 1 to 240.")
         if not 128 <= int(self.display) <= 1024:
             raise RedcubeError(f"display size {self.display} is out of range; choose 128 to 1024.")
         self.split = max(0.0, min(1.0, float(self.split)))
 
     def set(self, **values) -> None:
         old = {k: getattr(self, k) for k in values}
-        for k, v in values.items():
-            if k not in {f.name for f in fields(self)} or k == "version":
-                raise RedcubeError(f"unknown view setting {k!r}.")
-            setattr(self, k, type(old[k])(v))
         try:
+            for k, v in values.items():
+                if k not in {f.name for f in fields(self)} or k == "version":
+                    raise RedcubeError(f"unknown view setting {k!r}.")
+                try:
+                    setattr(self, k, type(old[k])(v))
+                except (TypeError, ValueError):
+                    raise RedcubeError(f"view setting {k} {v!r} is not a {type(old[k]).__name__}; "
+                                       "enter a value of that kind.") from None
             self.validate()
         except RedcubeError:
             for k, v in old.items():

@@ -8,7 +8,6 @@ poll, state, latest_checkpoint); never reaches into the trainer. The panel's but
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,7 +20,7 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets"
 BUDGET_UNITS = ("minutes", "steps")
 RECIPES = ("shipped", "defaults")
 RECIPE_FIELDS = ("model_config", "batch_size", "lr", "warmup_steps", "lr_final", "eval_every")
-TRAIN_RESOLUTIONS = (32, 64, 128)
+TRAIN_RESOLUTIONS = (32, 64, 128, 256)
 CHECKPOINT_EVERY_S = 5.0  # the viewport picks up new weights this often
 
 
@@ -37,13 +36,24 @@ class TrainChoices:
     recipe: str = "shipped"
     """'shipped': the settings that trained the default network in assets/ (e.g. Plücker input + skip);
     'defaults': the model's own defaults (for posemlp, the blog's recipe)."""
-    threads: int = max(1, (os.cpu_count() or 2) - 1)
-    """Trainer threads: all cores but one, which is left for the window."""
+    cpu_share: float = 0.5
+    """Share of the machine's CPU the run keeps to (nerfstudio's "train util"); the viewport renders with the rest.
+    On 2 cores, 0.5 leaves one core to the window and its network picture."""
+
+    def __post_init__(self):
+        check_share(self.cpu_share)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainChoices":
         names = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def check_share(share) -> float:
+    """A CPU share in [0.1, 1], or one sentence."""
+    if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0.1 <= share <= 1.0:
+        raise RedcubeError(f"training CPU share {share!r} is out of range; choose a number from 0.1 to 1.")
+    return float(share)
 
 
 def shipped_recipe(model: str, res: int) -> dict:
@@ -96,11 +106,13 @@ class TrainingSession:
         self.started_at: float | None = None
         self.out_dir: Path | None = None
         self._ckpt_seen: tuple | None = None
+        self._live_seen: tuple | None = None
         self._stopping: threading.Thread | None = None
         self.reported_failure = False
 
     # -- buttons -------------------------------------------------------------------------------
     def config(self):
+        from training.control import threads_for
         from training.trainer import TrainConfig
 
         c = self.choices
@@ -108,7 +120,7 @@ class TrainingSession:
             raise RedcubeError("the training budget must be a positive number of minutes or steps.")
         self.out_dir = self.runs_dir / time.strftime("gui-%Y%m%d-%H%M%S")
         recipe = shipped_recipe(c.model, int(c.res)) if c.recipe == "shipped" else {}
-        return TrainConfig(model=c.model, res=int(c.res), data=c.data, threads=int(c.threads),
+        return TrainConfig(model=c.model, res=int(c.res), data=c.data, threads=threads_for(c.cpu_share),
                            minutes=float(c.budget) if c.unit == "minutes" else None,
                            steps=int(c.budget) if c.unit == "steps" else None,
                            checkpoint_every_s=CHECKPOINT_EVERY_S, out_dir=str(self.out_dir), **recipe)
@@ -119,10 +131,10 @@ class TrainingSession:
 
         if self.active:
             raise RedcubeError("a training run is already going; pause it or press Reset first.")
-        proc = TrainingProcess(self.config())
+        proc = TrainingProcess(self.config(), cpu_share=self.choices.cpu_share, follow=True)
         proc.start()
         self.proc, self.curves, self.last = proc, Curves(), {}
-        self.started_at, self._ckpt_seen, self.reported_failure = time.time(), None, False
+        self.started_at, self._ckpt_seen, self._live_seen, self.reported_failure = time.time(), None, None, False
 
     def pause(self) -> None:
         if self.proc is not None and self.state == "running":
@@ -131,6 +143,12 @@ class TrainingSession:
     def resume(self) -> None:
         if self.proc is not None and self.state == "paused":
             self.proc.resume()
+
+    def set_cpu_share(self, share: float) -> None:
+        """The training CPU share, for the next run and the one going (raises RedcubeError out of range)."""
+        self.choices.cpu_share = check_share(share)
+        if self.proc is not None and self.active:
+            self.proc.set_cpu_share(share)
 
     def toggle(self) -> None:
         self.pause() if self.state == "running" else self.resume()
@@ -166,17 +184,21 @@ class TrainingSession:
         """The run's newest checkpoint if it changed since the last call (cheap: a stat, no read)."""
         if self.proc is None:
             return None
-        path = self.proc.latest_checkpoint()
-        if path is None or not Path(path).exists():
+        path, self._ckpt_seen = _changed(self.proc.latest_checkpoint(), self._ckpt_seen)
+        return path
+
+    def new_weights(self) -> Path | None:
+        """The run's live weights file if it changed since the last call."""
+        if self.proc is None:
             return None
-        st = Path(path).stat()
-        key = (str(path), st.st_mtime_ns, st.st_size)
-        if key == self._ckpt_seen:
-            return None
-        self._ckpt_seen = key
-        return Path(path)
+        path, self._live_seen = _changed(self.proc.live_path, self._live_seen)
+        return path
 
     # -- reading -------------------------------------------------------------------------------
+    def owns(self, path: Path | None) -> bool:
+        """Whether a file belongs to the current run's folder."""
+        return path is not None and self.out_dir is not None and Path(path).parent == Path(self.out_dir)
+
     @property
     def state(self) -> str:
         return "idle" if self.proc is None else self.proc.state
@@ -218,3 +240,15 @@ class TrainingSession:
 
     def to_dict(self) -> dict:
         return asdict(self.choices)
+
+
+def _changed(path: Path | None, seen: tuple | None) -> tuple[Path | None, tuple | None]:
+    """(path, its stat key) when the file exists and its key differs from `seen`, else (None, seen)."""
+    try:
+        st = Path(path).stat() if path is not None else None
+    except OSError:
+        st = None
+    if st is None:
+        return None, seen
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    return (None, seen) if key == seen else (Path(path), key)

@@ -3,6 +3,10 @@
 Each frame the app calls `tick()`; the viewer asks its background renderers for the current camera
 (only when something changed), takes the newest finished frames and, when one arrived, composes the
 pictures the window draws. A still camera upgrades the displayed ground truth to the anti-aliased one.
+
+The network picture follows the camera at a dynamic resolution (`app.gui.dynamic_res`): while the camera moves,
+the resolution that holds the target network frame rate; REFINE_AFTER_S after it stops, the full resolution the
+user chose, with the same-resolution ground truth for the PSNR. Moving again cancels a refinement in flight.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from app.gui.dynamic_res import DynamicResolution
 from app.gui.state import FlyCamera, ViewSettings
 from app.gui.viewport import compose, upscale
 from app.gui.workers import GroundTruthView, GTFrame, ModelSlot, NetFrame, NetworkView
 from renderer.scene import Scene
 
 STILL_AFTER_S = 0.25  # a camera still this long gets the full-size anti-aliased ground truth
+REFINE_AFTER_S = 0.1  # a camera still this long gets the network at full resolution (keys repeat faster than this)
 MOVING_DOWNSCALE = 2  # while flying: half-size aliased ground truth, a sixteenth of the still frame's samples
 STILL_SUPERSAMPLE = 2  # on screen 2x2 anti-aliasing looks like 4x4 at a quarter of the cost (PSNR uses the scene's own)
 
@@ -36,14 +42,20 @@ class Stats:
     inference_ms: float = 0.0
     gt_ms: float = 0.0
     fps: float = 0.0
+    """Window redraws per second."""
+    net_fps: float = 0.0
+    """Network pictures reaching the screen per second (over the last second or so)."""
     psnr: float | None = None
+    psnr_res: int | None = None
     net_res: int | None = None
+    """Resolution of the network picture on screen (dynamic while flying)."""
     threads: int = 1
 
     def line(self) -> str:
-        p = f"{self.psnr:.2f} dB @ {self.net_res}²" if self.psnr is not None else "n/a"
-        return (f"{self.fps:5.1f} fps | frame {self.frame_ms:5.1f} ms | inference {self.inference_ms:5.1f} ms"
-                f" | GT {self.gt_ms:4.1f} ms | PSNR {p} | {device_name(self.threads)}")
+        p = f"{self.psnr:.2f} dB @ {self.psnr_res}²" if self.psnr is not None else "n/a"
+        res = f"{self.net_res}²" if self.net_res else "-"
+        return (f"network {self.net_fps:4.1f} fps @ {res} ({self.inference_ms:4.0f} ms) | window {self.fps:4.1f} fps"
+                f" | PSNR {p} | {device_name(self.threads)}")
 
 
 class Viewer:
@@ -64,8 +76,12 @@ class Viewer:
         self._moved_at = 0.0
         self._seen_view = -1
         self._frame_times: deque = deque(maxlen=60)
+        self._net_times: deque = deque(maxlen=30)
+        self.dynamic = DynamicResolution(view.target_fps)
         self.training = False
-        """A training run shares the CPU: the viewport then keeps to one torch thread."""
+        """A training run shares the CPU: the viewport then renders with the cores it leaves."""
+        self.render_threads = 2
+        """Inference threads while no training runs (the app sets it from the training CPU share otherwise)."""
 
     # -- per frame ------------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> bool:
@@ -91,17 +107,19 @@ class Viewer:
         if gt_req != self._asked_gt:
             self._asked_gt = gt_req
             self.gt_view.request(*gt_req)
-        # One inference thread while flying or training leaves a core for drawing (and the trainer);
-        # a still camera on an idle machine gets both for a quick sharp frame.
-        self.net_view.threads = 1 if self.training or not still else 2
+        self.net_view.threads = self.render_threads
         loaded = self.slot.snapshot()
-        res = self.view.net_res
-        if loaded is not None and loaded.vae is not None and not still:
-            res = min(res, self.view.flying_res)  # smaller latents while flying: the decode is the slow part
-        net_req = (pose, res, loaded.version if loaded else None)
+        refine = now - self._moved_at > REFINE_AFTER_S
+        self.dynamic.target_fps = self.view.target_fps
+        if loaded is not None and loaded.vae is not None:  # latents: the TinyVAE decode is the slow part
+            res = self.view.net_res if refine else min(self.view.net_res, self.view.flying_res)
+        else:
+            res = self.dynamic.resolution(self.view.net_res, moving=not refine) if self.view.dynamic else self.view.net_res
+        truth = refine or self.view.mode == "error"
+        net_req = (pose, res, refine, truth, loaded.version if loaded else None)
         if loaded is not None and net_req != self._asked_net:
             self._asked_net = net_req
-            self.net_view.request(pose, res)
+            self.net_view.request(pose, res, still=refine, truth=truth)
 
     def _take(self) -> bool:
         changed = False
@@ -112,8 +130,14 @@ class Viewer:
         net = self.net_view.worker.take()
         if net is not None:
             self.net, changed = net, True
-            self.stats.inference_ms, self.stats.psnr, self.stats.net_res = net.ms, net.psnr, net.res
-            self.stats.threads = net.threads
+            loaded = self.slot.snapshot()
+            if loaded is not None and loaded.vae is None and net.version == loaded.version:
+                self.dynamic.measure(net.res, net.ms)  # the cost model of the network on screen
+            self._net_times.append(net.done_at)
+            s = self.stats
+            s.inference_ms, s.net_res, s.threads = net.ms, net.res, net.threads
+            if net.psnr is not None:
+                s.psnr, s.psnr_res = net.psnr, net.res
         return changed
 
     def _compose(self) -> None:
@@ -130,7 +154,7 @@ class Viewer:
         net = err = None
         if self.net is not None:
             net = upscale(self.net.net, size, self.view.upscale)
-            err = upscale(self.net.err, size, "nearest") if mode == "error" else None
+            err = upscale(self.net.err, size, "nearest") if mode == "error" and self.net.err is not None else None
         if mode == "latent":  # a latent network's first three channels (TAESD's picture scaling); grey for pixel networks
             latent = self.net.latent if self.net is not None else None
             net, mode = (upscale(latent, size, "nearest") if latent is not None else None), "network"
@@ -146,8 +170,9 @@ class Viewer:
     def measure(self, frame_ms: float) -> Stats:
         s = self.stats
         s.frame_ms = 0.9 * s.frame_ms + 0.1 * frame_ms if s.frame_ms else frame_ms
-        if len(self._frame_times) > 1:
-            s.fps = (len(self._frame_times) - 1) / max(1e-6, self._frame_times[-1] - self._frame_times[0])
+        s.fps = _rate(self._frame_times)
+        recent = [t for t in self._net_times if t > time.perf_counter() - 2.0]  # a still camera ends the count
+        s.net_fps = _rate(recent)
         return s
 
     def idle(self) -> bool:
@@ -157,6 +182,12 @@ class Viewer:
     def close(self) -> None:
         self.gt_view.worker.close()
         self.net_view.worker.close()
+
+
+def _rate(times) -> float:
+    """Events per second over a list of their times."""
+    times = list(times)
+    return (len(times) - 1) / max(1e-6, times[-1] - times[0]) if len(times) > 1 else 0.0
 
 
 def _or_grey(net: np.ndarray | None, like: np.ndarray) -> np.ndarray:

@@ -2,28 +2,33 @@
 
 `LatestWorker` runs a function on its own thread for the newest request only (a stale camera pose
 is never rendered). `GroundTruthView` renders the displayed ground truth; `NetworkView` runs the
-network at the chosen resolution (plus ground truth at that resolution for the live PSNR and the
-error map); a latent network (TinyVAE latents) is run at res/8 and decoded on that same worker thread,
-which takes seconds on a CPU, so the window stays responsive and shows the newest finished frame. `ModelSlot` holds the network shown and swaps in new weights loaded off the GUI thread.
+network at the resolution the viewer asks for (plus, for a still camera or the error view, ground truth at that
+resolution for the PSNR and the error map); a full-resolution render for a still camera is cancelled between chunks
+as soon as the camera moves again, so it is never shown late. A latent network (TinyVAE latents) is run at res/8
+and decoded on that same worker thread, which takes seconds on a CPU, so the window stays responsive and shows the
+newest finished frame. `ModelSlot` holds the network shown and swaps in new weights loaded off the GUI thread: a
+whole checkpoint, or a training run's live weights into a copy of the network on screen.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from app.gui.video import INFER_CHUNK
+from app.gui.video import infer_chunk
 from app.gui.viewport import error_map, psnr
 from renderer.errors import RedcubeError
 from renderer.render import render_image
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+WARMUP_POSE = (1.5, 1.0, 1.5, 0.785, 0.0)
 _threads: list[threading.Thread] = []
 
 
@@ -95,6 +100,11 @@ class LatestWorker:
         with self._cv:
             return self._pending is None and not self._busy
 
+    def superseded(self) -> bool:
+        """A newer request waits: the job in hand may stop early (it would be shown late)."""
+        with self._cv:
+            return self._pending is not None or self._closed
+
     def _loop(self) -> None:
         while True:
             with self._cv:
@@ -156,6 +166,7 @@ class ModelSlot:
                 model = ckpt.build_model(DEVICE).eval()
                 for p in model.parameters():
                     p.requires_grad_(False)
+                render_image(model, torch.tensor(WARMUP_POSE), 16)  # builds any kernel now, not in the first frame
                 vae = None
                 if ckpt.record.get("vae"):  # a latent network: the VAE it was trained with, or one sentence
                     from training.vae import vae_for_checkpoint
@@ -184,6 +195,30 @@ class ModelSlot:
                 self.current = loaded
             self.loading = None
 
+    def load_weights(self, path: Path, on_done: Callable[[LoadedModel | None], None]) -> None:
+        """A training run's live weights (`save_live_weights`) into a copy of the network on screen, off the GUI
+        thread: no model build, no optimizer state. A file that does not fit the network on screen (another kind or
+        shape) changes nothing and on_done gets None; the run's next full checkpoint then takes over."""
+        from training.checkpoint import load_live_weights
+
+        def run():
+            done = None
+            try:
+                current = self.snapshot()
+                state, kind, step = load_live_weights(path)
+                if current is not None and kind == current.record["model"]["kind"]:
+                    model = copy.deepcopy(current.model)
+                    model.load_state_dict(state)
+                    with self._lock:
+                        self._version += 1
+                        done = replace(current, model=model, step=step, version=self._version)
+                        self.current = done
+            except (RedcubeError, RuntimeError, OSError):  # a mismatched or vanished file: the next checkpoint
+                done = None
+            on_done(done)
+
+        start_thread("redcube-weights", run)
+
     def load_now(self, path: Path) -> LoadedModel:
         """Synchronous load (command line, tests); raises RedcubeError."""
         box: dict = {}
@@ -205,14 +240,21 @@ class NetFrame:
     res: int
     version: int
     net: np.ndarray
-    gt: np.ndarray
-    err: np.ndarray
-    psnr: float
+    gt: np.ndarray | None
+    """Same-resolution ground truth, rendered for a still camera or the error view (None while flying)."""
+    err: np.ndarray | None
+    psnr: float | None
     ms: float
     """Inference time of the network alone (latent networks: network and TinyVAE decoding)."""
     threads: int
     latent: np.ndarray | None = None
     """Latent networks: the first three latent channels as a picture [res/8, res/8, 3] (the blog's latent view)."""
+    still: bool = True
+    """Rendered for a still camera at the full resolution (else a flying frame at the dynamic resolution)."""
+    step: int = 0
+    """The training step of the weights that drew it."""
+    done_at: float = 0.0
+    """time.perf_counter() when it finished."""
 
 
 @dataclass
@@ -240,30 +282,42 @@ class NetworkView:
     def __post_init__(self):
         self.worker = LatestWorker("redcube-net", self._render)
 
-    def request(self, pose: tuple, res: int) -> None:
-        self.worker.submit((pose, res))
+    def request(self, pose: tuple, res: int, still: bool = True, truth: bool = True) -> None:
+        """Render pose at res; `still`: the full-resolution picture of a still camera (cancelled if the camera
+        moves on); `truth`: also the same-resolution ground truth, PSNR and error map."""
+        self.worker.submit((pose, res, still, truth))
 
     def _render(self, req) -> NetFrame | None:
-        pose, res = req
+        pose, res, still, truth = req
         loaded = self.slot.snapshot()
         if loaded is None:
             return None
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)  # set on this thread: the OpenMP setting is per thread
         t = torch.tensor(pose, dtype=torch.float32)
+        cancel = self.worker.superseded if still else None  # a flying frame is the newest picture there is: keep it
         t0 = time.perf_counter()
         latent = None
         if loaded.vae is not None:  # latents at res/8 (at least 16²), decoded to 8x that
-            z = render_image(loaded.model, t, max(16, res // 8), chunk=INFER_CHUNK)
+            z = render_image(loaded.model, t, max(16, res // 8), chunk=infer_chunk(loaded.model), cancelled=cancel)
+            if z is None:
+                return None
             with torch.inference_mode():
                 net = loaded.vae.decode(z[None])[0].cpu().numpy()
                 latent = loaded.vae.latent_picture(z).cpu().numpy()
             res = net.shape[0]
         else:
-            net = render_image(loaded.model, t, res, chunk=INFER_CHUNK).clamp(0, 1).cpu().numpy()
+            net = render_image(loaded.model, t, res, chunk=infer_chunk(loaded.model), cancelled=cancel)
+            if net is None:
+                return None
+            net = net.clamp(0, 1).cpu().numpy()
         ms = (time.perf_counter() - t0) * 1000
-        gt, _ = self.rasterizer.render(t.numpy(), res)  # the scene's anti-aliased ground truth
-        return NetFrame(pose, res, loaded.version, net, gt, error_map(net, gt, self.gain()), psnr(net, gt), ms, self.threads, latent)
+        gt = err = score = None
+        if truth:
+            gt, _ = self.rasterizer.render(t.numpy(), res)  # the scene's anti-aliased ground truth
+            err, score = error_map(net, gt, self.gain()), psnr(net, gt)
+        return NetFrame(pose, res, loaded.version, net, gt, err, score, ms, self.threads, latent, still, loaded.step,
+                        time.perf_counter())
 
 
 @dataclass

@@ -159,6 +159,8 @@ class RadianceField(nn.Module):
         self.register_buffer("occupancy_updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("train_forwards", torch.zeros((), dtype=torch.long))
         self.fused = True
+        self.infer_chunk = 16384
+        """Rays per forward pass at inference: the fused kernel splits them over its threads in tiles."""
         """Render through the fused C kernel where it applies (`redcube bench` turns it off to compare)."""
         self.last_evals: float | None = None
         """Mean field evaluations per ray of the last fused render."""

@@ -1,0 +1,55 @@
+"""Dynamic resolution of the network picture: the measured cost picks the flying resolution that holds the target
+network frame rate; a still camera gets the full resolution; the view setting refuses a bad target."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from app.gui.dynamic_res import FLOOR, DynamicResolution
+from app.gui.state import ViewSettings
+from renderer.errors import RedcubeError
+
+
+def test_flying_resolution_holds_the_target_frame_rate():
+    d = DynamicResolution(target_fps=30.0)
+    d.measure(256, 66.0)  # 1 ms per 1,000 pixels: 33 ms buys 33,000 pixels, about 181²
+    res = d.resolution(256, moving=True)
+    assert res % 16 == 0 and 160 <= res <= 192
+    assert res * res * d.ms_per_pixel <= 1000 / 30  # its cost fits the frame budget
+    assert d.resolution(256, moving=False) == 256  # a still camera: the full resolution
+
+
+def test_small_changes_keep_the_resolution_and_the_floor_and_full_bound_it():
+    d = DynamicResolution(target_fps=30.0)
+    d.measure(128, 16.0)
+    first = d.resolution(256, moving=True)
+    d.measure(first, 16.0 * first * first / 128 ** 2 * 1.1)  # 10 % slower: under the 20 % threshold
+    assert d.resolution(256, moving=True) == first
+    d.measure(256, 10_000.0)  # a very slow network: never below the floor
+    for _ in range(10):
+        d.measure(FLOOR, 10_000.0)
+    assert d.resolution(256, moving=True) == FLOOR
+    fast = DynamicResolution(target_fps=30.0)
+    fast.measure(64, 0.1)  # a very fast network: never above the resolution the user chose
+    assert fast.resolution(96, moving=True) == 96 and fast.resolution(48, moving=True) == 48
+
+
+def test_unmeasured_and_unusable_timings_change_nothing():
+    d = DynamicResolution()
+    assert d.resolution(256, moving=True) == d.flying
+    for ms in (0.0, -5.0, math.nan, math.inf):
+        d.measure(128, ms)
+    assert d.ms_per_pixel is None
+
+
+@pytest.mark.parametrize("bad", [0, -5, math.nan, math.inf, 1e9, "fast"])
+def test_a_bad_target_frame_rate_is_one_sentence_and_changes_nothing(bad):
+    v = ViewSettings()
+    with pytest.raises(RedcubeError) as e:
+        v.set(target_fps=bad)
+    assert v.target_fps == 30.0 and v.version == 0
+    assert "target" in str(e.value) and str(e.value).endswith(".") and "\n" not in str(e.value)
+    with pytest.raises(RedcubeError, match="target network fps"):
+        ViewSettings.from_dict({"target_fps": bad if not isinstance(bad, str) else math.nan})
