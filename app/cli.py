@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["gui"]:
+        import app.gui  # noqa: F401  (its OpenMP setting must come before any command module imports torch)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

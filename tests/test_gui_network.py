@@ -13,7 +13,7 @@ import shutil
 import imageio.v3 as iio
 import pytest
 
-from app.gui.app import NO_NETWORK
+from app.gui.app import NO_NETWORK, default_checkpoint
 from app.gui.settings import Settings, save_settings
 from app.gui.state import NETWORK_KINDS
 from test_gui import checkpoint, run_driver  # noqa: F401  (checkpoint: a fixture, a posemlp trained at 32²)
@@ -132,5 +132,6 @@ def test_the_next_launch_shows_the_remembered_latent_network_and_a_gone_pixel_on
     latent_shown = {"path": latent, "vae": True, "radio": NETWORK_KINDS["latent"], "net_res": 512, "frames": [[512], True]}
     assert out["start"] == latent_shown  # the radio follows what the launch opened, at the remembered 512²
     shipped = out["pixels"]
-    assert shipped["path"].endswith("assets/posemlp_64.safetensors") and shipped["radio"] == NETWORK_KINDS["pixels"]
-    assert shipped["net_res"] == 64 and shipped["frames"] == [[64], False] and out["errors"] == []
+    assert shipped["path"] == str(default_checkpoint()) and shipped["radio"] == NETWORK_KINDS["pixels"]
+    res = json.loads(default_checkpoint().with_suffix(".json").read_text())["train"]["res"]  # shown at its own resolution
+    assert shipped["net_res"] == res and shipped["frames"] == [[res], False] and out["errors"] == []

@@ -1,15 +1,21 @@
-"""The View tab: the network's render mode (pixels or TinyVAE latents), view mode, split, network resolution,
-upscaling, display size; the camera's pose and speed."""
+"""The View tab: the network's render mode (pixels or TinyVAE latents), the shipped networks a click away, view
+mode, split, network resolution with dynamic resolution and its target frame rate, upscaling, display size; the
+camera's pose and speed."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import dearpygui.dearpygui as dpg
 
 from app.gui.state import FLYING_RESOLUTIONS, NETWORK_KINDS, NET_RESOLUTIONS, UPSCALE, VIEW_MODES
+from app.gui.training_session import ASSETS
 
 DISPLAY_SIZES = (320, 384, 448, 512, 640)
+SHIPPED = (("ngp_256.safetensors", "NGP field"), ("posemlp_64.safetensors", "posemlp 64²"),
+           ("posemlp_32.safetensors", "posemlp 32²"))
+"""Pixel networks in assets/ a click opens (the first is the app's default)."""
 POSE_FIELDS = (("x", "x (m)", 1.0), ("z", "z (m)", 1.0), ("yaw", "yaw (deg)", math.pi / 180),
                ("y", "height y (m)", 1.0), ("pitch", "pitch (deg)", math.pi / 180))
 
@@ -21,6 +27,15 @@ def build(app) -> None:
     dpg.add_text("Network", color=(150, 200, 255))
     dpg.add_radio_button(list(kinds), tag="_radio_network", horizontal=True, default_value=NETWORK_KINDS["pixels"],
                          callback=g(lambda s, a: app.show_network(kinds[a])))
+    with dpg.group(horizontal=True):
+        dpg.add_text("shipped:")
+        for name, label in SHIPPED:
+            if (ASSETS / name).exists():
+                tag = f"_button_shipped_{name.split('.')[0]}"
+                dpg.add_button(label=label, tag=tag, user_data=name,
+                               callback=g(lambda s, a, u: app.open_checkpoint(ASSETS / u)))
+                with dpg.tooltip(tag):
+                    dpg.add_text(_figures(ASSETS / name))
     dpg.add_separator()
     dpg.add_text("Viewport", color=(150, 200, 255))
     dpg.add_radio_button(list(labels), tag="_radio_mode", default_value=VIEW_MODES[v.mode],
@@ -48,6 +63,18 @@ def build(app) -> None:
                          width=200, callback=g(lambda s, a: v.set(error_gain=a)))
     dpg.add_separator()
     _camera(app)
+
+
+def _figures(path) -> str:
+    """What a shipped network is and how well it did, from the record beside it."""
+    try:
+        r = json.loads(path.with_suffix(".json").read_text())
+        m, train = r.get("metrics", {}), r.get("train", {})
+        return (f"{r['model']['kind']} trained at {train.get('res')}², step {r.get('step')}: held-out PSNR "
+                f"{m['test_psnr_pooled']:.1f} dB pooled over pixels at {m.get('res', train.get('res'))}²\n"
+                f"(uniform poses; assets/README.md has the aimed-view figures). {path.name}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return path.name
 
 
 def _camera(app) -> None:
