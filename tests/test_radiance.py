@@ -83,6 +83,7 @@ def test_c_march_and_encoding_render_as_the_torch_path(scene):
     ref = build_model("ngp", {**TINY, "backend": "torch"}, scene)
     ref.load_state_dict(fast.state_dict())
     ref.eval(), fast.eval()
+    fast.fused = False  # the module path on the C march and encoding (the fused renderer has its own test)
     assert fast.occupied().float().mean() < 1  # the march skips cells
     poses, uv = sample_poses(scene, 512, torch.Generator().manual_seed(1)), torch.rand(512, 2) * 2 - 1
     from renderer.camera import rays
@@ -172,9 +173,13 @@ def test_fused_renderer_draws_the_module_paths_picture(scene, shape):
     pose = torch.tensor([0.5, 1.0, 1.5, 0.3, 0.0])
     m.fused = False
     ref = render_image(m, pose, 32)
-    m.fused, m.last_evals = True, None
+    m.fused, m.tight, m.last_evals = True, False, None  # the module path's grid: the same samples
     fast = render_image(m, pose, 32)
     assert m.last_evals is not None and 0 < m.last_evals < m.config.steps  # the fused kernel ran, and stopped rays early
     torch.testing.assert_close(fast, ref, atol=2e-5, rtol=0)
+    m.tight = True  # the cells over the threshold alone: fewer evaluations
+    evals = m.last_evals
+    render_image(m, pose, 32)
+    assert m.last_evals <= evals
     m.occupancy.zero_()  # an empty grid: the sky alone, through the cached occupancy as well
     torch.testing.assert_close(render_image(m, pose, 16), m.sky.expand(16, 16, 3))

@@ -159,9 +159,13 @@ class RadianceField(nn.Module):
         self.register_buffer("occupancy_updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("train_forwards", torch.zeros((), dtype=torch.long))
         self.fused = True
+        """Render through the fused C kernel where it applies (`redcube bench` turns it off to compare)."""
+        self.tight = True
+        """The fused path marches only the cells over the threshold, not their neighbours too: a trained grid has seen
+        every surface many times, and half the field evaluations go (shipped field: 11.1 -> 5.4 per ray on aimed
+        views at 256², 47.6 dB against the module path's picture, 0.15 dB less against the ground truth)."""
         self.infer_chunk = 16384
         """Rays per forward pass at inference: the fused kernel splits them over its threads in tiles."""
-        """Render through the fused C kernel where it applies (`redcube bench` turns it off to compare)."""
         self.last_evals: float | None = None
         """Mean field evaluations per ray of the last fused render."""
         self._occupied_cache: tuple | None = None
@@ -188,20 +192,22 @@ class RadianceField(nn.Module):
         c = (x * torch.tensor(self.grid_shape, device=x.device, dtype=x.dtype)).long()
         return (c[..., 0] * gy + c[..., 1]) * gz + c[..., 2]
 
-    def occupied(self) -> torch.Tensor:
-        """[cells] bool: which cells the march visits: those over the threshold and their 26 neighbours (a thin
-        surface, such as the ground plane, can fall between a cell's random probes, and a surface still forming
-        must be able to grow into the next cell). Cached until the grid changes (a frame would otherwise pay for
-        the pooling)."""
-        key = (self.occupancy.data_ptr(), self.occupancy._version, self.occupancy.device)
+    def occupied(self, dilate: bool = True) -> torch.Tensor:
+        """[cells] bool: which cells the march visits: those over the threshold and, with `dilate`, their 26
+        neighbours (in training a thin surface, such as the ground plane, can fall between a cell's random probes, and
+        a surface still forming must be able to grow into the next cell). Cached until the grid changes (a frame would
+        otherwise pay for the pooling)."""
+        key = (self.occupancy.data_ptr(), self.occupancy._version, self.occupancy.device, dilate)
         if self._occupied_cache is None or self._occupied_cache[0] != key:
-            self._occupied_cache = (key, self._occupied())
+            self._occupied_cache = (key, self._occupied(dilate))
         return self._occupied_cache[1]
 
-    def _occupied(self) -> torch.Tensor:
+    def _occupied(self, dilate: bool) -> torch.Tensor:
         thr = min(self.config.occupancy_threshold / self.dt, float(self.occupancy.mean()))
         over = (self.occupancy > thr).float().reshape(1, 1, *self.grid_shape)
-        return torch.nn.functional.max_pool3d(over, 3, stride=1, padding=1).reshape(-1) > 0
+        if dilate:
+            over = torch.nn.functional.max_pool3d(over, 3, stride=1, padding=1)
+        return over.reshape(-1) > 0
 
     @torch.no_grad()
     def update_occupancy(self, chunk: int = 1 << 16) -> None:
@@ -277,7 +283,7 @@ class RadianceField(nn.Module):
         enc, c = self.encoding, self.config
         layers = self._layers()
         rgb, evals = cpu_kernels.render_rays(
-            o, d, t0, t1, self.dt, c.steps, self.box_lo, self.box_size, self.occupied(), self.grid_shape, enc.params,
+            o, d, t0, t1, self.dt, c.steps, self.box_lo, self.box_size, self.occupied(not self.tight), self.grid_shape, enc.params,
             enc._cpp_levels, c.n_features_per_level, c.interpolation == "smoothstep", layers,
             -math.log(max(c.min_transmittance, 1e-30)), self.sky)
         self.last_evals = float(evals.float().mean()) if len(evals) else 0.0
