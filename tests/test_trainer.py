@@ -271,3 +271,16 @@ def test_loss_spikes_trip_only_on_a_lasting_jump():
     quiet = LossSpikes()
     quiet.ok(1e-3, armed=False)
     assert all(quiet.ok(1.0, armed=False) for _ in range(10))  # not armed during warm-up
+
+
+def test_loss_drift_trips_on_a_collapse_that_creeps_up():
+    """Three 256² ngp runs collapsed this way: 6e-4 to 0.09 over about a hundred steps, never 20x the running
+    average at any one step."""
+    from training.trainer import LossSpikes
+
+    s = LossSpikes()
+    noisy = [6e-4 * (1 + 4 * (i % 7 == 0)) for i in range(300)]  # training noise: a 5x batch now and then
+    assert all(s.ok(v, armed=True) for v in noisy)
+    creep = [6e-4 * 1.06 ** i for i in range(100)]  # x 340 over 100 steps
+    verdicts = [s.ok(v, armed=True) for v in creep]
+    assert False in verdicts and verdicts.index(False) < 90

@@ -191,11 +191,11 @@ def gui_bench(checkpoint: Path | None = None, measure_s: float = MEASURE_S, vide
 
     Takes a few minutes on a 2-core CPU: the 300-frame video alone is minutes of network inference.
     """
-    from app.gui.app import default_checkpoint
+    from app.gui.training_session import ASSETS
 
-    checkpoint = checkpoint or default_checkpoint()
-    if checkpoint is None:
-        return {"error": "no checkpoint in assets/ to benchmark the GUI with"}
+    checkpoint = checkpoint or ASSETS / "posemlp_64.safetensors"  # the view this group has always measured
+    if not checkpoint.exists():
+        return {"error": f"{checkpoint} is missing: no network to benchmark the GUI with"}
     d = _run_child(checkpoint, measure_s)
     if "error" in d:
         return {"gui_error": d["error"], **_video_fps(checkpoint, video_frames)}
