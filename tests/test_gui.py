@@ -103,6 +103,10 @@ app.on_key_press("f")
 app.on_keys({{"space"}}, 0.1)
 out["free_height"] = app.fly.camera.y
 out["warning"] = bool(app.fly.problems())
+app.on_key_press("r")                      # R: home pose and out of free mode
+out["free_after_reset"] = app.fly.free
+app.on_key_press("6")                      # the latent-channels view
+out["mode6"] = app.view.mode
 for _ in range(5):
     app.step()
 app.view.set(display=320)                  # a new display size: textures are made again
@@ -153,6 +157,7 @@ def test_handlers_move_the_camera_and_bad_input_becomes_a_message(tmp_path, chec
     assert out["mode"] == "network"
     assert out["reset_z"] == pytest.approx(1.5)  # back at the home pose
     assert out["free_height"] > 1.0 and out["warning"]
+    assert out["free_after_reset"] is False and out["mode6"] == "latent"
     assert out["resized"]
     assert len(out["error"]) == 1 and "bad.safetensors" in out["error"][0]
     one_sentence(out["error"][0])

@@ -194,7 +194,7 @@ class App:
             "f12": lambda: self.screenshot(None),
         }
         modes = list(VIEW_MODES)
-        if name in ("1", "2", "3", "4", "5"):
+        if name in ("1", "2", "3", "4", "5", "6"):
             self.view.set(mode=modes[int(name) - 1])
         elif name in actions:
             actions[name]()

@@ -16,7 +16,7 @@ HELD = {name: getattr(dpg, f"mvKey_{code}") for name, code in {
 }.items()}
 PRESSED = {name: getattr(dpg, f"mvKey_{code}") for name, code in {
     "r": "R", "f": "F", "p": "P", "k": "K", "h": "H", "f1": "F1", "f12": "F12",
-    "1": "1", "2": "2", "3": "3", "4": "4", "5": "5",
+    "1": "1", "2": "2", "3": "3", "4": "4", "5": "5", "6": "6",
 }.items()}
 SHIFT = (dpg.mvKey_LShift, dpg.mvKey_RShift)
 assert set(HELD) == set(MOVE_KEYS)

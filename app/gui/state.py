@@ -43,9 +43,9 @@ SHORTCUTS = [
     ("drag (left mouse)", "turn (and pitch in free mode)"),
     ("Space / C", "up / down (free mode)"),
     ("Shift", "move 3x faster"),
-    ("R", "reset the camera"),
+    ("R", "reset the camera (and leave free mode)"),
     ("F", "toggle free mode"),
-    ("1 .. 5", "view: side by side / split / network / GT / error"),
+    ("1 .. 6", "view: side by side / split / network / GT / error / latent channels"),
     ("P", "pause / resume training"),
     ("K", "add the camera as a path keyframe"),
     ("F12", "screenshot to PNG"),
@@ -128,7 +128,9 @@ class FlyCamera:
         self.turn(-dx * self.drag_sensitivity, -dy * self.drag_sensitivity)
 
     def reset(self) -> None:
+        """Home pose, back inside the training distribution (free mode off)."""
         self.camera = Camera(**vars(self.home))
+        self.free = False
         self._changed()
 
     def set_free(self, free: bool) -> None:
