@@ -7,17 +7,17 @@ import math
 
 import pytest
 
-from app.gui.dynamic_res import FLOOR, DynamicResolution
+from app.gui.dynamic_res import FLOOR, HEADROOM, DynamicResolution
 from app.gui.state import ViewSettings
 from renderer.errors import RedcubeError
 
 
 def test_flying_resolution_holds_the_target_frame_rate():
     d = DynamicResolution(target_fps=30.0)
-    d.measure(256, 66.0)  # 1 ms per 1,000 pixels: 33 ms buys 33,000 pixels, about 181²
+    d.measure(256, 66.0)  # 1 ms per 1,000 pixels: 0.9 x 33 ms buys 30,000 pixels, about 173²
     res = d.resolution(256, moving=True)
-    assert res % 16 == 0 and 160 <= res <= 192
-    assert res * res * d.ms_per_pixel <= 1000 / 30  # its cost fits the frame budget
+    assert res % 16 == 0 and 160 <= res <= 176
+    assert res * res * d.ms_per_pixel <= HEADROOM * 1000 / 30  # its cost fits the frame budget
     assert d.resolution(256, moving=False) == 256  # a still camera: the full resolution
 
 

@@ -2,11 +2,12 @@
 render at the resolution that holds a target number of network pictures per second; once it stops, the full
 resolution the user chose.
 
-The cost model is measured, not guessed: the median milliseconds per pixel of the last few renders (a median,
-since on a shared CPU one render in several takes many times the others), and the next flying resolution is the
-one whose pixels fit the frame budget,
+The cost model is measured, not guessed: the median milliseconds per pixel of the last few flying pictures (each
+costed at its render time or, when longer, the time since the previous picture reached the screen; a median, since on
+a shared CPU one picture in several takes many times the others), and the next flying resolution is the one whose
+pixels fit the frame budget,
 
-    res = sqrt(budget_ms / ms_per_pixel),   budget_ms = 1000 / target_fps,
+    res = sqrt(budget_ms / ms_per_pixel),   budget_ms = HEADROOM * 1000 / target_fps,
 
 rounded to a multiple of STEP and clamped to [FLOOR, full]. As in the testbed, it changes only when the new
 value differs by more than CHANGE (a resolution that hops every frame flickers and defeats caching).
@@ -24,6 +25,8 @@ FLOOR = 64
 STEP = 16
 CHANGE = 0.2
 """Relative change below which the flying resolution stays put."""
+HEADROOM = 0.9
+"""Share of a frame's time a picture may cost: a little slack for the variation from one frame to the next."""
 WINDOW = 8
 """Renders in the running cost estimate."""
 
@@ -52,7 +55,7 @@ class DynamicResolution:
             return full
         cost = self.ms_per_pixel
         if cost is not None:
-            ideal = math.sqrt(1000.0 / self.target_fps / cost)
+            ideal = math.sqrt(HEADROOM * 1000.0 / self.target_fps / cost)
             ideal = max(FLOOR, min(full, int(ideal // STEP) * STEP))
             if abs(ideal - self.flying) > CHANGE * self.flying:
                 self.flying = ideal

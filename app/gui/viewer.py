@@ -129,10 +129,13 @@ class Viewer:
             self.stats.gt_ms = gt.ms
         net = self.net_view.worker.take()
         if net is not None:
-            self.net, changed = net, True
+            prev, self.net, changed = self.net, net, True
             loaded = self.slot.snapshot()
             if loaded is not None and loaded.vae is None and net.version == loaded.version:
-                self.dynamic.measure(net.res, net.ms)  # the cost model of the network on screen
+                # The cost of a flying picture is the time between two of them on screen, not the render alone: it
+                # also waits for the window to take and draw it (and for a CPU shared with training).
+                gap = (net.done_at - prev.done_at) * 1000 if prev is not None and not (net.still or prev.still) else 0.0
+                self.dynamic.measure(net.res, max(net.ms, gap if gap < 1000 else 0.0))
             self._net_times.append(net.done_at)
             s = self.stats
             s.inference_ms, s.net_res, s.threads = net.ms, net.res, net.threads
