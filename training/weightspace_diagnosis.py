@@ -1,6 +1,6 @@
 """Issue 19's diagnosis: why seed 004's rotation head learned nothing, as runs anyone can repeat.
 
-    python -m training.weightspace_diagnosis --data data/ngp32x5 --objects 8 --steps 600 --json F
+    python -m training.weightspace_diagnosis --data data/ngp32x5 --objects 8 --steps 400 --json F
 
   1. labels: the principal-axes reference (no learning) against four readings of "the relative rotation" of a pair:
      q_b q_a^-1 (the code's), its inverse q_a q_b^-1, and the two other products. Only the right one scores ~1 deg.
@@ -28,6 +28,7 @@ from renderer.quaternions import angle_between, conjugate, matrix, multiply
 from training.ngp_dataset import load_fields
 from training.rotation_baseline import moment_rotation, rotation_error_deg
 from training.weightspace_data import PairSampler
+from training.weightspace_grid import dense_levels
 from training.weightspace_losses import GAMMAS, geodesic_loss, loss_terms, relative_rotation
 from training.weightspace_model import WeightSpaceAutoencoder, WeightSpaceConfig
 from training.weightspace_tokens import Tokenizer, sample_token_points
@@ -77,9 +78,10 @@ def hashing(layout: dict) -> list[dict]:
             for k, lv in enumerate(layout["levels"])]
 
 
-def overfit_mlp(fields: dict, steps: int) -> list[dict]:
-    """Step 4a: an MLP on (weights a, weights b), standardised, full batch over every training pair."""
-    x = fields["params"]
+def overfit_mlp(fields: dict, layout: dict, steps: int) -> list[dict]:
+    """Step 4a: an MLP on (weights a, weights b) of the densely stored levels (the whole vector is 55k values a field:
+    too big a first layer for this machine), standardised, full batch over every training pair."""
+    x = fields["params"][:, :layout["hash_grid"]["n_features_per_level"] * sum(lv["size"] for lv in layout["levels"][:dense_levels(layout)])]
     x = (x - x.mean(0)) / (x.std(0) + 1e-8)
     i, j = same_pairs(fields["object_ids"])
     q_true = relative_rotation(fields["quaternions"][i], fields["quaternions"][j])
@@ -149,7 +151,7 @@ def main() -> None:
            "training_pairs": args.objects * rotations * (rotations - 1),
            "labels_reference_median_deg": label_check(fields, ObjectFieldConfig(**manifest["settings"]["field"])),
            "loss_gradient_norm_by_error_deg": gradient_near_180(), "hashing": hashing(layout),
-           "overfit_mlp_raw_weights": overfit_mlp(fields, args.steps),
+           "overfit_mlp_raw_weights": overfit_mlp(fields, layout, args.steps),
            "overfit_sane_rotation_loss_only": overfit_sane(fields, layout, args.steps, False),
            "overfit_sane_seed_objective": overfit_sane(fields, layout, args.steps, True)}
     out["seconds"] = round(time.time() - start)

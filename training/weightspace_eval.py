@@ -1,15 +1,15 @@
-"""Evaluating a trained weight-space autoencoder (issue 7's targets) on the objects its training held out.
+"""Evaluating weight-space arms (issues 7 and 19) on the objects their training held out.
 
-  1. the same object split as training (its seed and held-out count, from the checkpoint's record), or every object
-     of a data set made with another seed (objects training never saw)
-  2. rotation and retrieval: `training.weightspace_train.evaluate` on every field of those objects
-  3. decoding: tokens -> encode -> decode -> x scales -> `Tokenizer.detokenize` (zeros where no token reaches) -> a field;
-     the original and the decoded field are volume-rendered beside the object's analytic field (its ground truth),
-     and decoded_psnr_drop_db = PSNR(original vs truth) - PSNR(decoded vs truth), averaged over fields; tokenized_psnr
-     (the exact tokens turned back into weights) is the most any decoder can give back with these token points
+  1. the same object split as training (its seed and held-out objects, from the checkpoints' records; every arm given
+     must share it), or every object of a data set made with another seed (objects training never saw)
+  2. each arm (`training.weightspace_arms`: the checkpoints given, plus the function-space probe arm) on every field of
+     those objects: median relative-rotation error over every ordered same-object pair, same-object retrieval top-1
+  3. decoding, for the token autoencoder: tokens -> encode -> decode -> x scales -> `Tokenizer.detokenize` (zeros where
+     no token reaches) -> a field; the original and the decoded field are volume-rendered beside the object's analytic
+     field (its ground truth), and decoded_psnr_drop_db = PSNR(original vs truth) - PSNR(decoded vs truth), averaged over
+     fields; tokenized_psnr (the exact tokens turned back into weights) is the most any decoder can give back
   4. a reference that learns nothing (`training.rotation_baseline`): the relative rotation from the occupancy's
      principal axes, on the same objects; it says whether the fields hold their rotation, apart from any learner
-"""
 
 from __future__ import annotations
 

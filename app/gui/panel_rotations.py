@@ -14,7 +14,7 @@ HEAD = (150, 200, 255)
 GREY = (170, 170, 170)
 WRAP = 2 * SHOWN - 16  # text stays clear of the side panel's scroll bar
 PICTURES = (("rot_selected", "selected field"), ("rot_reference", "reference (canonical)"),
-            ("rot_undo_pred", "undone by predicted"), ("rot_undo_true", "undone by true"))
+            ("rot_undo_pred", "undone by the picked arm"), ("rot_undo_true", "undone by true"))
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
 """Object colours (tab10); with more objects than colours, object o takes colour o mod 10."""
@@ -29,6 +29,7 @@ def build(app) -> None:
     _inputs(app)
     dpg.add_text("", tag="_text_rot_model", wrap=WRAP)
     _selection(app)
+    _arms(app)
     dpg.add_text("", tag="_text_rot_rotation")
     for row in (PICTURES[:2], PICTURES[2:]):
         with dpg.group(horizontal=True):
@@ -57,6 +58,9 @@ def _inputs(app) -> None:
                                callback=lambda s, a, u: setattr(r, u, a), user_data=key)
             dpg.add_button(label="...", callback=lambda s, a, u: dpg.show_item(u), user_data=dialog)
         app.text_inputs.append(f"_input_rot_{key}")
+    dpg.add_text("Grid-arm checkpoint (train-weightspace --arm grid; empty: none)", color=GREY, wrap=WRAP)
+    dpg.add_input_text(tag="_input_rot_grid", width=WRAP - 40, default_value=r.grid, callback=lambda s, a: setattr(r, "grid", a))
+    app.text_inputs.append("_input_rot_grid")
     dpg.add_button(label="Load", tag="_button_rot_load", callback=app.guard(app.rotations_load))
 
 
@@ -68,6 +72,18 @@ def _selection(app) -> None:
                            callback=g(lambda s, a, u: u(a)), user_data=setter)
     dpg.add_slider_float(label="camera yaw (deg)", tag="_slider_rot_yaw", min_value=-180.0, max_value=180.0,
                          default_value=r.yaw_deg, width=SHOWN + 60, callback=g(lambda s, a: r.set_yaw(a)))
+
+
+def _arms(app) -> None:
+    """Which arm's rotation the renders undo, and what every arm reads, in plain words."""
+    from training.weightspace_arms import READS
+
+    r = app.rotations
+    with dpg.group(horizontal=True):
+        dpg.add_text("undo with arm:")
+        dpg.add_radio_button(list(READS), tag="_radio_rot_arm", horizontal=True, default_value=r.arm,
+                             callback=app.guard(lambda s, a: r.set_arm(a)))
+    dpg.add_text("\n".join(f"{name}: {words}" for name, words in READS.items()), color=GREY, wrap=WRAP)
 
 
 def _pca(app) -> None:
@@ -164,15 +180,15 @@ def refresh(app) -> None:
         dpg.configure_item(f"_slider_rot_{key}", enabled=m is not None)
     if m is not None:
         _follow(app)
-        dpg.set_value("_text_rot_rotation", f"relative rotation, reference {r.reference} -> rotation {r.rotation}:\n"
-                                            + r.describe())
+        dpg.set_value("_text_rot_rotation", f"relative rotation, reference {r.reference} -> rotation {r.rotation} "
+                                            f"(> the arm the renders undo):\n" + r.describe())
         _plot(app)
     f, error = app.rotations_view.frame, app.rotations_view.worker.error
     if error:  # a render that failed (the worker keeps serving the next selection)
         dpg.set_value("_text_rot_render", f"could not render this field: {error}")
     elif f is not None:
         dpg.set_value("_text_rot_render", f"{f.res}² volume renders ({f.ms:.0f} ms, cpu, 1 thread); against the reference: "
-                                          f"undone by predicted {f.psnr['undo_pred']:.1f} dB, by true {f.psnr['undo_true']:.1f} dB; "
+                                          f"undone by the picked arm ({r.arm}) {f.psnr['undo_pred']:.1f} dB, by true {f.psnr['undo_true']:.1f} dB; "
                                           f"the principal-axes reference (no learning) is {f.moment_error_deg:.1f} deg off")
 
 
@@ -201,6 +217,9 @@ def _follow(app) -> None:
             dpg.set_value(tag, getattr(r, key))
     if not dpg.is_item_active("_radio_rot_color"):
         dpg.set_value("_radio_rot_color", r.color_by)
+    dpg.configure_item("_radio_rot_arm", items=list(m.arms))
+    if not dpg.is_item_active("_radio_rot_arm"):
+        dpg.set_value("_radio_rot_arm", r.arm)
 
 
 def show(app, show_picture) -> None:
