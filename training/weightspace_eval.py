@@ -10,6 +10,7 @@
      fields; tokenized_psnr (the exact tokens turned back into weights) is the most any decoder can give back
   4. a reference that learns nothing (`training.rotation_baseline`): the relative rotation from the occupancy's
      principal axes, on the same objects; it says whether the fields hold their rotation, apart from any learner
+"""
 
 from __future__ import annotations
 
