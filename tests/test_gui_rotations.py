@@ -87,9 +87,13 @@ def test_selection_prediction_and_pca(session):
         assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)
     assert 0 <= pangle <= 180 and 0 <= p["error_deg"] <= 180 and np.isfinite([*paxis, pangle, p["error_deg"]]).all()
     text = session.describe()
-    assert f"angle {angle:.1f} deg" in text and f"error {p['error_deg']:.1f} deg" in text
+    assert f" {angle:.1f}" in text and f"> {p['arm']}" in text
     assert list(p["arms"]) == ["sane-tokens", "grid-axes", "probe-axes"] and p["arm"] == "grid-axes"  # each arm's say
-    assert all(f"error {a['error_deg']:.1f} deg" in text for a in p["arms"].values()) and f"> {p['arm']}" in text
+    lines = text.splitlines()
+    for name, a in p["arms"].items():
+        line = next(l for l in lines if l[2:].startswith(name))
+        assert line.endswith(f"{a['error_deg']:.1f}") and f"{a['axis_angle'][1]:.1f}" in line
+    assert max(map(len, lines)) <= 48  # fits the side panel
     session.set_color_by("rotation")
     assert session.colors().shape == (OBJECTS * ROTATIONS,) and float(session.colors().max()) <= 180
 
@@ -267,6 +271,7 @@ def test_rotations_panel_in_the_app(tiny_weightspace, tmp_path, one_sentence):
     assert out["sliders"] == [1, 2, 0]
     assert out["rotation_text"].startswith("relative rotation, reference 0 -> rotation 2")
     assert out["describe"] in out["rotation_text"] and "> probe-axes" in out["rotation_text"]
+    assert "principal-axes reference, no learning" in out["rotation_text"]
     assert all(s > 0.02 for s in out["std"].values()), out["std"]  # every render shows the object
     assert out["shown"]["rot_selected"] == [SHOWN, SHOWN, 3] and out["shown"]["rot_undo_true"] == [SHOWN, SHOWN, 3]
     assert out["series"] >= 3  # angle bins, plus the reference and selected highlights

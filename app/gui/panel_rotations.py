@@ -79,10 +79,8 @@ def _arms(app) -> None:
     from training.weightspace_arms import READS
 
     r = app.rotations
-    with dpg.group(horizontal=True):
-        dpg.add_text("undo with arm:")
-        dpg.add_radio_button(list(READS), tag="_radio_rot_arm", horizontal=True, default_value=r.arm,
-                             callback=app.guard(lambda s, a: r.set_arm(a)))
+    dpg.add_text("the arm whose rotation the renders below undo:")
+    dpg.add_radio_button(list(READS), tag="_radio_rot_arm", default_value=r.arm, callback=app.guard(lambda s, a: r.set_arm(a)))
     dpg.add_text("\n".join(f"{name}: {words}" for name, words in READS.items()), color=GREY, wrap=WRAP)
 
 
@@ -180,8 +178,8 @@ def refresh(app) -> None:
         dpg.configure_item(f"_slider_rot_{key}", enabled=m is not None)
     if m is not None:
         _follow(app)
-        dpg.set_value("_text_rot_rotation", f"relative rotation, reference {r.reference} -> rotation {r.rotation} "
-                                            f"(> the arm the renders undo):\n" + r.describe())
+        dpg.set_value("_text_rot_rotation", f"relative rotation, reference {r.reference} -> rotation {r.rotation} (deg):\n"
+                                            + r.describe() + _reference_row(app))
         _plot(app)
     f, error = app.rotations_view.frame, app.rotations_view.worker.error
     if error:  # a render that failed (the worker keeps serving the next selection)
@@ -190,6 +188,14 @@ def refresh(app) -> None:
         dpg.set_value("_text_rot_render", f"{f.res}² volume renders ({f.ms:.0f} ms, cpu, 1 thread); against the reference: "
                                           f"undone by the picked arm ({r.arm}) {f.psnr['undo_pred']:.1f} dB, by true {f.psnr['undo_true']:.1f} dB; "
                                           f"the principal-axes reference (no learning) is {f.moment_error_deg:.1f} deg off")
+
+
+def _reference_row(app) -> str:
+    """The principal-axes reference's error for the shown pair, once the render thread has measured it."""
+    f = app.rotations_view.frame
+    if f is None or f.key[0] != app.rotations.version:
+        return ""
+    return f"\n  {'principal-axes reference, no learning':<39} {f.moment_error_deg:6.1f}"
 
 
 def _status(r) -> str:

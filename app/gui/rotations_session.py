@@ -377,13 +377,13 @@ class RotationsSession:
         return out
 
     def describe(self) -> str:
-        """The rotation text: the true rotation, then each arm's prediction and geodesic error (the picked arm marked)."""
+        """The rotation table: the true rotation, then each arm's prediction (axis, angle) and geodesic error in degrees;
+        ">" marks the arm the renders undo. Short lines: the side panel is narrow."""
         p = self.prediction()
-        line = lambda name, aa: f"{name} axis ({aa[0][0]:+.2f}, {aa[0][1]:+.2f}, {aa[0][2]:+.2f}), angle {aa[1]:.1f} deg"
-        rows = [line(f"  {'true':<12}", p["true_axis_angle"])]
+        axis = lambda aa: f"({aa[0][0]:+.2f},{aa[0][1]:+.2f},{aa[0][2]:+.2f}) {aa[1]:6.1f}"
+        rows = [f"  {'':<12} {'axis':<19} {'angle':>6} {'error':>6}", f"  {'true':<12} {axis(p['true_axis_angle'])}"]
         for name, a in p["arms"].items():
-            mark = ">" if name == p["arm"] else " "
-            rows.append(line(f"{mark} {name:<12}", a["axis_angle"]) + f", error {a['error_deg']:.1f} deg")
+            rows.append(f"{'>' if name == p['arm'] else ' '} {name:<12} {axis(a['axis_angle'])} {a['error_deg']:6.1f}")
         return "\n".join(rows)
 
     def colors(self) -> torch.Tensor:
