@@ -88,7 +88,7 @@ def test_selection_prediction_and_pca(session):
     assert 0 <= pangle <= 180 and 0 <= p["error_deg"] <= 180 and np.isfinite([*paxis, pangle, p["error_deg"]]).all()
     text = session.describe()
     assert f" {angle:.1f}" in text and f"> {p['arm']}" in text
-    assert list(p["arms"]) == ["sane-tokens", "grid-axes", "probe-axes"] and p["arm"] == "grid-axes"  # each arm's say
+    assert list(p["arms"]) == ["sane-tokens", "grid-axes", "feature-axes", "probe-axes"] and p["arm"] == "grid-axes"  # each arm's say
     lines = text.splitlines()
     for name, a in p["arms"].items():
         line = next(l for l in lines if l[2:].startswith(name))

@@ -96,9 +96,9 @@ def test_eval_weightspace_reports_every_arm(tiny_fields, two_arms, tmp_path, cap
     assert main(["eval-weightspace", str(sane), str(grid), "--data", str(tiny_fields), "--res", "16", "--views", "1",
                  "--samples", "16", "--psnr-fields", "1", "--json", str(tmp_path / "e.json")]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out["arms"]) == {"sane-tokens", "grid-axes", "probe-axes"} and not out["arms"]["probe-axes"]["weights_only"]
+    assert set(out["arms"]) == {"sane-tokens", "grid-axes", "feature-axes", "probe-axes"} and not out["arms"]["probe-axes"]["weights_only"]
     best = out["best_weights_only_arm"]
-    assert best in ("sane-tokens", "grid-axes") and out["median_rotation_error_deg"] == out["arms"][best]["median_rotation_error_deg"]
+    assert out["arms"]["feature-axes"]["weights_only"] and best != "probe-axes" and out["median_rotation_error_deg"] == out["arms"][best]["median_rotation_error_deg"]
     assert out["retrieval_top1"] == out["arms"][best]["retrieval_top1"] and out["chance_retrieval_top1"] == pytest.approx(1 / 3)
     assert {"chance_rotation_error_deg", "moment_baseline_rotation_error_deg", "decoded_psnr_drop_db"} <= set(out)
 

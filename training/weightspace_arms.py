@@ -18,7 +18,7 @@ from renderer.models.object_field import ObjectFieldConfig
 from renderer.quaternions import matrix
 from training.checkpoint import load_checkpoint
 from training.weightspace_axes import match, pairwise, prepared
-from training.weightspace_grid import field_occupancy
+from training.weightspace_grid import dense_levels, feature_grids, feature_magnitude, field_occupancy
 
 READS = {
     "sane-tokens": "weights only: seed 004's transformer reads hash-table entries around 128 points and every MLP weight as "
@@ -26,10 +26,12 @@ READS = {
     "grid-axes": "weights only: a 3-D conv net reads the two densely stored hash levels as a voxel grid of features and "
                  "predicts occupancy and colour; the rotation is the turn that best aligns the two predicted shapes "
                  "(principal axes, signs by overlap)",
+    "feature-axes": "weights only, nothing learned: the same two hash levels as grid-axes, each voxel's distance from "
+                    "the field's median (empty-space) feature taken as its shape; the same alignment",
     "probe-axes": "function space, not weights alone: the field itself (hash grid + MLP) evaluated at 16^3 probe points "
                   "gives its occupancy; the same alignment as grid-axes",
 }
-WEIGHTS_ONLY = {"sane-tokens": True, "grid-axes": True, "probe-axes": False}
+WEIGHTS_ONLY = {"sane-tokens": True, "grid-axes": True, "feature-axes": True, "probe-axes": False}
 PROBE_RES = 16
 """Probe grid of the function-space arm (the grid arm's resolution, so the two differ only in what they read)."""
 
@@ -77,6 +79,26 @@ class GridArm:
         from training.weightspace_grid_train import grid_arm_grids
 
         return grid_arm_grids(self.model, flat, self.layout)
+
+    def rotation(self, a: dict, b: dict) -> torch.Tensor:
+        return match(a, b)[0]
+
+    def evaluate(self, fields: dict, rows: torch.Tensor) -> dict:
+        return pairwise(self.read(fields["params"][rows]), fields["quaternions"][rows], fields["object_ids"][rows])
+
+
+class FeatureArm:
+    """The grid arm's input without its net: a control for what the learning adds. Needs only the fields' layout."""
+    name = "feature-axes"
+
+    def __init__(self, layout: dict):
+        self.layout, self.record = layout, None
+
+    def read(self, flat: torch.Tensor) -> list[dict]:
+        out = []
+        for part in flat.split(16):
+            out += [prepared(w) for w in feature_magnitude(feature_grids(part, self.layout, dense_levels(self.layout), PROBE_RES))]
+        return out
 
     def rotation(self, a: dict, b: dict) -> torch.Tensor:
         return match(a, b)[0]

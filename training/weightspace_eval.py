@@ -2,8 +2,9 @@
 
   1. the same object split as training (its seed and held-out objects, from the checkpoints' records; every arm given
      must share it), or every object of a data set made with another seed (objects training never saw)
-  2. each arm (`training.weightspace_arms`: the checkpoints given, plus the function-space probe arm) on every field of
-     those objects: median relative-rotation error over every ordered same-object pair, same-object retrieval top-1
+  2. each arm (`training.weightspace_arms`: the checkpoints given, plus the no-learning feature arm and the
+     function-space probe arm) on every field of those objects: median relative-rotation error over every ordered
+     same-object pair, same-object retrieval top-1
   3. decoding, for the token autoencoder: tokens -> encode -> decode -> x scales -> `Tokenizer.detokenize` (zeros where
      no token reaches) -> a field; the original and the decoded field are volume-rendered beside the object's analytic
      field (its ground truth), and decoded_psnr_drop_db = PSNR(original vs truth) - PSNR(decoded vs truth), averaged over
@@ -28,7 +29,7 @@ from training.metrics import psnr
 from training.rotation_baseline import moment_rotation, rotation_error_deg
 from training.weightspace_losses import relative_rotation
 from training.weightspace_data import split_objects
-from training.weightspace_arms import READS, WEIGHTS_ONLY, ProbeArm, load_arm
+from training.weightspace_arms import READS, WEIGHTS_ONLY, FeatureArm, ProbeArm, load_arm
 from training.weightspace_train import CHANCE_ROTATION_ERROR_DEG, chance_top1
 
 
@@ -100,7 +101,8 @@ def eval_weightspace(checkpoints: list[Path], data: Path, psnr_fields: int = 2, 
     objects, split = shared_eval_objects(arms, fields, manifest)  # 1.
     rows = torch.isin(fields["object_ids"], objects).nonzero().squeeze(1)
     field_config = ObjectFieldConfig(**manifest["settings"]["field"])
-    figures = {arm.name: arm_figures(arm, fields, rows) for arm in [*arms, ProbeArm(field_config)]}  # 2.
+    extra = [FeatureArm(manifest["layout"]), ProbeArm(field_config)]  # need no checkpoint
+    figures = {arm.name: arm_figures(arm, fields, rows) for arm in [*arms, *extra]}  # 2.
     best = min((n for n in figures if WEIGHTS_ONLY[n]), key=lambda n: figures[n]["median_rotation_error_deg"])
     baseline = torch.tensor(baseline_errors(fields, objects, field_config))  # 4.
     out = {"median_rotation_error_deg": figures[best]["median_rotation_error_deg"], "retrieval_top1": figures[best]["retrieval_top1"],

@@ -95,3 +95,11 @@ def random_rotations(n: int, generator: torch.Generator) -> tuple[torch.Tensor, 
     q = torch.randn(n, 4, generator=generator)
     q = q / q.norm(dim=1, keepdim=True)
     return q, matrix(q)
+
+
+def feature_magnitude(features: torch.Tensor) -> torch.Tensor:
+    """A shape read from feature grids [B, C, r, r, r] with no learning: each voxel's distance from the field's median
+    feature (most of the box is empty space, so the median is what "empty" looks like), scaled to [0, 1] per field."""
+    empty = features.flatten(2).median(2).values[:, :, None, None, None]
+    w = (features - empty).norm(dim=1)
+    return w / w.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]

@@ -2,7 +2,8 @@
 field data set it was trained on, the picked object, rotation and reference rotation, and what each arm says about them.
 
 Arms (`training.weightspace_arms`): the autoencoder itself (sane-tokens), the grid arm when its checkpoint is there
-(grid-axes, default `assets/weightspace/grid.safetensors`) and the function-space arm (probe-axes, needs no checkpoint).
+(grid-axes, default `assets/weightspace/grid.safetensors`), its input without the net (feature-axes) and the
+function-space arm (probe-axes); the last two need no checkpoint.
 Every arm reads every field once while loading; the picked arm's rotation is the one the renders undo.
 
 Loading (on a background thread, with progress) encodes every field once: tokens / scales -> encode -> keep only
@@ -109,7 +110,7 @@ def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
     """A weight-space checkpoint and its field data set, every field encoded and read by every arm; one sentence for a
     bad pair or a grid-arm checkpoint that does not fit (the default grid checkpoint may be absent: no grid arm then)."""
     from training.ngp_dataset import check_layout, load_fields
-    from training.weightspace_arms import ProbeArm, SaneArm
+    from training.weightspace_arms import FeatureArm, ProbeArm, SaneArm
 
     checkpoint, data = Path(checkpoint), Path(data)
     check_default(checkpoint, data, default)
@@ -125,8 +126,8 @@ def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
     if grid_arm is not None:
         check_layout(manifest["layout"], grid_arm.layout, str(data))
         arms[grid_arm.name] = (grid_arm, grid_arm.read(fields["params"]))
-    probe = ProbeArm(field_config)
-    arms[probe.name] = (probe, probe.read(fields["params"]))
+    for arm in (FeatureArm(manifest["layout"]), ProbeArm(field_config)):  # need no checkpoint
+        arms[arm.name] = (arm, arm.read(fields["params"]))
     return LoadedRotations(model, tokenizer, scales, fields, field_config, pos, emb, pca2(emb),
                            unseen_objects(fields, manifest, record), checkpoint, data, int(record.get("step", 0)), arms)
 
