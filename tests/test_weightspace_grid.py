@@ -119,3 +119,12 @@ def test_data_or_checkpoints_that_do_not_fit_are_one_sentence(tiny_fields, two_a
     err = capsys.readouterr().err.strip().removeprefix("redcube: error: ")
     assert "split" in err
     one_sentence(err)
+
+
+def test_train_weightspace_grid_arm_command_line(tiny_fields, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train-weightspace", "--arm", "grid", "--data", str(tiny_fields), "--steps", "2", "--batch", "2",
+                 "--heldout", "2", "--grid-res", "8", "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["steps"] == 2 and printed["split"] == "heldout" and (out / "curves.png").stat().st_size > 10_000
+    assert load_grid(out)[0].config.res == 8

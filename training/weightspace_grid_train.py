@@ -27,7 +27,7 @@ from renderer.polycubes import polycube
 from renderer.quaternions import multiply
 from renderer.scene import Scene
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.ngp_dataset import check_layout, load_fields, object_seed
+from training.ngp_dataset import load_fields, object_seed
 from training.schedules import cosine
 from training.weightspace_axes import pairwise, prepared
 from training.weightspace_data import split_objects
@@ -108,8 +108,7 @@ def train_grid(config: GridTrainConfig, log: Callable[[dict], None] | None = Non
     gen = torch.Generator().manual_seed(config.seed)
     fields, manifest = load_fields(Path(config.data))  # 1.
     layout, seed = manifest["layout"], manifest["settings"]["seed"]
-    if config.model.features_per_level != layout["hash_grid"]["n_features_per_level"]:
-        config.model.features_per_level = layout["hash_grid"]["n_features_per_level"]
+    config.model.features_per_level = layout["hash_grid"]["n_features_per_level"]  # the net's input width follows the data
     train_objs, held_objs = split_objects(fields["object_ids"], config.heldout, config.seed)
     objects = {int(o): polycube(object_seed(seed, int(o))) for o in train_objs}
     train_rows = torch.isin(fields["object_ids"], train_objs).nonzero().squeeze(1)
@@ -134,6 +133,8 @@ def train_grid(config: GridTrainConfig, log: Callable[[dict], None] | None = Non
         opt.step()
         if step % config.eval_every == 0 or step == config.steps:
             metrics = grid_checkpoint(model, config, step, start, fields, held_objs, train_objs, layout, terms, data, log)
+    if step % config.eval_every and step < config.steps:  # stopped by the clock between evaluations
+        metrics = grid_checkpoint(model, config, step, start, fields, held_objs, train_objs, layout, terms, data, log)
     return metrics
 
 
@@ -167,7 +168,3 @@ def load_grid(path) -> tuple[GridDecoder, dict]:
     model.load_state_dict(ckpt.prefixed("model."))
     return model.eval(), ckpt.record
 
-
-def check_grid_data(record: dict, layout: dict, where: str) -> None:
-    """One sentence when a data set's fields are laid out otherwise than the fields the grid arm was trained on."""
-    check_layout(layout, record["data"]["layout"], where)
