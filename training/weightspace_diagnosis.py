@@ -1,6 +1,6 @@
 """Issue 19's diagnosis: why seed 004's rotation head learned nothing, as runs anyone can repeat.
 
-    python -m training.weightspace_diagnosis --data data/ngp32x5 --objects 8 --steps 400 --json F
+    python -m training.weightspace_diagnosis --data assets/weightspace/fields --objects 6 --steps 600 --json F
 
   1. labels: the principal-axes reference (no learning) against four readings of "the relative rotation" of a pair:
      q_b q_a^-1 (the code's), its inverse q_a q_b^-1, and the two other products. Only the right one scores ~1 deg.
