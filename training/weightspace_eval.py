@@ -112,7 +112,7 @@ def eval_weightspace(checkpoints: list[Path], data: Path, psnr_fields: int = 2, 
            "moment_baseline": {"what": "principal axes of each field's occupancy at 24^3 points, signs by overlap; no learning "
                                        "(training.rotation_baseline)", "pairs": len(baseline),
                                "share_within_20_deg": float((baseline <= 20).float().mean())},
-           "split": split, "fields": len(rows), "objects": len(objects)}
+           "split": split, "pairs": figures[best]["pairs"], "fields": len(rows), "objects": len(objects)}
     sane = next((a for a in arms if a.name == "sane-tokens"), None)
     if sane is not None:  # 3.
         out.update(decoding(sane, fields, manifest, objects, field_config, psnr_fields, views, res, samples))
