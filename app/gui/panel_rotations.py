@@ -1,7 +1,8 @@
 """The Rotations tab (issue 7 item 4, issue 19 item 3): weight-space arms on NGP fields of rotated polycubes. Pick an
 object, a rotation, a reference rotation and an arm; see the field's render, its hash features per level, the true
 relative rotation beside every arm's prediction and error (and what each arm reads), a 2-D PCA of every field's
-embedding, and the field with the picked arm's rotation undone beside the reference. Callbacks only change `app.rotations`; pictures arrive from `app.rotations_view`."""
+embedding, and the field with the picked arm's rotation undone beside the reference. Callbacks only change
+`app.rotations`; pictures arrive from `app.rotations_view`."""
 
 from __future__ import annotations
 
