@@ -31,7 +31,6 @@ def build(app) -> None:
     dpg.add_text("", tag="_text_rot_model", wrap=WRAP)
     _selection(app)
     _arms(app)
-    dpg.add_text("", tag="_text_rot_rotation")
     for row in (PICTURES[:2], PICTURES[2:]):
         with dpg.group(horizontal=True):
             for k, (side, label) in enumerate(row):
@@ -76,12 +75,13 @@ def _selection(app) -> None:
 
 
 def _arms(app) -> None:
-    """Which arm's rotation the renders undo, and what every arm reads, in plain words."""
+    """Which arm's rotation the renders undo, the table of every arm's rotation, and what every arm reads."""
     from training.weightspace_arms import READS
 
     r = app.rotations
     dpg.add_text("the arm whose rotation the renders below undo:")
     dpg.add_radio_button(list(READS), tag="_radio_rot_arm", default_value=r.arm, callback=app.guard(lambda s, a: r.set_arm(a)))
+    dpg.add_text("", tag="_text_rot_rotation")
     dpg.add_text("\n".join(f"{name}: {words}" for name, words in READS.items()), color=GREY, wrap=WRAP)
 
 
