@@ -57,9 +57,10 @@ def plot_latent_experiment(results: dict, at_res: dict, images: dict, path: Path
     return _save(fig, path, title)
 
 
-def plot_weightspace_log(records: list[dict], path: Path, title: str, chance_deg: float) -> Path:
+def plot_weightspace_log(records: list[dict], path: Path, title: str, chance_deg: float,
+                         losses: tuple = ("recon", "ntx", "rot", "latent_l2")) -> Path:
     """train-weightspace's log.jsonl: median relative-rotation error (held-out and training pairs, with the error of
-    a uniformly random guess), same-object retrieval top-1 and the loss terms, against steps."""
+    a uniformly random guess), same-object retrieval top-1 and the loss terms named in `losses`, against steps."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     step = [r["step"] for r in records]
     curves = ((axes[0], "median_rotation_error_deg", "held-out objects"), (axes[0], "train_rotation_error_deg", "training pairs"),
@@ -67,7 +68,7 @@ def plot_weightspace_log(records: list[dict], path: Path, title: str, chance_deg
     for ax, key, label in curves:
         ax.plot(step, [r[key] for r in records], label=label)
     axes[0].axhline(chance_deg, color="grey", ls="--", label=f"random rotation ({chance_deg:.0f} deg)")
-    for key in ("recon", "ntx", "rot", "latent_l2"):
+    for key in losses:
         axes[2].plot(step, [r[key] for r in records], label=key)
     axes[2].set_yscale("log")
     for ax, name in zip(axes, ("median relative-rotation error (deg)", "same-object retrieval top-1", "loss terms (batch)")):

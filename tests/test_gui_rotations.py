@@ -1,8 +1,8 @@
 """The Rotations tab (issue 7 item 4): its state object without a GUI, then the real app under Xvfb driving the panel.
 
 `tiny_weightspace` makes a tiny pair the way the CLI does: 3 objects x 3 rotations, each field fitted for 120 steps
-(enough for a field that renders the object; 20 steps leave it empty), and a weight-space autoencoder trained for
-3 steps on two of the objects (one held out). The model's predictions are then arbitrary, so the tests check their form, not their accuracy;
+(enough for a field that renders the object; 20 steps leave it empty), and a weight-space autoencoder and a grid arm
+(`grid.safetensors` beside it) trained for 3 steps on two of the objects (one held out). The model's predictions are then arbitrary, so the tests check their form, not their accuracy;
 what must be right is the convention: the true relative rotation, undone, lines the field up with the reference.
 """
 
@@ -31,7 +31,9 @@ OBJECTS, ROTATIONS = 3, 3
 
 
 def make_pair(root: Path, fit_steps: int = 120) -> tuple[Path, Path]:
-    """(checkpoint, field data set directory): a tiny data set and a weight-space model trained 3 steps on it."""
+    """(checkpoint, field data set directory): a tiny data set and two arms trained 3 steps on it (`grid_of` the second)."""
+    from training.weightspace_grid_model import GridConfig
+    from training.weightspace_grid_train import GridTrainConfig, train_grid
     from training.weightspace_model import WeightSpaceConfig
     from training.weightspace_train import WeightSpaceTrainConfig, train_weightspace
 
@@ -40,7 +42,14 @@ def make_pair(root: Path, fit_steps: int = 120) -> tuple[Path, Path]:
              log=lambda s: None)
     train_weightspace(WeightSpaceTrainConfig(data=str(data), steps=3, batch=OBJECTS, points=32, out=str(root), heldout=1,
                                              model=WeightSpaceConfig(embed=32, latent=8, heads=2, layers=1)))
+    train_grid(GridTrainConfig(data=str(data), steps=3, batch=4, heldout=1, out=str(root / "grid"),
+                               model=GridConfig(res=8, width=4, depth=1)))
     return root / "checkpoint.safetensors", data
+
+
+def grid_of(pair) -> Path:
+    """The grid-arm checkpoint `make_pair` trains beside the autoencoder."""
+    return Path(pair[0]).parent / "grid" / "checkpoint.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +59,7 @@ def tiny_weightspace(tmp_path_factory, one_thread):
 
 @pytest.fixture
 def session(tiny_weightspace, scene):
-    s = RotationsSession(scene, *tiny_weightspace)
+    s = RotationsSession(scene, *tiny_weightspace, grid_of(tiny_weightspace))
     assert s.load().startswith("loaded weight-space model")
     return s
 
@@ -78,14 +87,30 @@ def test_selection_prediction_and_pca(session):
         assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)
     assert 0 <= pangle <= 180 and 0 <= p["error_deg"] <= 180 and np.isfinite([*paxis, pangle, p["error_deg"]]).all()
     text = session.describe()
-    assert f"angle {angle:.1f} deg" in text and f"error (geodesic): {p['error_deg']:.1f} deg" in text
+    assert f" {angle:.1f}" in text and f"> {p['arm']}" in text
+    assert list(p["arms"]) == ["sane-tokens", "grid-axes", "feature-axes", "probe-axes"] and p["arm"] == "grid-axes"  # each arm's say
+    lines = text.splitlines()
+    for name, a in p["arms"].items():
+        line = next(l for l in lines if l[2:].startswith(name))
+        assert line.endswith(f"{a['error_deg']:.1f}") and f"{a['axis_angle'][1]:.1f}" in line
+    assert max(map(len, lines)) <= 48  # fits the side panel
     session.set_color_by("rotation")
     assert session.colors().shape == (OBJECTS * ROTATIONS,) and float(session.colors().max()) <= 180
 
 
+def test_picking_an_arm_changes_the_rotation_the_renders_undo(session):
+    session.set_object(0)
+    session.set_rotation(2)
+    session.set_arm("probe-axes")
+    p = session.prediction()
+    assert p["arm"] == "probe-axes" and torch.equal(p["pred"], p["arms"]["probe-axes"]["pred"])
+    assert session.snapshot()["pred"] is p["pred"]
+    assert p["arms"]["probe-axes"]["error_deg"] < 20  # the field's own occupancy, aligned: near the truth
+
+
 def test_bad_selection_is_one_sentence_and_changes_nothing(session, one_sentence):
     before = (session.object, session.rotation, session.reference, session.color_by, session.version)
-    for call in (lambda: session.set_object(OBJECTS), lambda: session.set_rotation(ROTATIONS),
+    for call in (lambda: session.set_arm("guess"), lambda: session.set_object(OBJECTS), lambda: session.set_rotation(ROTATIONS),
                  lambda: session.set_reference(-1), lambda: session.set_color_by("size"), lambda: session.set_yaw(999)):
         with pytest.raises(RedcubeError) as e:
             call()
@@ -151,6 +176,10 @@ def test_bad_pairs_are_one_sentence_and_keep_the_loaded_one(session, tiny_weight
         with pytest.raises(RedcubeError, match=words) as e:
             session.load(*pair)
         one_sentence(str(e.value))
+    session.grid = str(tmp_path / "nowhere.safetensors")
+    with pytest.raises(RedcubeError, match="grid-arm checkpoint") as e:
+        session.load()
+    one_sentence(str(e.value))
     assert session.loaded is kept
     shipped = RotationsSession(scene, tmp_path / "ws" / "checkpoint.safetensors", tmp_path / "ws" / "fields")
     with pytest.raises(RedcubeError, match="no weight-space model is shipped") as e:  # the default pair, not there yet
@@ -176,7 +205,7 @@ from app.gui.app import App
 
 app = App(width=1560, height=980)
 r = app.rotations
-r.checkpoint, r.data = {ckpt!r}, {data!r}   # what the path inputs hold
+r.checkpoint, r.data, r.grid = {ckpt!r}, {data!r}, {grid!r}   # what the path inputs hold
 dpg.set_value("_tabs", "_tab_rotations")     # open the tab: it loads the pair and starts rendering
 out = {{}}
 
@@ -204,6 +233,7 @@ out["object_error"] = app.messages[-1].text
 g(r.set_object)(1)
 g(r.set_rotation)(2)
 g(r.set_color_by)("rotation")                # the colour-by radio's handler
+g(r.set_arm)("probe-axes")                   # the arm radio's handler
 f = pictures()
 out["rotation_text"] = dpg.get_value("_text_rot_rotation")
 out["describe"] = r.describe()
@@ -232,15 +262,16 @@ def test_rotations_panel_in_the_app(tiny_weightspace, tmp_path, one_sentence):
     import imageio.v3 as iio
 
     shot, shot2 = tmp_path / "rotations.png", tmp_path / "rotations_pca.png"
-    out = run_driver(DRIVER.format(ckpt=str(tiny_weightspace[0]), data=str(tiny_weightspace[1]), shot=str(shot),
-                                   shot2=str(shot2)), tmp_path)
+    out = run_driver(DRIVER.format(ckpt=str(tiny_weightspace[0]), data=str(tiny_weightspace[1]), grid=str(grid_of(tiny_weightspace)),
+                                   shot=str(shot), shot2=str(shot2)), tmp_path)
     assert "not a directory" in out["load_error"] and out["kept"]  # a missing data set: a message, the pair stays
     assert "object 9" in out["object_error"]
     for text in (out["load_error"], out["object_error"]):
         one_sentence(text)
     assert out["sliders"] == [1, 2, 0]
-    assert out["rotation_text"].startswith("relative rotation, reference 0 -> rotation 2:")
-    assert out["describe"] in out["rotation_text"] and "error (geodesic):" in out["rotation_text"]
+    assert out["rotation_text"].startswith("relative rotation, reference 0 -> rotation 2")
+    assert out["describe"] in out["rotation_text"] and "> probe-axes" in out["rotation_text"]
+    assert "principal-axes reference, no learning" in out["rotation_text"]
     assert all(s > 0.02 for s in out["std"].values()), out["std"]  # every render shows the object
     assert out["shown"]["rot_selected"] == [SHOWN, SHOWN, 3] and out["shown"]["rot_undo_true"] == [SHOWN, SHOWN, 3]
     assert out["series"] >= 3  # angle bins, plus the reference and selected highlights

@@ -1,4 +1,4 @@
-"""`redcube eval-weightspace`: a weight-space autoencoder's rotation error, retrieval and decoded-field PSNR as JSON."""
+"""`redcube eval-weightspace`: each arm's rotation error and retrieval (and the token autoencoder's decoded-field PSNR) as JSON."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from app.options import check_writable, write_text
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval-weightspace", help="evaluate a train-weightspace checkpoint on its held-out objects (JSON)")
-    p.add_argument("checkpoint", type=Path, help="checkpoint file or run directory of redcube train-weightspace")
+    p = sub.add_parser("eval-weightspace", help="evaluate train-weightspace checkpoints (arms) on their held-out objects (JSON)")
+    p.add_argument("checkpoint", type=Path, nargs="+",
+                   help="checkpoint files or run directories of redcube train-weightspace (any arms, one split); the "
+                        "function-space arm and the principal-axes reference are always added")
     p.add_argument("--data", type=Path, required=True, help="the data set it was trained on (redcube ngp-dataset --out)")
     p.add_argument("--psnr-fields", type=int, default=2, help="fields decoded and rendered for the PSNR drop (default 2)")
     p.add_argument("--views", type=int, default=2, help="camera views per rendered field (default 2)")

@@ -1,7 +1,8 @@
-"""The Rotations tab (issue 7 item 4): a weight-space autoencoder on NGP fields of rotated polycubes. Pick an object,
-a rotation and a reference rotation; see the field's render, its hash features per level, the predicted vs true
-relative rotation, a 2-D PCA of every field's embedding, and the field with the rotation undone beside the
-reference. Callbacks only change `app.rotations`; pictures arrive from `app.rotations_view`."""
+"""The Rotations tab (issue 7 item 4, issue 19 item 3): weight-space arms on NGP fields of rotated polycubes. Pick an
+object, a rotation, a reference rotation and an arm; see the field's render, its hash features per level, the true
+relative rotation beside every arm's prediction and error (and what each arm reads), a 2-D PCA of every field's
+embedding, and the field with the picked arm's rotation undone beside the reference. Callbacks only change
+`app.rotations`; pictures arrive from `app.rotations_view`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ HEAD = (150, 200, 255)
 GREY = (170, 170, 170)
 WRAP = 2 * SHOWN - 16  # text stays clear of the side panel's scroll bar
 PICTURES = (("rot_selected", "selected field"), ("rot_reference", "reference (canonical)"),
-            ("rot_undo_pred", "undone by predicted"), ("rot_undo_true", "undone by true"))
+            ("rot_undo_pred", "undone by the picked arm"), ("rot_undo_true", "undone by true"))
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
 """Object colours (tab10); with more objects than colours, object o takes colour o mod 10."""
@@ -29,7 +30,7 @@ def build(app) -> None:
     _inputs(app)
     dpg.add_text("", tag="_text_rot_model", wrap=WRAP)
     _selection(app)
-    dpg.add_text("", tag="_text_rot_rotation")
+    _arms(app)
     for row in (PICTURES[:2], PICTURES[2:]):
         with dpg.group(horizontal=True):
             for k, (side, label) in enumerate(row):
@@ -57,6 +58,9 @@ def _inputs(app) -> None:
                                callback=lambda s, a, u: setattr(r, u, a), user_data=key)
             dpg.add_button(label="...", callback=lambda s, a, u: dpg.show_item(u), user_data=dialog)
         app.text_inputs.append(f"_input_rot_{key}")
+    dpg.add_text("Grid-arm checkpoint (train-weightspace --arm grid; empty: none)", color=GREY, wrap=WRAP)
+    dpg.add_input_text(tag="_input_rot_grid", width=WRAP - 40, default_value=r.grid, callback=lambda s, a: setattr(r, "grid", a))
+    app.text_inputs.append("_input_rot_grid")
     dpg.add_button(label="Load", tag="_button_rot_load", callback=app.guard(app.rotations_load))
 
 
@@ -68,6 +72,17 @@ def _selection(app) -> None:
                            callback=g(lambda s, a, u: u(a)), user_data=setter)
     dpg.add_slider_float(label="camera yaw (deg)", tag="_slider_rot_yaw", min_value=-180.0, max_value=180.0,
                          default_value=r.yaw_deg, width=SHOWN + 60, callback=g(lambda s, a: r.set_yaw(a)))
+
+
+def _arms(app) -> None:
+    """Which arm's rotation the renders undo, the table of every arm's rotation, and what every arm reads."""
+    from training.weightspace_arms import READS
+
+    r = app.rotations
+    dpg.add_text("the arm whose rotation the renders below undo:")
+    dpg.add_radio_button(list(READS), tag="_radio_rot_arm", default_value=r.arm, callback=app.guard(lambda s, a: r.set_arm(a)))
+    dpg.add_text("", tag="_text_rot_rotation")
+    dpg.add_text("\n".join(f"{name}: {words}" for name, words in READS.items()), color=GREY, wrap=WRAP)
 
 
 def _pca(app) -> None:
@@ -164,16 +179,24 @@ def refresh(app) -> None:
         dpg.configure_item(f"_slider_rot_{key}", enabled=m is not None)
     if m is not None:
         _follow(app)
-        dpg.set_value("_text_rot_rotation", f"relative rotation, reference {r.reference} -> rotation {r.rotation}:\n"
-                                            + r.describe())
+        dpg.set_value("_text_rot_rotation", f"relative rotation, reference {r.reference} -> rotation {r.rotation} (deg):\n"
+                                            + r.describe() + _reference_row(app))
         _plot(app)
     f, error = app.rotations_view.frame, app.rotations_view.worker.error
     if error:  # a render that failed (the worker keeps serving the next selection)
         dpg.set_value("_text_rot_render", f"could not render this field: {error}")
     elif f is not None:
         dpg.set_value("_text_rot_render", f"{f.res}² volume renders ({f.ms:.0f} ms, cpu, 1 thread); against the reference: "
-                                          f"undone by predicted {f.psnr['undo_pred']:.1f} dB, by true {f.psnr['undo_true']:.1f} dB; "
+                                          f"undone by the picked arm ({r.arm}) {f.psnr['undo_pred']:.1f} dB, by true {f.psnr['undo_true']:.1f} dB; "
                                           f"the principal-axes reference (no learning) is {f.moment_error_deg:.1f} deg off")
+
+
+def _reference_row(app) -> str:
+    """The principal-axes reference's error for the shown pair, once the render thread has measured it."""
+    f = app.rotations_view.frame
+    if f is None or f.key[0] != app.rotations.version:
+        return ""
+    return f"\n  {'principal-axes reference, no learning':<39} {f.moment_error_deg:6.1f}"
 
 
 def _status(r) -> str:
@@ -201,6 +224,9 @@ def _follow(app) -> None:
             dpg.set_value(tag, getattr(r, key))
     if not dpg.is_item_active("_radio_rot_color"):
         dpg.set_value("_radio_rot_color", r.color_by)
+    dpg.configure_item("_radio_rot_arm", items=list(m.arms))
+    if not dpg.is_item_active("_radio_rot_arm"):
+        dpg.set_value("_radio_rot_arm", r.arm)
 
 
 def show(app, show_picture) -> None:

@@ -1,5 +1,10 @@
-"""The Rotations tab's state, without GUI calls (issue 7 item 4): a weight-space autoencoder, the NGP field data set
-it was trained on, the picked object, rotation and reference rotation, and what the model says about them.
+"""The Rotations tab's state, without GUI calls (issue 7 item 4, issue 19 item 3): a weight-space autoencoder, the NGP
+field data set it was trained on, the picked object, rotation and reference rotation, and what each arm says about them.
+
+Arms (`training.weightspace_arms`): the autoencoder itself (sane-tokens), the grid arm when its checkpoint is there
+(grid-axes, default `assets/weightspace/grid.safetensors`), its input without the net (feature-axes) and the
+function-space arm (probe-axes); the last two need no checkpoint.
+Every arm reads every field once while loading; the picked arm's rotation is the one the renders undo.
 
 Loading (on a background thread, with progress) encodes every field once: tokens / scales -> encode -> keep only
 the [POS] latents (what the rotation head reads) and the NT-Xent embedding of each field, not the whole latent
@@ -33,6 +38,7 @@ from renderer.scene import Scene
 DEFAULT_DIR = ASSETS / "weightspace"
 DEFAULT_CHECKPOINT = DEFAULT_DIR / "checkpoint.safetensors"
 DEFAULT_FIELDS = DEFAULT_DIR / "fields"
+DEFAULT_GRID = DEFAULT_DIR / "grid.safetensors"
 ENCODE_BATCH = 16
 """Fields per encoder call while loading (bounds the loader thread's memory)."""
 COLOR_BY = ("object", "rotation")
@@ -57,6 +63,8 @@ class LoadedRotations:
     checkpoint: Path
     data: Path
     step: int
+    arms: dict = None
+    """{name: (arm, per-field readings)}: every arm that loaded, in `training.weightspace_arms.READS` order."""
 
     @property
     def objects(self) -> list[int]:
@@ -97,20 +105,43 @@ def check_default(checkpoint: Path, data: Path, default: tuple[Path, Path]) -> N
 
 
 def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
-                   default: tuple[Path, Path] = (DEFAULT_CHECKPOINT, DEFAULT_FIELDS)) -> LoadedRotations:
-    """A weight-space checkpoint and its field data set, every field encoded; one sentence for a bad pair."""
-    from training.ngp_dataset import load_fields
-    from training.weightspace_train import load_weightspace
+                   default: tuple[Path, Path] = (DEFAULT_CHECKPOINT, DEFAULT_FIELDS), grid: str | Path | None = None,
+                   default_grid: Path = DEFAULT_GRID) -> LoadedRotations:
+    """A weight-space checkpoint and its field data set, every field encoded and read by every arm; one sentence for a
+    bad pair or a grid-arm checkpoint that does not fit (the default grid checkpoint may be absent: no grid arm then)."""
+    from training.ngp_dataset import check_layout, load_fields
+    from training.weightspace_arms import FeatureArm, ProbeArm, SaneArm
 
     checkpoint, data = Path(checkpoint), Path(data)
     check_default(checkpoint, data, default)
     if not data.is_dir():
         raise RedcubeError(f"the field data set {data} is not a directory; pass the directory redcube ngp-dataset wrote.")
-    model, tokenizer, scales, record = load_weightspace(checkpoint)
+    sane = SaneArm(checkpoint)
+    model, tokenizer, scales, record = sane.model, sane.tokenizer, sane.scales, sane.record
     fields, manifest = load_fields(data, tokenizer.layout)  # another layout than the tokenizer's: one sentence
+    field_config = ObjectFieldConfig(**manifest["settings"]["field"])
     pos, emb = encode_all(model, tokenizer, scales, fields["params"], progress)
-    return LoadedRotations(model, tokenizer, scales, fields, ObjectFieldConfig(**manifest["settings"]["field"]), pos, emb,
-                           pca2(emb), unseen_objects(fields, manifest, record), checkpoint, data, int(record.get("step", 0)))
+    arms = {sane.name: (sane, [{"pos": p} for p in pos])}
+    grid_arm = load_grid_arm(grid, default_grid)
+    if grid_arm is not None:
+        check_layout(manifest["layout"], grid_arm.layout, str(data))
+        arms[grid_arm.name] = (grid_arm, grid_arm.read(fields["params"]))
+    for arm in (FeatureArm(manifest["layout"]), ProbeArm(field_config)):  # need no checkpoint
+        arms[arm.name] = (arm, arm.read(fields["params"]))
+    return LoadedRotations(model, tokenizer, scales, fields, field_config, pos, emb, pca2(emb),
+                           unseen_objects(fields, manifest, record), checkpoint, data, int(record.get("step", 0)), arms)
+
+
+def load_grid_arm(grid: str | Path | None, default_grid: Path):
+    """The grid arm of checkpoint `grid`, or None when no path is given or the default one is absent."""
+    from training.weightspace_arms import GridArm
+
+    if not grid or (Path(grid) == default_grid and not default_grid.exists()):
+        return None
+    if not Path(grid).exists():
+        raise RedcubeError(f"the grid-arm checkpoint {grid} does not exist; clear that input or pass a file written by "
+                           "redcube train-weightspace --arm grid.")
+    return GridArm(Path(grid))
 
 
 def unseen_objects(fields: dict, manifest: dict, record: dict) -> set[int]:
@@ -155,11 +186,15 @@ def rotation_of(q: torch.Tensor) -> torch.Tensor:
 
 
 class RotationsSession:
-    def __init__(self, scene: Scene | None = None, checkpoint: Path = DEFAULT_CHECKPOINT, data: Path = DEFAULT_FIELDS):
+    def __init__(self, scene: Scene | None = None, checkpoint: Path = DEFAULT_CHECKPOINT, data: Path = DEFAULT_FIELDS,
+                 grid: Path = DEFAULT_GRID):
         self.scene = scene or Scene()
         self.default = (Path(checkpoint), Path(data))
-        self.checkpoint, self.data = str(checkpoint), str(data)
+        self.default_grid = Path(grid)
+        self.checkpoint, self.data, self.grid = str(checkpoint), str(data), str(grid)
         """The path inputs' text (what Load reads)."""
+        self.arm = "grid-axes"
+        """The arm whose rotation the renders undo (the grid arm when it loaded, else the autoencoder)."""
         self.loaded: LoadedRotations | None = None
         self.loading: tuple[int, int] | None = None
         """(fields encoded, of) while a load runs, else None."""
@@ -180,15 +215,17 @@ class RotationsSession:
     # -- loading -------------------------------------------------------------------------------
     def load(self, checkpoint: str | Path | None = None, data: str | Path | None = None, progress=None) -> str:
         """Load a checkpoint and its data set (default: the path inputs); on an error the loaded pair stays."""
-        loaded = read_rotations(checkpoint or self.checkpoint, data or self.data, progress, self.default)
+        loaded = read_rotations(checkpoint or self.checkpoint, data or self.data, progress, self.default, self.grid, self.default_grid)
         with self._lock:
             self.loaded = loaded
             self.problem = ""
+            if self.arm not in loaded.arms:
+                self.arm = "grid-axes" if "grid-axes" in loaded.arms else "sane-tokens"
             self._pick(loaded.objects[0], None)
             note = self._apply_remembered(loaded)
         n, objs = len(loaded.fields["params"]), len(loaded.objects)
-        return (f"loaded weight-space model {loaded.checkpoint.name} (step {loaded.step}) and {n} fields "
-                f"of {objs} objects from {loaded.data}" + note)
+        return (f"loaded weight-space model {loaded.checkpoint.name} (step {loaded.step}), arms {', '.join(loaded.arms)} and "
+                f"{n} fields of {objs} objects from {loaded.data}" + note)
 
     def load_async(self, done, checkpoint: str | Path | None = None, data: str | Path | None = None) -> None:
         """Load on a short thread (encoding every field takes a while); done(text, level) with the outcome."""
@@ -292,6 +329,13 @@ class RotationsSession:
             raise RedcubeError(f"cannot colour the embeddings by {mode!r}; choose one of {', '.join(COLOR_BY)}.")
         self.color_by = mode
 
+    def set_arm(self, name: str) -> None:
+        arms = list(self._need().arms)
+        if name not in arms:
+            raise RedcubeError(f"there is no arm {name!r} loaded; choose one of {', '.join(arms)}.")
+        self.arm = name
+        self.version += 1
+
     def set_yaw(self, deg: float) -> None:
         if not (isinstance(deg, (int, float)) and -360 <= deg <= 360):
             raise RedcubeError(f"camera yaw {deg!r} is out of range; choose degrees from -360 to 360.")
@@ -318,23 +362,30 @@ class RotationsSession:
             return self._prediction[1]
         from training.weightspace_losses import relative_rotation
 
+        from training.weightspace_axes import quaternion_of
+
         sel, ref = self.rows()
-        # the head itself (what model.relative_rotation calls on full latents), on the kept [POS] latents
-        pred = m.model.rotation(m.pos_latents[ref][None], m.pos_latents[sel][None])[0]
-        pred = canonical(pred / pred.norm())
         q = m.fields["quaternions"]
         true = canonical(relative_rotation(q[ref], q[sel]))
-        out = {"pred": pred, "true": true, "pred_axis_angle": axis_angle(pred), "true_axis_angle": axis_angle(true),
-               "error_deg": float(torch.rad2deg(angle_between(true, pred))), "rows": (sel, ref)}
+        arms = {}
+        for name, (arm, readings) in m.arms.items():  # each arm: reference field -> selected field
+            pred = quaternion_of(arm.rotation(readings[ref], readings[sel]))
+            arms[name] = {"pred": pred, "axis_angle": axis_angle(pred), "error_deg": float(torch.rad2deg(angle_between(true, pred)))}
+        picked = arms[self.arm]
+        out = {"pred": picked["pred"], "true": true, "pred_axis_angle": picked["axis_angle"], "true_axis_angle": axis_angle(true),
+               "error_deg": picked["error_deg"], "rows": (sel, ref), "arm": self.arm, "arms": arms}
         self._prediction = ((self.version, id(m)), out)
         return out
 
     def describe(self) -> str:
-        """The rotation text: true, predicted, error (three lines)."""
+        """The rotation table: the true rotation, then each arm's prediction (axis, angle) and geodesic error in degrees;
+        ">" marks the arm the renders undo. Short lines: the side panel is narrow."""
         p = self.prediction()
-        line = lambda name, aa: f"{name} axis ({aa[0][0]:+.2f}, {aa[0][1]:+.2f}, {aa[0][2]:+.2f}), angle {aa[1]:.1f} deg"
-        return (line("true:     ", p["true_axis_angle"]) + "\n" + line("predicted:", p["pred_axis_angle"]) +
-                f"\nerror (geodesic): {p['error_deg']:.1f} deg")
+        axis = lambda aa: f"({aa[0][0]:+.2f},{aa[0][1]:+.2f},{aa[0][2]:+.2f}) {aa[1]:6.1f}"
+        rows = [f"  {'':<12} {'axis':<19} {'angle':>6} {'error':>6}", f"  {'true':<12} {axis(p['true_axis_angle'])}"]
+        for name, a in p["arms"].items():
+            rows.append(f"{'>' if name == p['arm'] else ' '} {name:<12} {axis(a['axis_angle'])} {a['error_deg']:6.1f}")
+        return "\n".join(rows)
 
     def colors(self) -> torch.Tensor:
         """What each field's PCA point is coloured by: its object id, or its rotation's angle (deg) from the identity."""
