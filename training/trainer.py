@@ -18,12 +18,15 @@ import torch
 from renderer.camera import check_res
 from renderer.errors import RedcubeError
 from renderer.models import PIXEL_MODELS, build_model, model_config
+from renderer.numbers import check_number
 from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
 from training.checkpoint import DEFAULT_NAME, load_checkpoint, restore_optimizer, save_checkpoint
 from training.data import PixelSet, fixed_pixels, heldout_poses
+from training.disk import check_free_space, checkpoint_bytes, why_write_failed
 from training.distributed import Dist
 from training.evaluate import Evaluation, predict
+from training.run_dir import claim
 from training.metrics import mse_to_psnr
 from training.schedules import cosine
 from training.stream import FrameStream, StreamConfig
@@ -64,7 +67,9 @@ class TrainConfig:
     heldout: int = 32
     """Held-out test poses (fixed at the start from the seed; never trained on)."""
     checkpoint_every_s: float = 120.0
-    """Seconds between checkpoints (one is always written at the end)."""
+    """Seconds between periodic checkpoints after the first (one is always written at the end)."""
+    first_checkpoint_s: float = 10.0
+    """Seconds to the first checkpoint, so an early kill loses little."""
     seed: int = 0
     """Seeds model init, batch sampling, the data stream and the held-out poses."""
     threads: int = 0
@@ -88,10 +93,26 @@ class TrainConfig:
             raise RedcubeError(f"data mode {self.data!r} is not offered here; choose one of {list(self.DATA_MODES)}.")
         if self.steps is None and self.minutes is None:
             raise RedcubeError("training needs a budget; pass --steps N or --minutes M.")
-        if (self.steps is not None and self.steps < 1) or (self.minutes is not None and self.minutes <= 0):
-            raise RedcubeError("the step and time budgets must be positive.")
-        if self.batch_size < 1 or self.lr <= 0 or self.heldout < 1 or self.fixed_samples < 1:
-            raise RedcubeError("batch_size, lr, heldout and fixed_samples must be positive.")
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        """Every number finite and in range (a NaN budget would train forever; --eval-every 0 divides by zero)."""
+        if self.steps is not None:
+            check_number("--steps", self.steps, 1, 10 ** 12, integer=True)
+        if self.minutes is not None:
+            check_number("--minutes", self.minutes, 0, 10 ** 7, lo_open=True)
+        check_number("--batch-size", self.batch_size, 1, 2 ** 24, integer=True)
+        check_number("--lr", self.lr, 0, 10, lo_open=True)
+        check_number("--warmup-steps", self.warmup_steps, 0, 10 ** 9, integer=True)
+        check_number("lr_final", self.lr_final, 0, 1)
+        check_number("--eval-every", self.eval_every, 1, 10 ** 12, integer=True)
+        check_number("log_every", self.log_every, 1, 10 ** 12, integer=True)
+        check_number("--heldout", self.heldout, 1, 10 ** 5, integer=True)
+        check_number("--fixed-samples", self.fixed_samples, 1, 10 ** 9, integer=True)
+        check_number("--checkpoint-every", self.checkpoint_every_s, 0, 1e12, lo_open=True)
+        check_number("first_checkpoint_s", self.first_checkpoint_s, 0, 1e12, lo_open=True)
+        check_number("--seed", self.seed, 0, 2 ** 62, integer=True)
+        check_number("--threads", self.threads, 0, 4096, integer=True)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -115,7 +136,9 @@ class Hooks:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, scene: Scene | None = None, resume: bool = False, hooks: Hooks | None = None):
+    def __init__(self, config: TrainConfig, scene: Scene | None = None, resume: bool = False, hooks: Hooks | None = None,
+                 overwrite: bool = False):
+        """`overwrite`: a run already in out_dir is moved aside (without it, and without `resume`, it is refused)."""
         self.config, self.hooks = config, hooks or Hooks()
         self.dist = Dist.from_env()  # a world of one unless launched by torchrun
         self.dist.check_same("training config", config.to_dict())
@@ -127,6 +150,8 @@ class Trainer:
         self.saved_step: int | None = None
         """Step of the newest checkpoint on disk (what a broken run can resume from)."""
         ckpt = self._resume_checkpoint() if resume else None
+        # rank 0 writes the run: it alone guards and locks the directory
+        self.run_lock = claim(self.out_dir, resume=resume, overwrite=overwrite) if self.dist.main else None
         self.scene = ckpt.scene if ckpt else (scene or Scene())
         if config.threads > 0:
             torch.set_num_threads(config.threads)
@@ -140,6 +165,8 @@ class Trainer:
         self.step, self.elapsed, self.metrics = 0, 0.0, {}
         if ckpt:
             self._restore(ckpt)
+        if self.dist.main:
+            check_free_space(self.out_dir, checkpoint_bytes(self.model))
 
     # ---- setup -------------------------------------------------------------------------------
     def _resume_checkpoint(self):
@@ -190,13 +217,35 @@ class Trainer:
             self.hooks.on_record(record)
 
     def save(self) -> Path:
-        path = save_checkpoint(
-            self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics,
-            train=self.config.to_dict(), optimizer=self.optimizer,
-            extra_tensors={"rng.batch": self.gen.get_state()}, extra=self._record_extra(),
-        )
+        """Write the checkpoint; a failed write (full disk, read-only) keeps the previous one and raises SaveFailed."""
+        try:
+            path = save_checkpoint(
+                self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics,
+                train=self.config.to_dict(), optimizer=self.optimizer,
+                extra_tensors={"rng.batch": self.gen.get_state()}, extra=self._record_extra(),
+            )
+        except Exception as e:  # safetensors wraps OS errors in its own type
+            kept = "no earlier checkpoint exists" if self.saved_step is None else f"the previous checkpoint (step {self.saved_step}) is kept"
+            raise SaveFailed(f"could not write the checkpoint of step {self.step} to {self.ckpt_path} ({why_write_failed(e)}); "
+                             f"{kept}: free some space or fix the directory's permissions, then rerun with --resume.") from None
         self.saved_step = self.step  # written atomically: this step is whole on disk
         return path
+
+    def _periodic_save(self) -> None:
+        """A checkpoint during training; a failed one is said in the log and training goes on."""
+        try:
+            self.save()
+        except SaveFailed as e:
+            self.log({"event": "save_failed", "message": str(e)})
+
+    def _save_on_error(self) -> None:
+        """The loop broke: keep the newest weights if they are newer than the checkpoint on disk."""
+        if self.dist.main and self.step and self.step != self.saved_step:
+            try:
+                self.save()
+                self.log({"event": "error_checkpoint", "message": f"checkpoint of step {self.step} written before stopping"})
+            except SaveFailed:
+                pass  # the error being raised says what is safe
 
     def _record_extra(self) -> dict:
         """What the checkpoint's record holds beyond the model, config and metrics."""
@@ -227,7 +276,12 @@ class Trainer:
         """The loop, with the stream closed whatever happens and a lost peer under torchrun told in one sentence."""
         try:
             with self.dist.guard(self._what_is_safe):
-                return self._loop(data, stream, until_step)
+                try:
+                    return self._loop(data, stream, until_step)
+                except Exception as e:  # every stop ends with a checkpoint (a save failure excepted; a second Ctrl-C aborts)
+                    if not isinstance(e, SaveFailed):
+                        self._save_on_error()
+                    raise
         finally:
             if stream is not None:
                 stream.close()
@@ -250,6 +304,7 @@ class Trainer:
         batch = c.batch_size // self.dist.world
         spike = LossSpikes()
         last_ckpt = last_t = time.perf_counter()
+        ckpt_wait = min(c.first_checkpoint_s, c.checkpoint_every_s)  # the first comes early, then every checkpoint_every_s
         window_samples, window_t0, loss_sum, loss_n, last_loss = 0, last_t, 0.0, 0, float("nan")
         while True:
             go = self.progress() < 1.0 and (until_step is None or self.step < until_step)
@@ -293,9 +348,10 @@ class Trainer:
                     self._eval_and_log(last_loss)
                 if spike.calm:
                     good = self._snapshot()
-            if now - last_ckpt > c.checkpoint_every_s and self.dist.main:
-                self.save()
+            if now - last_ckpt > ckpt_wait and self.dist.main:
+                self._periodic_save()
                 last_ckpt = last_t = time.perf_counter()
+                ckpt_wait = c.checkpoint_every_s
         if not self.dist.main:
             return self.metrics
         if self.metrics.get("step") != self.step:
@@ -339,6 +395,10 @@ class Trainer:
         self.config.lr *= 0.5
         self.log({"event": "rollback", "message": f"{why} at step {bad_step}: rolled back to step {self.step} "
                   f"and halved the learning rate to {self.config.lr:.3g}", "bad_step": bad_step})
+
+
+class SaveFailed(RedcubeError):
+    """A checkpoint could not be written; the message says why, where, and what is kept."""
 
 
 SPIKE_FACTOR, SPIKE_STEPS = 20.0, 5
