@@ -49,7 +49,8 @@ def check_number(name: str, value, lo: float | None = None, hi: float | None = N
         ok = value <= hi
     if not ok:
         bounds = _range_text(lo, hi, lo_open)
-        raise RedcubeError(f"{name} must be {kind}{bounds}, got {value!r}; pass a value in that range.")
+        fix = "pass a value in that range" if bounds else "pass a finite number"
+        raise RedcubeError(f"{name} must be {kind}{bounds}, got {value!r}; {fix}.")
     return int(value) if integer else float(value)
 
 

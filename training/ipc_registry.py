@@ -63,7 +63,7 @@ def reclaim() -> int:
     n = 0
     for path in registry_dir().glob("*.json"):
         pid = int(path.stem) if path.stem.isdigit() else None
-        if pid is None or _alive(pid):
+        if pid is None or pid_alive(pid):
             continue
         record = _read(path) or {"shm": [], "sem": []}
         n += sum(_unlink_shm(name) for name in record["shm"]) + sum(_unlink_sem(name) for name in record["sem"])
@@ -71,7 +71,7 @@ def reclaim() -> int:
     return n
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -50,14 +50,18 @@ class RunLock:
     def __init__(self, out_dir: Path):
         self.out_dir = Path(out_dir).resolve()
         self.path = self.out_dir / LOCK_NAME
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_pid(self.fd)
-            os.close(self.fd)
-            raise RedcubeError(f"another redcube process (PID {holder}) is writing the run in {out_dir}; "
-                               "wait for it to end, stop it, or pass another --out.") from None
+        while True:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_pid(self.fd)
+                os.close(self.fd)
+                raise RedcubeError(f"another redcube process (PID {holder}) is writing the run in {out_dir}; "
+                                   "wait for it to end, stop it, or pass another --out.") from None
+            if _same_file(self.fd, self.path):
+                break
+            os.close(self.fd)  # the holder released and removed the file between our open and flock: open it anew
         # the lock is ours: a PID left in the file was a dead process's (stale lock taken over)
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
@@ -66,8 +70,16 @@ class RunLock:
     def release(self) -> None:
         if self.fd is not None:
             _held.pop(self.out_dir, None)
-            os.close(self.fd)  # closing drops the flock; the file stays (unlinking it would race a waiting process)
+            self.path.unlink(missing_ok=True)  # before the flock drops: a newcomer then finds no file or a fresh one
+            os.close(self.fd)
             self.fd = None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _read_pid(fd: int) -> str:

@@ -17,7 +17,7 @@ import torch
 
 from renderer.camera import check_res
 from renderer.errors import RedcubeError
-from renderer.models import PIXEL_MODELS, build_model, model_config
+from renderer.models import PIXEL_MODELS, build_model, check_size, model_config
 from renderer.numbers import check_number
 from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
@@ -26,7 +26,7 @@ from training.data import PixelSet, fixed_pixels, heldout_poses
 from training.disk import check_free_space, checkpoint_bytes, why_write_failed
 from training.distributed import Dist
 from training.evaluate import Evaluation, predict
-from training.run_dir import claim
+from training.run_dir import claim, lock
 from training.metrics import mse_to_psnr
 from training.schedules import cosine
 from training.stream import FrameStream, StreamConfig
@@ -85,7 +85,7 @@ class TrainConfig:
         if isinstance(self.stream, dict):
             self.stream = StreamConfig(**self.stream)
         check_res(self.res)
-        model_config(self.model, self.model_config)  # unknown model or setting: one clear sentence
+        check_size(self.model, model_config(self.model, self.model_config), Scene())  # unknown, mistyped or huge: one sentence
         if self.model not in PIXEL_MODELS:
             raise RedcubeError(f"{self.model} is not trained from pixels here; use `redcube train-{self.model}`, "
                                f"or pick one of {list(PIXEL_MODELS)}.")
@@ -240,7 +240,8 @@ class Trainer:
 
     def _save_on_error(self) -> None:
         """The loop broke: keep the newest weights if they are newer than the checkpoint on disk."""
-        if self.dist.main and self.step and self.step != self.saved_step:
+        finite = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())  # never replace good weights with NaN
+        if self.dist.main and self.step and self.step != self.saved_step and finite:
             try:
                 self.save()
                 self.log({"event": "error_checkpoint", "message": f"checkpoint of step {self.step} written before stopping"})
@@ -263,6 +264,8 @@ class Trainer:
         """Train until the budget (or `until_step`) is spent or a stop is requested; returns the final metrics."""
         c = self.config
         data, stream = None, None
+        if self.dist.main and self.run_lock.fd is None:  # run again after an earlier run() released the directory
+            self.run_lock = lock(self.out_dir)
         with Rasterizer(self.scene) as rast:
             self.test_poses = heldout_poses(self.scene, c.heldout, c.seed)
             self.test_rgb = torch.from_numpy(rast.render(self.test_poses.numpy(), c.res)[0])
@@ -285,6 +288,8 @@ class Trainer:
         finally:
             if stream is not None:
                 stream.close()
+            if self.run_lock is not None:
+                self.run_lock.release()
 
     def _what_is_safe(self) -> str:
         if not self.dist.main:

@@ -112,8 +112,8 @@ class StopRequests:
         if self.requested == signal.SIGINT and signum == signal.SIGINT:
             raise KeyboardInterrupt
         if self.requested is None:
-            print(f"\nstopping on {signal.Signals(signum).name}: writing a final checkpoint"
-                  + (" (Ctrl-C again to abort)" if signum == signal.SIGINT else ""), file=sys.stderr, flush=True)
+            again = "; Ctrl-C again to abort" if signum == signal.SIGINT else ""
+            print(f"\nstopping: writing a final checkpoint ({signal.Signals(signum).name}{again})", file=sys.stderr, flush=True)
         self.requested = self.requested or signum
 
     def __enter__(self) -> "StopRequests":
