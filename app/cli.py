@@ -9,7 +9,7 @@ import sys
 
 from renderer.errors import RedcubeError
 
-COMMANDS = ["render", "train", "train-vae", "eval", "experiment", "bench", "gui", "export-video", "train-mnif", "sample-mnif", "eval-mnif", "ngp-dataset", "encode-latents", "train-weightspace", "eval-weightspace"]
+COMMANDS = ["render", "train", "train-vae", "eval", "experiment", "bench", "gui", "export-video", "train-mnif", "sample-mnif", "eval-mnif", "ngp-dataset", "encode-latents", "train-weightspace", "eval-weightspace", "soak"]
 
 
 class Parser(argparse.ArgumentParser):

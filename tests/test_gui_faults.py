@@ -83,3 +83,17 @@ def test_bad_settings_entries_a_nan_network_and_quit(tmp_path, scene):
     assert out["size"] == [1200, 740] and out["view_mode"] == "network" and out["threads"] == 2  # good entries kept
     assert any("network outputs NaN" in t for level, t in out["messages"] if level == "error"), said
     assert out["rc"] == 0
+
+
+@pytest.mark.slow
+def test_soak_reports_memory_and_frame_rates_at_start_and_end():
+    """`redcube soak` for half a minute (the lead runs the 30-minute soak): the figures exist and are measured."""
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("needs xvfb-run")
+    from app.soak import soak
+
+    r = soak(0.5, window_s=5.0)
+    assert "error" not in r, r
+    assert r["rss_start_mb"] > 50 and r["rss_end_mb"] > 50 and r["trainer_rss_start_mb"] > 50
+    assert r["fps_start"] > 1 and r["fps_end"] > 1 and r["network_fps_start"] > 0
+    assert r["detail"]["training_state"] == "running" and not r["detail"]["errors"]
