@@ -167,3 +167,30 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, one_sentence):
     assert "File too large" in message and "previous checkpoint (step 2) is kept" in message and str(ckpt) in message
     assert digest(ckpt) == before and load_checkpoint(out).step == 2
     assert not list(out.glob(".*.tmp"))
+
+
+def private_mounts_work() -> bool:
+    """Whether this machine lets a test mount a tmpfs in its own mount namespace (root, or user namespaces)."""
+    try:
+        return subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not private_mounts_work(), reason="needs a private tmpfs mount (unshare -rm)")
+def test_a_disk_that_fills_during_training_keeps_the_previous_checkpoint(tmp_path, one_sentence):
+    """A real full disk: a 2 MB tmpfs fills up while the run trains; SIGTERM's final save fails with ENOSPC and
+    says so in one sentence, the previous checkpoint stays whole; then, read-only, a resume is refused up front."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    driver = [sys.executable, str(Path(__file__).with_name("fill_disk_driver.py")), str(mnt),
+              json.dumps([sys.executable, "-m", "app.cli", "train", *TINY, *FIXED])]
+    p = subprocess.run(["unshare", "-rm", *driver], cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert r["full_rc"] == 2
+    message = last_error(r["full_err"], one_sentence)
+    assert "No space left on device" in message and f"previous checkpoint (step {r['first_step']}) is kept" in message
+    assert r["kept_step"] == r["first_step"] and r["tmp_left"] == []
+    assert r["ro_rc"] == 2 and "read-only file system" in last_error(r["ro_err"], one_sentence)

@@ -28,6 +28,11 @@ def holds_run(out_dir: Path) -> bool:
     return any((out_dir / name).exists() for name in RUN_FILES)
 
 
+def inside(path: str | Path | None, out_dir: Path) -> bool:
+    """Whether `path` (a checkpoint to start from) lies in the run directory, so a run there continues itself."""
+    return path is not None and Path(path).resolve().is_relative_to(Path(out_dir).resolve())
+
+
 def check_place(out_dir: Path) -> Path:
     """The run directory can be made and written: a file, a path under a file, /proc or a read-only place is one sentence."""
     out_dir = Path(out_dir)
@@ -118,14 +123,16 @@ def remove_stale_temps(out_dir: Path) -> list[Path]:
     return gone
 
 
-def claim(out_dir: str | Path, resume: bool = False, overwrite: bool = False) -> RunLock:
-    """Make out_dir ready for a run and lock it (see the module docstring). Returns the held lock."""
+def claim(out_dir: str | Path, resume: bool = False, overwrite: bool = False, resume_hint: str | None = "--resume to continue it") -> RunLock:
+    """Make out_dir ready for a run and lock it (see the module docstring). Returns the held lock.
+    `resume_hint` names how the command continues a run (None: it cannot)."""
     out_dir = check_place(Path(out_dir))
     run_lock = lock(out_dir)
     if holds_run(out_dir) and not resume:
         if not overwrite:
             run_lock.release()
-            raise RedcubeError(f"{out_dir} already holds a run; pass --resume to continue it, --overwrite to move it "
+            continue_it = f"{resume_hint}, " if resume_hint else ""
+            raise RedcubeError(f"{out_dir} already holds a run; pass {continue_it}--overwrite to move it "
                                "aside and start afresh, or another --out.")
         run_lock.release()
         aside = move_aside(out_dir)

@@ -148,6 +148,8 @@ class Trainer:
         self.out_dir = Path(config.out_dir)
         self.ckpt_path = self.out_dir / DEFAULT_NAME  # out_dir is a run directory, existing or not
         self.saved_step: int | None = None
+        self.log_failed = False
+        """A log line could not be written (said once)."""
         """Step of the newest checkpoint on disk (what a broken run can resume from)."""
         ckpt = self._resume_checkpoint() if resume else None
         # rank 0 writes the run: it alone guards and locks the directory
@@ -210,9 +212,16 @@ class Trainer:
         if not self.dist.main:
             return  # rank 0 speaks for the run
         record = {"step": self.step, "time": round(self.elapsed, 3), **record}
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.out_dir / "log.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.out_dir / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:  # a full disk loses log lines, not the run: the checkpoint's own save says what is kept
+            if not self.log_failed:
+                self.log_failed = True
+                if self.hooks.on_record:
+                    self.hooks.on_record({"event": "save_failed", "step": self.step,
+                                          "message": f"cannot append to {self.out_dir / 'log.jsonl'} ({why_write_failed(e)}); training goes on."})
         if self.hooks.on_record:
             self.hooks.on_record(record)
 
