@@ -8,6 +8,7 @@ reader never sees a half-written buffer; a producer always overwrites the oldest
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
 import os
 import signal
@@ -173,6 +174,9 @@ class FrameStream:
         self._lock, self._errors = ctx.Lock(), ctx.Queue()
         self._ipc = (list(self._pool.names), ipc_registry.sem_names(self._lock, self._errors))
         ipc_registry.register(*self._ipc)
+        # Producers ignore SIGTERM, so multiprocessing's exit handler (terminate, then join) would wait on them
+        # forever: close first (atexit runs this before it, as it is registered later).
+        atexit.register(self.close)
         try:
             for s in self.seeds:
                 p = ctx.Process(target=_produce, daemon=True, name="redcube-producer", args=(
@@ -221,6 +225,7 @@ class FrameStream:
         self._pool.close(unlink=True)
         self._pool = None
         ipc_registry.forget(*self._ipc)
+        atexit.unregister(self.close)
 
     def __enter__(self) -> "FrameStream":
         return self.start()

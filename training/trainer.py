@@ -26,8 +26,8 @@ from training.data import PixelSet, fixed_pixels, heldout_poses
 from training.disk import check_free_space, checkpoint_bytes, why_write_failed
 from training.distributed import Dist
 from training.evaluate import Evaluation, predict
-from training.run_dir import claim, lock
 from training.metrics import mse_to_psnr
+from training.run_dir import claim, lock
 from training.schedules import cosine
 from training.stream import FrameStream, StreamConfig
 
@@ -148,9 +148,9 @@ class Trainer:
         self.out_dir = Path(config.out_dir)
         self.ckpt_path = self.out_dir / DEFAULT_NAME  # out_dir is a run directory, existing or not
         self.saved_step: int | None = None
+        """Step of the newest checkpoint on disk (what a broken run can resume from)."""
         self.log_failed = False
         """A log line could not be written (said once)."""
-        """Step of the newest checkpoint on disk (what a broken run can resume from)."""
         ckpt = self._resume_checkpoint() if resume else None
         # rank 0 writes the run: it alone guards and locks the directory
         self.run_lock = claim(self.out_dir, resume=resume, overwrite=overwrite) if self.dist.main else None
@@ -220,7 +220,7 @@ class Trainer:
             if not self.log_failed:
                 self.log_failed = True
                 if self.hooks.on_record:
-                    self.hooks.on_record({"event": "save_failed", "step": self.step,
+                    self.hooks.on_record({"event": "log_failed", "step": self.step,
                                           "message": f"cannot append to {self.out_dir / 'log.jsonl'} ({why_write_failed(e)}); training goes on."})
         if self.hooks.on_record:
             self.hooks.on_record(record)
@@ -234,9 +234,10 @@ class Trainer:
                 extra_tensors={"rng.batch": self.gen.get_state()}, extra=self._record_extra(),
             )
         except Exception as e:  # safetensors wraps OS errors in its own type
-            kept = "no earlier checkpoint exists" if self.saved_step is None else f"the previous checkpoint (step {self.saved_step}) is kept"
+            kept, again = ((f"the previous checkpoint (step {self.saved_step}) is kept", "rerun with --resume")
+                           if self.saved_step is not None else ("no earlier checkpoint exists", "run the command again"))
             raise SaveFailed(f"could not write the checkpoint of step {self.step} to {self.ckpt_path} ({why_write_failed(e)}); "
-                             f"{kept}: free some space or fix the directory's permissions, then rerun with --resume.") from None
+                             f"{kept}: free some space or fix the directory's permissions, then {again}.") from None
         self.saved_step = self.step  # written atomically: this step is whole on disk
         return path
 

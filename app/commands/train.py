@@ -84,7 +84,7 @@ class Progress:
         self.trainer, self.quiet, self.last = trainer, quiet, {}
 
     def __call__(self, rec: dict) -> None:
-        if rec.get("event") in ("rollback", "save_failed"):
+        if rec.get("event") in ("rollback", "save_failed", "log_failed"):
             print(f"\n{rec['message']}", file=sys.stderr)
         if rec.get("event") == "start" and "backend" in rec:  # the hash grid's implementation: one line even when quiet
             print(f"hash grid backend: {rec['backend']}", file=sys.stderr)
