@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def claim(out_dir: str | Path, resume: bool = False, overwrite: bool = False, re
                                "aside and start afresh, or another --out.")
         run_lock.release()
         aside = move_aside(out_dir)
-        print(f"redcube: the old run in {out_dir} was moved to {aside}", flush=True)
+        print(f"redcube: the old run in {out_dir} was moved to {aside}", file=sys.stderr, flush=True)  # stdout is for results
         out_dir.mkdir(parents=True)
         run_lock = lock(out_dir)
     remove_stale_temps(out_dir)
