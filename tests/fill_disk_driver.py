@@ -3,6 +3,7 @@ disk fills up while it trains, then SIGTERM asks for the final checkpoint; then 
 resume is tried. Prints what happened as JSON (tests/test_faults.py checks it)."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,13 +18,13 @@ deadline = time.monotonic() + 180
 while not (run / "checkpoint.json").exists() and proc.poll() is None and time.monotonic() < deadline:
     time.sleep(0.1)
 first = json.loads((run / "checkpoint.json").read_text())["step"]
-with open(mnt / "filler", "wb") as f:  # the disk fills up while the run trains
-    try:
-        while True:
-            f.write(b"\0" * 65536)
-            f.flush()
-    except OSError:
-        pass
+fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)  # the disk fills up while the run trains (unbuffered writes)
+try:
+    while True:
+        os.write(fd, b"\0" * 4096)
+except OSError:
+    pass
+os.close(fd)
 time.sleep(1.0)
 proc.send_signal(signal.SIGTERM)
 _, full_err = proc.communicate(timeout=180)
