@@ -9,11 +9,18 @@ import sys
 
 from renderer.errors import RedcubeError
 
-COMMANDS = ["render", "train", "train-vae", "eval", "experiment", "bench", "gui", "export-video", "train-mnif", "sample-mnif", "eval-mnif", "ngp-dataset", "encode-latents", "train-weightspace", "eval-weightspace"]
+COMMANDS = ["render", "train", "train-vae", "eval", "experiment", "bench", "gui", "export-video", "train-mnif", "sample-mnif", "eval-mnif", "ngp-dataset", "encode-latents", "train-weightspace", "eval-weightspace", "soak"]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with redcube's error form: one line, one sentence, rc 2 (subcommand parsers inherit it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"redcube: error: {message}; see `{self.prog} --help`.\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="redcube", description="A neural-rendering lab for the red cube world.")
+    parser = Parser(prog="redcube", description="A neural-rendering lab for the red cube world.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"app.commands.{name.replace('-', '_')}").register(sub)

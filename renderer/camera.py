@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from renderer.errors import RedcubeError
+from renderer.numbers import fits_float32
 from renderer.scene import Scene
 
 POSE_DIM = 5
@@ -53,8 +54,8 @@ class Camera:
         plo, phi = (math.radians(p) for p in scene.pitch_deg)
         if not plo - eps <= self.pitch <= phi + eps:
             out.append(f"pitch {math.degrees(self.pitch):.3g} deg is outside [{scene.pitch_deg[0]:g}, {scene.pitch_deg[1]:g}] deg")
-        if not all(math.isfinite(v) for v in (self.x, self.y, self.z, self.yaw, self.pitch)):
-            out.append("a pose value is not a finite number")
+        if not all(fits_float32(v) for v in (self.x, self.y, self.z, self.yaw, self.pitch)):
+            out.append("a pose value is not a finite float32 number (poses are float32 tensors)")
         return out
 
     def validate(self, scene: Scene) -> "Camera":

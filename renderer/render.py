@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from renderer.camera import check_res, pixel_uv
+from renderer.errors import RedcubeError
 
 
 @torch.inference_mode()
@@ -27,4 +28,19 @@ def render_image(model: nn.Module, pose: torch.Tensor, res: int, chunk: int = 81
         if cancelled is not None and cancelled():
             return None
         out.append(model(poses[i:i + chunk], uv[i:i + chunk]))
-    return torch.cat(out).reshape(res, res, -1)
+    out = torch.cat(out)
+    check_finite(out)
+    return out.reshape(res, res, -1)
+
+
+class NonFiniteOutput(RedcubeError):
+    """The network's picture holds NaN or inf: named as such, never scored or shown as a picture."""
+
+
+def check_finite(out: torch.Tensor) -> None:
+    """One sentence when a network outputs NaN or inf (damaged or diverged weights): a NaN picture has no PSNR."""
+    bad = ~torch.isfinite(out)
+    if bool(bad.any()):
+        what = "NaN" if bool(torch.isnan(out).any()) else "inf"
+        raise NonFiniteOutput(f"the network outputs {what} for {int(bad.any(dim=-1).sum())} of {len(out)} pixels "
+                              "(its weights are damaged or training diverged); load another checkpoint or retrain.")

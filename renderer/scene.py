@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from renderer.errors import RedcubeError
+from renderer.numbers import fits_float32
 
 try:
     import tomllib
@@ -20,12 +21,12 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 RGB = tuple[float, float, float]
+SCALARS = ("ground_half_size", "grid_line_width", "cube_size", "cube_yaw_deg", "ambient", "fov_deg", "near", "far", "pos_bounds")
 
 
 def _numbers(v, n: int) -> bool:
     """Whether v is a sequence of n finite real numbers (config values arrive from TOML untyped)."""
-    return (isinstance(v, (tuple, list)) and len(v) == n
-            and all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in v))
+    return isinstance(v, (tuple, list)) and len(v) == n and all(fits_float32(x) for x in v)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class Scene:
     """Ground truth is rendered at res * supersample and box-filtered down (anti-aliasing)."""
 
     def __post_init__(self) -> None:
+        for name in SCALARS:  # the renderer and the networks read them as float32: inf or 1e39 would pass a range check
+            if not fits_float32(getattr(self, name)):
+                raise RedcubeError(f"scene.{name} must be a finite float32 number, got {getattr(self, name)!r}; fix the scene config.")
         for name in ("sky_color", "ground_color", "grid_color", "cube_color"):
             c = getattr(self, name)
             if not (_numbers(c, 3) and all(0.0 <= v <= 1.0 for v in c)):
@@ -85,7 +89,7 @@ class Scene:
             (_numbers(self.height, 2) and self.height[0] <= self.height[1], "height must be a (low, high) pair with low <= high"),
             (_numbers(self.pitch_deg, 2) and self.pitch_deg[0] <= self.pitch_deg[1], "pitch_deg must be a (low, high) pair with low <= high"),
             (_numbers(self.pitch_deg, 2) and -89 <= self.pitch_deg[0] and self.pitch_deg[1] <= 89, "pitch_deg must lie within [-89, 89]"),
-            (isinstance(self.supersample, numbers.Integral) and 1 <= self.supersample <= 8, "supersample must be an integer from 1 to 8"),
+            (isinstance(self.supersample, numbers.Integral) and not isinstance(self.supersample, bool) and 1 <= self.supersample <= 8, "supersample must be an integer from 1 to 8"),
             (_numbers(self.light_dir, 3) and any(v != 0 for v in self.light_dir), "light_dir must be three numbers, not the zero vector"),
             (_numbers(self.cube_center, 3), "cube_center must be three numbers"),
             (_numbers((self.cube_yaw_deg,), 1), "cube_yaw_deg must be a finite number"),
@@ -121,9 +125,18 @@ class Scene:
             data = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise RedcubeError(f"scene config {path} does not exist; pass an existing TOML file.") from None
+        except IsADirectoryError:
+            raise RedcubeError(f"scene config {path} is a directory; pass a TOML file.") from None
+        except UnicodeDecodeError:
+            raise RedcubeError(f"scene config {path} is not text (binary data); pass a TOML file.") from None
+        except OSError as e:
+            raise RedcubeError(f"cannot read scene config {path} ({e.strerror}); pass a readable TOML file.") from None
         except tomllib.TOMLDecodeError as e:
             raise RedcubeError(f"scene config {path} is not valid TOML ({e}); fix the file.") from None
-        return cls.from_dict(data.get("scene", data))
+        data = data.get("scene", data)
+        if not isinstance(data, dict):
+            raise RedcubeError(f"scene config {path} has a [scene] entry that is not a table; put the settings under [scene] or at the top.")
+        return cls.from_dict(data)
 
 
 DEFAULT_SCENE = Scene()

@@ -136,8 +136,11 @@ class TinyVAE(nn.Module):
         directory = find_pretrained(source)
         try:
             config = json.loads((directory / "config.json").read_text())
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, ValueError) as e:  # ValueError: not JSON, or not text at all
             raise RedcubeError(f"{directory}/config.json is unreadable ({type(e).__name__}); point --vae at a TAESD directory in diffusers layout.") from None
+        if not isinstance(config, dict):
+            raise RedcubeError(f"{directory}/config.json holds a JSON {type(config).__name__}, not an object of settings; "
+                               "point --vae at a TAESD directory in diffusers layout.")
         if config.get("_class_name", "AutoencoderTiny") != "AutoencoderTiny":
             raise RedcubeError(f"{directory} holds a {config['_class_name']}, not an AutoencoderTiny; point --vae at TAESD weights (e.g. {TAESD_REPO}).")
         try:

@@ -228,11 +228,15 @@ def test_resume_without_a_checkpoint_is_one_error(tmp_path, one_sentence):
     (dict(res=8), "resolution 8"),
     (dict(res=4096), "resolution 4096"),
     (dict(steps=None, minutes=None), "budget"),
-    (dict(steps=0), "positive"),
-    (dict(minutes=-1.0), "positive"),
+    (dict(steps=0), "--steps"),
+    (dict(minutes=-1.0), "--minutes"),
+    (dict(minutes=float("nan")), "--minutes"),  # NaN passed `<= 0` and trained forever
     (dict(data="disk"), "data mode"),
-    (dict(batch_size=0), "positive"),
-    (dict(lr=0.0), "positive"),
+    (dict(batch_size=0), "--batch-size"),
+    (dict(lr=0.0), "--lr"),
+    (dict(lr=float("nan")), "--lr"),
+    (dict(eval_every=0), "--eval-every"),
+    (dict(checkpoint_every_s=float("inf")), "--checkpoint-every"),
 ])
 def test_bad_config_values_are_one_clear_error(tmp_path, bad, words, one_sentence):
     with pytest.raises(RedcubeError) as e:

@@ -143,9 +143,37 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         assert record.get("format") == FORMAT and "kind" in record["model"]
     except Exception:
         raise RedcubeError(f"{p} is a safetensors file but not a redcube checkpoint (no redcube record in its metadata); pass a checkpoint written by redcube.") from None
-    if record.get("version", 0) > VERSION:
+    version = record.get("version", 0)
+    if isinstance(version, (int, float)) and version > VERSION:
         raise RedcubeError(f"{p} was written by a newer redcube (format version {record['version']}); upgrade redcube to load it.")
+    check_record(p, record)
     return Checkpoint(record, tensors)
+
+
+def check_record(p: Path, record: dict) -> None:
+    """The record's parts have the types and values the loaders rely on (a hand-edited record is one sentence)."""
+    from renderer.models import MODELS, model_config
+
+    def bad(what: str) -> RedcubeError:
+        return RedcubeError(f"{p} has a damaged record ({what}); pick another checkpoint or retrain.")
+
+    model = record["model"]
+    if not isinstance(model, dict) or not isinstance(model.get("kind"), str) or not isinstance(model.get("config", {}), dict):
+        raise bad("its model entry is not a kind and a config")
+    step = record.get("step", 0)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise bad(f"step {step!r} is not a whole number >= 0")
+    for part in ("scene", "train", "metrics"):
+        if part in record and not isinstance(record[part], dict):
+            raise bad(f"its {part} entry is not a mapping")
+    if not isinstance(record.get("scene"), dict):
+        raise bad("it records no scene")
+    try:
+        Scene.from_dict(record["scene"])
+        if model["kind"] in MODELS:  # other kinds (the TinyVAE, weight-space models) check their own configs
+            model_config(model["kind"], model.get("config", {}))
+    except RedcubeError as e:
+        raise bad(str(e).rstrip(".")) from None
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[list[dict], dict[str, torch.Tensor]]:

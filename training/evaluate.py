@@ -12,6 +12,7 @@ from torch import nn
 
 from renderer.camera import POSE_DIM, Camera, check_res
 from renderer.errors import RedcubeError
+from renderer.numbers import as_float, is_real
 from renderer.rasterizer import Rasterizer
 from renderer.render import render_image
 from renderer.scene import Scene
@@ -52,24 +53,42 @@ def predict(model: nn.Module, poses: torch.Tensor, res: int) -> torch.Tensor:
     return torch.stack([render_image(model, p, res).float().cpu().clamp(0, 1) for p in poses])
 
 
+MAX_POSES = 100_000
+
+
+def read_json(path: Path, what: str, expected: str):
+    """A user's JSON file, or one sentence: missing, a directory, binary or not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RedcubeError(f"{what} {path} does not exist; pass {expected}.") from None
+    except IsADirectoryError:
+        raise RedcubeError(f"{what} {path} is a directory; pass a file holding {expected}.") from None
+    except UnicodeDecodeError:
+        raise RedcubeError(f"{what} {path} is not text (binary data); pass a file holding {expected}.") from None
+    except OSError as e:
+        raise RedcubeError(f"cannot read {what} {path} ({e.strerror}); pass a readable file holding {expected}.") from None
+    except json.JSONDecodeError as e:
+        raise RedcubeError(f"{what} {path} is not valid JSON ({e.msg} at line {e.lineno}); fix the file.") from None
+    except RecursionError:
+        raise RedcubeError(f"{what} {path} is nested too deeply to read; pass {expected}.") from None
+
+
 def load_poses(path: str | Path, scene: Scene) -> torch.Tensor:
     """A poses file: a JSON list of {"x", "z", "yaw"} (optional "y", "pitch"), each inside the scene's bounds."""
     path = Path(path)
-    try:
-        items = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RedcubeError(f"poses file {path} does not exist; pass a JSON list of {{\"x\", \"z\", \"yaw\"}} objects.") from None
-    except json.JSONDecodeError as e:
-        raise RedcubeError(f"poses file {path} is not valid JSON ({e.msg} at line {e.lineno}); fix the file.") from None
+    items = read_json(path, "poses file", 'a JSON list of {"x", "z", "yaw"} objects')
     if not isinstance(items, list) or not items:
         raise RedcubeError(f"poses file {path} must hold a non-empty JSON list of {{\"x\", \"z\", \"yaw\"}} objects.")
+    if len(items) > MAX_POSES:
+        raise RedcubeError(f"poses file {path} holds {len(items)} poses, over the {MAX_POSES} one evaluation renders; split the file.")
     poses = []
     for i, it in enumerate(items):
-        try:
-            cam = Camera(x=float(it["x"]), z=float(it["z"]), yaw=float(it["yaw"]),
-                         y=float(it.get("y", scene.height[0])), pitch=float(it.get("pitch", np.radians(scene.pitch_deg[0]))))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise RedcubeError(f"pose {i} in {path} is malformed; each entry needs numeric \"x\", \"z\" and \"yaw\".") from None
+        defaults = {"y": scene.height[0], "pitch": float(np.radians(scene.pitch_deg[0]))}
+        values = {k: it.get(k, defaults.get(k)) for k in ("x", "z", "yaw", "y", "pitch")} if isinstance(it, dict) else {}
+        if not values or not all(is_real(v) for v in values.values()):
+            raise RedcubeError(f"pose {i} in {path} is malformed; each entry needs numeric \"x\", \"z\" and \"yaw\".")
+        cam = Camera(**{k: as_float(v) for k, v in values.items()})
         problems = cam.problems(scene)
         if problems:
             raise RedcubeError(f"pose {i} in {path} is outside the scene: {'; '.join(problems)}; fix the file.")

@@ -60,9 +60,8 @@ def run_arms(configs: dict[str, TrainConfig], out_dir: Path, on_record=None) -> 
     for arm, cfg in configs.items():
         cfg = dataclasses.replace(cfg, out_dir=str(out_dir / arm))
         log = Path(cfg.out_dir) / "log.jsonl"
-        log.unlink(missing_ok=True)
         hooks = Hooks(on_record=(lambda r, a=arm: on_record(a, r)) if on_record else None)
-        final = trainer_for(cfg, hooks=hooks).run()
+        final = trainer_for(cfg, hooks=hooks, overwrite=True).run()  # a rerun moves the arm's old run aside
         curve = [{k: r[k] for k in ("step", "time", "train_loss", "train_psnr", "test_psnr", "test_psnr_pooled", "test_ssim") if k in r}
                  for r in read_log(log) if r.get("event") == "eval"]
         results[arm] = {"final": final, "curve": curve, "config": cfg.to_dict()}

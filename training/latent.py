@@ -86,12 +86,12 @@ def evaluate_latent(model: nn.Module, vae: TinyVAE, poses: torch.Tensor, gt: tor
 class LatentTrainer(Trainer):
     config: LatentTrainConfig
 
-    def __init__(self, config: LatentTrainConfig, scene=None, resume: bool = False, hooks=None):
+    def __init__(self, config: LatentTrainConfig, scene=None, resume: bool = False, hooks=None, overwrite: bool = False):
         self.vae = load_vae(config.vae)  # before the base class: resuming checks the checkpoint's VAE
         if self.vae.latent_channels != 4:
             raise RedcubeError(f"VAE {config.vae!r} has {self.vae.latent_channels} latent channels, not 4; use a TAESD-layout TinyVAE.")
         self.vae_record = {**self.vae.identity(), "source": config.vae}
-        super().__init__(config, scene=scene, resume=resume, hooks=hooks)
+        super().__init__(config, scene=scene, resume=resume, hooks=hooks, overwrite=overwrite)
 
     def _resume_checkpoint(self):
         ckpt = super()._resume_checkpoint()

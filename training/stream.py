@@ -8,8 +8,11 @@ reader never sees a half-written buffer; a producer always overwrites the oldest
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -20,6 +23,7 @@ import torch
 from renderer.camera import POSE_DIM, sample_poses
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
+from training import ipc_registry
 
 
 @dataclass
@@ -109,6 +113,21 @@ def _produce(scene_dict, res, cfg: StreamConfig, seed, names, seqs, counter, loc
             pool.close()
 
 
+class _signals_ignored:
+    """SIGINT and SIGTERM ignored while a child is spawned: the ignored disposition survives exec, so the child's
+    Python starts with them ignored (its own start-up, torch's import included, cannot be cut short)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
+        self.old = [signal.signal(s, signal.SIG_IGN) for s in self.SIGNALS] if main else []
+
+    def __exit__(self, *exc):
+        for s, h in zip(self.SIGNALS, self.old):
+            signal.signal(s, h)
+
+
 def latent_shape(res: int, vae: str | None) -> tuple[int, int]:
     """(side, channels) of what the stream carries: res² RGB, or (res/8)² TinyVAE latents."""
     from renderer.tinyvae import DOWNSCALE
@@ -139,10 +158,12 @@ class FrameStream:
         self._ctx = mp.get_context("spawn")
         self._procs: list = []
         self._pool: _Pool | None = None
+        self._ipc: tuple[list[str], list[str]] = ([], [])
         self.last_seq = 0
 
     def start(self) -> "FrameStream":
         cfg, ctx = self.config, self._ctx
+        ipc_registry.reclaim()  # what a group-killed run left in /dev/shm
         side, channels = latent_shape(self.res, self.vae)
         self._pool = _Pool(cfg.pool_size, cfg.frames_per_buffer, side, channels=channels)
         self._seqs = ctx.Array("q", cfg.pool_size, lock=False)
@@ -151,12 +172,18 @@ class FrameStream:
         # sleeping in Event.wait() to wake up, so a producer killed while waiting would hang close().
         self._stop = ctx.Value("b", 0, lock=False)
         self._lock, self._errors = ctx.Lock(), ctx.Queue()
+        self._ipc = (list(self._pool.names), ipc_registry.sem_names(self._lock, self._errors))
+        ipc_registry.register(*self._ipc)
+        # Producers ignore SIGTERM, so multiprocessing's exit handler (terminate, then join) would wait on them
+        # forever: close first (atexit runs this before it, as it is registered later).
+        atexit.register(self.close)
         try:
             for s in self.seeds:
                 p = ctx.Process(target=_produce, daemon=True, name="redcube-producer", args=(
                     self.scene.to_dict(), self.res, cfg, s, self._pool.names, self._seqs, self._counter,
                     self._lock, self._stop, self._errors, self.vae))
-                p.start()
+                with _signals_ignored():  # from birth: a Ctrl-C or SIGTERM is the trainer's to handle, not its producers'
+                    p.start()
                 self._procs.append(p)
         except BaseException:
             self.close()
@@ -193,10 +220,12 @@ class FrameStream:
         for p in self._procs:
             p.join(timeout=10)
             if p.is_alive():
-                p.terminate()
+                p.kill()  # producers ignore SIGTERM
         self._procs.clear()
         self._pool.close(unlink=True)
         self._pool = None
+        ipc_registry.forget(*self._ipc)
+        atexit.unregister(self.close)
 
     def __enter__(self) -> "FrameStream":
         return self.start()

@@ -17,14 +17,17 @@ import torch
 
 from renderer.camera import check_res
 from renderer.errors import RedcubeError
-from renderer.models import PIXEL_MODELS, build_model, model_config
+from renderer.models import PIXEL_MODELS, build_model, check_size, model_config
+from renderer.numbers import check_number
 from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
 from training.checkpoint import DEFAULT_NAME, load_checkpoint, restore_optimizer, save_checkpoint
 from training.data import PixelSet, fixed_pixels, heldout_poses
+from training.disk import check_free_space, checkpoint_bytes, why_write_failed
 from training.distributed import Dist
 from training.evaluate import Evaluation, predict
 from training.metrics import mse_to_psnr
+from training.run_dir import claim, lock
 from training.schedules import cosine
 from training.stream import FrameStream, StreamConfig
 
@@ -64,7 +67,9 @@ class TrainConfig:
     heldout: int = 32
     """Held-out test poses (fixed at the start from the seed; never trained on)."""
     checkpoint_every_s: float = 120.0
-    """Seconds between checkpoints (one is always written at the end)."""
+    """Seconds between periodic checkpoints after the first (one is always written at the end)."""
+    first_checkpoint_s: float = 10.0
+    """Seconds to the first checkpoint, so an early kill loses little."""
     seed: int = 0
     """Seeds model init, batch sampling, the data stream and the held-out poses."""
     threads: int = 0
@@ -80,7 +85,7 @@ class TrainConfig:
         if isinstance(self.stream, dict):
             self.stream = StreamConfig(**self.stream)
         check_res(self.res)
-        model_config(self.model, self.model_config)  # unknown model or setting: one clear sentence
+        check_size(self.model, model_config(self.model, self.model_config), Scene())  # unknown, mistyped or huge: one sentence
         if self.model not in PIXEL_MODELS:
             raise RedcubeError(f"{self.model} is not trained from pixels here; use `redcube train-{self.model}`, "
                                f"or pick one of {list(PIXEL_MODELS)}.")
@@ -88,10 +93,26 @@ class TrainConfig:
             raise RedcubeError(f"data mode {self.data!r} is not offered here; choose one of {list(self.DATA_MODES)}.")
         if self.steps is None and self.minutes is None:
             raise RedcubeError("training needs a budget; pass --steps N or --minutes M.")
-        if (self.steps is not None and self.steps < 1) or (self.minutes is not None and self.minutes <= 0):
-            raise RedcubeError("the step and time budgets must be positive.")
-        if self.batch_size < 1 or self.lr <= 0 or self.heldout < 1 or self.fixed_samples < 1:
-            raise RedcubeError("batch_size, lr, heldout and fixed_samples must be positive.")
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        """Every number finite and in range (a NaN budget would train forever; --eval-every 0 divides by zero)."""
+        if self.steps is not None:
+            check_number("--steps", self.steps, 1, 10 ** 12, integer=True)
+        if self.minutes is not None:
+            check_number("--minutes", self.minutes, 0, 10 ** 7, lo_open=True)
+        check_number("--batch-size", self.batch_size, 1, 2 ** 24, integer=True)
+        check_number("--lr", self.lr, 0, 10, lo_open=True)
+        check_number("--warmup-steps", self.warmup_steps, 0, 10 ** 9, integer=True)
+        check_number("lr_final", self.lr_final, 0, 1)
+        check_number("--eval-every", self.eval_every, 1, 10 ** 12, integer=True)
+        check_number("log_every", self.log_every, 1, 10 ** 12, integer=True)
+        check_number("--heldout", self.heldout, 1, 10 ** 5, integer=True)
+        check_number("--fixed-samples", self.fixed_samples, 1, 10 ** 9, integer=True)
+        check_number("--checkpoint-every", self.checkpoint_every_s, 0, 1e12, lo_open=True)
+        check_number("first_checkpoint_s", self.first_checkpoint_s, 0, 1e12, lo_open=True)
+        check_number("--seed", self.seed, 0, 2 ** 62, integer=True)
+        check_number("--threads", self.threads, 0, 4096, integer=True)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -118,7 +139,9 @@ class Hooks:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, scene: Scene | None = None, resume: bool = False, hooks: Hooks | None = None):
+    def __init__(self, config: TrainConfig, scene: Scene | None = None, resume: bool = False, hooks: Hooks | None = None,
+                 overwrite: bool = False):
+        """`overwrite`: a run already in out_dir is moved aside (without it, and without `resume`, it is refused)."""
         self.config, self.hooks = config, hooks or Hooks()
         self.dist = Dist.from_env()  # a world of one unless launched by torchrun
         self.dist.check_same("training config", config.to_dict())
@@ -129,7 +152,11 @@ class Trainer:
         self.ckpt_path = self.out_dir / DEFAULT_NAME  # out_dir is a run directory, existing or not
         self.saved_step: int | None = None
         """Step of the newest checkpoint on disk (what a broken run can resume from)."""
+        self.log_failed = False
+        """A log line could not be written (said once)."""
         ckpt = self._resume_checkpoint() if resume else None
+        # rank 0 writes the run: it alone guards and locks the directory
+        self.run_lock = claim(self.out_dir, resume=resume, overwrite=overwrite) if self.dist.main else None
         self.scene = ckpt.scene if ckpt else (scene or Scene())
         if config.threads > 0:
             torch.set_num_threads(config.threads)
@@ -143,6 +170,8 @@ class Trainer:
         self.step, self.elapsed, self.metrics = 0, 0.0, {}
         if ckpt:
             self._restore(ckpt)
+        if self.dist.main:
+            check_free_space(self.out_dir, checkpoint_bytes(self.model))
 
     # ---- setup -------------------------------------------------------------------------------
     def _resume_checkpoint(self):
@@ -186,20 +215,51 @@ class Trainer:
         if not self.dist.main:
             return  # rank 0 speaks for the run
         record = {"step": self.step, "time": round(self.elapsed, 3), **record}
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.out_dir / "log.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.out_dir / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:  # a full disk loses log lines, not the run: the checkpoint's own save says what is kept
+            if not self.log_failed:
+                self.log_failed = True
+                if self.hooks.on_record:
+                    self.hooks.on_record({"event": "log_failed", "step": self.step,
+                                          "message": f"cannot append to {self.out_dir / 'log.jsonl'} ({why_write_failed(e)}); training goes on."})
         if self.hooks.on_record:
             self.hooks.on_record(record)
 
     def save(self) -> Path:
-        path = save_checkpoint(
-            self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics,
-            train=self.config.to_dict(), optimizer=self.optimizer,
-            extra_tensors={"rng.batch": self.gen.get_state()}, extra=self._record_extra(),
-        )
+        """Write the checkpoint; a failed write (full disk, read-only) keeps the previous one and raises SaveFailed."""
+        try:
+            path = save_checkpoint(
+                self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics,
+                train=self.config.to_dict(), optimizer=self.optimizer,
+                extra_tensors={"rng.batch": self.gen.get_state()}, extra=self._record_extra(),
+            )
+        except Exception as e:  # safetensors wraps OS errors in its own type
+            kept, again = ((f"the previous checkpoint (step {self.saved_step}) is kept", "rerun with --resume")
+                           if self.saved_step is not None else ("no earlier checkpoint exists", "run the command again"))
+            raise SaveFailed(f"could not write the checkpoint of step {self.step} to {self.ckpt_path} ({why_write_failed(e)}); "
+                             f"{kept}: free some space or fix the directory's permissions, then {again}.") from None
         self.saved_step = self.step  # written atomically: this step is whole on disk
         return path
+
+    def _periodic_save(self) -> None:
+        """A checkpoint during training; a failed one is said in the log and training goes on."""
+        try:
+            self.save()
+        except SaveFailed as e:
+            self.log({"event": "save_failed", "message": str(e)})
+
+    def _save_on_error(self) -> None:
+        """The loop broke: keep the newest weights if they are newer than the checkpoint on disk."""
+        finite = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())  # never replace good weights with NaN
+        if self.dist.main and self.step and self.step != self.saved_step and finite:
+            try:
+                self.save()
+                self.log({"event": "error_checkpoint", "message": f"checkpoint of step {self.step} written before stopping"})
+            except SaveFailed:
+                pass  # the error being raised says what is safe
 
     def _record_extra(self) -> dict:
         """What the checkpoint's record holds beyond the model, config and metrics."""
@@ -217,6 +277,8 @@ class Trainer:
         """Train until the budget (or `until_step`) is spent or a stop is requested; returns the final metrics."""
         c = self.config
         data, stream = None, None
+        if self.dist.main and self.run_lock.fd is None:  # run again after an earlier run() released the directory
+            self.run_lock = lock(self.out_dir)
         with Rasterizer(self.scene) as rast:
             self.test_poses = heldout_poses(self.scene, c.heldout, c.seed)
             self.test_rgb = torch.from_numpy(rast.render(self.test_poses.numpy(), c.res)[0])
@@ -230,10 +292,17 @@ class Trainer:
         """The loop, with the stream closed whatever happens and a lost peer under torchrun told in one sentence."""
         try:
             with self.dist.guard(self._what_is_safe):
-                return self._loop(data, stream, until_step)
+                try:
+                    return self._loop(data, stream, until_step)
+                except Exception as e:  # every stop ends with a checkpoint (a save failure excepted; a second Ctrl-C aborts)
+                    if not isinstance(e, SaveFailed):
+                        self._save_on_error()
+                    raise
         finally:
             if stream is not None:
                 stream.close()
+            if self.run_lock is not None:
+                self.run_lock.release()
 
     def _what_is_safe(self) -> str:
         if not self.dist.main:
@@ -253,6 +322,7 @@ class Trainer:
         batch = c.batch_size // self.dist.world
         spike = LossSpikes()
         last_ckpt = last_t = time.perf_counter()
+        ckpt_wait = min(c.first_checkpoint_s, c.checkpoint_every_s)  # the first comes early, then every checkpoint_every_s
         window_samples, window_t0, loss_sum, loss_n, last_loss = 0, last_t, 0.0, 0, float("nan")
         while True:
             go = self.progress() < 1.0 and (until_step is None or self.step < until_step)
@@ -298,9 +368,10 @@ class Trainer:
                     self._eval_and_log(last_loss)
                 if spike.calm:
                     good = self._snapshot()
-            if now - last_ckpt > c.checkpoint_every_s and self.dist.main:
-                self.save()
+            if now - last_ckpt > ckpt_wait and self.dist.main:
+                self._periodic_save()
                 last_ckpt = last_t = time.perf_counter()
+                ckpt_wait = c.checkpoint_every_s
         if not self.dist.main:
             return self.metrics
         if self.metrics.get("step") != self.step:
@@ -344,6 +415,10 @@ class Trainer:
         self.config.lr *= 0.5
         self.log({"event": "rollback", "message": f"{why} at step {bad_step}: rolled back to step {self.step} "
                   f"and halved the learning rate to {self.config.lr:.3g}", "bad_step": bad_step})
+
+
+class SaveFailed(RedcubeError):
+    """A checkpoint could not be written; the message says why, where, and what is kept."""
 
 
 SPIKE_FACTOR, SPIKE_STEPS = 20.0, 5

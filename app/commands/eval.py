@@ -11,12 +11,13 @@ from app.gui.viewport import error_map
 from app.images import contact_sheet
 from app.options import save_png, write_text
 from renderer.errors import RedcubeError
+from renderer.numbers import check_number
 from renderer.rasterizer import Rasterizer
 from training.checkpoint import load_checkpoint, resolve
 from training.data import POSE_SETS, heldout_poses
 from renderer.tinyvae import TinyVAE
 from training.evaluate import Evaluation, evaluate, load_poses
-from training.latent import config_from_record, evaluate_latent
+from training.latent import evaluate_latent
 from training.vae import decode_latents, encode_frames, load_vae, vae_for_checkpoint
 
 
@@ -43,9 +44,9 @@ def run(args) -> int:
     latent = bool(ckpt.record.get("vae"))
     vae = vae_for_checkpoint(ckpt.record, args.vae) if latent or args.vae else None  # a mismatch is one sentence
     scene, model = ckpt.scene, ckpt.build_model()
-    train = config_from_record(ckpt.record) if ckpt.record.get("train") else None
-    res = args.res or (train.res if train else 64)
-    poses = _poses(args, scene, train.seed if train else 0)
+    res, seed = _recorded_res_seed(ckpt)
+    res = args.res or res
+    poses = _poses(args, scene, seed)
     if latent:  # the network's latents at (res/8)², decoded to res² by the TinyVAE it was trained with
         with Rasterizer(scene) as rast:
             ev = evaluate_latent(model, vae, poses, torch.from_numpy(rast.render(poses.numpy(), res)[0]))[0]
@@ -56,6 +57,15 @@ def run(args) -> int:
            **({"backend": model.backend} if hasattr(model, "backend") else {}),  # the hash grid's implementation in use
            **({"vae": vae.name, "latent_res": res // 8} if latent else {})}
     return _report(args, ev, res, out)
+
+
+def _recorded_res_seed(ckpt) -> tuple[int, int]:
+    """The training resolution and seed the checkpoint records (64 and 0 when it records none)."""
+    train = ckpt.record.get("train") or {}
+    res, seed = train.get("res", 64), train.get("seed", 0)
+    check_number("the checkpoint's recorded training res", res, 1, 2 ** 16, integer=True)
+    check_number("the checkpoint's recorded seed", seed, 0, 2 ** 62, integer=True)
+    return int(res), int(seed)
 
 
 def _poses(args, scene, seed: int) -> torch.Tensor:

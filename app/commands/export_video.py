@@ -7,6 +7,7 @@ from pathlib import Path
 
 from app.gui.paths import PRESETS, CameraPath, preset
 from app.gui.video import PANELS, export_video
+from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
 
 
@@ -26,10 +27,30 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+FOREIGN_FIX = {
+    "mnif": "render an mNIF's worlds with `redcube sample-mnif` or its interpolation video in the app's Worlds tab",
+    "tinyvae": "a TinyVAE is a decoder, not a renderer: check it with `redcube eval`",
+}
+
+
+def check_pixel_network(ckpt, path) -> None:
+    """export-video renders pixel networks; another kind of checkpoint is one sentence naming the tool that fits it."""
+    from renderer.models import PIXEL_MODELS
+
+    if ckpt.kind in PIXEL_MODELS and not ckpt.record.get("vae"):
+        return
+    fix = FOREIGN_FIX.get(ckpt.kind, "it needs the command that trained it")
+    what = "a latent network (it renders through a TinyVAE)" if ckpt.kind in PIXEL_MODELS else f"a {ckpt.kind} checkpoint"
+    if ckpt.kind in PIXEL_MODELS:
+        fix = "compare a latent network in the app's View tab, or export a pixel network"
+    raise RedcubeError(f"{path} is {what}, not a pixel network (one of {', '.join(PIXEL_MODELS)}) that export-video renders; {fix}.")
+
+
 def run(args) -> int:
     from training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
+    check_pixel_network(ckpt, args.checkpoint)
     scene = ckpt.scene  # the world the network was trained on
     model = ckpt.build_model().eval() if args.panel != "gt" else None
     path = CameraPath.load(args.path) if args.path else preset(args.preset, scene)

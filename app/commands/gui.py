@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from app.gui.state import VIEW_MODES
+from app.gui.display import check_display
 from app.options import add_scene_option, scene_from
+from renderer.numbers import check_number
 from renderer.errors import RedcubeError
 
 TABS = ("view", "training", "model", "video", "worlds", "rotations")
@@ -27,10 +28,20 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def check_args(args) -> None:
+    """The numbers on the command line, finite and in range (poses are float32 tensors)."""
+    if args.pose:
+        for name, v in zip(("X", "Z", "YAW"), args.pose):
+            check_number(f"--pose {name}", v)
+    if args.frames is not None:
+        check_number("--frames", args.frames, 0, 10 ** 9, integer=True)
+    if args.net_res is not None:
+        check_number("--net-res", args.net_res, 32, 512, integer=True)
+
+
 def run(args) -> int:
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        # dearpygui aborts the process without a display; say so instead.
-        raise RedcubeError("no display found (DISPLAY is not set); run on a desktop, or headless under `xvfb-run -a redcube gui ...`.")
+    check_args(args)  # before the window exists: an error once dearpygui runs would abort the process
+    check_display()
     from app.gui.app import App
 
     app = App(checkpoint=args.checkpoint, scene=scene_from(args))

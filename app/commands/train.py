@@ -36,6 +36,10 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     p.add_argument("--compile", action="store_true", help="train through torch.compile (see `redcube bench` for the speed-up)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run (the old run is moved aside, not deleted)")
+    p.add_argument("--checkpoint-every", type=float, default=TrainConfig.checkpoint_every_s, metavar="SECONDS",
+                   help=f"seconds between checkpoints after the first, which comes at {TrainConfig.first_checkpoint_s:g} s "
+                        f"(default {TrainConfig.checkpoint_every_s:g})")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--latent", action="store_true",
                    help="latent mode: learn the TinyVAE latents of --res renders at (res/8)² (4 output channels), decode to res²")
@@ -69,7 +73,7 @@ def config_from(args) -> TrainConfig:
         **latent, model=args.model, model_config=parse_settings(args.set), res=args.res, data=args.data,
         fixed_samples=args.fixed_samples, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
         lr=args.lr, warmup_steps=args.warmup_steps, eval_every=args.eval_every, heldout=args.heldout, seed=args.seed, threads=args.threads, compile=args.compile,
-        out_dir=str(args.out),
+        checkpoint_every_s=args.checkpoint_every, out_dir=str(args.out),
     )
 
 
@@ -80,7 +84,7 @@ class Progress:
         self.trainer, self.quiet, self.last = trainer, quiet, {}
 
     def __call__(self, rec: dict) -> None:
-        if rec.get("event") == "rollback":
+        if rec.get("event") in ("rollback", "save_failed", "log_failed"):
             print(f"\n{rec['message']}", file=sys.stderr)
         if rec.get("event") == "start" and "backend" in rec:  # the hash grid's implementation: one line even when quiet
             print(f"hash grid backend: {rec['backend']}", file=sys.stderr)
@@ -95,24 +99,41 @@ class Progress:
         print(line, end="\n" if rec.get("event") in ("eval", "done") else "", file=sys.stderr, flush=True)
 
 
+class StopRequests:
+    """SIGINT and SIGTERM (a scheduler, `timeout`, a logout) both end the run with a final checkpoint;
+    a second Ctrl-C aborts. Installed before the trainer is built, so an early signal is not lost."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = None
+
+    def __call__(self, signum, _frame) -> None:
+        if self.requested == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.requested is None:
+            again = "; Ctrl-C again to abort" if signum == signal.SIGINT else ""
+            print(f"\nstopping: writing a final checkpoint ({signal.Signals(signum).name}{again})", file=sys.stderr, flush=True)
+        self.requested = self.requested or signum
+
+    def __enter__(self) -> "StopRequests":
+        self.old = [signal.signal(s, self) for s in self.SIGNALS]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in zip(self.SIGNALS, self.old):
+            signal.signal(s, h)
+
+
 def run(args) -> int:
     config = config_from(args)
-    stop = {"requested": False}
-    trainer = trainer_for(config, scene=scene_from(args), resume=args.resume)
-    trainer.hooks = Hooks(on_record=Progress(trainer, args.quiet), should_stop=lambda: stop["requested"])
-
-    def on_sigint(*_):
-        if stop["requested"]:
-            raise KeyboardInterrupt
-        stop["requested"] = True
-        print("\nstopping: writing a final checkpoint (Ctrl-C again to abort)", file=sys.stderr)
-
-    old = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        metrics = trainer.run()
-    finally:
-        signal.signal(signal.SIGINT, old)
-        trainer.dist.close()
+    with StopRequests() as stop:
+        trainer = trainer_for(config, scene=scene_from(args), resume=args.resume, overwrite=args.overwrite)
+        trainer.hooks = Hooks(on_record=Progress(trainer, args.quiet), should_stop=lambda: stop.requested is not None)
+        try:
+            metrics = trainer.run()
+        finally:
+            trainer.dist.close()
     if trainer.dist.main:  # under torchrun, rank 0 speaks for the run
         print(json.dumps({"checkpoint": str(trainer.ckpt_path), "step": trainer.step, **metrics}, indent=2))
     return 0

@@ -12,6 +12,7 @@ from renderer.models.mnif import MNIFConfig
 from training.latent_diffusion import train_diffusion
 from training.mnif import MNIFTrainConfig, load_mnif, train_mnif
 from training.mnif_meta import MetaConfig, train_mnif_meta
+from training.run_dir import claim, inside
 
 
 def register(sub) -> None:
@@ -38,6 +39,7 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path(d.out), help=f"run directory (default {d.out})")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run (the old run is moved aside, not deleted)")
     add_scene_option(p)
     p.set_defaults(func=run)
 
@@ -55,6 +57,19 @@ def run(args) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    continuing = args.diffusion_only or inside(args.init_from, args.out)  # the run in --out goes on
+    lock = claim(args.out, resume=continuing, overwrite=args.overwrite, resume_hint="--diffusion-only to keep its mNIF")
+    try:
+        metrics, record, stats = _train(args)
+    finally:
+        lock.release()
+    print(json.dumps({"checkpoint": str(args.out / "checkpoint.safetensors"), "diffusion": str(args.out / "diffusion.safetensors"),
+                      "method": record["method"], **metrics, **stats}, indent=2))
+    return 0
+
+
+def _train(args) -> tuple[dict, dict, dict]:
+    """The mNIF (unless --diffusion-only), then its latent DDPM: (metrics, the checkpoint's record, diffusion stats)."""
     check_writable(args.out / "diffusion.safetensors")
     metrics = {}
     if not args.diffusion_only:
@@ -72,6 +87,4 @@ def run(args) -> int:
     _, latents, record = load_mnif(args.out / "checkpoint.safetensors")
     ld, stats = train_diffusion(latents, steps=args.diffusion_steps, seed=args.seed, log=lambda s: print(s, file=sys.stderr))
     ld.save(args.out / "diffusion.safetensors", stats)
-    print(json.dumps({"checkpoint": str(args.out / "checkpoint.safetensors"), "diffusion": str(args.out / "diffusion.safetensors"),
-                      "method": record["method"], **metrics, **stats}, indent=2))
-    return 0
+    return metrics, record, stats

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from app.options import add_scene_option, scene_from
+from training.run_dir import claim, inside
 from training.vae_train import VAETrainConfig, train_vae
 
 
@@ -30,6 +31,7 @@ def register(sub) -> None:
     p.add_argument("--init", default=None, help="start from this TinyVAE's weights (a train-vae checkpoint or TAESD directory)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path(d.out), help=f"run directory (default {d.out})")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run (the old run is moved aside, not deleted)")
     add_scene_option(p)
     p.set_defaults(func=run)
 
@@ -46,6 +48,11 @@ def run(args) -> int:
         else:
             print(f"\rstep {rec['step']}: train {rec['train_psnr']:.2f} dB ({rec['time']:.0f}s)", end="", file=sys.stderr, flush=True)
 
-    metrics = train_vae(config, scene_from(args), on_record=progress)
+    # a finished TinyVAE is never silently replaced; --init from the run in --out continues it in place
+    lock = claim(args.out, resume=inside(args.init, args.out), overwrite=args.overwrite, resume_hint=None)
+    try:
+        metrics = train_vae(config, scene_from(args), on_record=progress)
+    finally:
+        lock.release()
     print(json.dumps({"checkpoint": str(args.out / "checkpoint.safetensors"), **metrics}, indent=2))
     return 0

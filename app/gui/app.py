@@ -78,6 +78,8 @@ class App:
                  width: int | None = None, height: int | None = None):
         self.settings_path = settings_path
         self.settings, note = load_settings(settings_path)
+        self._early_notes: list[str] = []  # said once the message list exists
+        self._worker_said: dict[str, str | None] = {}  # the last error each render worker reported
         self.scene = scene or Scene()
         self.rasterizer = Rasterizer(self.scene)
         self.fly = FlyCamera(self.scene)
@@ -106,8 +108,8 @@ class App:
         self._active_at = 0.0
         self._drag_from = None
         self.size = (width or self.settings.window.get("width", WINDOW[0]), height or self.settings.window.get("height", WINDOW[1]))
-        if note:
-            self.message(note, "warn")
+        for line in (note or "").splitlines() + self._early_notes:  # one line per bad entry of the settings file
+            self.message(line, "warn")
         self._restore_tabs()
         self._build()
         self.open_checkpoint(checkpoint or self._startup_checkpoint(), remember=checkpoint is not None)
@@ -116,7 +118,8 @@ class App:
     def _restore_view(self) -> ViewSettings:
         try:
             return ViewSettings.from_dict(self.settings.view)
-        except (RedcubeError, TypeError, ValueError):
+        except (RedcubeError, TypeError, ValueError) as e:
+            self._early_notes.append(f"settings file: the remembered view does not fit ({e}); the default view is used.")
             return ViewSettings()
 
     def _restore_camera(self) -> None:
@@ -126,7 +129,8 @@ class App:
             self.fly.set_free(bool(c.get("free", False)))
             if "pose" in c:
                 self.fly.set_pose(**c["pose"])
-        except (RedcubeError, TypeError, ValueError):
+        except (RedcubeError, TypeError, ValueError) as e:
+            self._early_notes.append(f"settings file: the remembered camera does not fit ({e}); the camera starts at home.")
             self.fly.reset()
 
     def _restore_tabs(self) -> None:
@@ -425,6 +429,14 @@ class App:
         f = self.worlds_view.frame
         return w.mnif is None or (f is not None and f.key[1:] == (w.res, w.version))
 
+    def _worker_errors(self) -> None:
+        """A background render's error, said once as a line in the window (a blank panel says nothing)."""
+        for name, worker in (("network", self.viewer.net_view.worker), ("ground truth", self.viewer.gt_view.worker)):
+            err = worker.error
+            if err and err != self._worker_said.get(name):
+                self.message(f"the {name} picture failed: {err}", "error")
+            self._worker_said[name] = err
+
     # -- snapshots ---------------------------------------------------------------------------------
     def screenshot(self, path: str | Path | None) -> Path:
         path = Path(path or time.strftime("redcube-%Y%m%d-%H%M%S.png"))
@@ -463,6 +475,7 @@ class App:
         self._poll_training(t0)
         self._video_frame(t0)
         active |= self.viewer.tick(t0)
+        self._worker_errors()
         active |= self._worlds_frame()
         active |= self._rotations_frame()
         layout.show_texture(self)  # returns at once when the shown pictures are current

@@ -90,7 +90,7 @@ def _menu(app) -> None:
             dpg.add_menu_item(label="Screenshot (F12)", callback=g(lambda: app.screenshot(None)))
             dpg.add_menu_item(label="Screenshot as...", callback=lambda: dpg.show_item("_dialog_screenshot"))
             dpg.add_separator()
-            dpg.add_menu_item(label="Quit", callback=dpg.stop_dearpygui)
+            dpg.add_menu_item(label="Quit", callback=app.guard(lambda: dpg.stop_dearpygui()))
         with dpg.menu(label="View"):
             for i, (mode, label) in enumerate(VIEW_MODES.items()):
                 dpg.add_menu_item(label=f"{label}  ({i + 1})", callback=g(lambda s, a, u: app.view.set(mode=u)), user_data=mode)

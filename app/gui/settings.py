@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from renderer.errors import RedcubeError
+from renderer.numbers import fits_float32
 
 
 def config_dir() -> Path:
@@ -75,9 +76,69 @@ def load_settings(path: Path | None = None) -> tuple[Settings, str | None]:
         except OSError:
             pass
         return Settings(), f"settings file {path} was unreadable ({e}); it was moved to {bad.name} and defaults are used."
-    names = {f.name for f in fields(Settings)}
-    kept = {k: v for k, v in raw.items() if k in names and (v is None or isinstance(v, (str, dict)))}
-    return Settings(**kept), None
+    kept, notes = check_entries(raw)
+    return Settings(**kept), "\n".join(notes) or None
+
+
+WINDOW_RANGE = (200, 8192)
+"""Window edges in pixels a remembered size may have (a 1e8-pixel window would abort the app)."""
+
+
+def check_entries(raw: dict) -> tuple[dict, list[str]]:
+    """The file's entries one by one: a bad one is dropped (its default is used) with one line saying so."""
+    kept, notes = {}, []
+    for f in fields(Settings):
+        if f.name not in raw:
+            continue
+        value = raw[f.name]
+        if f.default is None and not (value is None or isinstance(value, str)):  # a checkpoint path
+            notes.append(f"settings file: {f.name} {value!r:.60} is not a file path; it is ignored.")
+        elif f.default is not None and not isinstance(value, dict):
+            notes.append(f"settings file: {f.name} {value!r:.60} is not a JSON object; its defaults are used.")
+        else:
+            kept[f.name], problem = _check_section(f.name, value) if isinstance(value, dict) else (value, None)
+            if problem:
+                notes.append(f"settings file: {f.name} {problem}; the defaults are used for those.")
+    return kept, notes
+
+
+def _check_section(name: str, d: dict) -> tuple[dict, str | None]:
+    """Sections whose values go straight into widgets and the window get their types and ranges checked here."""
+    if name == "window":
+        lo, hi = WINDOW_RANGE
+        ok = all(isinstance(d.get(k), int) and not isinstance(d.get(k), bool) and lo <= d[k] <= hi for k in ("width", "height") if k in d)
+        return (d, None) if ok else ({}, f"size {d.get('width')!r} x {d.get('height')!r} is not two whole numbers from {lo} to {hi}")
+    if name in ("training", "view"):
+        return _same_types(d, _defaults(name))
+    if name == "camera":
+        bad = [k for k in ("speed",) if k in d and not (fits_float32(d[k]) and d[k] > 0)]
+        bad += ["free"] if "free" in d and not isinstance(d["free"], bool) else []
+        pose = d.get("pose", {})
+        bad += ["pose"] if not (isinstance(pose, dict) and all(fits_float32(v) for v in pose.values())) else []
+        return ({k: v for k, v in d.items() if k not in bad}, f"entries {bad} had bad values") if bad else (d, None)
+    return d, None
+
+
+def _defaults(name: str) -> dict:
+    from app.gui.state import ViewSettings
+    from app.gui.training_session import TrainChoices
+
+    return asdict(TrainChoices() if name == "training" else ViewSettings())
+
+
+def _same_types(d: dict, defaults: dict) -> tuple[dict, str | None]:
+    """Entries whose value has its default's type (whole numbers for ints, finite numbers for floats)."""
+    def fits(v, default) -> bool:
+        if isinstance(default, bool) or isinstance(default, str):
+            return type(v) is type(default)
+        if isinstance(default, int):
+            return isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2 ** 31
+        if isinstance(default, float):
+            return fits_float32(v)
+        return True
+
+    bad = [k for k, v in d.items() if k in defaults and not fits(v, defaults[k])]
+    return ({k: v for k, v in d.items() if k not in bad}, f"entries {bad} had values of the wrong type") if bad else (d, None)
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> str | None:

@@ -8,6 +8,7 @@ failed export never leaves half a file nor damages an existing one.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -22,6 +23,7 @@ from app.gui.viewport import error_map
 from renderer.camera import Camera
 from renderer.errors import RedcubeError
 from renderer.render import render_image
+from training.ipc_registry import pid_alive
 
 PANELS = {
     "gt": "Ground truth",
@@ -65,14 +67,26 @@ def check_video_args(out: Path, panel: str, res: int, fps: int, model) -> None:
 
 
 def _writable_temp(out: Path) -> Path:
-    """A temp path beside `out`, after checking the folder can be written."""
+    """A temp path beside `out`, after checking the folder can be written (and removing killed exports' temp files)."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        remove_dead_temps(out.parent)
         probe = out.parent / f".{out.stem}.{os.getpid()}.tmp.mp4"
         probe.touch()
     except OSError as e:
         raise RedcubeError(f"cannot write the video to {out} ({e.strerror}); choose a writable location.") from None
     return probe
+
+
+def remove_dead_temps(folder: Path) -> list[Path]:
+    """`.NAME.PID.tmp.mp4` files whose export process is gone (killed mid-export): nothing will rename them."""
+    gone = []
+    for p in folder.glob(".*.tmp.mp4"):
+        pid = p.name[:-len(".tmp.mp4")].rsplit(".", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
 
 
 def panel_frame(panel: str, gt: np.ndarray | None, net: np.ndarray | None, gain: float = 4.0) -> np.ndarray:
@@ -115,11 +129,17 @@ def encode_mp4(frames: Iterable[np.ndarray], total: int, out: str | Path, size: 
     out = Path(out)
     tmp = _writable_temp(out)
     t0, done = time.perf_counter(), 0
+    frames = iter(frames)
+    try:  # the first frame before ffmpeg starts: a network that cannot render says so alone, without ffmpeg's complaints
+        first = next(frames, None)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    frames = itertools.chain([] if first is None else [first], frames)
     writer = imageio_ffmpeg.write_frames(str(tmp), size, fps=fps, quality=8, macro_block_size=1,
                                          output_params=["-movflags", "+faststart"])
     try:
         writer.send(None)  # start ffmpeg
-        frames = iter(frames)
         while True:
             if cancel is not None and cancel.is_set():  # before the next frame is rendered
                 return VideoResult(None, done, time.perf_counter() - t0, cancelled=True)
