@@ -43,7 +43,7 @@ def test_a_display_with_no_x_server_is_one_sentence(tmp_path, one_sentence):
 
 
 BAD_SETTINGS = {"window": {"width": "wide", "height": 100000000}, "camera": "string",
-                "training": {"res": "abc", "threads": 2}, "view": {"split": None, "mode": "network"}, "checkpoint": 7}
+                "training": {"res": "abc", "cpu_share": 0.75}, "view": {"split": None, "mode": "network"}, "checkpoint": 7}
 
 DRIVER = """
 import json, time
@@ -56,7 +56,7 @@ t0 = time.time()
 while not any("NaN" in m.text for m in app.messages) and time.time() - t0 < 60:
     app.step()
 out = {{"messages": [(m.level, m.text) for m in app.messages], "view_mode": app.view.mode,
-        "size": list(app.size), "threads": app.session.choices.threads}}
+        "size": list(app.size), "cpu_share": app.session.choices.cpu_share}}
 quit_item = next(i for i in dpg.get_all_items() if dpg.get_item_label(i) == "Quit")
 dpg.get_item_callback(quit_item)(quit_item, None, None)  # File > Quit, as a click calls it
 out["rc"] = app.run()  # the loop ends at once: Quit stopped dearpygui
@@ -80,7 +80,7 @@ def test_bad_settings_entries_a_nan_network_and_quit(tmp_path, scene):
     said = [text for _, text in out["messages"]]
     for entry in ("window", "camera", "training", "checkpoint"):  # one line per bad entry, the app opened anyway
         assert any(t.startswith(f"settings file: {entry} ") for t in said), said
-    assert out["size"] == [1200, 740] and out["view_mode"] == "network" and out["threads"] == 2  # good entries kept
+    assert out["size"] == [1200, 740] and out["view_mode"] == "network" and out["cpu_share"] == 0.75  # good entries kept
     assert any("network outputs NaN" in t for level, t in out["messages"] if level == "error"), said
     assert out["rc"] == 0
 
