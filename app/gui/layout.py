@@ -244,7 +244,7 @@ def _labels(app) -> tuple[str, str]:
     else:  # what the picture on screen was drawn with: its weights' step and its (dynamic) resolution
         step, res = (net.step, net.res) if net is not None else (loaded.step, v.net_res)
         net_label = (f"{loaded.record['model']['kind']} step {step}  {res}² -> {s}² {v.upscale}"
-                     + ("" if net is None or net.still else "  (moving: dynamic res)"))
+                     + ("" if net is None or net.still else " (moving)"))
     if v.mode == "side_by_side":
         return gt_label, net_label
     if v.mode == "split":
