@@ -67,12 +67,8 @@ def _child(checkpoint: str, measure_s: float) -> dict:
         app.net_res_locked = True
         app.view.set(net_res=NET_RES)
         app.session.choices = TrainChoices(model="posemlp", res=64, data="stream", budget=30, unit="minutes")
-        app.train_start()
-        t0 = time.perf_counter()
-        while not app.session.curves.train_step and time.perf_counter() - t0 < 180:
-            app.step()  # wait until the trainer is really stepping
-        if app.session.state != "running":
-            return {"error": f"training did not start ({app.session.state}: {app.session.error})"}
+        if (failed := _train(app)) is not None:
+            return failed
         out = {"training": _both(app, measure_s)}
         app.session.poll()
         out["train_samples_per_s"] = app.session.last.get("samples_per_s")
@@ -85,6 +81,17 @@ def _child(checkpoint: str, measure_s: float) -> dict:
         return out
     finally:
         app.run(frames=0)  # closes the app (stops training) through the normal path
+
+
+def _train(app) -> dict | None:
+    """Start the training run the panel holds and wait until it really steps; an error record if it does not."""
+    app.train_start()
+    t0 = time.perf_counter()
+    while not app.session.curves.train_step and time.perf_counter() - t0 < 180:
+        app.step()
+    if app.session.state != "running":
+        return {"error": f"training did not start ({app.session.state}: {app.session.error})"}
+    return None
 
 
 def _fly(app, seconds: float) -> dict:
@@ -137,12 +144,8 @@ def _child_viewport(checkpoint: str, measure_s: float) -> dict:
         out = {"net_res": app.view.net_res, "target_fps": app.view.target_fps, "idle": _fly(app, measure_s / 2)}
         out["idle_refine_ms"] = _refine(app)
         app.session.choices = TrainChoices(model="ngp", res=64, data="stream", budget=30, unit="minutes")
-        app.train_start()
-        t0 = time.perf_counter()
-        while not app.session.curves.train_step and time.perf_counter() - t0 < 180:
-            app.step()  # wait until the trainer is really stepping
-        if app.session.state != "running":
-            return {"error": f"training did not start ({app.session.state}: {app.session.error})"}
+        if (failed := _train(app)) is not None:
+            return failed
         out["training"] = _fly(app, measure_s)
         out["refine_ms"] = _refine(app)
         app.session.poll()
