@@ -94,7 +94,7 @@ def rank_1_dies():  # polled once a step on every rank
         os._exit(3)
 
 if __name__ == "__main__":  # the stream's producers are spawned: they import this file
-    config = TrainConfig(res=16, steps=500, batch_size=512, eval_every=1000, heldout=2, checkpoint_every_s=0.0, out_dir=sys.argv[1])
+    config = TrainConfig(res=16, steps=500, batch_size=512, eval_every=1000, heldout=2, checkpoint_every_s=1e-6, out_dir=sys.argv[1])
     try:
         Trainer(config, hooks=Hooks(wait_if_paused=rank_1_dies)).run()
     except RedcubeError as e:
