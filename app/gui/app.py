@@ -485,7 +485,7 @@ class App:
         dpg.render_dearpygui_frame()
         self.frame += 1
         busy = time.perf_counter() - t0
-        self.viewer.measure(busy * 1000)
+        self.viewer.measure()
         self._throttle(t0, busy, active or self.video.playback is not None or not self.viewer.idle())
 
     def _throttle(self, t0: float, busy: float, active: bool) -> None:

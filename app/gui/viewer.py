@@ -38,9 +38,7 @@ def device_name(threads: int) -> str:
 
 @dataclass
 class Stats:
-    frame_ms: float = 0.0
     inference_ms: float = 0.0
-    gt_ms: float = 0.0
     fps: float = 0.0
     """Window redraws per second."""
     net_fps: float = 0.0
@@ -126,7 +124,6 @@ class Viewer:
         gt = self.gt_view.worker.take()
         if gt is not None:
             self.gt, changed = gt, True
-            self.stats.gt_ms = gt.ms
         net = self.net_view.worker.take()
         if net is not None:
             prev, self.net, changed = self.net, net, True
@@ -170,9 +167,8 @@ class Viewer:
         self.left = np.ascontiguousarray(self.left, dtype=np.float32)
 
     # -- reading --------------------------------------------------------------------------------
-    def measure(self, frame_ms: float) -> Stats:
+    def measure(self) -> Stats:
         s = self.stats
-        s.frame_ms = 0.9 * s.frame_ms + 0.1 * frame_ms if s.frame_ms else frame_ms
         s.fps = _rate(self._frame_times)
         recent = [t for t in self._net_times if t > time.perf_counter() - 2.0]  # a still camera ends the count
         s.net_fps = _rate(recent)
