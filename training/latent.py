@@ -12,7 +12,6 @@ which VAE it was trained with (checked on every load by `training.vae.vae_for_ch
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -84,7 +83,11 @@ def evaluate_latent(model: nn.Module, vae: TinyVAE, poses: torch.Tensor, gt: tor
 
 
 class LatentTrainer(Trainer):
+    """The latent kind: the pixel kind's loop on TinyVAE latents; decoding held-out frames is not training time."""
+
     config: LatentTrainConfig
+    kind = "latent"
+    eval_is_training_time = False
 
     def __init__(self, config: LatentTrainConfig, scene=None, resume: bool = False, hooks=None, overwrite: bool = False):
         self.vae = load_vae(config.vae)  # before the base class: resuming checks the checkpoint's VAE
@@ -93,23 +96,22 @@ class LatentTrainer(Trainer):
         self.vae_record = {**self.vae.identity(), "source": config.vae}
         super().__init__(config, scene=scene, resume=resume, hooks=hooks, overwrite=overwrite)
 
-    def _resume_checkpoint(self):
-        ckpt = super()._resume_checkpoint()
+    def resume_checkpoint(self):
+        ckpt = super().resume_checkpoint()
         vae_for_checkpoint(ckpt.record, self.config.vae)  # one sentence if it was trained with another VAE
         return ckpt
 
-    def run(self, until_step: int | None = None) -> dict:
+    def open(self) -> dict:
         c = self.config
-        data = self._shard_pixels() if c.data == "shards" else None  # first: a refusal comes before any rendering
+        self.data = self._shard_pixels() if c.data == "shards" else None  # first: a refusal comes before any rendering
         with Rasterizer(self.scene) as rast:
             self.test_poses = heldout_poses(self.scene, c.heldout, c.seed)
             self.test_rgb = torch.from_numpy(rast.render(self.test_poses.numpy(), c.res)[0])
         self.test_latents = encode_frames(self.vae, self.test_rgb)
-        if data is not None:
-            return self._run_loop(data, None, until_step)
-        stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step, rank=self.dist.rank,
-                             vae=c.vae if c.encode_in == "producer" else None).start()
-        return self._run_loop(None, stream, until_step)
+        if self.data is None:
+            self.stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step, rank=self.dist.rank,
+                                      vae=c.vae if c.encode_in == "producer" else None).start()
+        return self._start_record()
 
     def _shard_pixels(self) -> PixelSet:
         """Every latent pixel of the pre-encoded shards; one sentence if they were made by another VAE, res or scene.
@@ -137,14 +139,8 @@ class LatentTrainer(Trainer):
         return {"test_loss": float(((z - self.test_latents) ** 2).mean()), "test_psnr": s["psnr"],
                 "test_psnr_pooled": s["psnr_pooled"], "test_ssim": s["ssim"], "test_image_mse": s["mse"]}
 
-    def _eval_and_log(self, train_loss: float) -> None:
-        """As the pixel trainer's, but decoding held-out frames is not training time (it is seconds per frame on a CPU)."""
-        t0 = time.perf_counter()
-        super()._eval_and_log(train_loss)
-        self.elapsed -= time.perf_counter() - t0  # the loop adds the time since the last step to the next one
-
-    def _record_extra(self) -> dict:
-        return {**super()._record_extra(), "vae": self.vae_record, "latent_res": self.config.latent_res}
+    def record_extra(self) -> dict:
+        return {"vae": self.vae_record, "latent_res": self.config.latent_res}
 
 
 def config_from_record(record: dict) -> TrainConfig:
