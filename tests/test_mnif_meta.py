@@ -13,7 +13,7 @@ from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.scene import Scene
 from renderer.worlds import Cubes, train_worlds, world_scene
 from training.mnif import MNIFTrainConfig, load_mnif, point_loss, sample_points, save_mnif
-from training.mnif_meta import MetaConfig, adapt, checkpoint_fit, fit_meta, initial_context, meta_step
+from training.mnif_meta import MetaConfig, adapt, checkpoint_fit, fit_meta, initial_context, meta_loss
 
 H = 16
 
@@ -57,7 +57,10 @@ def test_short_meta_training_lowers_the_post_adaptation_loss():
     first = _post_adaptation_loss(model, rates.detach(), cubes, meta)
     gen = torch.Generator().manual_seed(0)
     for _ in range(20):
-        loss, parts = meta_step(model, rates, opt, Scene(), cubes, config, meta, gen)
+        loss, parts = meta_loss(model, rates, Scene(), cubes, config, meta, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
         assert torch.isfinite(loss) and parts["loss_before_adapt"] > 0
     assert _post_adaptation_loss(model, rates.detach(), cubes, meta) < 0.9 * first
     assert not torch.allclose(rates.detach(), torch.full((H,), meta.rate_init))  # the rates are learned too

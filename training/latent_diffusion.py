@@ -28,7 +28,9 @@ import torch
 from torch import nn
 
 from renderer.errors import RedcubeError
-from training.checkpoint import atomic_write, load_checkpoint
+from renderer.scene import Scene
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.engine import Engine, Hooks, Plan
 
 FORMAT = "redcube-latent-ddpm"
 
@@ -69,6 +71,8 @@ class _Block(nn.Module):
 
 class Denoiser(nn.Module):
     """Residual MLP epsilon-predictor: (z_t [B, H], t [B]) -> eps [B, H]."""
+
+    kind = "latent-ddpm"
 
     def __init__(self, config: DenoiserConfig):
         super().__init__()
@@ -140,18 +144,15 @@ class LatentDiffusion:
                                "pass the diffusion checkpoint written for this mNIF, or retrain it with redcube train-mnif --diffusion-only.")
 
     def save(self, path: str | Path, metrics: dict | None = None) -> Path:
-        from safetensors.torch import save_file
-        import json
+        return save_checkpoint(path, self.model, Scene(), metrics=metrics, extra_tensors=self.tensors(), extra=self.record())
 
-        path = Path(path)
-        record = {"format": "redcube-checkpoint", "version": 1, "model": {"kind": "latent-ddpm", "config": asdict(self.config)},
-                  "scene": {}, "step": 0, "metrics": metrics or {}, "mnif_latents_hash": self.mnif_hash, "role": FORMAT}
-        tensors = {f"model.{k}": v.detach().contiguous() for k, v in self.model.state_dict().items()}
-        tensors.update({"latent_mean": self.mean.contiguous(), "latent_std": self.std.contiguous()})
-        text = json.dumps(record, indent=2)
-        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"redcube": text}))
-        atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text + "\n"))
-        return path
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint holds beyond the denoiser: the latents' normalisation."""
+        return {"latent_mean": self.mean, "latent_std": self.std}
+
+    def record(self) -> dict:
+        """What a checkpoint's record says beyond the denoiser: which mNIF it belongs to."""
+        return {"mnif_latents_hash": self.mnif_hash, "role": FORMAT}
 
     @classmethod
     def load(cls, path: str | Path) -> "LatentDiffusion":
@@ -165,26 +166,73 @@ class LatentDiffusion:
         return ld
 
 
+@dataclass
+class DiffusionTrainConfig:
+    steps: int = 4000
+    """Denoiser training steps."""
+    batch: int = 64
+    """Latents per step."""
+    lr: float = 1e-3
+    """Peak Adam learning rate (cosine to zero, no warm-up, as the paper)."""
+    seed: int = 0
+    """Seeds the denoiser's weights, the batches, timesteps and noise."""
+
+
+class DiffusionTrainer(Engine):
+    """The diffusion kind: the denoiser learns an mNIF's training latents; its checkpoint lies beside the mNIF's."""
+
+    kind = "diffusion"
+    checkpoint_name = "diffusion.safetensors"
+    joins_run = True  # it writes into the mNIF's run directory
+
+    def __init__(self, latents: torch.Tensor, config: DiffusionTrainConfig | None = None, denoiser: DenoiserConfig | None = None,
+                 out_dir: str | None = None, hooks: Hooks | None = None, resume: bool = False):
+        self.latents, self.config, self.denoiser = latents, config or DiffusionTrainConfig(), denoiser
+        self.scene, self.losses = Scene(), []
+        c = self.config
+        super().__init__(Plan(c.steps, None, out_dir, seed=c.seed, lr_floor=0.0, log_every=100, eval_every=None), hooks, resume)
+
+    def setup(self, ckpt) -> None:
+        torch.manual_seed(self.config.seed)
+        self.ld = LatentDiffusion.for_latents(self.latents, self.denoiser)
+        self.model = self.ld.model.train()
+        lr = self.config.lr
+        self.optimizer = torch.optim.Adam([{"params": self.model.parameters(), "lr": lr, "peak": lr}], lr=lr)
+        self.started = time.time()
+
+    def resume_checkpoint(self):
+        ckpt = super().resume_checkpoint()
+        LatentDiffusion.load(self.ckpt_path).check_mnif(self.latents)  # one sentence if it belongs to another mNIF
+        return ckpt
+
+    def train_step(self) -> tuple[torch.Tensor, dict]:
+        """Training steps 1-3 on a batch of the latents."""
+        idx = torch.randint(0, len(self.latents), (min(self.config.batch, len(self.latents)),), generator=self.gen)
+        loss = self.ld.loss(self.latents[idx], self.gen)
+        self.losses.append(float(loss.detach()))
+        return loss, {}
+
+    def eval_record(self, train_loss: float) -> dict:
+        tail = self.losses[-200:] or [train_loss]
+        return {"diffusion_steps": self.step, "diffusion_final_loss": sum(tail) / len(tail),
+                "diffusion_seconds": round(time.time() - self.started, 1)}
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+    def extra_tensors(self) -> dict:
+        return self.ld.tensors()
+
+    def record_extra(self) -> dict:
+        return self.ld.record()
+
+
 def train_diffusion(latents: torch.Tensor, steps: int = 4000, batch: int = 64, lr: float = 1e-3, seed: int = 0,
                     config: DenoiserConfig | None = None, log=None) -> tuple[LatentDiffusion, dict]:
-    """Fit the denoiser to the latents (Adam, cosine learning rate without warm-up, as the paper)."""
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    ld = LatentDiffusion.for_latents(latents, config)
-    opt = torch.optim.Adam(ld.model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    start, losses = time.time(), []
-    ld.model.train()
-    for step in range(steps):
-        idx = torch.randint(0, len(latents), (min(batch, len(latents)),), generator=gen)
-        loss = ld.loss(latents[idx], gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        if log and (step + 1) % 500 == 0:
-            log(f"diffusion step {step + 1}: loss {sum(losses[-500:]) / 500:.4f}")
-    ld.model.eval()
-    return ld, {"diffusion_steps": steps, "diffusion_final_loss": sum(losses[-200:]) / len(losses[-200:]),
-                "diffusion_seconds": round(time.time() - start, 1)}
+    """Fit the denoiser to the latents in memory (nothing written); returns it and its training figures."""
+    hooks = Hooks(on_record=(lambda r: r.get("event") == "train" and log(f"diffusion step {r['step']}: loss {r['train_loss']:.4f}"))
+                  if log else None)
+    trainer = DiffusionTrainer(latents, DiffusionTrainConfig(steps, batch, lr, seed), config, hooks=hooks)
+    stats = trainer.run()
+    trainer.model.eval()
+    return trainer.ld, stats

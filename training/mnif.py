@@ -18,14 +18,12 @@ Auto-decoding, step by step:
   4. one Adam step on the bases, T and the batch's latents together
 An unseen world is fitted the same way with the bases and T frozen: only its latent moves.
 
-Meta-learning (Algorithm 1, `training/mnif_meta.py`) shares this file's loop (`run_budget`), evaluation and
-checkpoint; `evaluate` takes the fit for unseen worlds as a `LatentFit` and records which one it used.
+Both methods run in the one loop (`training.engine`); meta-learning (Algorithm 1, `training/mnif_meta.py`) shares
+this file's evaluation and checkpoint; `evaluate` takes the fit for unseen worlds as a `LatentFit` and records which one it used.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,7 +40,9 @@ from renderer.volume import render_views
 from renderer.worlds import (Cubes, WorldParams, family_box, field_of_cubes, heldout_worlds, train_worlds, world_poses,
                              world_scene)
 from training.checkpoint import load_checkpoint, save_checkpoint
+from training.engine import Engine, Hooks, Plan
 from training.metrics import psnr
+from training.run_dir import inside
 from training.schedules import cosine
 
 EVAL_POSE_SEED = 5150
@@ -186,74 +186,89 @@ def network_groups(model: MNIF, lr: float) -> list[dict]:
     return [{"params": bases, "lr": lr, "peak": lr}, {"params": list(model.project.parameters()), "lr": t_lr, "peak": t_lr}]
 
 
-def run_budget(config: MNIFTrainConfig, opt: torch.optim.Optimizer, step_fn: Callable[[], tuple[torch.Tensor, dict]],
-               on_record: Callable[[dict], None] | None = None, method: str = "autodecode") -> tuple[int, list[dict], float]:
-    """The loop both training methods share: a cosine on every param group with a `peak`, step budget or wall clock,
-    a record every 50 steps. step_fn() runs one step (it steps `opt`) and returns its loss and loss parts;
-    returns (steps, log, seconds)."""
-    start, step, log = time.time(), 0, []
-    budget_s = config.minutes * 60 if config.minutes is not None else math.inf
-    while (config.steps is None or step < config.steps) and time.time() - start < budget_s:
-        # a minutes budget runs the cosine over its elapsed fraction, in steps of 0.1%
-        progress = step / config.steps if config.steps is not None else int((time.time() - start) / budget_s * 1000) / 1000
-        for group in opt.param_groups:
-            if "peak" in group:
-                group["lr"] = cosine(group["peak"], progress)
-        loss, parts = step_fn()
-        step += 1
-        if step % 50 == 0 or step == 1:
-            rec = {"event": "train", "method": method, "step": step, "loss": float(loss.detach()), **parts,
-                   "time": time.time() - start}
-            log.append(rec)
-            if on_record:
-                on_record(rec)
-    return step, log, time.time() - start
+class MNIFTrainer(Engine):
+    """The mNIF kind, auto-decoding (steps 1-4 above); `MetaTrainer` (training/mnif_meta.py) swaps the step.
+    Evaluation renders worlds (minutes on a CPU): it runs once, at the end, and is not training time."""
 
+    kind = "mnif"
+    method = "autodecode"
+    eval_is_training_time = False
 
-def finish_run(model: MNIF, latents: torch.Tensor, params: list[WorldParams], base: Scene, config: MNIFTrainConfig, run: tuple,
-               on_record: Callable[[dict], None] | None = None, fit: LatentFit | None = None, method: str = "autodecode",
-               method_record: dict | None = None, method_tensors: dict | None = None) -> dict:
-    """Save `out/checkpoint.safetensors` and the log, evaluate by renders (fitting held-out worlds with `fit`), save again."""
-    step, log, train_s = run
-    model.eval()
-    out = Path(config.out)
-    path = out / "checkpoint.safetensors"
-    save = lambda m: save_mnif(path, model, latents, base, config, step, m, method, method_record, method_tensors)
-    metrics = {"method": method, "steps": step, "train_seconds": round(train_s, 1), "threads": config.threads}
-    save(metrics)  # the weights are safe before the slow evaluation
-    (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
-    metrics = {**evaluate(model, latents, params, base, config, on_record, fit), **metrics}
-    save(metrics)
-    return metrics
+    def __init__(self, config: MNIFTrainConfig, model_config: MNIFConfig, base: Scene | None = None, hooks: Hooks | None = None,
+                 resume: bool = False, overwrite: bool = False):
+        self.config, self.model_config, self.scene = config, model_config, base or Scene()
+        self.joins_run = inside(config.init_from, config.out)  # continuing the run in --out writes over it
+        c = config
+        super().__init__(Plan(c.steps, c.minutes, c.out, seed=c.seed, log_every=50, eval_every=None), hooks, resume, overwrite)
+
+    def setup(self, ckpt) -> None:
+        c = self.config
+        torch.set_num_threads(c.threads)
+        torch.manual_seed(c.seed)
+        self.params = train_worlds(c.worlds)
+        self.cubes = Cubes.of([world_scene(p, self.scene) for p in self.params])
+        self.model = build_model("mnif", self.model_config, self.scene)
+        self.optimizer = torch.optim.Adam([*network_groups(self.model, c.lr), *self.own_groups()])
+        self.earlier = continue_from(c, self.model, self.latents) if c.init_from and ckpt is None else None
+
+    def own_groups(self) -> list[dict]:
+        """1. the latent table, N(0, std^2) at first (paper Algorithm 2), at its own constant rate."""
+        n, h = len(self.params), self.model_config.latent_dim
+        self.latents = torch.nn.Parameter(torch.randn(n, h, generator=self.gen) * self.config.latent_init_std)
+        return [{"params": [self.latents], "lr": self.config.latent_lr}]
+
+    def restore(self, ckpt) -> None:
+        super().restore(ckpt)
+        with torch.no_grad():
+            self.latents.copy_(ckpt.tensors["latents"])
+        self.earlier = ckpt.record.get(self.method)
+
+    def train_step(self) -> tuple[torch.Tensor, dict]:
+        c = self.config
+        idx = torch.randperm(len(self.params), generator=self.gen)[:c.batch_worlds]  # 1.
+        batch = sample_points(self.scene, select(self.cubes, idx), c.points, self.gen)  # 2.
+        phi = self.latents[idx]
+        loss, parts = point_loss(self.model, phi, batch, c.rgb_weight)  # 3.
+        return loss + c.latent_decay * (phi ** 2).sum(-1).mean(), parts  # 4. is the engine's optimizer step
+
+    def train_latents(self) -> torch.Tensor:
+        """The training worlds' latents [N, H] (what the diffusion model learns)."""
+        return self.latents.detach()
+
+    def latent_fit(self) -> LatentFit | None:
+        """How the evaluation fits unseen worlds (None: Adam from the best training latent)."""
+        return None
+
+    def eval_record(self, train_loss: float) -> dict:
+        self.model.eval()
+        fitted = evaluate(self.model, self.train_latents(), self.params, self.scene, self.config, None, self.latent_fit())
+        self.model.train()
+        return {"train_loss": train_loss, **fitted, "method": self.method, "steps": self.step,
+                "train_seconds": round(self.elapsed, 1), "threads": self.config.threads}
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+    def extra_tensors(self) -> dict:
+        return {"latents": self.train_latents(), **{f"{self.method}.{k}": v for k, v in self.method_tensors().items()}}
+
+    def method_tensors(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def method_record(self) -> dict | None:
+        return self.earlier
+
+    def record_extra(self) -> dict:
+        m = self.method_record()
+        return {"family": {"split": "train", "worlds": len(self.params)}, "method": self.method,
+                **({self.method: m} if m is not None else {})}
 
 
 # ---- auto-decoding -------------------------------------------------------------------------------------
 def train_mnif(config: MNIFTrainConfig, model_config: MNIFConfig, base: Scene,
                on_record: Callable[[dict], None] | None = None) -> dict:
     """Auto-decode the training worlds (steps 1-4), then evaluate and save `out/checkpoint.safetensors`."""
-    torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    params = train_worlds(config.worlds)
-    cubes_all = Cubes.of([world_scene(p, base) for p in params])
-    model = build_model("mnif", model_config, base)
-    latents = torch.nn.Parameter(torch.randn(len(params), model_config.latent_dim, generator=gen) * config.latent_init_std)
-    earlier = continue_from(config, model, latents) if config.init_from else None
-    opt = torch.optim.Adam([*network_groups(model, config.lr), {"params": [latents], "lr": config.latent_lr}])
-
-    def step() -> tuple[torch.Tensor, dict]:
-        idx = torch.randperm(len(params), generator=gen)[:config.batch_worlds]  # 1.
-        batch = sample_points(base, select(cubes_all, idx), config.points, gen)  # 2.
-        phi = latents[idx]
-        loss, parts = point_loss(model, phi, batch, config.rgb_weight)  # 3.
-        loss = loss + config.latent_decay * (phi ** 2).sum(-1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()  # 4.
-        return loss, parts
-
-    run = run_budget(config, opt, step, on_record)
-    return finish_run(model, latents.detach(), params, base, config, run, on_record, method_record=earlier)
+    return MNIFTrainer(config, model_config, base, Hooks(on_record=on_record)).run()
 
 
 @torch.no_grad()

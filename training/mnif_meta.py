@@ -27,12 +27,12 @@ from dataclasses import asdict, dataclass
 import torch
 
 from renderer.errors import RedcubeError
-from renderer.models import build_model
 from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.scene import Scene
-from renderer.worlds import Cubes, train_worlds, world_scene
+from renderer.worlds import Cubes, world_scene
 from training.checkpoint import load_checkpoint
-from training.mnif import LatentFit, MNIFTrainConfig, finish_run, network_groups, point_loss, run_budget, sample_points, select
+from training.engine import Engine, Hooks
+from training.mnif import LatentFit, MNIFTrainConfig, MNIFTrainer, point_loss, sample_points, select
 
 METHOD = "meta"
 
@@ -76,17 +76,15 @@ def adapt(model: MNIF, rates: torch.Tensor, batch: dict, phi: torch.Tensor, step
     return phi, first
 
 
-def meta_step(model: MNIF, rates: torch.Tensor, opt: torch.optim.Optimizer, base: Scene, cubes: Cubes,
-              config: MNIFTrainConfig, meta: MetaConfig, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
-    """One outer step (3-9) on the worlds `cubes`: returns the post-adaptation query loss and its parts."""
+def meta_loss(model: MNIF, rates: torch.Tensor, base: Scene, cubes: Cubes, config: MNIFTrainConfig, meta: MetaConfig,
+              gen: torch.Generator) -> tuple[torch.Tensor, dict]:
+    """One outer step's loss (3-9) on the worlds `cubes`: the post-adaptation query loss and its parts (the engine
+    takes the Adam step on the bases, T and alpha)."""
     support = sample_points(base, cubes, config.points, gen)  # 3.
     query = sample_points(base, cubes, config.points, gen)
     phi0 = initial_context(len(cubes.size), model.config.latent_dim, meta.context_std, gen)  # 5.
     phi, before = adapt(model, rates, support, phi0, meta.inner_steps, config.rgb_weight, meta.second_order)  # 6-7.
     loss, parts = point_loss(model, phi, query, config.rgb_weight)  # 9.
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
     return loss, {**parts, "loss_before_adapt": float(before.detach())}
 
 
@@ -113,27 +111,53 @@ def meta_fit(rates: torch.Tensor, meta: MetaConfig, points: int, rgb_weight: flo
     return LatentFit(fn, info)
 
 
+class MetaTrainer(MNIFTrainer):
+    """Meta-learn the bases, T and the rates (Algorithm 1); the training worlds' latents are the inner loop's result."""
+
+    method = METHOD
+
+    def __init__(self, config: MNIFTrainConfig, meta: MetaConfig, model_config: MNIFConfig, base: Scene | None = None,
+                 hooks=None, resume: bool = False, overwrite: bool = False):
+        if config.init_from:
+            raise RedcubeError("--init-from continues an auto-decoded mNIF; drop it or use --method autodecode.")
+        self.meta, self._latents = meta, (-1, None)
+        super().__init__(config, model_config, base, hooks, resume, overwrite)
+
+    def own_groups(self) -> list[dict]:
+        self.rates = torch.nn.Parameter(torch.full((self.model_config.latent_dim,), self.meta.rate_init))  # alpha [H]
+        return [{"params": [self.rates], "lr": self.meta.rate_lr}]
+
+    def restore(self, ckpt) -> None:
+        Engine.restore(self, ckpt)
+        with torch.no_grad():
+            self.rates.copy_(ckpt.tensors[f"{METHOD}.rates"])
+
+    def train_step(self) -> tuple[torch.Tensor, dict]:
+        idx = torch.randperm(len(self.params), generator=self.gen)[:self.config.batch_worlds]
+        return meta_loss(self.model, self.rates, self.scene, select(self.cubes, idx), self.config, self.meta, self.gen)
+
+    def train_latents(self) -> torch.Tensor:
+        """The inner loop's latents of every training world (seeded: the same at every save of one step)."""
+        if self._latents[0] != self.step:
+            c = self.config
+            scenes = [world_scene(p, self.scene) for p in self.params]
+            self._latents = (self.step, fit_meta(self.model, self.rates.detach(), scenes, self.scene, self.meta, c.points,
+                                                 c.rgb_weight, c.seed + 2, c.batch_worlds))
+        return self._latents[1]
+
+    def latent_fit(self) -> LatentFit:
+        return meta_fit(self.rates.detach(), self.meta, self.config.points, self.config.rgb_weight)
+
+    def method_tensors(self) -> dict[str, torch.Tensor]:
+        return {"rates": self.rates.detach()}
+
+    def method_record(self) -> dict:
+        return asdict(self.meta)
+
+
 def train_mnif_meta(config: MNIFTrainConfig, meta: MetaConfig, model_config: MNIFConfig, base: Scene, on_record=None) -> dict:
     """Meta-learn the bases, T and the rates (Algorithm 1), adapt every training world, evaluate, save the checkpoint."""
-    torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    params = train_worlds(config.worlds)
-    scenes = [world_scene(p, base) for p in params]
-    cubes_all = Cubes.of(scenes)
-    model = build_model("mnif", model_config, base)
-    rates = torch.nn.Parameter(torch.full((model_config.latent_dim,), meta.rate_init))  # alpha [H]
-    opt = torch.optim.Adam([*network_groups(model, config.lr), {"params": [rates], "lr": meta.rate_lr}])
-
-    def step():
-        idx = torch.randperm(len(params), generator=gen)[:config.batch_worlds]
-        return meta_step(model, rates, opt, base, select(cubes_all, idx), config, meta, gen)
-
-    run = run_budget(config, opt, step, on_record, METHOD)
-    rates = rates.detach()
-    latents = fit_meta(model, rates, scenes, base, meta, config.points, config.rgb_weight, config.seed + 2, config.batch_worlds)
-    return finish_run(model, latents, params, base, config, run, on_record, meta_fit(rates, meta, config.points, config.rgb_weight),
-                      METHOD, asdict(meta), {"rates": rates})
+    return MetaTrainer(config, meta, model_config, base, Hooks(on_record=on_record)).run()
 
 
 def checkpoint_fit(path) -> LatentFit | None:
