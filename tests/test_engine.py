@@ -64,3 +64,34 @@ def test_diffusion_resumes_exactly(tmp_path):
     small = DenoiserConfig(latent_dim=8, width=32, blocks=1, time_dim=16)
     make = lambda out, resume: DiffusionTrainer(latents, DiffusionTrainConfig(steps=4, batch=4), small, str(out), resume=resume)  # noqa: E731
     check_exact_resume(maker(make, "diffusion.safetensors"), tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tiny_fields(tmp_path_factory):
+    """4 objects x 2 rotations, barely fitted: a real NGP field data set, made in a second."""
+    from training.ngp_dataset import DatasetConfig, generate
+    from training.ngp_fields import FitConfig
+
+    data = tmp_path_factory.mktemp("fields") / "ds"
+    generate(DatasetConfig(objects=4, rotations=2, shard_size=8, fit=FitConfig(steps=2, points=64)), data, log=lambda s: None)
+    return data
+
+
+def test_weightspace_resumes_exactly(tiny_fields, tmp_path):
+    from training.weightspace_model import WeightSpaceConfig
+    from training.weightspace_train import WeightSpaceTrainConfig, WeightSpaceTrainer
+
+    tiny = WeightSpaceConfig(embed=16, latent=4, layers=1, heads=2)
+    make = lambda out, resume: WeightSpaceTrainer(WeightSpaceTrainConfig(  # noqa: E731
+        data=str(tiny_fields), steps=4, batch=2, points=8, n_pos=2, heldout=2, eval_every=100, out=str(out), model=tiny), resume=resume)
+    check_exact_resume(maker(make), tmp_path)
+
+
+def test_weightspace_grid_resumes_exactly(tiny_fields, tmp_path):
+    from training.weightspace_grid_model import GridConfig
+    from training.weightspace_grid_train import GridTrainConfig, GridTrainer
+
+    make = lambda out, resume: GridTrainer(GridTrainConfig(  # noqa: E731
+        data=str(tiny_fields), steps=4, batch=2, heldout=2, eval_every=100, out=str(out), model=GridConfig(res=8, width=8, depth=2)),
+        resume=resume)
+    check_exact_resume(maker(make), tmp_path)

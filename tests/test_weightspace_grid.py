@@ -72,7 +72,7 @@ def test_a_tiny_grid_arm_learns_and_reloads(tiny_fields, tmp_path):
     config = GridTrainConfig(data=str(tiny_fields), steps=24, batch=4, lr=1e-2, heldout=2, eval_every=12,
                              out=str(tmp_path / "grid"), model=GridConfig(res=8, width=8, depth=2))
     records = []
-    metrics = train_grid(config, log=records.append)
+    metrics = train_grid(config, log=lambda r: r["event"] == "eval" and records.append(r))
     assert [r["step"] for r in records] == [12, 24] and records[-1]["bce"] < 0.5
     assert records[-1]["train_rotation_error_deg"] < 30  # chance is 132 deg; measured 9 deg
     assert metrics["split"] == "heldout" and metrics["pairs"] == 4 and 0 <= metrics["median_rotation_error_deg"] <= 180

@@ -92,6 +92,8 @@ class Hooks:
     on_weights: Callable[[torch.nn.Module, int], None] | None = None
     """Called after every optimizer step with the model and the step (a viewer follows the weights; it decides how
     often it takes them)."""
+    progress_bar: bool = False
+    """Draw a tqdm bar on stderr when it is a terminal (the command line)."""
 
 
 class SaveFailed(RedcubeError):
@@ -129,6 +131,7 @@ class Engine:
                          if self.dist.main and self.out_dir else None)
         self.gen = torch.Generator().manual_seed(plan.seed + self.dist.rank * 1_000_003)  # ranks draw different batches
         self.step, self.elapsed, self.metrics, self.lr_scale = 0, 0.0, {}, 1.0
+        self._rng_after_step = None
         try:
             self.setup(ckpt)
             if ckpt:
@@ -194,7 +197,12 @@ class Engine:
         self.lr_scale = float(ckpt.record.get("lr_scale", 1.0))
         if "rng.batch" in ckpt.tensors and self.dist.main:  # rank 0's generator; other ranks keep their own seeds
             self.gen.set_state(ckpt.tensors["rng.batch"])
+        if "rng.torch" in ckpt.tensors:  # dropout and other draws from torch's own generator
+            torch.set_rng_state(ckpt.tensors["rng.torch"])
 
+    def rng_torch(self) -> torch.Tensor:
+        """torch's global generator as the last step left it (an evaluation after it must not move a resumed run)."""
+        return self._rng_after_step if self._rng_after_step is not None else torch.get_rng_state()
     # ---- budget and schedule -------------------------------------------------------------------
     def progress(self) -> float:
         """Fraction of the budget used, by steps or by wall-clock, whichever is further along."""
@@ -249,7 +257,8 @@ class Engine:
         try:
             path = save_checkpoint(
                 self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics, train=self.config_dict(),
-                optimizer=self.optimizer, extra_tensors={"rng.batch": self.gen.get_state(), **self.extra_tensors()},
+                optimizer=self.optimizer, extra_tensors={"rng.batch": self.gen.get_state(), "rng.torch": self.rng_torch(),
+                                                          **self.extra_tensors()},
                 extra={"elapsed_s": self.elapsed, "run_kind": self.kind, **({"lr_scale": self.lr_scale} if self.lr_scale != 1.0 else {}),
                        **self.record_extra()})
         except Exception as e:  # safetensors wraps OS errors in its own type
@@ -278,11 +287,8 @@ class Engine:
                 pass  # the error being raised says what is safe
 
     def _eval_and_log(self, train_loss: float) -> None:
-        t0 = time.perf_counter()
         self.metrics = {**self.eval_record(train_loss), "step": self.step, "elapsed_s": round(self.elapsed, 2)}
         self.log({"event": "eval", **self.metrics})
-        if not self.eval_is_training_time:
-            self.elapsed -= time.perf_counter() - t0  # the loop adds the time since the last step to the next one
 
     # ---- the loop ---------------------------------------------------------------------------------
     def run(self, until_step: int | None = None) -> dict:
@@ -318,12 +324,13 @@ class Engine:
         good = self._snapshot()
         self.log({"event": "start", "kind": self.kind, "parameters": sum(x.numel() for x in self.model.parameters()),
                   "threads": torch.get_num_threads(), **start})
-        spike, bar = LossSpikes(), progress_bar(p)
+        spike, bar = LossSpikes(), progress_bar(p) if h.progress_bar else None
         samples = getattr(self, "samples_per_step", 0) * self.dist.world
         last_ckpt = last_t = time.perf_counter()
         ckpt_wait = min(p.first_checkpoint_s, p.checkpoint_every_s)  # the first comes early, then every checkpoint_every_s
         window_t0, loss_sum, loss_n, last_loss, parts = last_t, 0.0, 0, float("nan"), {}
         while True:
+            self._rng_after_step = None
             go = self.progress() < 1.0 and (until_step is None or self.step < until_step)
             if not self.dist.all_true(go and not (h.should_stop and h.should_stop())):
                 break  # every rank leaves the loop at the same step
@@ -371,11 +378,14 @@ class Engine:
                         self._periodic_save()
                 if spike.calm:
                     good = self._snapshot()
+                if not self.eval_is_training_time:
+                    last_t = time.perf_counter()  # the budget's clock skips the evaluation
             # 5. periodic checkpoints (their writing time is not training time)
             if self.ckpt_path and now - last_ckpt > ckpt_wait and self.dist.main:
                 self._periodic_save()
                 last_ckpt = last_t = time.perf_counter()
                 ckpt_wait = p.checkpoint_every_s
+        self._rng_after_step = torch.get_rng_state()
         if bar is not None:
             bar.close()
         return self._finish(loss_sum / loss_n if loss_n else last_loss)

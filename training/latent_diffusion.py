@@ -168,8 +168,10 @@ class LatentDiffusion:
 
 @dataclass
 class DiffusionTrainConfig:
-    steps: int = 4000
-    """Denoiser training steps."""
+    mnif: str = "runs/mnif"
+    """The mNIF run directory: its training latents are learnt, and diffusion.safetensors is written beside them."""
+    steps: int = 3000
+    """Denoiser training steps (3000 trained the shipped assets/mnif/diffusion.safetensors)."""
     batch: int = 64
     """Latents per step."""
     lr: float = 1e-3
@@ -227,12 +229,12 @@ class DiffusionTrainer(Engine):
         return self.ld.record()
 
 
-def train_diffusion(latents: torch.Tensor, steps: int = 4000, batch: int = 64, lr: float = 1e-3, seed: int = 0,
+def train_diffusion(latents: torch.Tensor, steps: int = DiffusionTrainConfig.steps, batch: int = 64, lr: float = 1e-3, seed: int = 0,
                     config: DenoiserConfig | None = None, log=None) -> tuple[LatentDiffusion, dict]:
     """Fit the denoiser to the latents in memory (nothing written); returns it and its training figures."""
     hooks = Hooks(on_record=(lambda r: r.get("event") == "train" and log(f"diffusion step {r['step']}: loss {r['train_loss']:.4f}"))
                   if log else None)
-    trainer = DiffusionTrainer(latents, DiffusionTrainConfig(steps, batch, lr, seed), config, hooks=hooks)
+    trainer = DiffusionTrainer(latents, DiffusionTrainConfig(steps=steps, batch=batch, lr=lr, seed=seed), config, hooks=hooks)
     stats = trainer.run()
     trainer.model.eval()
     return trainer.ld, stats

@@ -84,7 +84,8 @@ class TrainConfig:
             raise RedcubeError(f"{self.model} is not trained from pixels here; use `redcube train-{self.model}`, "
                                f"or pick one of {list(PIXEL_MODELS)}.")
         if self.data not in self.DATA_MODES:
-            raise RedcubeError(f"data mode {self.data!r} is not offered here; choose one of {list(self.DATA_MODES)}.")
+            latent = "; shards are latent mode's (redcube train latent)" if self.data == "shards" else ""
+            raise RedcubeError(f"data mode {self.data!r} is not offered here; choose one of {list(self.DATA_MODES)}{latent}.")
         if self.steps is None and self.minutes is None:
             raise RedcubeError("training needs a budget; pass --steps N or --minutes M.")
         self._check_numbers()

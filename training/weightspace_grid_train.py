@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,9 +24,9 @@ from renderer.models.object_field import ObjectField, ObjectFieldConfig
 from renderer.polycubes import polycube
 from renderer.quaternions import multiply
 from renderer.scene import Scene
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import load_checkpoint
+from training.engine import Engine, Hooks, Plan
 from training.ngp_dataset import load_fields, object_seed
-from training.schedules import cosine
 from training.weightspace_axes import pairwise, prepared
 from training.weightspace_data import split_objects
 from training.weightspace_grid import feature_grids, object_grids, random_rotations
@@ -53,7 +51,10 @@ class GridTrainConfig:
     """Steps between evaluations, log records and checkpoints."""
     minutes: float = 0.0
     """Wall-clock budget (0: none)."""
+    threads: int = 1
+    """torch threads (1 leaves the other core to the app and other jobs)."""
     seed: int = 0
+    """Seeds the split, the token points, the batches and the augmentation."""
     out: str = "runs/weightspace_grid"
     """Run directory."""
     model: GridConfig = field(default_factory=GridConfig)
@@ -102,61 +103,65 @@ def evaluate_grid(model: GridDecoder, fields: dict, objects: torch.Tensor, layou
     return pairwise(grids, fields["quaternions"][rows], fields["object_ids"][rows])
 
 
+class GridTrainer(Engine):
+    """The grid arm's kind (steps 1-5 above): evaluation, a log record and the checkpoint every `eval_every` steps."""
+
+    kind = "weightspace-grid"
+
+    def __init__(self, config: GridTrainConfig, hooks: Hooks | None = None, resume: bool = False, overwrite: bool = False):
+        self.config, self.scene = config, Scene()
+        c = config
+        plan = Plan(c.steps, c.minutes or None, c.out, seed=c.seed, log_every=c.eval_every, eval_every=c.eval_every,
+                    save_on_eval=True)
+        super().__init__(plan, hooks, resume, overwrite)
+
+    def setup(self, ckpt) -> None:
+        c = self.config
+        torch.set_num_threads(c.threads)
+        torch.manual_seed(c.seed)
+        self.fields, manifest = load_fields(Path(c.data))  # 1.
+        self.layout, seed = manifest["layout"], manifest["settings"]["seed"]
+        c.model.features_per_level = self.layout["hash_grid"]["n_features_per_level"]  # the net's input width follows the data
+        self.train_objs, self.held_objs = split_objects(self.fields["object_ids"], c.heldout, c.seed)
+        self.objects = {int(o): polycube(object_seed(seed, int(o))) for o in self.train_objs}
+        self.train_rows = torch.isin(self.fields["object_ids"], self.train_objs).nonzero().squeeze(1)
+        self.box = ObjectField(ObjectFieldConfig(**manifest["settings"]["field"])).box
+        self.model = GridDecoder(c.model)
+        first = feature_grids(self.fields["params"][self.train_rows[:32]], self.layout, c.model.levels, c.model.res)
+        self.model.scale.fill_(float(first.std()))
+        self.optimizer = torch.optim.Adam([{"params": self.model.parameters(), "lr": c.lr, "peak": c.lr}], lr=c.lr)
+        self.data = {"seed": seed, "heldout_objects": self.held_objs.tolist(), "layout": self.layout}
+
+    def train_step(self) -> tuple[torch.Tensor, dict]:
+        """2-3. B training fields, each turned at random, against the analytic object in that pose."""
+        c = self.config
+        rows = self.train_rows[torch.randperm(len(self.train_rows), generator=self.gen)[:c.batch]]
+        self.model.train()
+        features, occ, rgb = training_batch(self.fields, rows, self.objects, self.layout, c.model, self.box, self.gen)
+        loss, self.terms = grid_loss(self.model(features), occ, rgb, c.rgb_weight)
+        return loss, self.terms
+
+    def eval_record(self, train_loss: float) -> dict:
+        """4. held-out objects and (as many) training objects."""
+        held, train = self.held_objs, self.train_objs
+        on_train = evaluate_grid(self.model, self.fields, train[:max(len(held), 2)], self.layout)
+        metrics = evaluate_grid(self.model, self.fields, held if len(held) >= 2 else train, self.layout)
+        metrics.pop("errors_deg")
+        metrics.update(split="heldout" if len(held) >= 2 else "train", steps=self.step, train_seconds=round(self.elapsed, 1),
+                       train_pairs={k: on_train[k] for k in ("median_rotation_error_deg", "retrieval_top1", "pairs")})
+        return {"loss": train_loss, **self.terms, **metrics, "train_rotation_error_deg": on_train["median_rotation_error_deg"],
+                "train_retrieval_top1": on_train["retrieval_top1"]}
+
+    def config_dict(self) -> dict:
+        return {k: v for k, v in asdict(self.config).items() if k != "model"}
+
+    def record_extra(self) -> dict:
+        return {"data": self.data}
+
+
 def train_grid(config: GridTrainConfig, log: Callable[[dict], None] | None = None) -> dict:
     """Steps 1-5; returns the last evaluation (held-out objects, and training objects' figures under train_pairs)."""
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    fields, manifest = load_fields(Path(config.data))  # 1.
-    layout, seed = manifest["layout"], manifest["settings"]["seed"]
-    config.model.features_per_level = layout["hash_grid"]["n_features_per_level"]  # the net's input width follows the data
-    train_objs, held_objs = split_objects(fields["object_ids"], config.heldout, config.seed)
-    objects = {int(o): polycube(object_seed(seed, int(o))) for o in train_objs}
-    train_rows = torch.isin(fields["object_ids"], train_objs).nonzero().squeeze(1)
-    box = ObjectField(ObjectFieldConfig(**manifest["settings"]["field"])).box
-    model = GridDecoder(config.model)
-    model.scale.fill_(float(feature_grids(fields["params"][train_rows[:32]], layout, config.model.levels, config.model.res).std()))
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "log.jsonl").write_text("")
-    data = {"seed": seed, "heldout_objects": held_objs.tolist(), "layout": layout}
-    start, step, metrics = time.time(), 0, {}
-    while step < config.steps and not (config.minutes and time.time() - start > 60 * config.minutes):
-        step += 1
-        opt.param_groups[0]["lr"] = cosine(config.lr, step / config.steps)
-        rows = train_rows[torch.randperm(len(train_rows), generator=gen)[:config.batch]]
-        model.train()
-        features, occ, rgb = training_batch(fields, rows, objects, layout, config.model, box, gen)
-        loss, terms = grid_loss(model(features), occ, rgb, config.rgb_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % config.eval_every == 0 or step == config.steps:
-            metrics = grid_checkpoint(model, config, step, start, fields, held_objs, train_objs, layout, terms, data, log)
-    if step % config.eval_every and step < config.steps:  # stopped by the clock between evaluations
-        metrics = grid_checkpoint(model, config, step, start, fields, held_objs, train_objs, layout, terms, data, log)
-    return metrics
-
-
-def grid_checkpoint(model: GridDecoder, config: GridTrainConfig, step: int, start: float, fields: dict, held: torch.Tensor,
-                    train: torch.Tensor, layout: dict, terms: dict, data: dict, log: Callable[[dict], None] | None) -> dict:
-    """Steps 4-5 at `step`: evaluate held-out and (as many) training objects, log, rewrite the checkpoint."""
-    on_train = evaluate_grid(model, fields, train[:max(len(held), 2)], layout)
-    metrics = evaluate_grid(model, fields, held if len(held) >= 2 else train, layout)
-    metrics.pop("errors_deg")
-    metrics.update(split="heldout" if len(held) >= 2 else "train", steps=step, train_seconds=round(time.time() - start, 1),
-                   train_pairs={k: on_train[k] for k in ("median_rotation_error_deg", "retrieval_top1", "pairs")})
-    record = {"step": step, **terms, "loss": terms["bce"] + config.rgb_weight * terms["rgb_mse"], "time": metrics["train_seconds"],
-              "median_rotation_error_deg": metrics["median_rotation_error_deg"], "retrieval_top1": metrics["retrieval_top1"],
-              "train_rotation_error_deg": on_train["median_rotation_error_deg"], "train_retrieval_top1": on_train["retrieval_top1"]}
-    with open(Path(config.out) / "log.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-    if log:
-        log(record)
-    train_record = {k: v for k, v in asdict(config).items() if k != "model"}
-    save_checkpoint(Path(config.out) / "checkpoint.safetensors", model, Scene(), step=step, metrics=metrics, train=train_record,
-                    extra={"data": data})
-    return metrics
+    return GridTrainer(config, Hooks(on_record=log)).run()
 
 
 def load_grid(path) -> tuple[GridDecoder, dict]:

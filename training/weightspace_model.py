@@ -93,6 +93,8 @@ class RotationHead(nn.Module):
 
 
 class WeightSpaceAutoencoder(nn.Module):
+    kind = "weightspace"
+
     def __init__(self, config: WeightSpaceConfig, tokenizer: Tokenizer):
         super().__init__()
         c = config

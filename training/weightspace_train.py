@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,7 +23,7 @@ from renderer.quaternions import angle_between
 from renderer.scene import Scene
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.ngp_dataset import load_fields
-from training.schedules import cosine
+from training.engine import Engine, Hooks, Plan
 from training.weightspace_data import PairSampler, split_objects
 from training.weightspace_losses import loss_terms, recon_loss, relative_rotation
 from training.weightspace_model import WeightSpaceAutoencoder, WeightSpaceConfig
@@ -69,7 +67,10 @@ class WeightSpaceTrainConfig:
     warmup: float = 0.05
     """Share of the run spent warming the learning rate up linearly (then cosine to 5% of it)."""
 
+    threads: int = 1
+    """torch threads (1 leaves the other core to the app and other jobs)."""
     seed: int = 0
+    """Seeds the split, the token points, the batches and the augmentation."""
     out: str = "runs/weightspace"
     """Run directory."""
     model: WeightSpaceConfig = field(default_factory=WeightSpaceConfig)
@@ -142,80 +143,67 @@ def chance_top1(objects: torch.Tensor) -> float:
     return float((counts * (counts - 1)).sum() / (n * (n - 1))) if n > 1 else 0.0
 
 
-def learning_rate(config: WeightSpaceTrainConfig, step: int, elapsed: float) -> float:
-    """Linear warm-up, then cosine to 5%, over the run's progress (steps or minutes, whichever is further)."""
-    done = max(step / config.steps, elapsed / (60 * config.minutes) if config.minutes else 0.0)
-    if done < config.warmup:
-        return config.lr * max(done / config.warmup, 0.01)
-    return cosine(config.lr, (done - config.warmup) / max(1 - config.warmup, 1e-9))
+class WeightSpaceTrainer(Engine):
+    """The weight-space kind (steps 1-5 above): evaluation, a log record and the checkpoint every `eval_every` steps,
+    so a run stopped early leaves a usable model."""
+
+    kind = "weightspace"
+
+    def __init__(self, config: WeightSpaceTrainConfig, hooks: Hooks | None = None, resume: bool = False, overwrite: bool = False):
+        self.config, self.scene = config, Scene()
+        c = config
+        plan = Plan(c.steps, c.minutes or None, c.out, seed=c.seed, warmup_share=c.warmup, lr_floor=0.05, log_every=c.eval_every,
+                    eval_every=c.eval_every, save_on_eval=True, clip=c.clip)
+        super().__init__(plan, hooks, resume, overwrite)
+
+    def setup(self, ckpt) -> None:
+        c = self.config
+        torch.set_num_threads(c.threads)
+        torch.manual_seed(c.seed)
+        fields, manifest = load_fields(Path(c.data))  # 1.
+        train_objs, held_objs = split_objects(fields["object_ids"], c.heldout, c.seed)
+        self.tokenizer = Tokenizer(manifest["layout"], sample_token_points(c.points, c.seed), c.n_pos)
+        train_rows = torch.isin(fields["object_ids"], train_objs)
+        self.scales = token_scales(self.tokenizer.tokenize(fields["params"][train_rows]), self.tokenizer)  # 2.
+        self.sampler = PairSampler(fields, self.tokenizer, train_objs, c.permute, c.noise_std)
+        self.batch_size = min(c.batch, len(train_objs))
+        self.heldout_set = eval_set(fields, self.tokenizer, held_objs if len(held_objs) >= 2 else train_objs, self.scales)
+        self.train_set = eval_set(fields, self.tokenizer, train_objs[:max(len(held_objs), 2)], self.scales)  # does it fit what it sees?
+        self.split = "heldout" if len(held_objs) >= 2 else "train"
+        self.data = {"seed": manifest["settings"]["seed"], "heldout_objects": held_objs.tolist()}  # which objects it never saw
+        self.model, self.terms = WeightSpaceAutoencoder(c.model, self.tokenizer), {}
+        self.optimizer = torch.optim.AdamW([{"params": self.model.parameters(), "lr": c.lr, "peak": c.lr}], lr=c.lr,
+                                           weight_decay=c.weight_decay)
+
+    def train_step(self) -> tuple[torch.Tensor, dict]:
+        """3. eq. (6) of seed 004 on a batch of augmented view pairs."""
+        b, scales = self.sampler.batch(self.batch_size, self.gen), self.scales
+        total, self.terms = loss_terms(self.model, b.tokens_a / scales, b.tokens_b / scales, b.q_a, b.q_b, self.tokenizer.mask)
+        return total, self.terms
+
+    def eval_record(self, train_loss: float) -> dict:
+        """4. held-out (and training-pair) figures; the train terms ride along for the curves."""
+        mask = self.tokenizer.mask
+        on_train = evaluate(self.model, self.train_set, mask)
+        metrics = {**evaluate(self.model, self.heldout_set, mask), "split": self.split, "steps": self.step,
+                   "train_pairs": {k: on_train[k] for k in ("median_rotation_error_deg", "retrieval_top1", "pairs")},
+                   "train_seconds": round(self.elapsed, 1), "threads": torch.get_num_threads(), "tokens": self.tokenizer.describe()}
+        return {"loss": train_loss, "lr": self.lr(), **self.terms, **metrics,
+                "train_rotation_error_deg": on_train["median_rotation_error_deg"], "train_retrieval_top1": on_train["retrieval_top1"]}
+
+    def config_dict(self) -> dict:
+        return {k: v for k, v in asdict(self.config).items() if k != "model"}
+
+    def extra_tensors(self) -> dict:
+        return {"tokens.points": self.tokenizer.points, "tokens.scales": self.scales}
+
+    def record_extra(self) -> dict:
+        return {"tokenizer": {"layout": self.tokenizer.layout, "n_pos": int((self.tokenizer.kind == 2).sum())}, "data": self.data}
 
 
 def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None] | None = None) -> dict:
-    """Steps 1-5; returns the metrics (held-out ones when objects were held out, else on the training objects).
-    Every `eval_every` steps: held-out and training-pair metrics go to `log` and `out/log.jsonl`, and the checkpoint
-    is rewritten, so a run stopped early leaves a usable model."""
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    fields, manifest = load_fields(Path(config.data))  # 1.
-    train_objs, held_objs = split_objects(fields["object_ids"], config.heldout, config.seed)
-    tokenizer = Tokenizer(manifest["layout"], sample_token_points(config.points, config.seed), config.n_pos)
-    train_rows = torch.isin(fields["object_ids"], train_objs)
-    scales = token_scales(tokenizer.tokenize(fields["params"][train_rows]), tokenizer)  # 2.
-    sampler = PairSampler(fields, tokenizer, train_objs, config.permute, config.noise_std)
-    batch_size = min(config.batch, len(train_objs))
-    heldout_set = eval_set(fields, tokenizer, held_objs if len(held_objs) >= 2 else train_objs, scales)
-    train_set = eval_set(fields, tokenizer, train_objs[:max(len(held_objs), 2)], scales)  # does it fit what it sees?
-    model = WeightSpaceAutoencoder(config.model, tokenizer)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "log.jsonl").write_text("")
-    start, step, metrics = time.time(), 0, {}
-    split = "heldout" if len(held_objs) >= 2 else "train"
-    data = {"seed": manifest["settings"]["seed"], "heldout_objects": held_objs.tolist()}  # which objects it never saw
-    save = lambda at, terms: checkpoint(model, tokenizer, scales, config, at, start, heldout_set, train_set, terms, split, data, log)
-    while step < config.steps and not (config.minutes and time.time() - start > 60 * config.minutes):  # 3.
-        step += 1
-        opt.param_groups[0]["lr"] = learning_rate(config, step, time.time() - start)
-        b = sampler.batch(batch_size, gen)
-        total, terms = loss_terms(model, b.tokens_a / scales, b.tokens_b / scales, b.q_a, b.q_b, tokenizer.mask)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        opt.step()
-        if step % config.eval_every == 0 or step == config.steps:
-            metrics = save(step, {"loss": float(total.detach()), **terms, "lr": opt.param_groups[0]["lr"]})
-    if step % config.eval_every and step < config.steps:  # stopped by the clock between evaluations
-        metrics = save(step, {"loss": float(total.detach()), **terms, "lr": opt.param_groups[0]["lr"]})
-    return metrics
-
-
-def checkpoint(model, tokenizer: Tokenizer, scales: torch.Tensor, config: WeightSpaceTrainConfig, step: int, start: float,
-               heldout_set: EvalSet, train_set: EvalSet, terms: dict, split: str, data: dict,
-               log: Callable[[dict], None] | None) -> dict:
-    """Steps 4-5 at `step`: evaluate, append the record to out/log.jsonl, rewrite the checkpoint; returns the metrics."""
-    on_train = evaluate(model, train_set, tokenizer.mask)
-    metrics = {**evaluate(model, heldout_set, tokenizer.mask), "split": split, "steps": step,
-               "train_pairs": {k: on_train[k] for k in ("median_rotation_error_deg", "retrieval_top1", "pairs")},
-               "train_seconds": round(time.time() - start, 1), "threads": torch.get_num_threads(), "tokens": tokenizer.describe()}
-    record = {"step": step, **terms, "time": metrics["train_seconds"],
-              **{k: metrics[k] for k in ("median_rotation_error_deg", "retrieval_top1", "recon_mse")},
-              "train_rotation_error_deg": on_train["median_rotation_error_deg"], "train_retrieval_top1": on_train["retrieval_top1"]}
-    with open(Path(config.out) / "log.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-    if log:
-        log(record)
-    save_weightspace(Path(config.out) / "checkpoint.safetensors", model, tokenizer, scales, config, metrics, data)
-    return metrics
-
-
-def save_weightspace(path: Path, model: WeightSpaceAutoencoder, tokenizer: Tokenizer, scales: torch.Tensor,
-                     config: WeightSpaceTrainConfig, metrics: dict, data: dict | None = None) -> Path:
-    model.kind = KIND
-    train = {k: v for k, v in asdict(config).items() if k != "model"}
-    return save_checkpoint(path, model, Scene(), step=metrics.get("steps", config.steps), metrics=metrics, train=train,
-                           extra_tensors={"tokens.points": tokenizer.points, "tokens.scales": scales},
-                           extra={"tokenizer": {"layout": tokenizer.layout, "n_pos": int((tokenizer.kind == 2).sum())}, "data": data})
+    """Steps 1-5; returns the metrics (held-out ones when objects were held out, else on the training objects)."""
+    return WeightSpaceTrainer(config, Hooks(on_record=log)).run()
 
 
 def load_weightspace(path) -> tuple[WeightSpaceAutoencoder, Tokenizer, torch.Tensor, dict]:
