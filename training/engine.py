@@ -66,6 +66,8 @@ class Plan:
     """Seconds to the first periodic checkpoint."""
     clip: float | None = None
     """Gradient-norm clip (None: none)."""
+    guard: bool = True
+    """Roll back a non-finite loss or a loss spike (off where a fit must follow its seed exactly, as a data set's fields)."""
 
     def __post_init__(self):
         if self.steps is None and self.minutes is None:
@@ -321,7 +323,7 @@ class Engine:
 
     def _loop(self, start: dict, until_step: int | None) -> dict:
         p, h = self.plan, self.hooks
-        good = self._snapshot()
+        good = self._snapshot() if p.guard else None
         self.log({"event": "start", "kind": self.kind, "parameters": sum(x.numel() for x in self.model.parameters()),
                   "threads": torch.get_num_threads(), **start})
         spike, bar = LossSpikes(), progress_bar(p) if h.progress_bar else None
@@ -342,7 +344,7 @@ class Engine:
             # 1-3. one optimizer step at the scheduled learning rate
             self.set_lr()
             loss, parts = self.train_step()
-            if not self.dist.all_true(bool(torch.isfinite(loss))):
+            if p.guard and not self.dist.all_true(bool(torch.isfinite(loss))):
                 self._rollback(good, "a non-finite loss")
                 continue
             self.optimizer.zero_grad(set_to_none=True)
@@ -355,7 +357,7 @@ class Engine:
             self.elapsed += now - last_t
             last_t = now
             last_loss = loss.item()
-            if not self.dist.all_true(spike.ok(last_loss, self.step > p.warmup_steps)):
+            if p.guard and not self.dist.all_true(spike.ok(last_loss, self.step > p.warmup_steps)):
                 self._rollback(good, f"the training loss jumping to {last_loss:.3g}, over {SPIKE_FACTOR:g}x its recent average,")
                 spike.reset()
                 continue
@@ -376,7 +378,7 @@ class Engine:
                     self._eval_and_log(last_loss)
                     if p.save_on_eval:
                         self._periodic_save()
-                if spike.calm:
+                if p.guard and spike.calm:
                     good = self._snapshot()
                 if not self.eval_is_training_time:
                     last_t = time.perf_counter()  # the budget's clock skips the evaluation
