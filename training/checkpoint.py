@@ -201,21 +201,25 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, ckpt: Checkpoint) -> Non
     optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
 
 
+LIVE_EXTRA = "extra."
 LIVE_NAME = "live.safetensors"
 """A training run's newest weights alone, for a viewer that follows the run (beside its checkpoint)."""
 
 
-def save_live_weights(path: str | Path, model: nn.Module, step: int) -> None:
-    """The model's state (no optimizer, no record beyond kind and step), written atomically: a few milliseconds,
-    so a trainer can hand its weights to the app every fraction of a second."""
+def save_live_weights(path: str | Path, model: nn.Module, step: int, extra: dict[str, torch.Tensor] | None = None) -> None:
+    """The model's state (no optimizer, no record beyond kind and step) and `extra` tensors a viewer needs (as
+    `extra.NAME`), written atomically: a few milliseconds, so a trainer can hand its weights to the app every
+    fraction of a second."""
     module = getattr(model, "_orig_mod", model)
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    tensors.update({f"{LIVE_EXTRA}{k}": v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     meta = json.dumps({"kind": module.kind, "step": int(step)})
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata={"redcube-live": meta}))
 
 
 def load_live_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str, int]:
-    """(state dict, model kind, step) of a file `save_live_weights` wrote; one sentence for anything else."""
+    """(state dict, model kind, step) of a file `save_live_weights` wrote; one sentence for anything else. Extra
+    tensors stay in the state under `extra.NAME`: `split_live_extra` takes them out."""
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {})["redcube-live"])
@@ -223,3 +227,9 @@ def load_live_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str, i
     except Exception as e:
         raise RedcubeError(f"{path} is not a redcube live-weights file ({type(e).__name__}); "
                            "it is written by a running training and read by the app alone.") from None
+
+
+def split_live_extra(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(the model's state, the extra tensors by name) of a live-weights state."""
+    extra = {k[len(LIVE_EXTRA):]: v for k, v in state.items() if k.startswith(LIVE_EXTRA)}
+    return {k: v for k, v in state.items() if not k.startswith(LIVE_EXTRA)}, extra

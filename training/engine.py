@@ -180,6 +180,10 @@ class Engine:
         """Record entries beyond model, config, metrics and elapsed time."""
         return {}
 
+    def live_tensors(self) -> dict[str, torch.Tensor]:
+        """Tensors a viewer following the run needs beside the model's weights (an mNIF's latents)."""
+        return {}
+
     def resume_checkpoint(self) -> Checkpoint:
         """The checkpoint a resumed run continues (a kind checks that it fits the request)."""
         if self.ckpt_path is None or not self.ckpt_path.exists():

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
+from training.checkpoint import DEFAULT_NAME
 from training.engine import Engine, Hooks
 
 
@@ -41,6 +42,8 @@ class Kind:
     """The run directory of a job's parts."""
     then: Callable[[dict, Hooks | None], Engine] | None = None
     """A second engine after the first has finished (an mNIF's latent diffusion model)."""
+    checkpoint_name: str = DEFAULT_NAME
+    """The first engine's checkpoint file in the run directory."""
 
 
 @dataclass
@@ -165,7 +168,8 @@ def kinds() -> dict[str, Kind]:
         Kind("diffusion", "the latent DDPM of an mNIF already trained (written beside it)",
              (Part("diffusion", DiffusionTrainConfig, "diffusion-", aliases={"mnif": ["--out"]}),
               Part("denoiser", DenoiserConfig, "denoiser-", skip=("latent_dim",))),
-             lambda parts, scene, hooks, resume, overwrite: _diffusion(parts, hooks, resume), lambda p: p["diffusion"].mnif),
+             lambda parts, scene, hooks, resume, overwrite: _diffusion(parts, hooks, resume), lambda p: p["diffusion"].mnif,
+             checkpoint_name="diffusion.safetensors"),
         Kind("weightspace", "the weight-space autoencoder (seed 004) on an NGP field data set",
              (Part("train", WeightSpaceTrainConfig, skip=("model",), aliases={"n_pos": ["--pos-tokens"], "noise_std": ["--noise"]}),
               Part("model", WeightSpaceConfig)), _weightspace, out),

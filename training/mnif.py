@@ -236,6 +236,10 @@ class MNIFTrainer(Engine):
         """The training worlds' latents [N, H] (what the diffusion model learns)."""
         return self.latents.detach()
 
+    def live_tensors(self) -> dict[str, torch.Tensor]:
+        """A viewer following the run renders worlds: it needs their latents with the weights."""
+        return {"latents": self.latents.detach()}
+
     def latent_fit(self) -> LatentFit | None:
         """How the evaluation fits unseen worlds (None: Adam from the best training latent)."""
         return None

@@ -114,7 +114,7 @@ def meta_fit(rates: torch.Tensor, meta: MetaConfig, points: int, rgb_weight: flo
 class MetaTrainer(MNIFTrainer):
     """Meta-learn the bases, T and the rates (Algorithm 1); the training worlds' latents are the inner loop's result."""
 
-    method = METHOD
+    kind, method = "mnif-meta", METHOD
 
     def __init__(self, config: MNIFTrainConfig, meta: MetaConfig, model_config: MNIFConfig, base: Scene | None = None,
                  hooks=None, resume: bool = False, overwrite: bool = False):
@@ -144,6 +144,9 @@ class MetaTrainer(MNIFTrainer):
             self._latents = (self.step, fit_meta(self.model, self.rates.detach(), scenes, self.scene, self.meta, c.points,
                                                  c.rgb_weight, c.seed + 2, c.batch_worlds))
         return self._latents[1]
+
+    def live_tensors(self) -> dict[str, torch.Tensor]:
+        return {}  # its latents are an inner loop over every world: too slow to hand over every half second
 
     def latent_fit(self) -> LatentFit:
         return meta_fit(self.rates.detach(), self.meta, self.config.points, self.config.rgb_weight)
