@@ -237,7 +237,7 @@ def test_ctrl_c_stops_redcube_train_with_a_final_checkpoint(tmp_path):
 def test_train_help_lists_every_kind_and_each_flag_with_its_default_and_docstring(capsys):
     from app.flags import field_docs
     from training.kinds import kinds
-    from training.mnif import MNIFTrainConfig
+    from training.mnif.autodecode import MNIFTrainConfig
 
     with pytest.raises(SystemExit):
         main(["train", "--help"])

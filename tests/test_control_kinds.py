@@ -12,9 +12,9 @@ from test_control import wait_for
 from training.checkpoint import load_checkpoint, load_live_weights, split_live_extra
 from training.control import TrainingProcess
 from training.kinds import Job
-from training.latent_diffusion import DenoiserConfig, DiffusionTrainConfig
-from training.mnif import MNIFTrainConfig
-from training.mnif_meta import MetaConfig
+from training.mnif.diffusion import DenoiserConfig, DiffusionTrainConfig
+from training.mnif.autodecode import MNIFTrainConfig
+from training.mnif.meta import MetaConfig
 from training.vae_train import VAETrainConfig
 
 ENDLESS = 1_000_000
@@ -34,10 +34,10 @@ def job(name: str, out, fields=None) -> Job:
         return Job("mnif", mnif_parts(out))
     if name == "mnif-meta":
         return Job("mnif-meta", {**mnif_parts(out), "meta": MetaConfig(inner_steps=1)})
-    from training.weightspace_grid_model import GridConfig
-    from training.weightspace_grid_train import GridTrainConfig
-    from training.weightspace_model import WeightSpaceConfig
-    from training.weightspace_train import WeightSpaceTrainConfig
+    from training.weightspace.grid_model import GridConfig
+    from training.weightspace.grid_train import GridTrainConfig
+    from training.weightspace.model import WeightSpaceConfig
+    from training.weightspace.train import WeightSpaceTrainConfig
 
     if name == "weightspace":
         return Job(name, {"train": WeightSpaceTrainConfig(data=str(fields), steps=ENDLESS, batch=2, points=8, n_pos=2, heldout=2,

@@ -38,7 +38,7 @@ MNIF_SMALL = dict(worlds=4, batch_worlds=2, points=64, eval_worlds=1, eval_views
 
 def test_mnif_autodecode_resumes_exactly(tmp_path):
     from renderer.models.mnif import MNIFConfig
-    from training.mnif import MNIFTrainConfig, MNIFTrainer
+    from training.mnif.autodecode import MNIFTrainConfig, MNIFTrainer
 
     make = lambda out, resume: MNIFTrainer(MNIFTrainConfig(steps=4, out=str(out), **MNIF_SMALL),  # noqa: E731
                                            MNIFConfig(bases=4, width=16, latent_dim=8), resume=resume)
@@ -47,8 +47,8 @@ def test_mnif_autodecode_resumes_exactly(tmp_path):
 
 def test_mnif_meta_resumes_exactly(tmp_path):
     from renderer.models.mnif import MNIFConfig
-    from training.mnif import MNIFTrainConfig
-    from training.mnif_meta import MetaConfig, MetaTrainer
+    from training.mnif.autodecode import MNIFTrainConfig
+    from training.mnif.meta import MetaConfig, MetaTrainer
 
     make = lambda out, resume: MetaTrainer(MNIFTrainConfig(steps=4, out=str(out), **MNIF_SMALL), MetaConfig(inner_steps=1),  # noqa: E731
                                            MNIFConfig(bases=4, width=16, latent_dim=8), resume=resume)
@@ -58,7 +58,7 @@ def test_mnif_meta_resumes_exactly(tmp_path):
 def test_diffusion_resumes_exactly(tmp_path):
     import torch
 
-    from training.latent_diffusion import DenoiserConfig, DiffusionTrainConfig, DiffusionTrainer
+    from training.mnif.diffusion import DenoiserConfig, DiffusionTrainConfig, DiffusionTrainer
 
     latents = torch.randn(16, 8, generator=torch.Generator().manual_seed(1))
     small = DenoiserConfig(latent_dim=8, width=32, blocks=1, time_dim=16)
@@ -78,8 +78,8 @@ def tiny_fields(tmp_path_factory):
 
 
 def test_weightspace_resumes_exactly(tiny_fields, tmp_path):
-    from training.weightspace_model import WeightSpaceConfig
-    from training.weightspace_train import WeightSpaceTrainConfig, WeightSpaceTrainer
+    from training.weightspace.model import WeightSpaceConfig
+    from training.weightspace.train import WeightSpaceTrainConfig, WeightSpaceTrainer
 
     tiny = WeightSpaceConfig(embed=16, latent=4, layers=1, heads=2)
     make = lambda out, resume: WeightSpaceTrainer(WeightSpaceTrainConfig(  # noqa: E731
@@ -88,8 +88,8 @@ def test_weightspace_resumes_exactly(tiny_fields, tmp_path):
 
 
 def test_weightspace_grid_resumes_exactly(tiny_fields, tmp_path):
-    from training.weightspace_grid_model import GridConfig
-    from training.weightspace_grid_train import GridTrainConfig, GridTrainer
+    from training.weightspace.grid_model import GridConfig
+    from training.weightspace.grid_train import GridTrainConfig, GridTrainer
 
     make = lambda out, resume: GridTrainer(GridTrainConfig(  # noqa: E731
         data=str(tiny_fields), steps=4, batch=2, heldout=2, eval_every=100, out=str(out), model=GridConfig(res=8, width=8, depth=2)),

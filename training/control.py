@@ -61,7 +61,7 @@ def job_of(config) -> Job:
     """A Job as it is, or the pixel (latent) kind of a TrainConfig (LatentTrainConfig): the app's first API."""
     if isinstance(config, Job):
         return config
-    from training.latent import LatentTrainConfig
+    from training.latent.trainer import LatentTrainConfig
 
     return Job("latent" if isinstance(config, LatentTrainConfig) else "pixel", {"train": config})
 

@@ -84,7 +84,7 @@ def kind(name: str) -> Kind:
 
 # ---- the kinds -------------------------------------------------------------------------------------------
 def _pixel(parts, scene, hooks, resume, overwrite):
-    from training.latent import trainer_for
+    from training.latent.trainer import trainer_for
 
     return trainer_for(parts["train"], scene=scene, resume=resume, hooks=hooks, overwrite=overwrite)
 
@@ -96,8 +96,8 @@ def _vae(parts, scene, hooks, resume, overwrite):
 
 
 def _mnif(parts, scene, hooks, resume, overwrite):
-    from training.mnif import MNIFTrainer
-    from training.mnif_meta import MetaTrainer
+    from training.mnif.autodecode import MNIFTrainer
+    from training.mnif.meta import MetaTrainer
 
     if "meta" in parts:
         return MetaTrainer(parts["train"], parts["meta"], parts["model"], scene, hooks, resume, overwrite)
@@ -106,8 +106,8 @@ def _mnif(parts, scene, hooks, resume, overwrite):
 
 def _diffusion(parts, hooks, resume=False):
     """The denoiser on the training latents of the mNIF in `diffusion.mnif`, written beside it."""
-    from training.latent_diffusion import DenoiserConfig, DiffusionTrainer
-    from training.mnif import load_mnif
+    from training.mnif.diffusion import DenoiserConfig, DiffusionTrainer
+    from training.mnif.autodecode import load_mnif
 
     d = parts["diffusion"]
     _, latents, _ = load_mnif(Path(d.mnif) / "checkpoint.safetensors")
@@ -123,13 +123,13 @@ def _after_mnif(parts, hooks):
 
 
 def _weightspace(parts, scene, hooks, resume, overwrite):
-    from training.weightspace_train import WeightSpaceTrainer
+    from training.weightspace.train import WeightSpaceTrainer
 
     return WeightSpaceTrainer(dataclasses.replace(parts["train"], model=parts["model"]), hooks, resume, overwrite)
 
 
 def _grid(parts, scene, hooks, resume, overwrite):
-    from training.weightspace_grid_train import GridTrainer
+    from training.weightspace.grid_train import GridTrainer
 
     return GridTrainer(dataclasses.replace(parts["train"], model=parts["model"]), hooks, resume, overwrite)
 
@@ -138,16 +138,16 @@ def _grid(parts, scene, hooks, resume, overwrite):
 def kinds() -> dict[str, Kind]:
     """Every kind by name (built on first use: the config modules import torch and diffusers)."""
     from renderer.models.mnif import MNIFConfig
-    from training.latent import LatentTrainConfig
-    from training.latent_diffusion import DenoiserConfig, DiffusionTrainConfig
-    from training.mnif import MNIFTrainConfig
-    from training.mnif_meta import MetaConfig
+    from training.latent.trainer import LatentTrainConfig
+    from training.mnif.diffusion import DenoiserConfig, DiffusionTrainConfig
+    from training.mnif.autodecode import MNIFTrainConfig
+    from training.mnif.meta import MetaConfig
     from training.trainer import TrainConfig
     from training.vae_train import VAETrainConfig
-    from training.weightspace_grid_model import GridConfig
-    from training.weightspace_grid_train import GridTrainConfig
-    from training.weightspace_model import WeightSpaceConfig
-    from training.weightspace_train import WeightSpaceTrainConfig
+    from training.weightspace.grid_model import GridConfig
+    from training.weightspace.grid_train import GridTrainConfig
+    from training.weightspace.model import WeightSpaceConfig
+    from training.weightspace.train import WeightSpaceTrainConfig
 
     pixel = {"out_dir": ["--out"], "checkpoint_every_s": ["--checkpoint-every"]}
     mnif_parts = (Part("train", MNIFTrainConfig), Part("model", MNIFConfig),

@@ -26,7 +26,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from training.latent_shards import MANIFEST, LatentSetConfig, generate
+    from training.latent.shards import MANIFEST, LatentSetConfig, generate
 
     torch.set_num_threads(1)
     config = LatentSetConfig(frames=args.frames, res=args.res, shard_size=args.shard_size, seed=args.seed, vae=args.vae,

@@ -147,7 +147,7 @@ def run(args) -> int:
 def plot_curves(job) -> Path:
     """The weight-space kinds' learning curves beside their checkpoint."""
     from app.plots import plot_weightspace_log
-    from training.weightspace_train import CHANCE_ROTATION_ERROR_DEG
+    from training.weightspace.train import CHANCE_ROTATION_ERROR_DEG
 
     out = job.out_dir
     records = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if r.get("event") == "eval"]

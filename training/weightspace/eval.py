@@ -2,7 +2,7 @@
 
   1. the same object split as training (its seed and held-out objects, from the checkpoints' records; every arm given
      must share it), or every object of a data set made with another seed (objects training never saw)
-  2. each arm (`training.weightspace_arms`: the checkpoints given, plus the no-learning feature arm and the
+  2. each arm (`training.weightspace.arms`: the checkpoints given, plus the no-learning feature arm and the
      function-space probe arm) on every field of those objects: median relative-rotation error over every ordered
      same-object pair, same-object retrieval top-1
   3. decoding, for the token autoencoder: tokens -> encode -> decode -> x scales -> `Tokenizer.detokenize` (zeros where
@@ -27,10 +27,10 @@ from training.ngp_dataset import check_layout, load_fields, object_seed
 from training.ngp_fields import analytic_density, eval_poses, render_field
 from training.metrics import psnr
 from training.rotation_baseline import moment_rotation, rotation_error_deg
-from training.weightspace_losses import relative_rotation
-from training.weightspace_data import split_objects
-from training.weightspace_arms import READS, WEIGHTS_ONLY, FeatureArm, ProbeArm, load_arm
-from training.weightspace_train import CHANCE_ROTATION_ERROR_DEG, chance_top1
+from training.weightspace.losses import relative_rotation
+from training.weightspace.data import split_objects
+from training.weightspace.arms import READS, WEIGHTS_ONLY, FeatureArm, ProbeArm, load_arm
+from training.weightspace.train import CHANCE_ROTATION_ERROR_DEG, chance_top1
 
 
 @torch.no_grad()

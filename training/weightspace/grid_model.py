@@ -1,13 +1,13 @@
 """The grid arm's learner: a small 3-D convolutional net that reads an NGP field's coarse hash levels as a voxel grid.
 
-  x   = features / scale                                 [B, levels * F, res, res, res]  (training.weightspace_grid, step 2)
+  x   = features / scale                                 [B, levels * F, res, res, res]  (training.weightspace.grid, step 2)
   h   = (Conv3d 3^3 -> ReLU) x depth                      local context: a polycube cell spans ~4 voxels at 16^3
   out = Conv3d 1^3 (h)                                   [B, 4, ...]: occupancy logit, colour logits per voxel
 
 Convolutions commute with translations and, nearly, with rotations of the grid, so what the net learns about one
 object in one pose carries to other objects and poses; training turns every field by random rotations (the grid's
 step 3) so it sees every pose. Rotation and similarity then come from the predicted grids
-(`training.weightspace_axes`); the net itself never sees a pair or a rotation label.
+(`training.weightspace.axes`); the net itself never sees a pair or a rotation label.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ Auto-decoding, step by step:
   4. one Adam step on the bases, T and the batch's latents together
 An unseen world is fitted the same way with the bases and T frozen: only its latent moves.
 
-Both methods run in the one loop (`training.engine`); meta-learning (Algorithm 1, `training/mnif_meta.py`) shares
+Both methods run in the one loop (`training.engine`); meta-learning (Algorithm 1, `training/mnif/meta.py`) shares
 this file's evaluation and checkpoint; `evaluate` takes the fit for unseen worlds as a `LatentFit` and records which one it used.
 """
 
@@ -188,7 +188,7 @@ def network_groups(model: MNIF, lr: float) -> list[dict]:
 
 
 class MNIFTrainer(Engine):
-    """The mNIF kind, auto-decoding (steps 1-4 above); `MetaTrainer` (training/mnif_meta.py) swaps the step.
+    """The mNIF kind, auto-decoding (steps 1-4 above); `MetaTrainer` (training/mnif/meta.py) swaps the step.
     Evaluation renders worlds (minutes on a CPU): it runs once, at the end, and is not training time."""
 
     kind = "mnif"

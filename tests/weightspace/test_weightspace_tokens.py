@@ -11,9 +11,9 @@ from renderer.errors import RedcubeError
 from renderer.hashgrid import corner_weights, corner_indices
 from renderer.models.object_field import ObjectField, ObjectFieldConfig
 from renderer.quaternions import matrix, random_quaternions
-from training.weightspace_augment import multiplicative_noise, permute_mlp
-from training.weightspace_losses import geodesic_loss, relative_rotation
-from training.weightspace_tokens import HASH, MLP, POS, Tokenizer, grid_of, sample_token_points
+from training.weightspace.augment import multiplicative_noise, permute_mlp
+from training.weightspace.losses import geodesic_loss, relative_rotation
+from training.weightspace.tokens import HASH, MLP, POS, Tokenizer, grid_of, sample_token_points
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

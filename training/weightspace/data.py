@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from renderer.errors import RedcubeError
-from training.weightspace_augment import multiplicative_noise, permute_mlp
-from training.weightspace_tokens import Tokenizer
+from training.weightspace.augment import multiplicative_noise, permute_mlp
+from training.weightspace.tokens import Tokenizer
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from training.weightspace_tokens import mlp_rows
+from training.weightspace.tokens import mlp_rows
 
 
 def permute_mlp(flat: torch.Tensor, layout: dict, generator: torch.Generator) -> torch.Tensor:

@@ -15,13 +15,13 @@ from renderer.polycubes import polycube, polycube_field
 from renderer.quaternions import matrix, multiply, random_quaternions
 from training.ngp_dataset import DatasetConfig, generate, load_fields
 from training.ngp_fields import FitConfig
-from training.weightspace_axes import match, pairwise, prepared, rotation_angle_deg
-from training.weightspace_grid import dense_levels, feature_grids, object_grids, probe_points, rotate_points
-from training.weightspace_grid_model import GridConfig
-from training.weightspace_grid_train import GridTrainConfig, load_grid, train_grid
-from training.weightspace_losses import relative_rotation
-from training.weightspace_model import WeightSpaceConfig
-from training.weightspace_train import WeightSpaceTrainConfig, train_weightspace
+from training.weightspace.axes import match, pairwise, prepared, rotation_angle_deg
+from training.weightspace.grid import dense_levels, feature_grids, object_grids, probe_points, rotate_points
+from training.weightspace.grid_model import GridConfig
+from training.weightspace.grid_train import GridTrainConfig, load_grid, train_grid
+from training.weightspace.losses import relative_rotation
+from training.weightspace.model import WeightSpaceConfig
+from training.weightspace.train import WeightSpaceTrainConfig, train_weightspace
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 BOX = ObjectField(ObjectFieldConfig()).box

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 
 from renderer.quaternions import matrix
 from training.rotation_baseline import SIGNS, principal_axes
-from training.weightspace_grid import probe_points
-from training.weightspace_losses import relative_rotation
+from training.weightspace.grid import probe_points
+from training.weightspace.losses import relative_rotation
 
 
 def axes(occ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,7 +4,7 @@ latent grid is one more resolution of the same implicit function), and the TinyV
 output back into 512² pictures.
 
 `LatentTrainer` is the pixel `Trainer` with three things swapped: its stream carries latents (or, with
-data='shards', it trains on the latents `redcube encode-latents` wrote, `training.latent_shards`), its
+data='shards', it trains on the latents `redcube encode-latents` wrote, `training.latent.shards`), its
 held-out evaluation decodes to `res`² and compares with ground truth there, and its checkpoint records
 which VAE it was trained with (checked on every load by `training.vae.vae_for_checkpoint`).
 """
@@ -24,7 +24,7 @@ from renderer.render import render_image
 from renderer.tinyvae import DOWNSCALE, TinyVAE
 from training.data import PixelSet, heldout_poses
 from training.evaluate import Evaluation
-from training.latent_shards import load_latents
+from training.latent.shards import load_latents
 from training.stream import FrameStream, StreamConfig
 from training.trainer import TrainConfig, Trainer
 from training.vae import DEFAULT_SOURCE, check_latent_res, decode_latents, encode_frames, load_vae, vae_for_checkpoint

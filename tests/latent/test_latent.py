@@ -11,7 +11,7 @@ import torch
 from app.cli import main
 from renderer.scene import Scene
 from renderer.tinyvae import TinyVAE
-from training.latent import LatentTrainConfig, trainer_for
+from training.latent.trainer import LatentTrainConfig, trainer_for
 from training.stream import StreamConfig
 from training.vae import save_vae
 

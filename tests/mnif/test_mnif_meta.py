@@ -12,8 +12,8 @@ from renderer.models import build_model
 from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.scene import Scene
 from renderer.worlds import Cubes, train_worlds, world_scene
-from training.mnif import MNIFTrainConfig, load_mnif, point_loss, sample_points, save_mnif
-from training.mnif_meta import MetaConfig, adapt, checkpoint_fit, fit_meta, initial_context, meta_loss
+from training.mnif.autodecode import MNIFTrainConfig, load_mnif, point_loss, sample_points, save_mnif
+from training.mnif.meta import MetaConfig, adapt, checkpoint_fit, fit_meta, initial_context, meta_loss
 
 H = 16
 

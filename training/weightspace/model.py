@@ -1,4 +1,4 @@
-"""The weight-space autoencoder of seed 004 (sec. 4.4-4.5, appendix 6.0.1-6.0.3), over `training.weightspace_tokens`.
+"""The weight-space autoencoder of seed 004 (sec. 4.4-4.5, appendix 6.0.1-6.0.3), over `training.weightspace.tokens`.
 
   E   = W_in T + PE,   PE = W_xyz xyz + emb_n[n] + emb_l[l] + emb_k[k]      tokens [B, C, D] -> [B, C, E]
   Z   = W_lat Encoder(E)                                                   latent [B, C, L]     (eq. 2)
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from renderer.errors import RedcubeError
-from training.weightspace_tokens import POS, Tokenizer
+from training.weightspace.tokens import POS, Tokenizer
 
 
 @dataclass

@@ -8,7 +8,7 @@ from renderer.polycubes import polycube
 from renderer.quaternions import conjugate, random_quaternions
 from training.ngp_fields import FitConfig, fit_field
 from training.rotation_baseline import moment_rotation, principal_axes, rotation_error_deg
-from training.weightspace_losses import relative_rotation
+from training.weightspace.losses import relative_rotation
 
 
 def test_principal_axes_turn_with_the_points():

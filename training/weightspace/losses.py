@@ -56,7 +56,7 @@ def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float = 0.1) -> torch
 def loss_terms(model, tokens_a: torch.Tensor, tokens_b: torch.Tensor, q_a: torch.Tensor, q_b: torch.Tensor,
                mask: torch.Tensor, gammas=GAMMAS, temperature: float = 0.1) -> tuple[torch.Tensor, dict]:
     """Eq. (6) for a batch of pairs: tokens [B, C, D] of two rotations q_a, q_b [B, 4] of the same B objects.
-    `model` is a `training.weightspace_model.WeightSpaceAutoencoder`. Returns (total, {term: value})."""
+    `model` is a `training.weightspace.model.WeightSpaceAutoencoder`. Returns (total, {term: value})."""
     z_a, z_b = model.encode(tokens_a), model.encode(tokens_b)
     recon = 0.5 * (recon_loss(model.decode(z_a), tokens_a, mask) + recon_loss(model.decode(z_b), tokens_b, mask))
     ntx = nt_xent(model.embedding(z_a), model.embedding(z_b), temperature)

@@ -32,7 +32,7 @@ from renderer.scene import Scene
 from renderer.worlds import Cubes, world_scene
 from training.checkpoint import load_checkpoint
 from training.engine import Engine, Hooks
-from training.mnif import LatentFit, MNIFTrainConfig, MNIFTrainer, point_loss, sample_points, select
+from training.mnif.autodecode import LatentFit, MNIFTrainConfig, MNIFTrainer, point_loss, sample_points, select
 
 METHOD = "meta"
 

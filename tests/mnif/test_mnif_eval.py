@@ -8,7 +8,7 @@ import pytest
 from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
 from renderer.worlds import WorldParams, parameter_grid, train_worlds, world_scene
-from training.mnif_eval import _moved, grid_step, pairwise_psnr, rasterize_worlds, refine_to_family
+from training.mnif.eval import _moved, grid_step, pairwise_psnr, rasterize_worlds, refine_to_family
 
 
 def test_refinement_finds_a_real_world_the_grid_misses():

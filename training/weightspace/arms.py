@@ -17,8 +17,8 @@ from renderer.errors import RedcubeError
 from renderer.models.object_field import ObjectFieldConfig
 from renderer.quaternions import matrix
 from training.checkpoint import load_checkpoint
-from training.weightspace_axes import match, pairwise, prepared
-from training.weightspace_grid import dense_levels, feature_grids, feature_magnitude, field_occupancy
+from training.weightspace.axes import match, pairwise, prepared
+from training.weightspace.grid import dense_levels, feature_grids, feature_magnitude, field_occupancy
 
 READS = {
     "sane-tokens": "weights only: seed 004's transformer reads hash-table entries around 128 points and every MLP weight as "
@@ -40,7 +40,7 @@ class SaneArm:
     name = "sane-tokens"
 
     def __init__(self, path: Path):
-        from training.weightspace_train import load_weightspace
+        from training.weightspace.train import load_weightspace
 
         self.model, self.tokenizer, self.scales, self.record = load_weightspace(path)
         self.layout = self.tokenizer.layout
@@ -60,7 +60,7 @@ class SaneArm:
         return matrix(q / q.norm())
 
     def evaluate(self, fields: dict, rows: torch.Tensor) -> dict:
-        from training.weightspace_train import eval_set, evaluate
+        from training.weightspace.train import eval_set, evaluate
 
         objects = fields["object_ids"][rows].unique()
         return evaluate(self.model, eval_set(fields, self.tokenizer, objects, self.scales), self.tokenizer.mask)
@@ -70,13 +70,13 @@ class GridArm:
     name = "grid-axes"
 
     def __init__(self, path: Path):
-        from training.weightspace_grid_train import load_grid
+        from training.weightspace.grid_train import load_grid
 
         self.model, self.record = load_grid(path)
         self.layout = self.record["data"]["layout"]
 
     def read(self, flat: torch.Tensor) -> list[dict]:
-        from training.weightspace_grid_train import grid_arm_grids
+        from training.weightspace.grid_train import grid_arm_grids
 
         return grid_arm_grids(self.model, flat, self.layout)
 

@@ -19,11 +19,11 @@ from renderer.polycubes import polycube
 from renderer.quaternions import random_quaternions
 from training.ngp_dataset import DatasetConfig, generate, load_fields
 from training.ngp_fields import FitConfig, fit_field
-from training.weightspace_data import PairSampler, split_objects
-from training.weightspace_train import EvalSet, WeightSpaceTrainConfig, evaluate, load_weightspace, train_weightspace, WeightSpaceTrainer
-from training.weightspace_losses import loss_terms, nt_xent
-from training.weightspace_model import WeightSpaceAutoencoder, WeightSpaceConfig
-from training.weightspace_tokens import Tokenizer, sample_token_points
+from training.weightspace.data import PairSampler, split_objects
+from training.weightspace.train import EvalSet, WeightSpaceTrainConfig, evaluate, load_weightspace, train_weightspace, WeightSpaceTrainer
+from training.weightspace.losses import loss_terms, nt_xent
+from training.weightspace.model import WeightSpaceAutoencoder, WeightSpaceConfig
+from training.weightspace.tokens import Tokenizer, sample_token_points
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from app.gui.viewport import error_map
+from app.viewport import error_map
 from renderer.camera import Camera
 from renderer.errors import RedcubeError
 from renderer.render import render_image

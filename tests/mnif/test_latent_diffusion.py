@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from renderer.errors import RedcubeError
-from training.latent_diffusion import DenoiserConfig, LatentDiffusion, train_diffusion
+from training.mnif.diffusion import DenoiserConfig, LatentDiffusion, train_diffusion
 
 SMALL = DenoiserConfig(latent_dim=8, width=64, blocks=2, time_dim=32)
 

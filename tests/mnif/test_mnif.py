@@ -10,7 +10,7 @@ from renderer.models import build_model
 from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.scene import Scene
 from renderer.worlds import Cubes, train_worlds, world_scene
-from training.mnif import MNIFTrainConfig, best_starts, continue_from, network_groups, point_loss, sample_points, save_mnif
+from training.mnif.autodecode import MNIFTrainConfig, best_starts, continue_from, network_groups, point_loss, sample_points, save_mnif
 
 
 def _model(**kw) -> MNIF:

@@ -1,11 +1,11 @@
-"""Training and evaluating the grid arm (`training.weightspace_grid_model`) on an NGP field data set.
+"""Training and evaluating the grid arm (`training.weightspace.grid_model`) on an NGP field data set.
 
   1. load the fields, split the objects exactly as train-weightspace does (same seed and held-out count)
   2. each step: B training fields, each turned by a fresh uniform random rotation (read from the hash table at turned
      probe points: continuous augmentation); targets are the analytic object's occupancy and colour in that pose
   3. loss: BCE(occupancy) + rgb_weight x colour MSE where the object is (the fit's loss, training.ngp_fields)
   4. evaluate on every field of the held-out objects as stored (no turning): predicted grids -> principal axes ->
-     rotation of every same-object pair and retrieval top-1 (`training.weightspace_axes.pairwise`); the training
+     rotation of every same-object pair and retrieval top-1 (`training.weightspace.axes.pairwise`); the training
      objects' first fields likewise (does it fit what it sees?)
   5. checkpoint: the net, its config, the layout it reads, the split, in the one checkpoint format
 """
@@ -27,10 +27,10 @@ from renderer.scene import Scene
 from training.checkpoint import load_checkpoint
 from training.engine import Engine, Hooks, Plan
 from training.ngp_dataset import load_fields, object_seed
-from training.weightspace_axes import pairwise, prepared
-from training.weightspace_data import split_objects
-from training.weightspace_grid import feature_grids, object_grids, random_rotations
-from training.weightspace_grid_model import GridConfig, GridDecoder
+from training.weightspace.axes import pairwise, prepared
+from training.weightspace.data import split_objects
+from training.weightspace.grid import feature_grids, object_grids, random_rotations
+from training.weightspace.grid_model import GridConfig, GridDecoder
 
 
 @dataclass

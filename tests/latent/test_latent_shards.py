@@ -18,8 +18,8 @@ from renderer.tinyvae import TinyVAE
 from training.checkpoint import load_checkpoint
 from training.data import heldout_poses
 from training.distributed import Dist
-from training.latent import LatentTrainConfig, trainer_for
-from training.latent_shards import LatentSetConfig, frame_pose, generate, load_latents, read_shard, vae_record
+from training.latent.trainer import LatentTrainConfig, trainer_for
+from training.latent.shards import LatentSetConfig, frame_pose, generate, load_latents, read_shard, vae_record
 from training.shards import shard_path
 from training.vae import save_vae
 
@@ -142,7 +142,7 @@ def test_torchrun_ranks_split_the_shards(tmp_path):
     import sys
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     out = tmp_path / "set"
     cmd = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "app.cli",
            "encode-latents", "--res", "128", "--frames", "3", "--shard-size", "2", "--seed", "4", "--out", str(out), "--quiet"]

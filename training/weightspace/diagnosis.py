@@ -1,6 +1,6 @@
 """Issue 19's diagnosis: why seed 004's rotation head learned nothing, as runs anyone can repeat.
 
-    python -m training.weightspace_diagnosis --data assets/weightspace/fields --objects 6 --steps 600 --json F
+    python -m training.weightspace.diagnosis --data assets/weightspace/fields --objects 6 --steps 600 --json F
 
   1. labels: the principal-axes reference (no learning) against four readings of "the relative rotation" of a pair:
      q_b q_a^-1 (the code's), its inverse q_a q_b^-1, and the two other products. Only the right one scores ~1 deg.
@@ -27,12 +27,12 @@ from renderer.models.object_field import ObjectField, ObjectFieldConfig
 from renderer.quaternions import angle_between, conjugate, matrix, multiply
 from training.ngp_dataset import load_fields
 from training.rotation_baseline import moment_rotation, rotation_error_deg
-from training.weightspace_data import PairSampler
-from training.weightspace_grid import dense_levels
-from training.weightspace_losses import GAMMAS, geodesic_loss, loss_terms, relative_rotation
-from training.weightspace_model import WeightSpaceAutoencoder, WeightSpaceConfig
-from training.weightspace_tokens import Tokenizer, sample_token_points
-from training.weightspace_train import eval_set, evaluate, token_scales
+from training.weightspace.data import PairSampler
+from training.weightspace.grid import dense_levels
+from training.weightspace.losses import GAMMAS, geodesic_loss, loss_terms, relative_rotation
+from training.weightspace.model import WeightSpaceAutoencoder, WeightSpaceConfig
+from training.weightspace.tokens import Tokenizer, sample_token_points
+from training.weightspace.train import eval_set, evaluate, token_scales
 
 SANE = WeightSpaceConfig(embed=64, latent=32, heads=4, layers=2, dropout=0.0)
 

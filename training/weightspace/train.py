@@ -24,10 +24,10 @@ from renderer.scene import Scene
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.ngp_dataset import load_fields
 from training.engine import Engine, Hooks, Plan
-from training.weightspace_data import PairSampler, split_objects
-from training.weightspace_losses import loss_terms, recon_loss, relative_rotation
-from training.weightspace_model import WeightSpaceAutoencoder, WeightSpaceConfig
-from training.weightspace_tokens import Tokenizer, sample_token_points
+from training.weightspace.data import PairSampler, split_objects
+from training.weightspace.losses import loss_terms, recon_loss, relative_rotation
+from training.weightspace.model import WeightSpaceAutoencoder, WeightSpaceConfig
+from training.weightspace.tokens import Tokenizer, sample_token_points
 
 KIND = "weightspace"
 CHANCE_ROTATION_ERROR_DEG = 132.35
