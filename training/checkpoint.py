@@ -9,6 +9,7 @@ authoritative; the JSON copy is for people and tools.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import tempfile
@@ -35,6 +36,8 @@ class Checkpoint:
     """The JSON record: format, model {kind, config}, scene, train, step, metrics, optimizer."""
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     """Every tensor in the file, by name."""
+    path: Path | None = None
+    """The file it was read from (for messages)."""
 
     @property
     def kind(self) -> str:
@@ -147,7 +150,50 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if isinstance(version, (int, float)) and version > VERSION:
         raise RedcubeError(f"{p} was written by a newer redcube (format version {record['version']}); upgrade redcube to load it.")
     check_record(p, record)
-    return Checkpoint(record, tensors)
+    return Checkpoint(record, tensors, p)
+
+
+@dataclass(frozen=True)
+class Loader:
+    """How a checkpoint of one kind becomes what it holds."""
+
+    where: str
+    """'module:function' (or 'module:Class.method') taking the Checkpoint."""
+    what: str
+    """What the kind is, for the sentence that refuses another kind."""
+    made_by: str
+    """The command that writes it."""
+    needs: tuple[str, ...] = ()
+    """Tensors the file must hold beside the model's."""
+
+
+LOADERS = {
+    "tinyvae": Loader("training.vae:vae_from", "a TinyVAE", "redcube train vae (or pass a TAESD directory, or 'scene')"),
+    "mnif": Loader("training.mnif.autodecode:mnif_from", "an mNIF", "redcube train mnif (train-mnif)", ("latents",)),
+    "latent-ddpm": Loader("training.mnif.diffusion:LatentDiffusion.from_checkpoint", "a latent diffusion model",
+                          "redcube train mnif (its diffusion.safetensors)", ("latent_mean", "latent_std")),
+    "weightspace": Loader("training.weightspace.train:weightspace_from", "a weight-space autoencoder",
+                          "redcube train weightspace (train-weightspace)", ("tokens.points", "tokens.scales")),
+    "weightspace-grid": Loader("training.weightspace.grid_train:grid_from", "the grid arm",
+                               "redcube train weightspace-grid (train-weightspace --arm grid)"),
+}
+"""The one registry from a checkpoint's kind to its loader; the networks of renderer.models need none (they are
+`Checkpoint.build_model`)."""
+
+
+def load(path: str | Path, kind: str | None = None):
+    """What the checkpoint at `path` holds, through its kind's loader; with `kind`, any other kind is one sentence."""
+    ckpt = load_checkpoint(path)
+    want = LOADERS.get(kind) if kind else None
+    if want and (ckpt.kind != kind or any(t not in ckpt.tensors for t in want.needs)):
+        raise RedcubeError(f"{path} holds a {ckpt.kind} checkpoint, not {want.what}; pass one written by {want.made_by}.")
+    if ckpt.kind not in LOADERS:
+        return ckpt.build_model().eval()
+    module, name = LOADERS[ckpt.kind].where.split(":")
+    fn = importlib.import_module(module)
+    for attr in name.split("."):
+        fn = getattr(fn, attr)
+    return fn(ckpt)
 
 
 def check_record(p: Path, record: dict) -> None:

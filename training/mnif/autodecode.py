@@ -39,7 +39,7 @@ from renderer.scene import Scene
 from renderer.volume import render_views
 from renderer.worlds import (Cubes, WorldParams, family_box, field_of_cubes, heldout_worlds, train_worlds, world_poses,
                              world_scene)
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import Checkpoint, load, load_checkpoint, save_checkpoint
 from training.engine import Engine, Hooks, Plan
 from training.metrics import psnr
 from training.run_dir import inside
@@ -422,12 +422,12 @@ def save_mnif(path: Path, model: MNIF, latents: torch.Tensor, base: Scene, confi
 
 
 def load_mnif(path) -> tuple[MNIF, torch.Tensor, dict]:
-    """(model, training latents [N, H], record) from an mNIF checkpoint, or one sentence. record["method"] says how it was
-    trained (files from before the method was recorded are auto-decoded)."""
-    ckpt = load_checkpoint(path)
-    if ckpt.kind != "mnif" or "latents" not in ckpt.tensors:
-        raise RedcubeError(f"{path} holds a {ckpt.kind} checkpoint, not an mNIF; pass a checkpoint written by redcube train-mnif.")
+    """(model, training latents [N, H], record) from an mNIF checkpoint, or one sentence."""
+    return load(path, "mnif")
+
+
+def mnif_from(ckpt: Checkpoint) -> tuple[MNIF, torch.Tensor, dict]:
+    """The mNIF loader (training.checkpoint.LOADERS). record["method"] says how it was trained (files from before the
+    method was recorded are auto-decoded)."""
     ckpt.record.setdefault("method", "autodecode")
-    model = ckpt.build_model()
-    model.eval()
-    return model, ckpt.tensors["latents"], ckpt.record
+    return ckpt.build_model().eval(), ckpt.tensors["latents"], ckpt.record

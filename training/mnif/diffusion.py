@@ -29,7 +29,7 @@ from torch import nn
 
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import Checkpoint, load, save_checkpoint
 from training.engine import Engine, Hooks, Plan
 
 FORMAT = "redcube-latent-ddpm"
@@ -156,11 +156,13 @@ class LatentDiffusion:
 
     @classmethod
     def load(cls, path: str | Path) -> "LatentDiffusion":
-        ckpt = load_checkpoint(path)
-        if ckpt.record.get("role") != FORMAT:
-            raise RedcubeError(f"{path} is a {ckpt.kind} checkpoint, not a latent diffusion model; pass the diffusion checkpoint written by redcube train-mnif.")
+        return load(path, Denoiser.kind)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint) -> "LatentDiffusion":
+        """The latent DDPM's loader (training.checkpoint.LOADERS)."""
         ld = cls(DenoiserConfig(**ckpt.record["model"]["config"]), ckpt.tensors["latent_mean"], ckpt.tensors["latent_std"],
-                 ckpt.record["mnif_latents_hash"])
+                 ckpt.record.get("mnif_latents_hash", ""))
         ld.model.load_state_dict(ckpt.prefixed("model."))
         ld.model.eval()
         return ld

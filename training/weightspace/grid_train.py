@@ -24,7 +24,7 @@ from renderer.models.object_field import ObjectField, ObjectFieldConfig
 from renderer.polycubes import polycube
 from renderer.quaternions import multiply
 from renderer.scene import Scene
-from training.checkpoint import load_checkpoint
+from training.checkpoint import Checkpoint, load
 from training.engine import Engine, Hooks, Plan
 from training.ngp_dataset import load_fields, object_seed
 from training.weightspace.axes import pairwise, prepared
@@ -166,10 +166,11 @@ def train_grid(config: GridTrainConfig, log: Callable[[dict], None] | None = Non
 
 def load_grid(path) -> tuple[GridDecoder, dict]:
     """(net, record) from a grid-arm checkpoint, or one sentence."""
-    ckpt = load_checkpoint(path)
-    if ckpt.kind != GridDecoder.kind:
-        raise RedcubeError(f"{path} holds a {ckpt.kind} checkpoint, not the grid arm; pass one written by redcube train-weightspace --arm grid.")
+    return load(path, GridDecoder.kind)
+
+
+def grid_from(ckpt: Checkpoint) -> tuple[GridDecoder, dict]:
+    """The grid arm's loader (training.checkpoint.LOADERS)."""
     model = GridDecoder(GridConfig(**ckpt.record["model"]["config"]))
     model.load_state_dict(ckpt.prefixed("model."))
     return model.eval(), ckpt.record
-

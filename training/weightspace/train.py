@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from renderer.errors import RedcubeError
 from renderer.quaternions import angle_between
 from renderer.scene import Scene
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import Checkpoint, load
 from training.ngp_dataset import load_fields
 from training.engine import Engine, Hooks, Plan
 from training.weightspace.data import PairSampler, split_objects
@@ -207,10 +207,12 @@ def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None
 
 
 def load_weightspace(path) -> tuple[WeightSpaceAutoencoder, Tokenizer, torch.Tensor, dict]:
-    """(model, tokenizer, token scales [C, 1], record) from a train-weightspace checkpoint, or one sentence."""
-    ckpt = load_checkpoint(path)
-    if ckpt.kind != KIND or "tokens.points" not in ckpt.tensors:
-        raise RedcubeError(f"{path} holds a {ckpt.kind} checkpoint, not a weight-space autoencoder; pass one written by redcube train-weightspace.")
+    """(model, tokenizer, token scales [C, 1], record) from a weight-space checkpoint, or one sentence."""
+    return load(path, KIND)
+
+
+def weightspace_from(ckpt: Checkpoint) -> tuple[WeightSpaceAutoencoder, Tokenizer, torch.Tensor, dict]:
+    """The weight-space loader (training.checkpoint.LOADERS)."""
     spec = ckpt.record["tokenizer"]
     tokenizer = Tokenizer(spec["layout"], ckpt.tensors["tokens.points"], spec["n_pos"])
     model = WeightSpaceAutoencoder(WeightSpaceConfig(**ckpt.record["model"]["config"]), tokenizer)
