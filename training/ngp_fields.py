@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from renderer.camera import orbit_poses
 from renderer.errors import RedcubeError
 from renderer.models.object_field import ObjectField, ObjectFieldConfig
 from renderer.polycubes import DIRECTIONS, Polycube, outer_faces, polycube_field, to_world
@@ -131,9 +132,7 @@ def eval_poses(views: int, seed: int, scene: Scene | None = None, distance: floa
     g = torch.Generator().manual_seed(seed)
     yaw = float(torch.rand(1, generator=g)) * 2 * math.pi + torch.arange(views) * (2 * math.pi / views)
     pitch = torch.where(torch.arange(views) % 2 == 0, -0.35, 0.35)
-    forward = torch.stack([-torch.sin(yaw) * torch.cos(pitch), torch.sin(pitch), -torch.cos(yaw) * torch.cos(pitch)], -1)
-    position = torch.tensor(scene.cube_center) - distance * forward
-    return torch.cat([position, yaw[:, None], pitch[:, None]], 1).float()
+    return orbit_poses(scene.cube_center, yaw, pitch, distance)
 
 
 @torch.no_grad()
