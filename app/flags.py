@@ -59,22 +59,24 @@ def flag_name(prefix: str, name: str) -> str:
 
 
 def add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str = "", skip: tuple = (), aliases: dict | None = None,
-               group: str | None = None) -> None:
-    """A flag per field of `cls` (fields in `skip`, and dict-valued ones, left out); `aliases` maps a field to older
-    flag spellings that keep working."""
+               group: str | None = None, path: str = "", base=None) -> None:
+    """A flag per field of `cls` (fields in `skip`, and dict-valued ones, left out); `aliases` maps a field (a dotted
+    path for nested ones, e.g. "fit.steps") to older flag spellings that keep working. `base`: the instance whose
+    values are the defaults (a nested config's default is its parent's, not its class's)."""
     hints, docs = typing.get_type_hints(cls), field_docs(cls)
     target = parser.add_argument_group(group) if group else parser
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.init:
             continue
-        hint, default = hints[f.name], _default(f)
+        hint, default = hints[f.name], (getattr(base, f.name) if base is not None else _default(f))
         if dataclasses.is_dataclass(hint):
-            add_fields(parser, hint, f"{prefix}{f.name.replace('_', '-')}.", group=group)
+            add_fields(parser, hint, f"{prefix}{f.name.replace('_', '-')}.", aliases=aliases, group=group,
+                       path=f"{path}{f.name}.", base=default)
             continue
         kind = _scalar(hint)
         if kind is None:
             continue  # dicts and lists have their own flags (e.g. `--set KEY=VALUE`)
-        names = [flag_name(prefix, f.name), *(aliases or {}).get(f.name, ())]
+        names = [flag_name(prefix, f.name), *(aliases or {}).get(path + f.name, ())]
         shown = "required" if default is dataclasses.MISSING else f"default: {default}"
         doc = docs.get(f.name, "").replace("%", "%%")
         kw = dict(dest=f"{prefix}{f.name}".replace("-", "_").replace(".", "__"), help=f"{doc} ({shown})")

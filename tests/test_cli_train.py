@@ -264,3 +264,23 @@ def test_train_mnif_alias_trains_the_mnif_then_its_diffusion_model(tmp_path, cap
                                 "--denoiser-blocks", "1", "--out", str(out), "--quiet")
     assert code == 0, err
     assert json.loads(stdout)["diffusion_steps"] == 2
+
+
+@pytest.mark.parametrize("name", ["pixel", "latent", "vae", "mnif", "mnif-meta", "diffusion", "weightspace", "weightspace-grid"])
+def test_a_kinds_flags_default_to_its_dataclasses(name):
+    """No flag given: every config the command builds equals its dataclass built with defaults (nested ones included)."""
+    import dataclasses
+
+    from app.cli import build_parser
+    from app.commands.train import job_from
+    from training.kinds import kind
+
+    given = {} if name == "diffusion" else {"steps": 5, **({"data": "d"} if name.startswith("weightspace") else {})}
+    argv = ["train", name] + [x for k, v in given.items() for x in (f"--{k}", str(v))]
+    job = job_from(build_parser().parse_args(argv))
+    for part in kind(name).parts:
+        names = {f.name for f in dataclasses.fields(part.cls)}
+        want = part.cls(**{k: v for k, v in given.items() if k in names and not part.prefix})
+        got = job.parts[part.name]
+        skipped = {k: getattr(want, k) for k in part.skip if k in names}  # not flags: left at the default
+        assert got == dataclasses.replace(want, **skipped), part.name
