@@ -394,14 +394,17 @@ class Engine:
         self._rng_after_step = torch.get_rng_state()
         if bar is not None:
             bar.close()
-        return self._finish(loss_sum / loss_n if loss_n else last_loss)
+        stopped = bool(h.should_stop and h.should_stop())
+        return self._finish(loss_sum / loss_n if loss_n else last_loss, stopped)
 
-    def _finish(self, train_loss: float) -> dict:
-        """The final checkpoint: the weights are safe before a slow evaluation, and saved again with its metrics."""
+    def _finish(self, train_loss: float, stopped: bool = False) -> dict:
+        """The final checkpoint: the weights are safe before a slow evaluation, and saved again with its metrics. A stop
+        request skips a slow evaluation (rendering worlds, decoding frames): the user asked to stop, not to wait."""
         if not self.dist.main:
             return self.metrics
-        if self.metrics.get("step") != self.step:
-            if not self.eval_is_training_time and self.step != self.saved_step:
+        slow = not self.eval_is_training_time
+        if self.metrics.get("step") != self.step and not (stopped and slow):
+            if slow and self.step != self.saved_step:
                 self.save()
             self._eval_and_log(train_loss)
         path = self.save()

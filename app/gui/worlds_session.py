@@ -143,6 +143,15 @@ class WorldsSession:
             self._changed()
         return notes
 
+    def follow(self, model: torch.nn.Module, latents: torch.Tensor, step: int) -> None:
+        """A training run's newer weights and latents (Train on): the worlds re-render; its diffusion model waits for
+        the run's end, since it was fitted to the old latents."""
+        with self._lock:
+            m = self.mnif
+            self.mnif = LoadedMNIF(model, latents, m.worlds, m.path, step, latents_hash(latents), None,
+                                   "the mNIF is training: its diffusion model is retrained when the run ends.")
+            self._changed()
+
     def load_async(self, path: str | Path, done) -> None:
         """Load on a short thread (importing diffusers takes seconds); done(text, level) for each message."""
         def load():
