@@ -436,6 +436,29 @@ class Engine:
         """A kind that records its learning rate in its config keeps it in step with the halving."""
 
 
+class Fit(Engine):
+    """A small fit in memory through the engine (nothing written, no rollback: it follows its seed exactly): a module,
+    its optimizer (groups with a `peak` follow the cosine, the others keep their rate) and a loss of no arguments.
+    `evaluate` (optional) runs every `eval_every` steps and at the end; its records reach `hooks.on_record`."""
+
+    kind = "fit"
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: Callable[[], torch.Tensor], steps: int,
+                 evaluate: Callable[[], dict] | None = None, eval_every: int | None = None, hooks: Hooks | None = None,
+                 lr_floor: float = 0.05):
+        self.model, self.optimizer, self.loss, self._evaluate, self.scene = model, optimizer, loss, evaluate, Scene()
+        super().__init__(Plan(steps, None, None, lr_floor=lr_floor, log_every=steps, eval_every=eval_every, guard=False), hooks)
+
+    def setup(self, ckpt) -> None:
+        pass  # built by the caller
+
+    def train_step(self) -> tuple[torch.Tensor, dict]:
+        return self.loss(), {}
+
+    def evaluate(self) -> dict:
+        return self._evaluate() if self._evaluate else {}
+
+
 SPIKE_FACTOR, SPIKE_STEPS = 20.0, 5
 DRIFT_FACTOR = 20.0
 

@@ -40,10 +40,9 @@ from renderer.volume import render_views
 from renderer.worlds import (Cubes, WorldParams, family_box, field_of_cubes, heldout_worlds, train_worlds, world_poses,
                              world_scene)
 from training.checkpoint import Checkpoint, load, load_checkpoint, save_checkpoint
-from training.engine import Engine, Hooks, Plan
+from training.engine import Engine, Fit, Hooks, Plan
 from training.metrics import psnr
 from training.run_dir import inside
-from training.schedules import cosine
 
 EVAL_POSE_SEED = 5150
 
@@ -158,12 +157,6 @@ def point_loss(model: MNIF, phi: torch.Tensor, batch: dict, rgb_weight: float) -
 
 
 # ---- the training loop both methods share -----------------------------------------------------------
-def lr_at(step: int, total: int | None, peak: float) -> float:
-    if not total:
-        return peak
-    return cosine(peak, step / total)
-
-
 def select(cubes: Cubes, idx: torch.Tensor) -> Cubes:
     """The cubes of the worlds `idx` [B] out of a larger set."""
     return Cubes(cubes.center[idx], cubes.size[idx], cubes.yaw[idx], cubes.color[idx])
@@ -301,17 +294,16 @@ def fit_latents(model: MNIF, scenes: list[Scene], base: Scene, steps: int = 300,
     cubes = Cubes.of(scenes)
     h = model.config.latent_dim
     phi = torch.nn.Parameter(init.expand(len(scenes), h).clone() if init is not None else torch.zeros(len(scenes), h))
-    opt = torch.optim.Adam([phi], lr=lr)
+    opt = torch.optim.Adam([{"params": [phi], "lr": lr, "peak": lr}], lr=lr)
+
+    def loss() -> torch.Tensor:
+        fit, _ = point_loss(model, phi, sample_points(base, cubes, points, gen), rgb_weight)
+        return fit + latent_decay * (phi ** 2).sum(-1).mean()
+
     for p in model.parameters():
         p.requires_grad_(False)
     try:
-        for s in range(steps):
-            opt.param_groups[0]["lr"] = lr_at(s, steps, lr)
-            loss, _ = point_loss(model, phi, sample_points(base, cubes, points, gen), rgb_weight)
-            loss = loss + latent_decay * (phi ** 2).sum(-1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        Fit(model, opt, loss, steps).run()
     finally:
         for p in model.parameters():
             p.requires_grad_(True)

@@ -25,6 +25,7 @@ from torch import nn
 
 from renderer.models.object_field import ObjectField, ObjectFieldConfig
 from renderer.quaternions import angle_between, conjugate, matrix, multiply
+from training.engine import Fit, Hooks
 from training.ngp_dataset import load_fields
 from training.rotation_baseline import moment_rotation, rotation_error_deg
 from training.weightspace.data import PairSampler
@@ -87,17 +88,14 @@ def overfit_mlp(fields: dict, layout: dict, steps: int) -> list[dict]:
     q_true = relative_rotation(fields["quaternions"][i], fields["quaternions"][j])
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(2 * x.shape[1], 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 4))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    curve = []
-    for step in range(1, steps + 1):
-        pred = net(torch.cat([x[i], x[j]], 1))
-        loss = geodesic_loss(pred, q_true)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % 100 == 0:
-            curve.append({"step": step, "train_median_deg": round(float(torch.rad2deg(angle_between(q_true, pred.detach())).median()), 2)})
-    return curve
+    last = {}
+
+    def loss() -> torch.Tensor:
+        last["pred"] = net(torch.cat([x[i], x[j]], 1))
+        return geodesic_loss(last["pred"], q_true)
+
+    median = lambda: {"train_median_deg": round(float(torch.rad2deg(angle_between(q_true, last["pred"].detach())).median()), 2)}  # noqa: E731
+    return _curve(Fit(net, torch.optim.Adam(net.parameters(), lr=1e-3), loss, steps, median, eval_every=100))
 
 
 def overfit_sane(fields: dict, layout: dict, steps: int, whole_objective: bool) -> list[dict]:
@@ -110,19 +108,25 @@ def overfit_sane(fields: dict, layout: dict, steps: int, whole_objective: bool) 
     torch.manual_seed(0)
     config = WeightSpaceConfig(**{**SANE.__dict__, "dropout": 0.1 if whole_objective else 0.0})
     model = WeightSpaceAutoencoder(config, tok)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    gen, curve = torch.Generator().manual_seed(0), [{"step": 0, "pos_between_field_ratio": pos_ratio(model, es)}]
+    gen, first = torch.Generator().manual_seed(0), {"step": 0, "pos_between_field_ratio": pos_ratio(model, es)}
     gammas = GAMMAS if whole_objective else (0.0, 0.0, 1.0, 0.0)
-    for step in range(1, steps + 1):
+
+    def loss() -> torch.Tensor:
         b = sampler.batch(len(objects), gen)
-        total, _ = loss_terms(model, b.tokens_a / scales, b.tokens_b / scales, b.q_a, b.q_b, tok.mask, gammas=gammas)
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-        if step % 100 == 0:
-            m = evaluate(model, es, tok.mask)
-            curve.append({"step": step, "train_median_deg": round(m["median_rotation_error_deg"], 2),
-                          "pos_between_field_ratio": pos_ratio(model, es)})
+        return loss_terms(model, b.tokens_a / scales, b.tokens_b / scales, b.q_a, b.q_b, tok.mask, gammas=gammas)[0]
+
+    def figures() -> dict:
+        return {"train_median_deg": round(evaluate(model, es, tok.mask)["median_rotation_error_deg"], 2),
+                "pos_between_field_ratio": pos_ratio(model, es)}
+    return [first, *_curve(Fit(model, torch.optim.AdamW(model.parameters(), lr=1e-3), loss, steps, figures, eval_every=100))]
+
+
+def _curve(fit: Fit) -> list[dict]:
+    """Run the fit; its evaluations every 100 steps (not the final one between them) as the curve."""
+    curve = []
+    fit.hooks = Hooks(on_record=lambda r: r["event"] == "eval" and r["step"] % 100 == 0 and curve.append(
+        {"step": r["step"], **{k: v for k, v in r.items() if k in ("train_median_deg", "pos_between_field_ratio")}}))
+    fit.run()
     return curve
 
 
