@@ -196,6 +196,11 @@ class TrainingProcess:
         return new
 
     @property
+    def active(self) -> bool:
+        """Running, paused or on its way out (a new run must wait)."""
+        return self.state in ("running", "paused", "stopping")
+
+    @property
     def state(self) -> str:
         if self._proc is None:
             return "idle"

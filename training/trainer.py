@@ -189,7 +189,7 @@ class Trainer(Engine):
 
     def _start_record(self) -> dict:
         if self.stream is not None:
-            self.data = self._next_buffer(self.stream, wait=60.0)
+            self.data = self._next_buffer(self.stream, wait=True)
         return {"data": self.config.data, **({"backend": self.model.backend} if hasattr(self.model, "backend") else {}),
                 **self._ranks(self.data)}
 
@@ -207,14 +207,23 @@ class Trainer(Engine):
                 "first_pose": data.poses[0].tolist()}
         return {"world_size": self.dist.world, "dist_backend": self.dist.backend, "ranks": self.dist.gather(mine)}
 
-    def _next_buffer(self, stream: FrameStream, wait: float = 0.0) -> PixelSet | None:
-        got = stream.latest(wait=wait)
+    FIRST_BUFFER_S = 60.0
+    """How long the first buffer may take (latent mode encodes it: minutes on a busy CPU)."""
+
+    def _next_buffer(self, stream: FrameStream, wait: bool = False) -> PixelSet | None:
+        """The stream's newest buffer as pixel samples (None: nothing new); `wait` for the first one."""
+        got = stream.latest(wait=self.FIRST_BUFFER_S if wait else 0.0)
         if got is None:
             if wait:
-                raise RedcubeError("the data producer delivered no frames within a minute; check `redcube render` works.")
+                raise RedcubeError(f"the data producer delivered no frames within {self.FIRST_BUFFER_S:g} s; "
+                                   "check `redcube render` works.")
             return None
-        _, poses, rgb = got
-        return PixelSet.from_frames(poses, rgb)
+        _, poses, frames = got
+        return PixelSet.from_frames(poses, self._targets(frames))
+
+    def _targets(self, frames):
+        """What the network learns of a buffer's frames: the pictures themselves."""
+        return frames
 
     # ---- step and evaluation -------------------------------------------------------------------------
     def train_step(self) -> tuple[torch.Tensor, dict]:

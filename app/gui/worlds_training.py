@@ -63,7 +63,7 @@ class WorldsTraining:
 
     @property
     def active(self) -> bool:
-        return self.state in ("running", "paused", "stopping")
+        return self.proc is not None and self.proc.active
 
     def pause(self) -> None:
         if self.state == "running":

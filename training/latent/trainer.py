@@ -119,17 +119,11 @@ class LatentTrainer(Trainer):
         poses, latents, _ = load_latents(self.config.shards, self.vae_record, self.config.res, self.scene.to_dict())
         return PixelSet.from_frames(poses, latents)
 
-    def _next_buffer(self, stream: FrameStream, wait: float = 0.0) -> PixelSet | None:
-        wait = max(wait, 300.0) if wait else 0.0  # the first buffer encodes 8 frames at 512²: can take a minute on a busy CPU
-        if self.config.encode_in == "producer":
-            return super()._next_buffer(stream, wait)  # the stream already carries latents
-        got = stream.latest(wait=wait)
-        if got is None:
-            if wait:
-                raise RedcubeError("the data producer delivered no frames within five minutes; check `redcube render` works.")
-            return None
-        _, poses, rgb = got
-        return PixelSet.from_frames(poses, encode_frames(self.vae, rgb))
+    FIRST_BUFFER_S = 300.0  # the first buffer encodes 8 frames at 512²: can take a minute on a busy CPU
+
+    def _targets(self, frames):
+        """Latents: the stream's own (encoded in the producer) or the frames encoded here."""
+        return frames if self.config.encode_in == "producer" else encode_frames(self.vae, frames)
 
     @torch.no_grad()
     def evaluate(self) -> dict:
