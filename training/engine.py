@@ -112,7 +112,6 @@ class Engine:
     """True for a kind that writes into another run's directory (the diffusion model beside its mNIF)."""
     eval_is_training_time = True
     """False where evaluation costs seconds (decoding frames, rendering worlds): the budget's clock skips it."""
-    resume_hint: str | None = "--resume to continue it"
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -129,7 +128,7 @@ class Engine:
         self.log_failed = False
         ckpt = self.resume_checkpoint() if resume else None
         # rank 0 writes the run: it alone guards and locks the directory
-        self.run_lock = (claim(self.out_dir, resume=resume or self.joins_run, overwrite=overwrite, resume_hint=self.resume_hint)
+        self.run_lock = (claim(self.out_dir, resume=resume or self.joins_run, overwrite=overwrite)
                          if self.dist.main and self.out_dir else None)
         self.gen = torch.Generator().manual_seed(plan.seed + self.dist.rank * 1_000_003)  # ranks draw different batches
         self.step, self.elapsed, self.metrics, self.lr_scale = 0, 0.0, {}, 1.0

@@ -113,7 +113,6 @@ class VAETrainer(Engine):
     """The TinyVAE kind: round trips of random crops of fresh renders; held-out whole frames at every evaluation."""
 
     kind = "vae"
-    resume_hint = None  # a finished TinyVAE is continued with --init, never silently replaced
     eval_is_training_time = False
 
     def __init__(self, config: VAETrainConfig, scene: Scene | None = None, hooks: Hooks | None = None,
