@@ -208,6 +208,7 @@ class Engine:
     def rng_torch(self) -> torch.Tensor:
         """torch's global generator as the last step left it (an evaluation after it must not move a resumed run)."""
         return self._rng_after_step if self._rng_after_step is not None else torch.get_rng_state()
+
     # ---- budget and schedule -------------------------------------------------------------------
     def progress(self) -> float:
         """Fraction of the budget used, by steps or by wall-clock, whichever is further along."""
