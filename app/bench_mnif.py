@@ -36,7 +36,7 @@ def bench_mnif(scene: Scene, repeats: int = 3) -> tuple[dict, dict]:
     from renderer.models.mnif import MNIF, MNIFConfig
     from renderer.volume import render_views
     from renderer.worlds import family_box
-    from training.latent_diffusion import DenoiserConfig, LatentDiffusion
+    from training.mnif.diffusion import DenoiserConfig, LatentDiffusion
 
     torch.manual_seed(0)
     pose = Camera(x=0.0, z=2.0, yaw=0.0).pose()[None]

@@ -35,8 +35,8 @@ def _bench(scene: Scene) -> tuple[dict, dict]:
     from renderer.polycubes import polycube
     from renderer.quaternions import random_quaternions
     from training.ngp_fields import FitConfig, fit_field, render_psnr
-    from training.weightspace_model import WeightSpaceAutoencoder, WeightSpaceConfig
-    from training.weightspace_tokens import Tokenizer, sample_token_points
+    from training.weightspace.model import WeightSpaceAutoencoder, WeightSpaceConfig
+    from training.weightspace.tokens import Tokenizer, sample_token_points
 
     fit, wall, cpu, psnrs, fields = FitConfig(), 0.0, 0.0, [], []
     for i in range(FIELDS):

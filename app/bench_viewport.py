@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from app.gui.video import infer_chunk
+from app.video import infer_chunk
 from renderer.render import render_image
 from renderer.scene import Scene
 from training.data import heldout_poses

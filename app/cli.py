@@ -9,7 +9,8 @@ import sys
 
 from renderer.errors import RedcubeError
 
-COMMANDS = ["render", "train", "train-vae", "eval", "experiment", "bench", "gui", "export-video", "train-mnif", "sample-mnif", "eval-mnif", "ngp-dataset", "encode-latents", "train-weightspace", "eval-weightspace", "soak"]
+COMMANDS = ["render", "train", "eval", "experiment", "bench", "gui", "export-video", "sample-mnif", "eval-mnif", "ngp-dataset", "encode-latents", "eval-weightspace", "soak"]
+"""Each with `register(subparsers)`; `train` also registers the old `train-vae`, `train-mnif` and `train-weightspace`."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -30,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     if (sys.argv[1:] if argv is None else argv)[:1] == ["gui"]:
         import app.gui  # noqa: F401  (its OpenMP setting must come before any command module imports torch)
-    args = build_parser().parse_args(argv)
+    from app.commands.train import expand_aliases
+
+    args = build_parser().parse_args(expand_aliases(sys.argv[1:] if argv is None else list(argv)))
     try:
         return int(args.func(args) or 0)
     except RedcubeError as e:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.gui.viewport import upscale
+from app.viewport import upscale
 
 
 def contact_sheet(rows: list[list[np.ndarray]], tile: int = 128, gap: int = 4) -> np.ndarray:

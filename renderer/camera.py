@@ -95,13 +95,36 @@ def pixel_uv(res: int, device: torch.device | str | None = None) -> torch.Tensor
     return torch.stack([u.reshape(-1), v.reshape(-1)], dim=1)
 
 
+def forward_vector(yaw: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+    """Unit view directions [..., 3] of yaw and pitch [...]: (-sin yaw cos pitch, sin pitch, -cos yaw cos pitch)."""
+    cp = torch.cos(pitch)
+    return torch.stack([-torch.sin(yaw) * cp, torch.sin(pitch), -torch.cos(yaw) * cp], dim=-1)
+
+
+def yaw_towards(dx, dz):
+    """The yaw whose level forward (-sin yaw, -cos yaw) points along the ground direction (dx, dz) (look-at)."""
+    if torch.is_tensor(dx) or torch.is_tensor(dz):
+        return torch.atan2(-torch.as_tensor(dx), -torch.as_tensor(dz))
+    return math.atan2(-dx, -dz)
+
+
+def ground_step(yaw: float, forward: float, right: float) -> tuple[float, float]:
+    """(dx, dz) of moving `forward` metres along the level view direction and `right` metres to its right."""
+    sy, cy = math.sin(yaw), math.cos(yaw)
+    return -sy * forward + cy * right, -cy * forward - sy * right
+
+
+def orbit_poses(target, yaw: torch.Tensor, pitch: torch.Tensor, distance: float) -> torch.Tensor:
+    """Poses [N, 5] of cameras `distance` metres from `target` (x, y, z), each looking at it along yaw [N], pitch [N]."""
+    position = torch.as_tensor(target, dtype=torch.float32) - distance * forward_vector(yaw, pitch)
+    return torch.cat([position, yaw[:, None], pitch[:, None]], 1).float()
+
+
 def camera_basis(poses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward, right and up unit vectors, each [..., 3], for poses [..., 5]."""
     yaw, pitch = poses[..., 3], poses[..., 4]
-    cy, sy, cp, sp = torch.cos(yaw), torch.sin(yaw), torch.cos(pitch), torch.sin(pitch)
-    zero = torch.zeros_like(yaw)
-    forward = torch.stack([-sy * cp, sp, -cy * cp], dim=-1)
-    right = torch.stack([cy, zero, -sy], dim=-1)
+    forward = forward_vector(yaw, pitch)
+    right = torch.stack([torch.cos(yaw), torch.zeros_like(yaw), -torch.sin(yaw)], dim=-1)
     up = torch.linalg.cross(right, forward)
     return forward, right, up
 

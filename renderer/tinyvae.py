@@ -10,9 +10,9 @@ Conventions (this module is the only place that knows them):
 - a latent *picture* (storage as 8 bits, the viewport's three-channel view) maps z to
   z / (2·latent_magnitude) + latent_shift, clamped to [0, 1] (TAESD's uint8 convention).
 
-Pretrained TAESD weights load from a diffusers-layout directory (config.json +
-diffusion_pytorch_model.safetensors), a Hugging Face cache entry (`models--madebyollin--taesd` or the
-repo id `madebyollin/taesd`), never from the network and never from a pickle. redcube's own scene
+Pretrained TAESD weights load through diffusers' `from_pretrained(..., local_files_only=True)` from a
+diffusers-layout directory (config.json + diffusion_pytorch_model.safetensors) or a Hugging Face cache entry
+(`models--madebyollin--taesd` or the repo id `madebyollin/taesd`), never from the network and never from a pickle. redcube's own scene
 TinyVAE is a redcube checkpoint (see `training/vae.py`).
 """
 
@@ -51,11 +51,12 @@ class TinyVAE(nn.Module):
 
     kind = "tinyvae"
 
-    def __init__(self, config: dict | None = None, name: str = "tinyvae"):
+    def __init__(self, config: dict | None = None, name: str = "tinyvae", ae: nn.Module | None = None):
+        """`ae`: an AutoencoderTiny already built (from_pretrained), else one from `config`."""
         super().__init__()
         from diffusers import AutoencoderTiny
 
-        self.ae = AutoencoderTiny.from_config(config or default_config())
+        self.ae = ae if ae is not None else AutoencoderTiny.from_config(config or default_config())
         self.config = _plain_config(self.ae.config)
         self.name = name
         if self.config.get("in_channels", 3) != 3 or self.config.get("out_channels", 3) != 3:
@@ -130,29 +131,48 @@ class TinyVAE(nn.Module):
 
     @classmethod
     def from_pretrained(cls, source: str | Path) -> "TinyVAE":
-        """TAESD-layout weights from a local directory or the Hugging Face cache, offline; one sentence if unusable."""
-        from safetensors.torch import load_file
+        """TAESD-layout weights through diffusers' `from_pretrained(..., local_files_only=True)`: a diffusers directory, a
+        Hugging Face cache entry, or a repo id in the cache; never the network, never a pickle; one sentence if unusable."""
+        from diffusers import AutoencoderTiny
 
-        directory = find_pretrained(source)
+        where, cache_dir, name = pretrained_source(source)
         try:
-            config = json.loads((directory / "config.json").read_text())
-        except (OSError, ValueError) as e:  # ValueError: not JSON, or not text at all
-            raise RedcubeError(f"{directory}/config.json is unreadable ({type(e).__name__}); point --vae at a TAESD directory in diffusers layout.") from None
-        if not isinstance(config, dict):
-            raise RedcubeError(f"{directory}/config.json holds a JSON {type(config).__name__}, not an object of settings; "
-                               "point --vae at a TAESD directory in diffusers layout.")
-        if config.get("_class_name", "AutoencoderTiny") != "AutoencoderTiny":
-            raise RedcubeError(f"{directory} holds a {config['_class_name']}, not an AutoencoderTiny; point --vae at TAESD weights (e.g. {TAESD_REPO}).")
-        try:
-            vae = cls(config, name=f"pretrained:{directory.name if directory.parent.name != 'snapshots' else directory.parents[1].name}")
-            state = load_file(str(directory / WEIGHTS_NAME))
-        except RedcubeError:
-            raise
-        except Exception as e:
-            raise RedcubeError(f"{directory} does not hold loadable AutoencoderTiny weights ({type(e).__name__}); point --vae at TAESD weights in diffusers layout.") from None
-        check_state(vae.ae, state, str(directory))
-        vae.ae.load_state_dict(state)
+            ae = AutoencoderTiny.from_pretrained(where, cache_dir=cache_dir, local_files_only=True, use_safetensors=True,
+                                                 low_cpu_mem_usage=False)  # True wants `accelerate`, and says so at length
+        except Exception as e:  # diffusers says it in paragraphs (OSError when absent, ValueError for wrong shapes)
+            if cache_dir is not None or not Path(where).exists():
+                raise RedcubeError(f"{source} is not in the Hugging Face cache ({cache_dir or _hf_cache()}) and redcube never "
+                                   "downloads; copy TAESD's diffusers files to a directory and pass --vae DIR.") from None
+            raise RedcubeError(f"{where} does not hold loadable AutoencoderTiny weights ({type(e).__name__}); point --vae at "
+                               "TAESD weights in diffusers layout.") from None
+        vae = cls(_plain_config(ae.config), name=f"pretrained:{name}", ae=ae)
         return vae.eval()
+
+
+def pretrained_source(source: str | Path) -> tuple[str, str | None, str]:
+    """(what diffusers' from_pretrained reads, its cache directory, a short name): a local diffusers directory as it
+    is (checked first, so a wrong one is one sentence), a cache entry `models--org--name` as its repo id in the cache
+    that holds it, a repo id in the user's cache."""
+    p = Path(source).expanduser()
+    if p.is_dir() and p.name.startswith("models--"):
+        return p.name.removeprefix("models--").replace("--", "/"), str(p.parent), p.name.split("--")[-1]
+    if not p.exists() and "/" in str(source) and not str(source).startswith((".", "/", "~")):
+        return str(source), str(_hf_cache()), str(source).split("/")[-1]
+    if not p.exists():
+        raise RedcubeError(f"VAE path {p} does not exist; pass a TAESD directory (config.json + {WEIGHTS_NAME}), a Hugging Face cache entry or 'scene'.")
+    if not (p.is_dir() and (p / "config.json").exists() and (p / WEIGHTS_NAME).exists()):
+        raise RedcubeError(f"{p} is not a TAESD directory in diffusers layout (config.json + {WEIGHTS_NAME}); "
+                           "pass the folder that holds both (pickled .pth/.bin weights are not read).")
+    try:
+        config = json.loads((p / "config.json").read_text())
+    except (OSError, ValueError) as e:  # ValueError: not JSON, or not text at all
+        raise RedcubeError(f"{p}/config.json is unreadable ({type(e).__name__}); point --vae at a TAESD directory in diffusers layout.") from None
+    if not isinstance(config, dict):
+        raise RedcubeError(f"{p}/config.json holds a JSON {type(config).__name__}, not an object of settings; "
+                           "point --vae at a TAESD directory in diffusers layout.")
+    if config.get("_class_name", "AutoencoderTiny") != "AutoencoderTiny":
+        raise RedcubeError(f"{p} holds a {config['_class_name']}, not an AutoencoderTiny; point --vae at TAESD weights (e.g. {TAESD_REPO}).")
+    return str(p), None, p.name
 
 
 def check_state(ae: nn.Module, state: dict, where: str) -> None:
@@ -163,26 +183,6 @@ def check_state(ae: nn.Module, state: dict, where: str) -> None:
     if missing or unexpected or shapes:
         raise RedcubeError(f"{where} holds weights incompatible with its AutoencoderTiny config (missing {missing[:2]}, "
                            f"unexpected {unexpected[:2]}, wrong shape {shapes[:2]}); point --vae at TAESD-layout weights.")
-
-
-def find_pretrained(source: str | Path) -> Path:
-    """The diffusers-layout directory named by `source`: itself, a cache entry's newest snapshot, or a repo id in the cache."""
-    p = Path(source).expanduser()
-    if not p.exists() and "/" in str(source) and not str(source).startswith((".", "/", "~")):
-        p = _hf_cache() / ("models--" + str(source).replace("/", "--"))  # a repo id: look in the HF cache only
-        if not p.exists():
-            raise RedcubeError(f"{source} is not in the Hugging Face cache ({_hf_cache()}) and redcube never downloads; "
-                               "copy TAESD's diffusers files to a directory and pass --vae DIR.")
-    if not p.exists():
-        raise RedcubeError(f"VAE path {p} does not exist; pass a TAESD directory (config.json + {WEIGHTS_NAME}), a Hugging Face cache entry or 'scene'.")
-    if (p / "snapshots").is_dir():  # a cache entry models--org--name: refs/main names the snapshot
-        ref = p / "refs" / "main"
-        snaps = sorted((p / "snapshots").iterdir(), key=lambda s: s.stat().st_mtime)
-        p = p / "snapshots" / ref.read_text().strip() if ref.exists() else (snaps[-1] if snaps else p)
-    if not (p.is_dir() and (p / "config.json").exists() and (p / WEIGHTS_NAME).exists()):
-        raise RedcubeError(f"{p} is not a TAESD directory in diffusers layout (config.json + {WEIGHTS_NAME}); "
-                           "pass the folder that holds both (pickled .pth/.bin weights are not read).")
-    return p
 
 
 def _hf_cache() -> Path:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from renderer.camera import POSE_DIM, sample_poses
+from renderer.camera import POSE_DIM, sample_poses, yaw_towards
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
 
@@ -194,7 +194,7 @@ def world_poses(scene: Scene, n: int, seed: int, margin: float = 0.2, aim: bool 
     if aim:
         cx, _, cz = scene.cube_center
         jitter = (torch.rand(n, generator=gen, dtype=out.dtype) * 2 - 1) * math.radians(jitter_deg)
-        yaw = torch.atan2(out[:, 0] - cx, out[:, 2] - cz) + jitter  # forward (-sin yaw, -cos yaw) points at the cube
+        yaw = yaw_towards(cx - out[:, 0], cz - out[:, 2]) + jitter  # each camera looks at the cube
         out[:, 3] = yaw % (2 * math.pi)
     return out
 

@@ -14,7 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from app.cli import main
-from app.gui.video import remove_dead_temps
+from app.video import remove_dead_temps
 from renderer.models import build_model
 from training.checkpoint import save_checkpoint
 from training.disk import check_free_space

@@ -188,3 +188,16 @@ def test_rays_agree_with_project(res):
         # And a point behind the camera is flagged as such.
         _, front = project(p[:3].numpy()[None] - d[:1].numpy(), p, FREE, res)
         assert not front[0]
+
+
+def test_look_at_helpers_agree_with_the_camera_basis():
+    from renderer.camera import camera_basis, forward_vector, ground_step, orbit_poses, yaw_towards
+
+    yaw, pitch = torch.tensor([0.3, 2.0, -1.2]), torch.tensor([0.0, 0.35, -0.35])
+    poses = orbit_poses((0.0, 1.0, 0.0), yaw, pitch, 2.0)
+    forward, _, _ = camera_basis(poses)
+    assert torch.allclose(forward, forward_vector(yaw, pitch))
+    assert torch.allclose(poses[:, :3] + 2.0 * forward, torch.tensor([0.0, 1.0, 0.0]).expand(3, 3), atol=1e-6)  # they look at it
+    assert abs(yaw_towards(-1.0, 0.0) - math.pi / 2) < 1e-12  # -X is yaw pi/2
+    dx, dz = ground_step(math.pi / 2, 1.0, 0.0)
+    assert abs(dx + 1.0) < 1e-12 and abs(dz) < 1e-12

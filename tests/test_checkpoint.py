@@ -255,3 +255,22 @@ def test_overwrite_replaces_both_files(saved):
     save_checkpoint(good, small_model(), SCENE, step=6)
     assert load_checkpoint(good).step == 6
     assert json.loads(good.with_suffix(".json").read_text())["step"] == 6
+
+
+def test_one_registry_loads_every_kind_and_refuses_the_wrong_one(tmp_path, one_sentence):
+    from renderer.tinyvae import TinyVAE
+    from training.checkpoint import LOADERS, load
+    from training.mnif.diffusion import DenoiserConfig, LatentDiffusion
+    from training.vae import save_vae
+
+    posemlp = save_checkpoint(tmp_path / "p.safetensors", small_model(), SCENE)
+    assert load(posemlp).kind == "posemlp"  # a network of renderer.models: built from its record
+    vae = load(save_vae(tmp_path / "v.safetensors", TinyVAE(), SCENE))
+    assert isinstance(vae, TinyVAE) and not vae.training
+    ld = LatentDiffusion.for_latents(torch.randn(8, 4), DenoiserConfig(latent_dim=4, width=16, blocks=1))
+    again = load(ld.save(tmp_path / "d.safetensors"))
+    assert isinstance(again, LatentDiffusion) and again.mnif_hash == ld.mnif_hash
+    for kind in LOADERS:
+        with pytest.raises(RedcubeError) as e:
+            load(posemlp, kind)
+        one_sentence(str(e.value))

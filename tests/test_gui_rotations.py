@@ -32,10 +32,10 @@ OBJECTS, ROTATIONS = 3, 3
 
 def make_pair(root: Path, fit_steps: int = 120) -> tuple[Path, Path]:
     """(checkpoint, field data set directory): a tiny data set and two arms trained 3 steps on it (`grid_of` the second)."""
-    from training.weightspace_grid_model import GridConfig
-    from training.weightspace_grid_train import GridTrainConfig, train_grid
-    from training.weightspace_model import WeightSpaceConfig
-    from training.weightspace_train import WeightSpaceTrainConfig, train_weightspace
+    from training.weightspace.grid_model import GridConfig
+    from training.weightspace.grid_train import GridTrainConfig, train_grid
+    from training.weightspace.model import WeightSpaceConfig
+    from training.weightspace.train import WeightSpaceTrainConfig, train_weightspace
 
     data = root / "fields"
     generate(DatasetConfig(objects=OBJECTS, rotations=ROTATIONS, fit=FitConfig(steps=fit_steps, points=1024)), data,

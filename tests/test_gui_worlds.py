@@ -20,8 +20,8 @@ from renderer.errors import RedcubeError
 from renderer.models import build_model
 from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.worlds import Cubes, train_worlds, world_scene
-from training.latent_diffusion import DenoiserConfig, train_diffusion
-from training.mnif import MNIFTrainConfig, point_loss, sample_points, save_mnif
+from training.mnif.diffusion import DenoiserConfig, train_diffusion
+from training.mnif.autodecode import MNIFTrainConfig, point_loss, sample_points, save_mnif
 
 N_WORLDS, H = 6, 8
 SMALL_DDPM = DenoiserConfig(latent_dim=H, width=32, blocks=1, time_dim=16)

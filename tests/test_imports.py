@@ -61,3 +61,28 @@ def test_modules_import_cleanly(package):
         rel = f.relative_to(REPO).with_suffix("")
         parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
         importlib.import_module(".".join(parts))
+
+
+def imported_modules(source: str) -> set[str]:
+    """Full dotted names a module imports (absolute imports)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_the_command_line_does_not_import_the_gui():
+    """Commands share paths, pictures and video with the GUI through app.paths, app.viewport and app.video; only
+    `redcube gui` opens the GUI, inside its run()."""
+    offenders = []
+    for f in sorted((REPO / "app" / "commands").glob("*.py")):
+        gui = {m for m in imported_modules(f.read_text()) if m == "app.gui" or m.startswith("app.gui.")}
+        if gui and f.name != "gui.py":
+            offenders.append(f"{f.relative_to(REPO)} imports {sorted(gui)}")
+    assert not offenders, "; ".join(offenders)
+    top = ast.parse((REPO / "app" / "commands" / "gui.py").read_text()).body
+    assert not any(m.startswith("app.gui") for node in top for m in imported_modules(ast.unparse(node))
+                   if isinstance(node, (ast.Import, ast.ImportFrom)))

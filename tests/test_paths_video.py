@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from app.gui.paths import CameraPath, preset
+from app.paths import CameraPath, preset
 from app.gui.settings import Settings, load_settings, save_settings
 from app.gui.state import FlyCamera, ViewSettings
-from app.gui.video import export_video
-from app.gui.viewport import compose, error_map, psnr, split_image, upscale
+from app.video import export_video
+from app.viewport import compose, error_map, psnr, split_image, upscale
 from renderer.camera import Camera
 from renderer.errors import RedcubeError
 from renderer.models import build_model

@@ -64,12 +64,13 @@ def test_weights_round_trip_the_pretrained_layout(random_taesd, known_image, tmp
 def test_hf_cache_entry_and_repo_id_load_offline(random_taesd, tmp_path, monkeypatch):
     _, d = random_taesd
     entry = tmp_path / "hub" / "models--madebyollin--taesd"
-    snap = entry / "snapshots" / "0123abc"
+    commit = "0123abc" * 5 + "01234"  # the hub names snapshots by their 40-hex commit
+    snap = entry / "snapshots" / commit
     snap.mkdir(parents=True)
     for f in d.iterdir():
         (snap / f.name).write_bytes(f.read_bytes())
     (entry / "refs").mkdir()
-    (entry / "refs" / "main").write_text("0123abc")
+    (entry / "refs" / "main").write_text(commit)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     want = TinyVAE.from_pretrained(d).identity()["sha256"]
     assert load_vae(str(entry)).identity()["sha256"] == want

@@ -9,6 +9,7 @@ authoritative; the JSON copy is for people and tools.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import tempfile
@@ -35,6 +36,8 @@ class Checkpoint:
     """The JSON record: format, model {kind, config}, scene, train, step, metrics, optimizer."""
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     """Every tensor in the file, by name."""
+    path: Path | None = None
+    """The file it was read from (for messages)."""
 
     @property
     def kind(self) -> str:
@@ -147,7 +150,50 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if isinstance(version, (int, float)) and version > VERSION:
         raise RedcubeError(f"{p} was written by a newer redcube (format version {record['version']}); upgrade redcube to load it.")
     check_record(p, record)
-    return Checkpoint(record, tensors)
+    return Checkpoint(record, tensors, p)
+
+
+@dataclass(frozen=True)
+class Loader:
+    """How a checkpoint of one kind becomes what it holds."""
+
+    where: str
+    """'module:function' (or 'module:Class.method') taking the Checkpoint."""
+    what: str
+    """What the kind is, for the sentence that refuses another kind."""
+    made_by: str
+    """The command that writes it."""
+    needs: tuple[str, ...] = ()
+    """Tensors the file must hold beside the model's."""
+
+
+LOADERS = {
+    "tinyvae": Loader("training.vae:vae_from", "a TinyVAE", "redcube train vae (or pass a TAESD directory, or 'scene')"),
+    "mnif": Loader("training.mnif.autodecode:mnif_from", "an mNIF", "redcube train mnif (train-mnif)", ("latents",)),
+    "latent-ddpm": Loader("training.mnif.diffusion:LatentDiffusion.from_checkpoint", "a latent diffusion model",
+                          "redcube train mnif (its diffusion.safetensors)", ("latent_mean", "latent_std")),
+    "weightspace": Loader("training.weightspace.train:weightspace_from", "a weight-space autoencoder",
+                          "redcube train weightspace (train-weightspace)", ("tokens.points", "tokens.scales")),
+    "weightspace-grid": Loader("training.weightspace.grid_train:grid_from", "the grid arm",
+                               "redcube train weightspace-grid (train-weightspace --arm grid)"),
+}
+"""The one registry from a checkpoint's kind to its loader; the networks of renderer.models need none (they are
+`Checkpoint.build_model`)."""
+
+
+def load(path: str | Path, kind: str | None = None):
+    """What the checkpoint at `path` holds, through its kind's loader; with `kind`, any other kind is one sentence."""
+    ckpt = load_checkpoint(path)
+    want = LOADERS.get(kind) if kind else None
+    if want and (ckpt.kind != kind or any(t not in ckpt.tensors for t in want.needs)):
+        raise RedcubeError(f"{path} holds a {ckpt.kind} checkpoint, not {want.what}; pass one written by {want.made_by}.")
+    if ckpt.kind not in LOADERS:
+        return ckpt.build_model().eval()
+    module, name = LOADERS[ckpt.kind].where.split(":")
+    fn = importlib.import_module(module)
+    for attr in name.split("."):
+        fn = getattr(fn, attr)
+    return fn(ckpt)
 
 
 def check_record(p: Path, record: dict) -> None:
@@ -201,21 +247,25 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, ckpt: Checkpoint) -> Non
     optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
 
 
+LIVE_EXTRA = "extra."
 LIVE_NAME = "live.safetensors"
 """A training run's newest weights alone, for a viewer that follows the run (beside its checkpoint)."""
 
 
-def save_live_weights(path: str | Path, model: nn.Module, step: int) -> None:
-    """The model's state (no optimizer, no record beyond kind and step), written atomically: a few milliseconds,
-    so a trainer can hand its weights to the app every fraction of a second."""
+def save_live_weights(path: str | Path, model: nn.Module, step: int, extra: dict[str, torch.Tensor] | None = None) -> None:
+    """The model's state (no optimizer, no record beyond kind and step) and `extra` tensors a viewer needs (as
+    `extra.NAME`), written atomically: a few milliseconds, so a trainer can hand its weights to the app every
+    fraction of a second."""
     module = getattr(model, "_orig_mod", model)
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    tensors.update({f"{LIVE_EXTRA}{k}": v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     meta = json.dumps({"kind": module.kind, "step": int(step)})
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata={"redcube-live": meta}))
 
 
 def load_live_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str, int]:
-    """(state dict, model kind, step) of a file `save_live_weights` wrote; one sentence for anything else."""
+    """(state dict, model kind, step) of a file `save_live_weights` wrote; one sentence for anything else. Extra
+    tensors stay in the state under `extra.NAME`: `split_live_extra` takes them out."""
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {})["redcube-live"])
@@ -223,3 +273,9 @@ def load_live_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str, i
     except Exception as e:
         raise RedcubeError(f"{path} is not a redcube live-weights file ({type(e).__name__}); "
                            "it is written by a running training and read by the app alone.") from None
+
+
+def split_live_extra(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(the model's state, the extra tensors by name) of a live-weights state."""
+    extra = {k[len(LIVE_EXTRA):]: v for k, v in state.items() if k.startswith(LIVE_EXTRA)}
+    return {k: v for k, v in state.items() if not k.startswith(LIVE_EXTRA)}, extra

@@ -1,7 +1,8 @@
-"""A trainer in its own process, and the narrow control object the app holds.
+"""A training engine of any kind in its own process, and the narrow control object the app holds.
 
-The app never touches the trainer's internals: it starts, pauses, resumes and stops the process,
-reads log records from a queue, and reloads weights from the checkpoint file the trainer writes.
+The app never touches the engine's internals: it starts, pauses, resumes and stops the process,
+reads log records from a queue, and reloads weights from the files the engine writes (the checkpoint,
+and with `follow` the live weights every LIVE_EVERY_S seconds).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 import torch
 
 from renderer.errors import RedcubeError
-from training.checkpoint import DEFAULT_NAME, LIVE_NAME
-from training.trainer import Hooks, TrainConfig, Trainer
+from training.checkpoint import LIVE_NAME
+from training.engine import Hooks
+from training.kinds import Job
 
 
 LIVE_EVERY_S = 0.5
@@ -55,9 +57,18 @@ def threads_for(share: float) -> int:
     return max(1, math.ceil(share * (os.cpu_count() or 1) - 1e-9))
 
 
-def _run(config_dict: dict, scene_dict: dict | None, resume: bool, records, pause, stop, threads, parent: int,
+def job_of(config) -> Job:
+    """A Job as it is, or the pixel (latent) kind of a TrainConfig (LatentTrainConfig): the app's first API."""
+    if isinstance(config, Job):
+        return config
+    from training.latent.trainer import LatentTrainConfig
+
+    return Job("latent" if isinstance(config, LatentTrainConfig) else "pixel", {"train": config})
+
+
+def _run(job_dict: dict, scene_dict: dict | None, resume: bool, records, pause, stop, threads, parent: int,
          share=None, live: str | None = None) -> None:
-    """Child process body: run a Trainer whose hooks read the shared events.
+    """Child process body: run the job's engines, whose hooks read the shared events.
 
     The process is not a daemon (it starts its own data producers), so it stops by itself, with a
     final checkpoint, when its parent (the app) has gone. With `live`, the weights go to that file every
@@ -67,11 +78,11 @@ def _run(config_dict: dict, scene_dict: dict | None, resume: bool, records, paus
     from training.checkpoint import save_live_weights
 
     hold = CpuShare(share) if share is not None else None
-    published = [0.0]
+    published, engine = [0.0], [None]
 
     def on_weights(model, step: int) -> None:
         if live and time.perf_counter() - published[0] > LIVE_EVERY_S:
-            save_live_weights(live, model, step)
+            save_live_weights(live, model, step, engine[0].live_tensors())
             published[0] = time.perf_counter()
 
     def should_stop() -> bool:
@@ -89,9 +100,11 @@ def _run(config_dict: dict, scene_dict: dict | None, resume: bool, records, paus
 
     hooks = Hooks(on_record=records.put, should_stop=should_stop, wait_if_paused=wait_if_paused, on_weights=on_weights)
     try:
-        config = TrainConfig.from_dict(config_dict)
         scene = Scene.from_dict(scene_dict) if scene_dict else None
-        Trainer(config, scene=scene, resume=resume, hooks=hooks).run()
+        for engine[0] in Job.from_dict(job_dict).engines(scene, hooks, resume):
+            engine[0].run()
+            if should_stop():
+                break
     except RedcubeError as e:
         records.put({"event": "error", "message": str(e)})
     except Exception as e:  # report, don't vanish: the app shows this line
@@ -100,18 +113,20 @@ def _run(config_dict: dict, scene_dict: dict | None, resume: bool, records, paus
 
 
 class TrainingProcess:
-    """Start/pause/resume/stop a training run in a background process and follow its log."""
+    """Start/pause/resume/stop a training run of any kind in a background process and follow its log."""
 
-    def __init__(self, config: TrainConfig, scene=None, resume: bool = False, cpu_share: float | None = None,
-                 follow: bool = False):
-        """`cpu_share`: the share of the machine's cores the run keeps to (None: no limit); `follow`: hand the
+    def __init__(self, config, scene=None, resume: bool = False, cpu_share: float | None = None, follow: bool = False):
+        """`config`: a `training.kinds.Job`, or a TrainConfig / LatentTrainConfig for the pixel / latent kind;
+        `cpu_share`: the share of the machine's cores the run keeps to (None: no limit); `follow`: hand the
         weights to `live_path` every LIVE_EVERY_S seconds for a viewer."""
+        self.job = job_of(config)
         self.config, self.scene, self.resume_run, self.follow = config, scene, resume, follow
         self._ctx = mp.get_context("spawn")
         self._proc = None
         self._records = self._ctx.Queue()
         self._pause, self._stop = self._ctx.Event(), self._ctx.Event()
-        self._threads = self._ctx.Value("i", config.threads if cpu_share is None else threads_for(cpu_share))
+        threads = getattr(self.job.parts.get("train"), "threads", 0)
+        self._threads = self._ctx.Value("i", threads if cpu_share is None else threads_for(cpu_share))
         self._share = self._ctx.Value("d", 1.0 if cpu_share is None else float(cpu_share))
         self.history: list[dict] = []
         self.error: str | None = None
@@ -119,18 +134,18 @@ class TrainingProcess:
 
     @property
     def checkpoint_path(self) -> Path:
-        return Path(self.config.out_dir) / DEFAULT_NAME
+        return self.job.out_dir / self.job.spec.checkpoint_name
 
     @property
     def live_path(self) -> Path:
-        return Path(self.config.out_dir) / LIVE_NAME
+        return self.job.out_dir / LIVE_NAME
 
     def start(self) -> "TrainingProcess":
         if self._proc is not None:
             raise RedcubeError("this training run has already been started; reset to start a new one.")
         self._proc = self._ctx.Process(
             target=_run, name="redcube-trainer", daemon=False,
-            args=(self.config.to_dict(), self.scene.to_dict() if self.scene else None, self.resume_run,
+            args=(self.job.to_dict(), self.scene.to_dict() if self.scene else None, self.resume_run,
                   self._records, self._pause, self._stop, self._threads, os.getpid(), self._share,
                   str(self.live_path) if self.follow else None))
         self._proc.start()
@@ -179,6 +194,11 @@ class TrainingProcess:
             if self._records.empty():
                 self.error = f"the training process died (exit code {self._proc.exitcode}); the last checkpoint is kept."
         return new
+
+    @property
+    def active(self) -> bool:
+        """Running, paused or on its way out (a new run must wait)."""
+        return self.state in ("running", "paused", "stopping")
 
     @property
     def state(self) -> str:

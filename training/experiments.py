@@ -31,7 +31,7 @@ def arms(name: str, base: TrainConfig) -> dict[str, TrainConfig]:
     if name == "overfit":
         return {"fixed-100k": variant(data="fixed"), "stream": variant(data="stream")}
     if name == "latent":
-        from training.latent import LatentTrainConfig
+        from training.latent.trainer import LatentTrainConfig
 
         fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"res", "heldout", "stream"}
         latent = LatentTrainConfig(**{k: getattr(base, k) for k in fields}, res=LATENT_EVAL_RES)
@@ -53,7 +53,7 @@ assets/ngp_64 (Instant-NGP's lr 1e-2; a step marches 4,096 rays, not 16k pixels 
 
 def run_arms(configs: dict[str, TrainConfig], out_dir: Path, on_record=None) -> dict:
     """Train each arm in turn into out_dir/<arm>; returns {arm: {"final": metrics, "curve": eval records}}."""
-    from training.latent import trainer_for
+    from training.latent.trainer import trainer_for
     from training.trainer import Hooks
 
     results = {}
@@ -82,7 +82,7 @@ def compare_at(results: dict, res: int = LATENT_EVAL_RES, n: int = 8, seed: int 
     from training.checkpoint import load_checkpoint
     from training.data import heldout_poses
     from training.evaluate import Evaluation, predict
-    from training.latent import evaluate_latent
+    from training.latent.trainer import evaluate_latent
     from training.vae import vae_for_checkpoint
 
     scene = None

@@ -23,14 +23,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from renderer.camera import orbit_poses
 from renderer.errors import RedcubeError
 from renderer.models.object_field import ObjectField, ObjectFieldConfig
 from renderer.polycubes import DIRECTIONS, Polycube, outer_faces, polycube_field, to_world
 from renderer.quaternions import check_quaternion
 from renderer.scene import Scene
 from renderer.volume import render_views
+from training.engine import Engine, Plan
 from training.metrics import psnr
-from training.schedules import cosine
 
 PUSH_SCALES = (0.01, 0.05, 0.15)
 """Standard deviations (cells) of the offsets of near-surface points from their face."""
@@ -84,25 +85,43 @@ def point_loss(field: ObjectField, batch: dict, rgb_weight: float) -> tuple[torc
     return bce + rgb_weight * mse, {"bce": float(bce.detach()), "rgb_mse": float(mse.detach())}
 
 
+class FieldFitter(Engine):
+    """The NGP-field kind: one field fitted to one rotated polycube in memory (a data set fits thousands; nothing is
+    written per field). Adam with Instant-NGP's settings, lr cosine-decayed to 5%; no rollback, so every field follows
+    its seed exactly."""
+
+    kind = "ngp-field"
+
+    def __init__(self, obj: Polycube, q: torch.Tensor, config: FitConfig, field_config: ObjectFieldConfig | None,
+                 seed: int, scene: Scene | None, init_seed: int | None):
+        self.obj, self.q, self.config, self.field_config = obj, q, config, field_config
+        self.init_seed, self.scene, self.first = seed if init_seed is None else init_seed, scene or Scene(), None
+        super().__init__(Plan(config.steps, None, None, seed=seed, log_every=config.steps, eval_every=None, guard=False))
+
+    def setup(self, ckpt) -> None:
+        torch.manual_seed(self.init_seed)
+        self.model = ObjectField(self.field_config or ObjectFieldConfig(), self.scene)
+        lr = self.config.lr
+        self.optimizer = torch.optim.Adam([{"params": self.model.parameters(), "lr": lr, "peak": lr}], lr=lr,
+                                          betas=(0.9, 0.99), eps=1e-15)
+
+    def train_step(self) -> tuple[torch.Tensor, dict]:
+        c = self.config
+        batch = point_batch(self.obj, self.q, c.points, c.near_fraction, self.gen, self.model.box)
+        loss, self.parts = point_loss(self.model, batch, c.rgb_weight)
+        self.first = self.first or {"loss": float(loss.detach()), **self.parts}
+        self.last = {"loss": float(loss.detach()), **self.parts}
+        return loss, self.parts
+
+
 def fit_field(obj: Polycube, q, config: FitConfig | None = None, field_config: ObjectFieldConfig | None = None,
               seed: int = 0, scene: Scene | None = None, init_seed: int | None = None) -> tuple[ObjectField, dict]:
     """A field fitted to `obj` rotated by unit quaternion q [4] and its loss record: initial weights from `init_seed`
     (default `seed`), points from `seed`."""
-    q, config = check_quaternion(q), config or FitConfig()
-    torch.manual_seed(seed if init_seed is None else init_seed)
-    gen = torch.Generator().manual_seed(seed)
-    field = ObjectField(field_config or ObjectFieldConfig(), scene)
-    opt = torch.optim.Adam(field.parameters(), lr=config.lr, betas=(0.9, 0.99), eps=1e-15)
-    start, first = time.time(), None
-    for step in range(config.steps):
-        opt.param_groups[0]["lr"] = cosine(config.lr, step / config.steps)
-        loss, parts = point_loss(field, point_batch(obj, q, config.points, config.near_fraction, gen, field.box), config.rgb_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        first = first or {"loss": float(loss.detach()), **parts}
-    return field, {"first": first, "last": {"loss": float(loss.detach()), **parts}, "steps": config.steps,
-                   "seconds": time.time() - start}
+    fitter = FieldFitter(obj, check_quaternion(q), config or FitConfig(), field_config, seed, scene, init_seed)
+    start = time.time()
+    fitter.run()
+    return fitter.model, {"first": fitter.first, "last": fitter.last, "steps": fitter.step, "seconds": time.time() - start}
 
 
 # ---- rendering and evaluation ------------------------------------------------------------------------------
@@ -113,9 +132,7 @@ def eval_poses(views: int, seed: int, scene: Scene | None = None, distance: floa
     g = torch.Generator().manual_seed(seed)
     yaw = float(torch.rand(1, generator=g)) * 2 * math.pi + torch.arange(views) * (2 * math.pi / views)
     pitch = torch.where(torch.arange(views) % 2 == 0, -0.35, 0.35)
-    forward = torch.stack([-torch.sin(yaw) * torch.cos(pitch), torch.sin(pitch), -torch.cos(yaw) * torch.cos(pitch)], -1)
-    position = torch.tensor(scene.cube_center) - distance * forward
-    return torch.cat([position, yaw[:, None], pitch[:, None]], 1).float()
+    return orbit_poses(scene.cube_center, yaw, pitch, distance)
 
 
 @torch.no_grad()

@@ -124,16 +124,14 @@ def remove_stale_temps(out_dir: Path) -> list[Path]:
     return gone
 
 
-def claim(out_dir: str | Path, resume: bool = False, overwrite: bool = False, resume_hint: str | None = "--resume to continue it") -> RunLock:
-    """Make out_dir ready for a run and lock it (see the module docstring). Returns the held lock.
-    `resume_hint` names how the command continues a run (None: it cannot)."""
+def claim(out_dir: str | Path, resume: bool = False, overwrite: bool = False) -> RunLock:
+    """Make out_dir ready for a run and lock it (see the module docstring). Returns the held lock."""
     out_dir = check_place(Path(out_dir))
     run_lock = lock(out_dir)
     if holds_run(out_dir) and not resume:
         if not overwrite:
             run_lock.release()
-            continue_it = f"{resume_hint}, " if resume_hint else ""
-            raise RedcubeError(f"{out_dir} already holds a run; pass {continue_it}--overwrite to move it "
+            raise RedcubeError(f"{out_dir} already holds a run; pass --resume to continue it, --overwrite to move it "
                                "aside and start afresh, or another --out.")
         run_lock.release()
         aside = move_aside(out_dir)

@@ -14,7 +14,7 @@ import torch
 
 from renderer.errors import RedcubeError
 from renderer.tinyvae import DOWNSCALE, TinyVAE, check_state
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import Checkpoint, load, save_checkpoint
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SCENE_VAE = ASSETS / "tinyvae_scene.safetensors"
@@ -44,12 +44,16 @@ def load_vae(source: str | Path | None = None) -> TinyVAE:
 
 
 def _from_checkpoint(path: Path) -> TinyVAE:
-    ckpt = load_checkpoint(path)
-    if ckpt.kind != TinyVAE.kind:
-        raise RedcubeError(f"{path} holds a {ckpt.kind} network, not a TinyVAE; pass a file written by `redcube train-vae`, a TAESD directory or 'scene'.")
-    vae = TinyVAE(ckpt.record["model"]["config"], name=path.parent.name if path.stem == "checkpoint" else path.stem)
+    vae = load(path, TinyVAE.kind)
+    vae.name = path.parent.name if path.stem == "checkpoint" else path.stem
+    return vae
+
+
+def vae_from(ckpt: Checkpoint) -> TinyVAE:
+    """The TinyVAE loader (training.checkpoint.LOADERS)."""
+    vae = TinyVAE(ckpt.record["model"]["config"])
     state = {k.removeprefix("ae."): v for k, v in ckpt.prefixed("model.").items()}
-    check_state(vae.ae, state, str(path))
+    check_state(vae.ae, state, str(ckpt.path))
     vae.ae.load_state_dict(state)
     return vae.eval().use_channels_last()  # 1.6x faster decoding on the CPU than the plain layout (redcube bench --only vae)
 

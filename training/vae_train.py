@@ -11,10 +11,7 @@ much that the grey ground is never learnt.
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -26,8 +23,9 @@ from renderer.scene import Scene
 from renderer.tinyvae import DOWNSCALE, TinyVAE
 from training.data import heldout_poses
 from training.metrics import mse_to_psnr, psnr, ssim
-from training.schedules import cosine
-from training.vae import decode_latents, encode_frames, load_vae, save_vae
+from training.engine import Engine, Hooks, Plan
+from training.run_dir import inside
+from training.vae import decode_latents, encode_frames, load_vae
 
 
 @dataclass
@@ -111,65 +109,81 @@ def evaluate_vae(vae: TinyVAE, frames: torch.Tensor) -> dict:
     return {"psnr": psnr(recon, frames), "ssim": ssim(recon, frames), "latent_excess": float(latent_excess(vae, z)), "recon": recon}
 
 
+class VAETrainer(Engine):
+    """The TinyVAE kind: round trips of random crops of fresh renders; held-out whole frames at every evaluation."""
+
+    kind = "vae"
+    eval_is_training_time = False
+
+    def __init__(self, config: VAETrainConfig, scene: Scene | None = None, hooks: Hooks | None = None,
+                 resume: bool = False, overwrite: bool = False):
+        self.config, self.scene = config, scene or Scene()
+        c = config
+        plan = Plan(c.steps, c.minutes, c.out, seed=c.seed, warmup_steps=50, lr_floor=0.02, log_every=25,
+                    eval_every=c.eval_every, save_on_eval=True)
+        self.joins_run = inside(c.init, c.out)  # --init from the run in --out continues its weights in place
+        super().__init__(plan, hooks, resume=resume, overwrite=overwrite)
+
+    def setup(self, ckpt) -> None:
+        c = self.config
+        torch.set_num_threads(c.threads)
+        torch.manual_seed(c.seed)
+        self.model = (load_vae(c.init) if c.init and ckpt is None else TinyVAE()).train()
+        self.model.name = f"scene-{self.out_dir.name}"
+        self.optimizer = torch.optim.Adam([{"params": self.model.parameters(), "lr": c.lr, "peak": c.lr}], lr=c.lr)
+        self.pool_poses = None
+
+    def restore(self, ckpt) -> None:
+        super().restore(ckpt)
+        self.pool_poses = ckpt.tensors.get("pool_poses")
+
+    def open(self) -> dict:
+        c = self.config
+        self.rast = Rasterizer(self.scene)
+        self.test = self._render(heldout_poses(self.scene, c.heldout, c.seed))
+        self.pool = self._render(self.pool_poses) if self.pool_poses is not None else None
+        return {"res": c.res, "crop": c.crop}
+
+    def close(self) -> None:
+        self.rast.close()
+
+    def _render(self, poses: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.rast.render(poses.numpy(), self.config.res)[0])
+
+    def train_step(self) -> tuple[torch.Tensor, dict]:
+        c, vae = self.config, self.model
+        # 1. fresh random poses every refresh_every steps (rendering 512² frames costs little next to a step)
+        if self.step % c.refresh_every == 0:
+            self.pool_poses = sample_poses(self.scene, c.frames, self.gen)
+            self.pool = self._render(self.pool_poses)
+        # 2. MSE of the round trip of random crops, latents optionally jittered
+        x = random_crops(self.pool, c.batch, c.crop, c.candidates, self.gen)
+        z = vae.encode(x)
+        excess = latent_excess(vae, z)  # the encoder's latents, before any jitter
+        if c.latent_noise > 0:
+            z = z + c.latent_noise * torch.randn(z.shape, generator=self.gen)
+        loss = torch.nn.functional.mse_loss(vae.decode(z), x) + c.latent_range_weight * excess
+        return loss, {}
+
+    def evaluate(self) -> dict:
+        """3. held-out whole frames."""
+        ev = evaluate_vae(self.model, self.test)
+        return {"test_psnr": ev["psnr"], "test_ssim": ev["ssim"], "latent_excess": ev["latent_excess"],
+                "res": self.config.res, "heldout": self.config.heldout}
+
+    def eval_record(self, train_loss: float) -> dict:
+        return {"train_loss": train_loss, "train_psnr": mse_to_psnr(train_loss), **self.evaluate()}
+
+    def config_dict(self) -> dict:
+        return dataclasses.asdict(self.config)
+
+    def extra_tensors(self) -> dict:
+        return {"pool_poses": self.pool_poses} if self.pool_poses is not None else {}
+
+    def record_extra(self) -> dict:
+        return {"vae": self.model.identity()}
+
+
 def train_vae(config: VAETrainConfig, scene: Scene | None = None, on_record: Callable[[dict], None] | None = None) -> dict:
     """Train a scene TinyVAE; returns the final held-out metrics. Checkpoint: <out>/checkpoint.safetensors."""
-    c, scene = config, scene or Scene()
-    torch.set_num_threads(c.threads)
-    torch.manual_seed(c.seed)
-    gen = torch.Generator().manual_seed(c.seed)
-    out = Path(c.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "log.jsonl").unlink(missing_ok=True)
-    vae = (load_vae(c.init) if c.init else TinyVAE()).train()
-    vae.name = f"scene-{out.name}"
-    opt = torch.optim.Adam(vae.parameters(), lr=c.lr)
-
-    def log(rec: dict) -> None:
-        with open(out / "log.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        if on_record:
-            on_record(rec)
-
-    def lr_at(step: int, progress: float) -> float:
-        if step < 50:
-            return c.lr * (step + 1) / 50
-        return cosine(c.lr, progress, floor=0.02)
-
-    with Rasterizer(scene) as rast:
-        test = torch.from_numpy(rast.render(heldout_poses(scene, c.heldout, c.seed).numpy(), c.res)[0])
-        step, elapsed, metrics, pool = 0, 0.0, {}, None
-        progress = lambda: max(step / c.steps if c.steps else 0.0, elapsed / (60 * c.minutes) if c.minutes else 0.0)  # noqa: E731
-        loss_sum, n = 0.0, 0
-        while progress() < 1.0:
-            t0 = time.perf_counter()
-            # 1. fresh random poses every refresh_every steps (rendering 512² frames costs little next to a step)
-            if step % c.refresh_every == 0:
-                pool = torch.from_numpy(rast.render(sample_poses(scene, c.frames, gen).numpy(), c.res)[0])
-            # 2. one Adam step on busy crops: MSE of the round trip, latents optionally jittered
-            x = random_crops(pool, c.batch, c.crop, c.candidates, gen)
-            z = vae.encode(x)
-            excess = latent_excess(vae, z)  # the encoder's latents, before any jitter
-            if c.latent_noise > 0:
-                z = z + c.latent_noise * torch.randn(z.shape, generator=gen)
-            loss = torch.nn.functional.mse_loss(vae.decode(z), x) + c.latent_range_weight * excess
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, progress())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            elapsed += time.perf_counter() - t0
-            loss_sum, n = loss_sum + loss.item(), n + 1
-            if step % 25 == 0:
-                log({"event": "train", "step": step, "time": round(elapsed, 2), "train_loss": loss_sum / n,
-                     "train_psnr": mse_to_psnr(loss_sum / n), "lr": opt.param_groups[0]["lr"]})
-                loss_sum, n = 0.0, 0
-            # 3. held-out whole frames, and a checkpoint
-            if step % c.eval_every == 0 or progress() >= 1.0:
-                ev = evaluate_vae(vae, test)
-                metrics = {"step": step, "elapsed_s": round(elapsed, 1), "test_psnr": ev["psnr"], "test_ssim": ev["ssim"],
-                           "latent_excess": ev["latent_excess"], "res": c.res, "heldout": c.heldout}
-                log({"event": "eval", "time": round(elapsed, 2), **metrics})
-                save_vae(out / "checkpoint.safetensors", vae, scene, step=step, metrics=metrics,
-                         train=dataclasses.asdict(c), optimizer=opt)
-    return metrics
+    return VAETrainer(config, scene, Hooks(on_record=on_record)).run()

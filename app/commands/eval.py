@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from app.gui.viewport import error_map
+from app.viewport import error_map
 from app.images import contact_sheet
 from app.options import save_png, write_text
 from renderer.errors import RedcubeError
@@ -17,7 +17,7 @@ from training.checkpoint import load_checkpoint, resolve
 from training.data import POSE_SETS, heldout_poses
 from renderer.tinyvae import TinyVAE
 from training.evaluate import Evaluation, evaluate, load_poses
-from training.latent import evaluate_latent
+from training.latent.trainer import evaluate_latent
 from training.vae import decode_latents, encode_frames, load_vae, vae_for_checkpoint
 
 

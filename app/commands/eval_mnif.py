@@ -28,10 +28,10 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from training.latent_diffusion import LatentDiffusion
-    from training.mnif import MNIFTrainConfig, evaluate, load_mnif
-    from training.mnif_eval import grid_views, interpolation_jumps, precision_recall, rasterize_worlds, render_latents
-    from training.mnif_meta import checkpoint_fit
+    from training.mnif.diffusion import LatentDiffusion
+    from training.mnif.autodecode import MNIFTrainConfig, evaluate, load_mnif
+    from training.mnif.eval import grid_views, interpolation_jumps, precision_recall, rasterize_worlds, render_latents
+    from training.mnif.meta import checkpoint_fit
     from renderer.worlds import heldout_worlds, train_worlds
 
     torch.set_num_threads(args.threads)
@@ -59,7 +59,7 @@ def run(args) -> int:
            "max_interp_jump_db": jump,
            "thresholds": {"close_db": args.threshold_db, "probe_views": 2, "probe_res": 32,
                           "grid": "12 hues x 3 sizes x 3 heights x 3 yaws x 3 x 3 offsets (renderer.worlds.parameter_grid)",
-                          "family_match": "the 3 nearest grid worlds, each refined by coordinate search (training.mnif_eval.refine_to_family)"},
+                          "family_match": "the 3 nearest grid worlds, each refined by coordinate search (training.mnif.eval.refine_to_family)"},
            "reconstruction": rec, "samples": args.samples, **{k: v for k, v in pr.items() if k not in ("precision", "recall")},
            "real_worlds_reference": {"what": f"{len(real)} rasterized training worlds in place of the samples", **ref},
            "interpolation": {"pairs": pairs, "steps": 8, "psnr_vs_interpolated_world": qs}}

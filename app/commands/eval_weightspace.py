@@ -28,7 +28,7 @@ def run(args) -> int:
 
     from renderer.camera import check_res
     from renderer.errors import RedcubeError
-    from training.weightspace_eval import eval_weightspace
+    from training.weightspace.eval import eval_weightspace
 
     torch.set_num_threads(args.threads)
     if min(args.psnr_fields, args.views, args.samples) < 1:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from app.gui.paths import PRESETS, CameraPath, preset
-from app.gui.video import PANELS, export_video
+from app.paths import PRESETS, CameraPath, preset
+from app.video import PANELS, export_video
 from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.gui.state import VIEW_MODES
-from app.gui.display import check_display
 from app.options import add_scene_option, scene_from
 from renderer.numbers import check_number
 from renderer.errors import RedcubeError
@@ -21,7 +19,7 @@ def register(sub) -> None:
                    help="open, draw until the picture is final, save the window to this PNG (plus PATH.json: layout and pose) and exit")
     p.add_argument("--frames", type=int, default=None, help="exit after this many frames (with --screenshot: at least this many)")
     p.add_argument("--pose", nargs=3, type=float, metavar=("X", "Z", "YAW"), default=None, help="start at this camera pose")
-    p.add_argument("--mode", default=None, choices=list(VIEW_MODES), help="view mode (default: the last one used)")
+    p.add_argument("--mode", default=None, help="view mode: side_by_side, split, network, gt, error or latent (default: the last one used)")
     p.add_argument("--tab", default=None, choices=TABS, help="open this side tab (with --screenshot and rotations: also wait for that tab's pictures)")
     p.add_argument("--net-res", type=int, default=None, help="network resolution, 32 to 512")
     add_scene_option(p)
@@ -40,7 +38,13 @@ def check_args(args) -> None:
 
 
 def run(args) -> int:
+    """The one command that opens the GUI: it imports the GUI package here, when run, never when the CLI starts."""
+    from app.gui.display import check_display
+    from app.gui.state import VIEW_MODES
+
     check_args(args)  # before the window exists: an error once dearpygui runs would abort the process
+    if args.mode is not None and args.mode not in VIEW_MODES:
+        raise RedcubeError(f"unknown view mode {args.mode!r}; choose one of {list(VIEW_MODES)}.")
     check_display()
     from app.gui.app import App
 

@@ -68,8 +68,8 @@ def run(args) -> int:
     from app.images import contact_sheet
     from renderer.camera import Camera
     from renderer.errors import RedcubeError
-    from training.latent_diffusion import LatentDiffusion
-    from training.mnif import load_mnif, render_latent
+    from training.mnif.diffusion import LatentDiffusion
+    from training.mnif.autodecode import load_mnif, render_latent
 
     torch.set_num_threads(args.threads)
     if not 1 <= args.count <= 256:

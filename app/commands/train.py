@@ -1,54 +1,78 @@
-"""`redcube train`: train a model on streamed (or fixed) ground truth, with a progress line."""
+"""`redcube train KIND`: train any kind of model through the one engine, with flags made from the kind's config
+dataclasses (`training.kinds`, `app.flags`): defaults and help come from the fields, so they live in one place.
+
+`redcube train --flags` (no kind) trains the pixel kind, `--latent` the latent kind; `train-vae`, `train-mnif` and
+`train-weightspace` are aliases of `train vae`, `train mnif` / `mnif-meta` / `diffusion` and `train weightspace` /
+`weightspace-grid`.
+"""
 
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 
+from app.flags import add_fields, values
 from app.options import add_scene_option, scene_from
 from renderer.errors import RedcubeError
-from renderer.models import PIXEL_MODELS
-from training.latent import ENCODE_IN, LATENT_DATA_MODES, LatentTrainConfig, trainer_for
-from training.trainer import DATA_MODES, Hooks, TrainConfig, Trainer
-from training.vae import DEFAULT_SOURCE
+
+ALIASES = {"train-vae": "vae", "train-mnif": "mnif", "train-weightspace": "weightspace"}
+
+
+def _take(argv: list[str], flag: str, with_value: bool = False) -> tuple[list[str], str | bool | None]:
+    """argv without `flag` (and its value), and what it was: the value, True, or None when absent."""
+    if flag not in argv:
+        return argv, None
+    i = argv.index(flag)
+    if with_value:
+        return argv[:i] + argv[i + 2:], (argv[i + 1] if i + 1 < len(argv) else None)
+    return argv[:i] + argv[i + 1:], True
+
+
+def expand_aliases(argv: list[str]) -> list[str]:
+    """The old spellings as `train KIND ...`: `train --flags` (pixel, or latent with --latent), `train-vae`,
+    `train-mnif [--method meta] [--diffusion-only]`, `train-weightspace [--arm grid]`."""
+    if not argv:
+        return argv
+    head, rest = argv[0], list(argv[1:])
+    if head == "train" and (not rest or (rest[0].startswith("-") and rest[0] not in ("-h", "--help"))):
+        rest, latent = _take(rest, "--latent")
+        return ["train", "latent" if latent else "pixel", *rest]
+    if head == "train-mnif":
+        rest, method = _take(rest, "--method", with_value=True)
+        rest, only = _take(rest, "--diffusion-only")
+        return ["train", "diffusion" if only else ("mnif-meta" if method == "meta" else "mnif"), *rest]
+    if head == "train-weightspace":
+        rest, arm = _take(rest, "--arm", with_value=True)
+        return ["train", "weightspace-grid" if arm == "grid" else "weightspace", *rest]
+    if head in ALIASES:
+        return ["train", ALIASES[head], *rest]
+    return argv
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a network on the cube world")
-    p.add_argument("--model", default="posemlp", help=f"model name: {', '.join(PIXEL_MODELS)} (default posemlp)")
-    p.add_argument("--res", type=int, default=32, help="training resolution (default 32)")
-    p.add_argument("--steps", type=int, default=None, help="step budget")
-    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes")
-    p.add_argument("--data", choices=sorted(set(DATA_MODES) | set(LATENT_DATA_MODES)), default="stream",
-                   help="stream fresh renders, a fixed set drawn once, or (latent mode) the shards of --shards")
-    p.add_argument("--fixed-samples", type=int, default=100_000, help="pixel samples in fixed mode (default 100k)")
-    p.add_argument("--out", type=Path, default=Path("runs/latest"), help="run directory (log.jsonl, checkpoint)")
-    p.add_argument("--batch-size", type=int, default=16384, help="pixel samples per step (default 16384)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (default 1e-3)")
-    p.add_argument("--warmup-steps", type=int, default=100, help="linear learning-rate warm-up steps (default 100)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="model setting, e.g. --set input=plucker --set width=256 --set skip=true (repeatable)")
-    p.add_argument("--eval-every", type=int, default=200, help="steps between held-out evaluations")
-    p.add_argument("--heldout", type=int, default=32, help="held-out test poses (default 32)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
-    p.add_argument("--compile", action="store_true", help="train through torch.compile (see `redcube bench` for the speed-up)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run (the old run is moved aside, not deleted)")
-    p.add_argument("--checkpoint-every", type=float, default=TrainConfig.checkpoint_every_s, metavar="SECONDS",
-                   help=f"seconds between checkpoints after the first, which comes at {TrainConfig.first_checkpoint_s:g} s "
-                        f"(default {TrainConfig.checkpoint_every_s:g})")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
-    p.add_argument("--latent", action="store_true",
-                   help="latent mode: learn the TinyVAE latents of --res renders at (res/8)² (4 output channels), decode to res²")
-    p.add_argument("--vae", default=None, help="latent mode's TinyVAE: 'scene' (shipped, default), a .safetensors or a TAESD directory")
-    p.add_argument("--shards", type=Path, default=None,
-                   help="latent mode with --data shards: a directory written by `redcube encode-latents` (same --vae, --res, scene)")
-    p.add_argument("--encode-in", choices=ENCODE_IN, default="producer", help="latent mode: encode renders in the producer (default) or the trainer")
-    add_scene_option(p)
-    p.set_defaults(func=run)
+    from training.kinds import kinds
+
+    p = sub.add_parser("train", help="train a model of any kind: `redcube train KIND --help` shows its flags",
+                       description="Train a model through the one training engine. Kinds: " +
+                       "; ".join(f"{k.name}: {k.help}" for k in kinds().values()))
+    each = p.add_subparsers(dest="kind", required=True, metavar="KIND")
+    for k in kinds().values():
+        kp = each.add_parser(k.name, help=k.help, description=f"Train {k.help}.")
+        for part in k.parts:
+            add_fields(kp, part.cls, part.prefix, part.skip, part.aliases, group=f"{part.name} ({part.cls.__name__})")
+        if k.name in ("pixel", "latent"):
+            kp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                            help="model setting, e.g. --set input=plucker --set width=256 --set skip=true (repeatable)")
+        kp.add_argument("--resume", action="store_true", help="continue the run in its directory from its checkpoint, exactly")
+        kp.add_argument("--overwrite", action="store_true",
+                        help="start afresh in a directory that holds a run (the old run is moved aside, not deleted)")
+        kp.add_argument("--quiet", action="store_true", help="no progress bar")
+        add_scene_option(kp)
+        kp.set_defaults(func=run)
+    for old, new in (("train-vae", "vae"), ("train-mnif", "mnif, mnif-meta (--method meta) or diffusion (--diffusion-only)"),
+                     ("train-weightspace", "weightspace or weightspace-grid (--arm grid)")):
+        sub.add_parser(old, help=f"alias of `redcube train {new}`", add_help=False)
 
 
 def parse_settings(pairs: list[str]) -> dict:
@@ -65,75 +89,69 @@ def parse_settings(pairs: list[str]) -> dict:
     return out
 
 
-def config_from(args) -> TrainConfig:
-    if (args.vae or args.shards or args.data == "shards") and not args.latent:
-        raise RedcubeError("--vae, --shards and --data shards only apply to latent mode; add --latent or drop them.")
-    latent = dict(vae=args.vae or DEFAULT_SOURCE, encode_in=args.encode_in, shards=str(args.shards or "")) if args.latent else {}
-    return (LatentTrainConfig if args.latent else TrainConfig)(
-        **latent, model=args.model, model_config=parse_settings(args.set), res=args.res, data=args.data,
-        fixed_samples=args.fixed_samples, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
-        lr=args.lr, warmup_steps=args.warmup_steps, eval_every=args.eval_every, heldout=args.heldout, seed=args.seed, threads=args.threads, compile=args.compile,
-        checkpoint_every_s=args.checkpoint_every, out_dir=str(args.out),
-    )
+def job_from(args):
+    """The kind's configs from the parsed flags."""
+    from training.kinds import Job, kind
+
+    spec, parts = kind(args.kind), {}
+    for part in spec.parts:
+        given = values(part.cls, args, part.prefix, part.skip)
+        if part.name == "train" and hasattr(args, "set"):
+            given["model_config"] = parse_settings(args.set)
+        parts[part.name] = part.cls(**given)
+    return Job(spec.name, parts)
 
 
-class Progress:
-    """One status line on stderr, rewritten in place; eval records also print a full line."""
+class Printer:
+    """What the bar does not show: warnings (even when quiet), the hash grid's backend, and every evaluation."""
 
-    def __init__(self, trainer: Trainer, quiet: bool):
-        self.trainer, self.quiet, self.last = trainer, quiet, {}
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
 
     def __call__(self, rec: dict) -> None:
-        if rec.get("event") in ("rollback", "save_failed", "log_failed"):
+        event = rec.get("event")
+        if event in ("rollback", "save_failed", "log_failed"):
             print(f"\n{rec['message']}", file=sys.stderr)
-        if rec.get("event") == "start" and "backend" in rec:  # the hash grid's implementation: one line even when quiet
+        elif event == "start" and "backend" in rec:
             print(f"hash grid backend: {rec['backend']}", file=sys.stderr)
-        if self.quiet:
-            return
-        self.last.update({k: v for k, v in rec.items() if isinstance(v, (int, float))})
-        r, p = self.last, self.trainer.progress()
-        eta = r.get("time", 0) * (1 - p) / p if p > 0 else 0
-        line = (f"\rstep {r.get('step', 0):>6} | {100 * p:5.1f}% | loss {r.get('train_loss', float('nan')):.5f} | "
-                f"held-out {r.get('test_psnr', float('nan')):5.2f} dB | {r.get('samples_per_s', 0) / 1000:6.1f}k samples/s | "
-                f"{r.get('time', 0):6.0f}s, ~{eta:.0f}s left")
-        print(line, end="\n" if rec.get("event") in ("eval", "done") else "", file=sys.stderr, flush=True)
-
-
-class StopRequests:
-    """SIGINT and SIGTERM (a scheduler, `timeout`, a logout) both end the run with a final checkpoint;
-    a second Ctrl-C aborts. Installed before the trainer is built, so an early signal is not lost."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.requested = None
-
-    def __call__(self, signum, _frame) -> None:
-        if self.requested == signal.SIGINT and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        if self.requested is None:
-            again = "; Ctrl-C again to abort" if signum == signal.SIGINT else ""
-            print(f"\nstopping: writing a final checkpoint ({signal.Signals(signum).name}{again})", file=sys.stderr, flush=True)
-        self.requested = self.requested or signum
-
-    def __enter__(self) -> "StopRequests":
-        self.old = [signal.signal(s, self) for s in self.SIGNALS]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, h in zip(self.SIGNALS, self.old):
-            signal.signal(s, h)
+        elif event == "eval" and not self.quiet:
+            shown = {k: round(v, 4) for k, v in rec.items() if isinstance(v, float) and k != "time"}
+            print(f"step {rec['step']} ({rec['time']:.0f}s): {json.dumps(shown)}", file=sys.stderr, flush=True)
 
 
 def run(args) -> int:
-    config = config_from(args)
+    from training.engine import Hooks, StopRequests
+
+    job = job_from(args)
+    result: dict = {}
     with StopRequests() as stop:
-        trainer = trainer_for(config, scene=scene_from(args), resume=args.resume, overwrite=args.overwrite)
-        trainer.hooks = Hooks(on_record=Progress(trainer, args.quiet), should_stop=lambda: stop.requested is not None)
-        try:
-            metrics = trainer.run()
-        finally:
-            trainer.dist.close()
-    if trainer.dist.main:  # under torchrun, rank 0 speaks for the run
-        print(json.dumps({"checkpoint": str(trainer.ckpt_path), "step": trainer.step, **metrics}, indent=2))
+        hooks = Hooks(on_record=Printer(args.quiet), should_stop=lambda: stop.requested is not None, progress_bar=not args.quiet)
+        for engine in job.engines(scene_from(args), hooks, args.resume, args.overwrite):
+            try:
+                metrics = engine.run()
+            finally:
+                engine.dist.close()
+            if not engine.dist.main:  # under torchrun, rank 0 speaks for the run
+                return 0
+            first = not result
+            result.update({"checkpoint" if first else engine.kind: str(engine.ckpt_path),
+                           **({"step": engine.step} if first else {}), **{k: v for k, v in metrics.items() if k not in result}})
+            if stop.requested:
+                break
+    if job.kind.startswith("weightspace"):
+        result["curves"] = str(plot_curves(job))
+    print(json.dumps(result, indent=2))
     return 0
+
+
+def plot_curves(job) -> Path:
+    """The weight-space kinds' learning curves beside their checkpoint."""
+    from app.plots import plot_weightspace_log
+    from training.weightspace.train import CHANCE_ROTATION_ERROR_DEG
+
+    out = job.out_dir
+    records = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if r.get("event") == "eval"]
+    grid = job.kind == "weightspace-grid"
+    return plot_weightspace_log(records, out / "curves.png", f"{'grid arm' if grid else 'weight-space autoencoder'} on "
+                                f"{Path(job.parts['train'].data).name}", CHANCE_ROTATION_ERROR_DEG,
+                                **({"losses": ("bce", "rgb_mse")} if grid else {}))

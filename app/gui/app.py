@@ -29,6 +29,7 @@ from app.gui.video_session import VideoSession
 from app.gui.viewer import Viewer
 from app.gui.workers import ModelSlot, join_threads
 from app.gui.worlds_session import WorldsSession
+from app.gui.worlds_training import WorldsTraining
 from app.gui.worlds_view import WorldsView
 from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
@@ -94,6 +95,7 @@ class App:
         self.session = TrainingSession(TrainChoices.from_dict(self.settings.training))
         self.video = VideoSession(self.scene, self.settings.video)
         self.worlds = WorldsSession(self.scene)
+        self.worlds_training = WorldsTraining()
         self.worlds_view = WorldsView(self.rasterizer, self.scene)
         self.rotations = RotationsSession(self.scene)
         self.rotations_view = RotationsView(self.scene)
@@ -298,7 +300,9 @@ class App:
     # -- training --------------------------------------------------------------------------------
     def train_start(self) -> None:
         self.session.start()
-        self.message(f"training {self.session.choices.model} at {self.session.choices.res}² in {self.session.out_dir}")
+        c = self.session.choices
+        what = "the scene TinyVAE" if c.kind == "vae" else f"{c.model} ({c.kind}) at {c.res}²"
+        self.message(f"training {what} in {self.session.out_dir}")
 
     def set_cpu_share(self, share: float) -> None:
         self.session.set_cpu_share(share)
@@ -380,11 +384,17 @@ class App:
         """A background thread's message, shown at the next frame."""
         self.later(lambda: self.message(text, level))
 
+    def worlds_train_start(self) -> None:
+        """The Worlds tab's Train on button: the loaded mNIF trains on in the background; the worlds follow it."""
+        out = self.worlds_training.start(self.worlds, self.session.runs_dir, self.session.choices.cpu_share)
+        self.message(f"training {self.worlds.mnif.path.name} on for {self.worlds_training.minutes:g} min in {out}")
+
     def _worlds_frame(self) -> bool:
         """Renders only while the tab is open (the View tab pays nothing); True when a new picture came."""
         visible = panel_worlds.visible()
         if visible:
             self.worlds.ensure_loaded(self._said)
+        self.worlds_training.follow(self.worlds)
         done = self.worlds.outcome()
         if done:
             self.message(*done)
@@ -539,6 +549,7 @@ class App:
         self.session.close()
         self.video.cancel()
         self.worlds.cancel()
+        self.worlds_training.stop()
         self.worlds_view.close()
         self.rotations_view.close()
         self.viewer.close()

@@ -197,8 +197,8 @@ def _run_child(checkpoint: Path, measure_s: float, child: str = "--child") -> di
 def _video_fps(checkpoint: Path, frames: int, res: int = 256) -> dict:
     import imageio.v3 as iio
 
-    from app.gui.paths import preset
-    from app.gui.video import export_video
+    from app.paths import preset
+    from app.video import export_video
     from renderer.rasterizer import Rasterizer
     from training.checkpoint import load_checkpoint
 

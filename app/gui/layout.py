@@ -14,7 +14,7 @@ import numpy as np
 
 from app.gui import panel_model, panel_rotations, panel_training, panel_video, panel_view, panel_worlds
 from app.gui.state import SHORTCUTS, VIEW_MODES
-from app.gui.viewport import upscale
+from app.viewport import upscale
 from app.gui.worlds_view import SHOWN
 
 BACKGROUND = (37, 37, 38, 255)  # dearpygui's default window colour, painted by the viewport clear

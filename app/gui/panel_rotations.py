@@ -76,7 +76,7 @@ def _selection(app) -> None:
 
 def _arms(app) -> None:
     """Which arm's rotation the renders undo, the table of every arm's rotation, and what every arm reads."""
-    from training.weightspace_arms import READS
+    from training.weightspace.arms import READS
 
     r = app.rotations
     dpg.add_text("the arm whose rotation the renders below undo:")
@@ -235,7 +235,7 @@ def show(app, show_picture) -> None:
     if f is None or getattr(app, "_rot_shown", None) is f:
         return
     app._rot_shown = f
-    from app.gui.viewport import upscale
+    from app.viewport import upscale
 
     for side, _ in PICTURES:
         show_picture(app, side, upscale(f.images[side[4:]], SHOWN), False, SHOWN)

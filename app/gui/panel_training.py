@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dearpygui.dearpygui as dpg
 
-from app.gui.training_session import BUDGET_UNITS, RECIPES, TRAIN_RESOLUTIONS
+from app.gui.training_session import BUDGET_UNITS, RECIPES, TRAIN_KINDS, TRAIN_RESOLUTIONS
 from renderer.models import PIXEL_MODELS
 
 DATA_MODES = ("stream", "fixed")
@@ -12,6 +12,11 @@ DATA_MODES = ("stream", "fixed")
 
 def build(app) -> None:
     g, c = app.guard, app.session.choices
+    dpg.add_combo(list(TRAIN_KINDS), label="kind", tag="_combo_train_kind", width=160, default_value=c.kind,
+                  callback=lambda s, a: setattr(app.session.choices, "kind", a))
+    with dpg.tooltip("_combo_train_kind"):
+        dpg.add_text("pixel: the model learns pictures; latent: it learns the scene TinyVAE's latents (res 128 or more)\n"
+                     "and the viewport decodes them; vae: the scene TinyVAE itself learns the renders")
     dpg.add_combo(list(PIXEL_MODELS), label="model", tag="_combo_train_model", width=160, default_value=c.model,
                   callback=lambda s, a: setattr(app.session.choices, "model", a))
     dpg.add_combo([str(r) for r in TRAIN_RESOLUTIONS], label="resolution", tag="_combo_train_res", width=160,
@@ -67,7 +72,7 @@ def refresh(app) -> None:
     s = app.session
     state = s.state
     c = s.choices
-    for tag, value in (("_combo_train_model", c.model), ("_combo_train_res", str(c.res)), ("_combo_train_data", c.data),
+    for tag, value in (("_combo_train_kind", c.kind), ("_combo_train_model", c.model), ("_combo_train_res", str(c.res)), ("_combo_train_data", c.data),
                        ("_combo_train_recipe", c.recipe), ("_combo_budget_unit", c.unit)):
         dpg.set_value(tag, value)
     if not dpg.is_item_active("_input_budget"):

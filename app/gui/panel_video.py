@@ -6,7 +6,7 @@ import time
 
 import dearpygui.dearpygui as dpg
 
-from app.gui.video import PANELS
+from app.video import PANELS
 
 
 def build(app) -> None:

@@ -22,6 +22,16 @@ def build(app) -> None:
         dpg.add_button(label="Save latent...", callback=lambda: dpg.show_item("_dialog_latent_save"))
     dpg.add_text("", tag="_text_worlds_model", wrap=WRAP)
     with dpg.group(horizontal=True):
+        t = app.worlds_training
+        dpg.add_button(label="Train on", tag="_button_worlds_train", callback=g(app.worlds_train_start))
+        dpg.add_button(label="Pause", tag="_button_worlds_pause", callback=g(t.pause))
+        dpg.add_button(label="Resume", tag="_button_worlds_resume", callback=g(t.resume))
+        dpg.add_button(label="Stop", tag="_button_worlds_stop", callback=g(t.stop))
+        dpg.add_input_float(label="minutes", tag="_input_worlds_minutes", width=70, step=0, format="%.1f",
+                            default_value=t.minutes, callback=lambda s, a: setattr(t, "minutes", a))
+        app.text_inputs.append("_input_worlds_minutes")
+    dpg.add_text("", tag="_text_worlds_training", wrap=WRAP, color=(170, 170, 170))
+    with dpg.group(horizontal=True):
         dpg.add_text("mNIF render", tag="_text_worlds_left")
         dpg.add_text("nearest world", tag="_text_worlds_right", indent=SHOWN + 8)
     with dpg.group(horizontal=True, tag="_group_worlds_images"):
@@ -95,8 +105,13 @@ def visible() -> bool:
 def refresh(app) -> None:
     if not visible():
         return
-    w, m = app.worlds, app.worlds.mnif
+    w, m, t = app.worlds, app.worlds.mnif, app.worlds_training
     _follow(app)
+    dpg.set_value("_text_worlds_training", t.status())
+    dpg.configure_item("_button_worlds_train", enabled=m is not None and not t.active)
+    dpg.configure_item("_button_worlds_pause", enabled=t.state == "running")
+    dpg.configure_item("_button_worlds_resume", enabled=t.state == "paused")
+    dpg.configure_item("_button_worlds_stop", enabled=t.active)
     dpg.configure_item("_button_worlds_sample", enabled=m is not None and m.diffusion is not None)
     if m is None:
         dpg.set_value("_text_worlds_model", f"loading {w.loading} ..." if w.loading else f"no mNIF loaded: {w.problem or 'Load mNIF...'}")

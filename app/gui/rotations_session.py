@@ -1,7 +1,7 @@
 """The Rotations tab's state, without GUI calls (issue 7 item 4, issue 19 item 3): a weight-space autoencoder, the NGP
 field data set it was trained on, the picked object, rotation and reference rotation, and what each arm says about them.
 
-Arms (`training.weightspace_arms`): the autoencoder itself (sane-tokens), the grid arm when its checkpoint is there
+Arms (`training.weightspace.arms`): the autoencoder itself (sane-tokens), the grid arm when its checkpoint is there
 (grid-axes, default `assets/weightspace/grid.safetensors`), its input without the net (feature-axes) and the
 function-space arm (probe-axes); the last two need no checkpoint.
 Every arm reads every field once while loading; the picked arm's rotation is the one the renders undo.
@@ -10,7 +10,7 @@ Loading (on a background thread, with progress) encodes every field once: tokens
 the [POS] latents (what the rotation head reads) and the NT-Xent embedding of each field, not the whole latent
 sequence (a thousand fields' full latents would be hundreds of MB). The embeddings' 2-D PCA is computed there too.
 
-Rotations follow `training.weightspace_losses.relative_rotation`: a field of rotation q holds the canonical object
+Rotations follow `training.weightspace.losses.relative_rotation`: a field of rotation q holds the canonical object
 rotated by q about the box centre c, and the relative rotation from the reference field (q_ref) to the selected
 one (q_sel) is q_rel = q_sel * q_ref^-1, what the model's head predicts from (z_ref, z_sel). Undoing it evaluates
 the selected field at c + R(q_rel) (x - c), which is the reference field wherever both fit their object
@@ -64,7 +64,7 @@ class LoadedRotations:
     data: Path
     step: int
     arms: dict = None
-    """{name: (arm, per-field readings)}: every arm that loaded, in `training.weightspace_arms.READS` order."""
+    """{name: (arm, per-field readings)}: every arm that loaded, in `training.weightspace.arms.READS` order."""
 
     @property
     def objects(self) -> list[int]:
@@ -110,7 +110,7 @@ def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
     """A weight-space checkpoint and its field data set, every field encoded and read by every arm; one sentence for a
     bad pair or a grid-arm checkpoint that does not fit (the default grid checkpoint may be absent: no grid arm then)."""
     from training.ngp_dataset import check_layout, load_fields
-    from training.weightspace_arms import FeatureArm, ProbeArm, SaneArm
+    from training.weightspace.arms import FeatureArm, ProbeArm, SaneArm
 
     checkpoint, data = Path(checkpoint), Path(data)
     check_default(checkpoint, data, default)
@@ -134,7 +134,7 @@ def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
 
 def load_grid_arm(grid: str | Path | None, default_grid: Path):
     """The grid arm of checkpoint `grid`, or None when no path is given or the default one is absent."""
-    from training.weightspace_arms import GridArm
+    from training.weightspace.arms import GridArm
 
     if not grid or (Path(grid) == default_grid and not default_grid.exists()):
         return None
@@ -145,9 +145,9 @@ def load_grid_arm(grid: str | Path | None, default_grid: Path):
 
 
 def unseen_objects(fields: dict, manifest: dict, record: dict) -> set[int]:
-    """The objects training never saw, by `training.weightspace_eval.unseen_objects`' rule; none when the checkpoint
+    """The objects training never saw, by `training.weightspace.eval.unseen_objects`' rule; none when the checkpoint
     holds out more objects than this data set has (it is not the training data set, so there is no split to show)."""
-    from training.weightspace_eval import unseen_objects as rule
+    from training.weightspace.eval import unseen_objects as rule
 
     try:
         return set(rule(fields, manifest, record).tolist())
@@ -360,9 +360,9 @@ class RotationsSession:
         m = self._need()
         if self._prediction is not None and self._prediction[0] == (self.version, id(m)):
             return self._prediction[1]
-        from training.weightspace_losses import relative_rotation
+        from training.weightspace.losses import relative_rotation
 
-        from training.weightspace_axes import quaternion_of
+        from training.weightspace.axes import quaternion_of
 
         sel, ref = self.rows()
         q = m.fields["quaternions"]

@@ -19,6 +19,8 @@ from renderer.errors import RedcubeError
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 BUDGET_UNITS = ("minutes", "steps")
 RECIPES = ("shipped", "defaults")
+TRAIN_KINDS = ("pixel", "latent", "vae")
+"""What the Training tab trains: the chosen model on pixels or on TinyVAE latents, or the TinyVAE itself."""
 RECIPE_FIELDS = ("model_config", "batch_size", "lr", "warmup_steps", "lr_final", "eval_every")
 TRAIN_RESOLUTIONS = (32, 64, 128, 256)
 CHECKPOINT_EVERY_S = 5.0  # the viewport picks up new weights this often
@@ -28,6 +30,9 @@ CHECKPOINT_EVERY_S = 5.0  # the viewport picks up new weights this often
 class TrainChoices:
     """What the panel's widgets hold; remembered in the settings file."""
 
+    kind: str = "pixel"
+    """'pixel': the model learns pictures; 'latent': it learns the scene TinyVAE's latents of res² renders (res at
+    least 128), decoded to pictures; 'vae': the scene TinyVAE itself learns the renders (the model is not used)."""
     model: str = "posemlp"
     res: int = 64
     data: str = "stream"
@@ -125,13 +130,38 @@ class TrainingSession:
                            steps=int(c.budget) if c.unit == "steps" else None,
                            checkpoint_every_s=CHECKPOINT_EVERY_S, out_dir=str(self.out_dir), **recipe)
 
+    def job(self):
+        """The chosen kind's run (training.kinds.Job) with the budget, CPU share and run folder of the choices."""
+        from training.kinds import Job
+
+        c = self.choices
+        if c.kind not in TRAIN_KINDS:
+            raise RedcubeError(f"training kind {c.kind!r} is unknown here; choose one of {list(TRAIN_KINDS)}.")
+        pixel = self.config()
+        if c.kind == "pixel":
+            return Job("pixel", {"train": pixel})
+        budget = {"minutes": pixel.minutes, "steps": pixel.steps, "threads": pixel.threads}
+        if c.kind == "latent":
+            from training.latent.trainer import LatentTrainConfig
+
+            return Job("latent", {"train": LatentTrainConfig(model=c.model, res=max(int(c.res), 128), heldout=4, **budget,
+                                                             checkpoint_every_s=CHECKPOINT_EVERY_S, out_dir=pixel.out_dir)})
+        from training.vae_train import VAETrainConfig
+
+        return Job("vae", {"train": VAETrainConfig(**budget, out=pixel.out_dir)})
+
+    @property
+    def follows_view(self) -> bool:
+        """Whether the viewport shows the network this run trains (a TinyVAE run trains in the background only)."""
+        return self.choices.kind != "vae"
+
     def start(self) -> None:
         """Start a new run with the current choices (raises RedcubeError on bad choices)."""
         from training.control import TrainingProcess
 
         if self.active:
             raise RedcubeError("a training run is already going; pause it or press Reset first.")
-        proc = TrainingProcess(self.config(), cpu_share=self.choices.cpu_share, follow=True)
+        proc = TrainingProcess(self.job(), cpu_share=self.choices.cpu_share, follow=True)
         proc.start()
         self.proc, self.curves, self.last = proc, Curves(), {}
         self.started_at, self._ckpt_seen, self._live_seen, self.reported_failure = time.time(), None, None, False
@@ -182,14 +212,14 @@ class TrainingSession:
 
     def new_checkpoint(self) -> Path | None:
         """The run's newest checkpoint if it changed since the last call (cheap: a stat, no read)."""
-        if self.proc is None:
+        if self.proc is None or not self.follows_view:
             return None
         path, self._ckpt_seen = _changed(self.proc.latest_checkpoint(), self._ckpt_seen)
         return path
 
     def new_weights(self) -> Path | None:
         """The run's live weights file if it changed since the last call."""
-        if self.proc is None:
+        if self.proc is None or not self.follows_view:
             return None
         path, self._live_seen = _changed(self.proc.live_path, self._live_seen)
         return path

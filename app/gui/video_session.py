@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from app.gui.paths import CameraPath, preset
-from app.gui.video import export_video
+from app.paths import CameraPath, preset
+from app.video import export_video
 from app.gui.workers import start_thread
 from renderer.camera import Camera
 from renderer.errors import RedcubeError

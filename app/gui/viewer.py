@@ -20,7 +20,7 @@ import torch
 
 from app.gui.dynamic_res import DynamicResolution
 from app.gui.state import FlyCamera, ViewSettings
-from app.gui.viewport import compose, upscale
+from app.viewport import compose, upscale
 from app.gui.workers import GroundTruthView, GTFrame, ModelSlot, NetFrame, NetworkView
 from renderer.scene import Scene
 

@@ -22,8 +22,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from app.gui.video import infer_chunk
-from app.gui.viewport import error_map, psnr
+from app.video import infer_chunk
+from app.viewport import error_map, psnr
 from renderer.errors import RedcubeError
 from renderer.render import render_image
 

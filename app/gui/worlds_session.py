@@ -22,7 +22,7 @@ import torch
 
 from app.commands.sample_mnif import diffusion_path, load_latents, save_latents
 from app.gui.training_session import ASSETS
-from app.gui.video import check_video_args, encode_mp4
+from app.video import check_video_args, encode_mp4
 from app.gui.video_session import VideoJob
 from app.gui.settings import apply_or_keep
 from app.gui.workers import load_in_background
@@ -30,7 +30,7 @@ from app.gui.worlds_view import VIDEO_SIZE, render_pair, side_by_side
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
 from renderer.worlds import WorldParams, check_index, train_worlds
-from training.latent_diffusion import latents_hash
+from training.mnif.diffusion import latents_hash
 
 DEFAULT_MNIF = ASSETS / "mnif" / "checkpoint.safetensors"
 RES_RANGE = (32, 128)
@@ -53,8 +53,8 @@ class LoadedMNIF:
 
 def read_mnif(path: str | Path) -> tuple[LoadedMNIF, list[tuple[str, str]]]:
     """An mNIF checkpoint and the diffusion model beside it; messages (text, level) say what was loaded."""
-    from training.latent_diffusion import LatentDiffusion
-    from training.mnif import load_mnif
+    from training.mnif.diffusion import LatentDiffusion
+    from training.mnif.autodecode import load_mnif
 
     path = Path(path)
     if path == DEFAULT_MNIF and not path.exists():
@@ -142,6 +142,15 @@ class WorldsSession:
             notes += self._apply_remembered(loaded)
             self._changed()
         return notes
+
+    def follow(self, model: torch.nn.Module, latents: torch.Tensor, step: int) -> None:
+        """A training run's newer weights and latents (Train on): the worlds re-render; its diffusion model waits for
+        the run's end, since it was fitted to the old latents."""
+        with self._lock:
+            m = self.mnif
+            self.mnif = LoadedMNIF(model, latents, m.worlds, m.path, step, latents_hash(latents), None,
+                                   "the mNIF is training: its diffusion model is retrained when the run ends.")
+            self._changed()
 
     def load_async(self, path: str | Path, done) -> None:
         """Load on a short thread (importing diffusers takes seconds); done(text, level) for each message."""

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.gui.viewport import upscale
+from app.viewport import upscale
 from app.gui.workers import LatestWorker
 from renderer.scene import Scene
 from renderer.worlds import WorldParams, world_scene
-from training.mnif import render_latent
+from training.mnif.autodecode import render_latent
 
 SHOWN = 176
 """Each of the two pictures is shown at SHOWN² in the tab (two fit beside each other in the side panel);

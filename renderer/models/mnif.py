@@ -16,7 +16,7 @@ so `average(phi)` builds one plain SIREN (`PointSiren`) per world and rendering 
 The field (the paper's simplified NeRF setting, appendix A.2.3: no view dependence) maps a world point
 [3] to colour (linear, no activation, +0.5) and density. Density is the occupancy's
 (`renderer.volume.occupancy_density`: zero below p = 0.5, sigma_max inside): redcube fits the field to each
-world's analytic occupancy (see training/mnif.py), as the paper's voxel mNIF fits occupancy, and the volume
+world's analytic occupancy (see training/mnif/autodecode.py), as the paper's voxel mNIF fits occupancy, and the volume
 renderer sees a near-opaque surface at the 0.5 level set.
 
 Initialisation (paper A.2.4): alpha starts at 1/M for every basis (T's bias = 1/M, T's weight small).

@@ -1,0 +1,146 @@
+"""Latent mode (the blog's "More More Renders"): 512² renders -> TinyVAE encoder -> 64×64×4 latents; a
+pose network (posemlp, siren with out_channels=4) learns the latents at latent-pixel coordinates (the
+latent grid is one more resolution of the same implicit function), and the TinyVAE decoder turns its
+output back into 512² pictures.
+
+`LatentTrainer` is the pixel `Trainer` with three things swapped: its stream carries latents (or, with
+data='shards', it trains on the latents `redcube encode-latents` wrote, `training.latent.shards`), its
+held-out evaluation decodes to `res`² and compares with ground truth there, and its checkpoint records
+which VAE it was trained with (checked on every load by `training.vae.vae_for_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from renderer.errors import RedcubeError
+from renderer.rasterizer import Rasterizer
+from renderer.render import render_image
+from renderer.tinyvae import DOWNSCALE, TinyVAE
+from training.data import PixelSet, heldout_poses
+from training.evaluate import Evaluation
+from training.latent.shards import load_latents
+from training.stream import FrameStream, StreamConfig
+from training.trainer import TrainConfig, Trainer
+from training.vae import DEFAULT_SOURCE, check_latent_res, decode_latents, encode_frames, load_vae, vae_for_checkpoint
+
+ENCODE_IN = ("producer", "trainer")
+LATENT_DATA_MODES = ("stream", "shards")
+
+
+@dataclass
+class LatentTrainConfig(TrainConfig):
+    DATA_MODES: ClassVar[tuple[str, ...]] = LATENT_DATA_MODES
+    """'stream': renders encoded as they stream; 'shards': the latents `redcube encode-latents` wrote to `shards`."""
+    res: int = 512
+    """Side of the ground-truth renders; the network is trained on their (res/8)² latents."""
+    heldout: int = 8
+    """Held-out poses (each evaluation decodes them all at res²: about 1-4 s each on one CPU thread)."""
+    vae: str = DEFAULT_SOURCE
+    """TinyVAE that makes the targets and decodes the output: 'scene' (shipped), a .safetensors or a TAESD directory."""
+    encode_in: str = "producer"
+    """Where renders become latents: 'producer' (the stream's process, measured faster) or 'trainer' (batched here)."""
+    stream: StreamConfig = field(default_factory=lambda: StreamConfig(frames_per_buffer=8, refresh_hz=0))
+    """Producer pool: 8 frames a buffer, as fast as they encode (a 512² encode takes seconds on one CPU thread)."""
+    shards: str = ""
+    """For data='shards': the directory `redcube encode-latents` wrote (same VAE, res and scene as this run)."""
+
+    def __post_init__(self):
+        self.model_config = {**self.model_config, "out_channels": 4}
+        super().__post_init__()
+        check_latent_res(self.res)
+        if self.encode_in not in ENCODE_IN:
+            raise RedcubeError(f"encode_in {self.encode_in!r} is unknown; choose one of {list(ENCODE_IN)}.")
+        if (self.data == "shards") != bool(self.shards):
+            raise RedcubeError("latent training from shards needs both --data shards and --shards DIR (written by "
+                               "redcube encode-latents); pass both or neither.")
+
+    @property
+    def latent_res(self) -> int:
+        return self.res // DOWNSCALE
+
+
+def trainer_for(config: TrainConfig, **kw) -> Trainer:
+    """The trainer that fits `config`: latent configs get a LatentTrainer."""
+    return (LatentTrainer if isinstance(config, LatentTrainConfig) else Trainer)(config, **kw)
+
+
+@torch.no_grad()
+def predict_latents(model: nn.Module, poses: torch.Tensor, latent_res: int) -> torch.Tensor:
+    """Network latents [N, r, r, 4] for poses [N, 5] (raw, not clamped)."""
+    return torch.stack([render_image(model, p, latent_res).float().cpu() for p in poses])
+
+
+def evaluate_latent(model: nn.Module, vae: TinyVAE, poses: torch.Tensor, gt: torch.Tensor) -> tuple[Evaluation, torch.Tensor]:
+    """Decoded network pictures against ground truth gt [N, R, R, 3]; also returns the latents [N, R/8, R/8, 4]."""
+    z = predict_latents(model, poses, gt.shape[1] // DOWNSCALE)
+    return Evaluation(poses, gt, decode_latents(vae, z)), z
+
+
+class LatentTrainer(Trainer):
+    """The latent kind: the pixel kind's loop on TinyVAE latents; decoding held-out frames is not training time."""
+
+    config: LatentTrainConfig
+    kind = "latent"
+    eval_is_training_time = False
+
+    def __init__(self, config: LatentTrainConfig, scene=None, resume: bool = False, hooks=None, overwrite: bool = False):
+        self.vae = load_vae(config.vae)  # before the base class: resuming checks the checkpoint's VAE
+        if self.vae.latent_channels != 4:
+            raise RedcubeError(f"VAE {config.vae!r} has {self.vae.latent_channels} latent channels, not 4; use a TAESD-layout TinyVAE.")
+        self.vae_record = {**self.vae.identity(), "source": config.vae}
+        super().__init__(config, scene=scene, resume=resume, hooks=hooks, overwrite=overwrite)
+
+    def resume_checkpoint(self):
+        ckpt = super().resume_checkpoint()
+        vae_for_checkpoint(ckpt.record, self.config.vae)  # one sentence if it was trained with another VAE
+        return ckpt
+
+    def open(self) -> dict:
+        c = self.config
+        self.data = self._shard_pixels() if c.data == "shards" else None  # first: a refusal comes before any rendering
+        with Rasterizer(self.scene) as rast:
+            self.test_poses = heldout_poses(self.scene, c.heldout, c.seed)
+            self.test_rgb = torch.from_numpy(rast.render(self.test_poses.numpy(), c.res)[0])
+        self.test_latents = encode_frames(self.vae, self.test_rgb)
+        if self.data is None:
+            self.stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step, rank=self.dist.rank,
+                                      vae=c.vae if c.encode_in == "producer" else None).start()
+        return self._start_record()
+
+    def _shard_pixels(self) -> PixelSet:
+        """Every latent pixel of the pre-encoded shards; one sentence if they were made by another VAE, res or scene.
+        Under torchrun every rank holds them all and draws its own batches (the per-rank generator)."""
+        poses, latents, _ = load_latents(self.config.shards, self.vae_record, self.config.res, self.scene.to_dict())
+        return PixelSet.from_frames(poses, latents)
+
+    FIRST_BUFFER_S = 300.0  # the first buffer encodes 8 frames at 512²: can take a minute on a busy CPU
+
+    def _targets(self, frames):
+        """Latents: the stream's own (encoded in the producer) or the frames encoded here."""
+        return frames if self.config.encode_in == "producer" else encode_frames(self.vae, frames)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Held-out latent MSE (the training loss) and PSNR/SSIM of the decoded res² pictures against ground truth."""
+        ev, z = evaluate_latent(self.model, self.vae, self.test_poses, self.test_rgb)
+        s = ev.summary()
+        return {"test_loss": float(((z - self.test_latents) ** 2).mean()), "test_psnr": s["psnr"],
+                "test_psnr_pooled": s["psnr_pooled"], "test_ssim": s["ssim"], "test_image_mse": s["mse"]}
+
+    def record_extra(self) -> dict:
+        return {"vae": self.vae_record, "latent_res": self.config.latent_res}
+
+
+def config_from_record(record: dict) -> TrainConfig:
+    """The training config recorded in a checkpoint: latent or pixel."""
+    train = record.get("train") or {}
+    names = {f.name for f in dataclasses.fields(LatentTrainConfig)}
+    if record.get("vae"):
+        return LatentTrainConfig(**{k: v for k, v in train.items() if k in names})
+    return TrainConfig.from_dict(train)
