@@ -37,7 +37,8 @@ def checkpoint(tmp_path_factory, scene):
 
 
 def run_gui(args: list[str], tmp_path: Path, timeout: int = 120, display: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"))
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"),
+               REDCUBE_HOME=str(tmp_path / "home"))
     cmd = [sys.executable, *args]
     if display:
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
@@ -124,16 +125,16 @@ while app.slot.loading is not None:
 app.step()
 out["error"] = [m.text for m in app.messages if m.level == "error"]
 out["still_loaded"] = app.slot.current is not None and app.slot.current.path.name == "net.safetensors"
-app.guard(app.load_path)({bad_path!r})     # a broken path file, the way the file dialog calls it
+app.guard(app.tabs["video"].load_path)({bad_path!r})     # a broken path file, the way the file dialog calls it
 out["path_error"] = app.messages[-1].text
 app.guard(app.screenshot)("/proc/nope/x.png")  # an unwritable screenshot
 out["shot_error"] = app.messages[-1].text
-app.use_preset("orbit")                    # the Path & video tab: export 4 frames, then to a bad place
-app.video.options.update(frames=4, res=32, fps=4, panel="side_by_side")
+app.tabs["video"].use_preset("orbit")                    # the Path & video tab: export 4 frames, then to a bad place
+app.tabs["video"].session.options.update(frames=4, res=32, fps=4, panel="side_by_side")
 for target in ({video!r}, "/proc/nope/v.mp4"):
-    app.video.options["out"] = target
-    app.guard(app.export)()
-    while app.video.running:
+    app.tabs["video"].session.options["out"] = target
+    app.guard(app.tabs["video"].export)()
+    while app.tabs["video"].session.running:
         app.step()
     app.step()
     out.setdefault("video_msgs", []).append(app.messages[-1].text)
@@ -182,10 +183,10 @@ from pathlib import Path
 from app.gui.app import App
 
 app = App(checkpoint=Path({ckpt!r}))
-app.session.runs_dir = Path({runs!r})
-c = app.session.choices
+app.tabs["training"].session.runs_dir = Path({runs!r})
+c = app.tabs["training"].session.choices
 c.model, c.res, c.data, c.budget, c.unit = "posemlp", 32, "stream", 2, "minutes"
-states = [app.session.state]
+states = [app.tabs["training"].session.state]
 
 def wait_for(cond, limit=90):
     t0 = time.time()
@@ -193,23 +194,23 @@ def wait_for(cond, limit=90):
         app.step()
 
 wait_for(lambda: app.slot.current is not None)  # the opening network reaches the screen on a frame of the GUI thread
-app.guard(app.train_start)()                 # the Start button's handler
+app.guard(app.tabs["training"].start)()                 # the Start button's handler
 if {wait}:
-    wait_for(lambda: app.session.curves.train_step)  # running and logging
-states.append(app.session.state)
+    wait_for(lambda: app.tabs["training"].session.curves.train_step)  # running and logging
+states.append(app.tabs["training"].session.state)
 app.on_key_press("p")                        # P pauses
 wait_for(lambda: True, 0)
-states.append(app.session.state)
-app.guard(app.session.resume)()              # the Resume button
-states.append(app.session.state)
+states.append(app.tabs["training"].session.state)
+app.guard(app.tabs["training"].session.resume)()              # the Resume button
+states.append(app.tabs["training"].session.state)
 if {wait}:
     wait_for(lambda: app.slot.current.path.parent.name.startswith("gui-"))  # the viewport follows the run
 followed = app.slot.current.path.parent.name
-app.guard(app.train_reset)()                 # Reset stops the run, keeps its checkpoint
-states.append(app.session.state)
-app.guard(app.train_start)()                 # a second run whose process dies
+app.guard(app.tabs["training"].reset)()                 # Reset stops the run, keeps its checkpoint
+states.append(app.tabs["training"].session.state)
+app.guard(app.tabs["training"].start)()                 # a second run whose process dies
 import os, signal
-os.kill(app.session.proc._proc.pid, signal.SIGKILL)
+os.kill(app.tabs["training"].session.proc._proc.pid, signal.SIGKILL)
 wait_for(lambda: any(m.level == "error" for m in app.messages), 30)
 died = [m.text for m in app.messages if m.level == "error"]
 app.run(frames=app.frame + 2)

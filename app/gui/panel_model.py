@@ -4,7 +4,28 @@ from __future__ import annotations
 
 import dearpygui.dearpygui as dpg
 
+from app.gui.tab import Tab
+
 INFO_ROWS = 9
+
+
+class ModelTab(Tab):
+    name, label = "model", "Model"
+
+    def __init__(self, app):
+        super().__init__(app)
+        self._info_key = None  # (network version, load in flight) the table shows
+
+    def build(self) -> None:
+        build(self.app)
+
+    def refresh(self) -> None:
+        app = self.app
+        loaded = app.slot.snapshot()
+        key = (loaded.version if loaded else None, app.slot.loading)
+        if self._info_key != key:
+            self._info_key = key
+            _show_info(app)
 
 
 def build(app) -> None:
@@ -26,12 +47,7 @@ def build(app) -> None:
                 dpg.add_text("", tag=f"_text_info_val_{i}", wrap=280)
 
 
-def refresh(app) -> None:
-    loaded = app.slot.snapshot()
-    key = (loaded.version if loaded else None, app.slot.loading)
-    if getattr(app, "_info_key", None) == key:
-        return
-    app._info_key = key
+def _show_info(app) -> None:
     rows = app.model_info()
     if app.slot.loading is not None:
         rows = [("loading", str(app.slot.loading))] + rows

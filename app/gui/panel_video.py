@@ -6,26 +6,83 @@ import time
 
 import dearpygui.dearpygui as dpg
 
+from app.gui.tab import Tab
 from app.gui.video import PANELS
+from app.gui.video_session import VideoSession
 
 
-def build(app) -> None:
-    g, v = app.guard, app.video.options
+class VideoTab(Tab):
+    name, label, settings_key = "video", "Path & video", "video"
+
+    def __init__(self, app):
+        super().__init__(app)
+        self.session = VideoSession(app.scene, app.settings.video)
+        self._played: int | None = None  # the fly camera's version after the preview last moved it
+
+    def add_keyframe(self) -> None:
+        self.app.message(self.session.add_keyframe(self.app.fly.camera))
+
+    def use_preset(self, name: str) -> None:
+        self.app.message(self.session.use_preset(name))
+
+    def load_path(self, file) -> None:
+        for text, level in self.session.load(file):
+            self.app.message(text, level)
+
+    def save_path(self, file) -> None:
+        self.app.message(self.session.save(file))
+
+    def export(self) -> None:
+        loaded = self.app.slot.snapshot()
+        self.session.export(self.app.rasterizer, loaded.model if loaded else None)
+
+    def keys(self) -> dict:
+        return {"k": self.add_keyframe}
+
+    def tick(self, now: float) -> bool:
+        """Preview playback moves the fly camera; the user flying it stops the preview."""
+        fly, v = self.app.fly, self.session
+        if v.playback is not None and self._played is not None and fly.version != self._played:
+            v.stop()
+        cam = v.camera_at(now)
+        if cam is not None:
+            fly.set_camera(cam)
+            self._played = fly.version
+        done = v.outcome()
+        if done:
+            self.app.message(*done)
+        return v.playback is not None
+
+    def choices(self) -> dict:
+        return dict(self.session.options)
+
+    def close(self) -> None:
+        self.session.cancel()
+
+    def build(self) -> None:
+        build(self.app, self)
+
+    def refresh(self) -> None:
+        refresh(self.app, self.session)
+
+
+def build(app, tab: VideoTab) -> None:
+    g, v = app.guard, tab.session.options
     dpg.add_text("Camera path", color=(150, 200, 255))
     dpg.add_text("", tag="_text_path")
     with dpg.group(horizontal=True):
-        dpg.add_button(label="Add keyframe (K)", callback=g(app.add_keyframe))
-        dpg.add_button(label="Clear", callback=g(app.video.clear))
-        dpg.add_checkbox(label="loop", tag="_check_loop", callback=lambda s, a: setattr(app.video.path, "loop", a))
+        dpg.add_button(label="Add keyframe (K)", callback=g(tab.add_keyframe))
+        dpg.add_button(label="Clear", callback=g(tab.session.clear))
+        dpg.add_checkbox(label="loop", tag="_check_loop", callback=lambda s, a: setattr(tab.session.path, "loop", a))
     with dpg.group(horizontal=True):
-        dpg.add_button(label="Preset: orbit", callback=g(lambda: app.use_preset("orbit")))
-        dpg.add_button(label="Preset: walk", callback=g(lambda: app.use_preset("walk")))
+        dpg.add_button(label="Preset: orbit", callback=g(lambda: tab.use_preset("orbit")))
+        dpg.add_button(label="Preset: walk", callback=g(lambda: tab.use_preset("walk")))
     with dpg.group(horizontal=True):
         dpg.add_button(label="Load path...", callback=lambda: dpg.show_item("_dialog_path_load"))
         dpg.add_button(label="Save path...", callback=lambda: dpg.show_item("_dialog_path_save"))
     with dpg.group(horizontal=True):
-        dpg.add_button(label="Play preview", callback=g(lambda: app.video.play(time.perf_counter())))
-        dpg.add_button(label="Stop", callback=g(app.video.stop))
+        dpg.add_button(label="Play preview", callback=g(lambda: tab.session.play(time.perf_counter())))
+        dpg.add_button(label="Stop", callback=g(tab.session.stop))
     dpg.add_separator()
     dpg.add_text("Export mp4", color=(150, 200, 255))
     labels = {label: key for key, label in PANELS.items()}
@@ -42,28 +99,28 @@ def build(app) -> None:
         dpg.add_button(label="...", callback=lambda: dpg.show_item("_dialog_video_out"))
     app.text_inputs.append("_input_video_out")
     with dpg.group(horizontal=True):
-        dpg.add_button(label="Export", tag="_button_export", callback=g(app.export))
-        dpg.add_button(label="Cancel", tag="_button_cancel", callback=g(app.video.cancel))
+        dpg.add_button(label="Export", tag="_button_export", callback=g(tab.export))
+        dpg.add_button(label="Cancel", tag="_button_cancel", callback=g(tab.session.cancel))
     dpg.add_progress_bar(tag="_progress_video", width=-1, default_value=0.0, overlay="")
 
 
-def set_out(app, path: str) -> None:
-    app.video.options["out"] = path
+def set_out(session: VideoSession, path: str) -> None:
+    session.options["out"] = path
     dpg.set_value("_input_video_out", path)
 
 
-def refresh(app) -> None:
-    p = app.video.path
+def refresh(app, video: VideoSession) -> None:
+    p = video.path
     dpg.set_value("_text_path", f"{len(p.keyframes)} keyframes" + (" (loop)" if p.loop else "") +
-                  ("  - playing" if app.video.playback else ""))
+                  ("  - playing" if video.playback else ""))
     dpg.set_value("_check_loop", p.loop)
-    o = app.video.options
+    o = video.options
     for key in ("res", "fps", "frames", "out"):  # follow changes not made by typing (settings, scripts)
         tag = f"_input_video_{key}"
         if not dpg.is_item_active(tag):
             dpg.set_value(tag, o[key] if key == "out" else int(o[key]))
     dpg.set_value("_combo_video_panel", PANELS.get(o["panel"], "Side by side"))
-    job, running = app.video.job, app.video.running
+    job, running = video.job, video.running
     dpg.configure_item("_button_export", enabled=not running)
     dpg.configure_item("_button_cancel", enabled=running)
     if job is not None:

@@ -10,6 +10,7 @@ import math
 import dearpygui.dearpygui as dpg
 
 from app.gui.state import FLYING_RESOLUTIONS, NETWORK_KINDS, NET_RESOLUTIONS, UPSCALE, VIEW_MODES
+from app.gui.tab import Tab
 from app.gui.training_session import ASSETS
 
 DISPLAY_SIZES = (320, 384, 448, 512, 640)
@@ -18,6 +19,23 @@ SHIPPED = (("ngp_256.safetensors", "NGP field"), ("posemlp_64.safetensors", "pos
 """Pixel networks in assets/ a click opens (the first is the app's default)."""
 POSE_FIELDS = (("x", "x (m)", 1.0), ("z", "z (m)", 1.0), ("yaw", "yaw (deg)", math.pi / 180),
                ("y", "height y (m)", 1.0), ("pitch", "pitch (deg)", math.pi / 180))
+
+
+class ViewTab(Tab):
+    name, label = "view", "View"
+
+    def __init__(self, app):
+        super().__init__(app)
+        self._view_shown = None  # the view settings' version last put in the widgets
+
+    def build(self) -> None:
+        build(self.app)
+
+    def refresh(self) -> None:
+        if self._view_shown != self.app.view.version:  # changed by a key, a load or the settings file
+            self._view_shown = self.app.view.version
+            _show_view(self.app.view)
+        refresh(self.app)
 
 
 def build(app) -> None:
@@ -108,11 +126,12 @@ def refresh(app) -> None:
         dpg.set_value("_radio_network", shown)
     if not dpg.is_item_active("_slider_speed"):
         dpg.set_value("_slider_speed", app.fly.speed)
-    if getattr(app, "_view_shown", None) != v.version:  # changed by a key, a load or the settings file
-        app._view_shown = v.version
-        for tag, value in (("_radio_mode", VIEW_MODES[v.mode]), ("_combo_net_res", str(v.net_res)), ("_combo_flying_res", str(v.flying_res)),
-                           ("_radio_upscale", v.upscale), ("_combo_display", str(v.display)),
-                           ("_slider_split", v.split), ("_slider_gain", v.error_gain), ("_check_dynamic", v.dynamic),
-                           ("_input_target_fps", v.target_fps)):
-            dpg.set_value(tag, value)
     dpg.configure_item("_slider_split", enabled=v.mode == "split")
+
+
+def _show_view(v) -> None:
+    for tag, value in (("_radio_mode", VIEW_MODES[v.mode]), ("_combo_net_res", str(v.net_res)), ("_combo_flying_res", str(v.flying_res)),
+                       ("_radio_upscale", v.upscale), ("_combo_display", str(v.display)),
+                       ("_slider_split", v.split), ("_slider_gain", v.error_gain), ("_check_dynamic", v.dynamic),
+                       ("_input_target_fps", v.target_fps)):
+        dpg.set_value(tag, value)

@@ -24,8 +24,7 @@ from training.ngp_fields import render_field
 from training.rotation_baseline import moment_rotation, rotation_error_deg
 
 RES = 88
-"""Render resolution; shown at 2x (SHOWN) with nearest-neighbour upscaling, two pictures beside each other."""
-SHOWN = 176
+"""Render resolution; the big viewport scales the pictures up (nearest neighbour keeps the pixels visible)."""
 SAMPLES = 128
 """Volume-rendering samples per ray (the field evaluation's count)."""
 PITCH = -0.35
@@ -97,6 +96,8 @@ class RotationsFrame:
     """Error of `training.rotation_baseline` (principal axes, no learning) on the same pair."""
     ms: float
     res: int
+    done_at: float = 0.0
+    """time.perf_counter() when it was finished."""
 
 
 @dataclass
@@ -129,7 +130,7 @@ class RotationsView:
         if torch.get_num_threads() != THREADS:
             torch.set_num_threads(THREADS)  # per thread (OpenMP): the other core draws the window
         r = render_four(snap, self.scene)
-        return RotationsFrame(key, r["images"], r["psnr"], r["slices"], r["moment_error_deg"], r["ms"], RES)
+        return RotationsFrame(key, r["images"], r["psnr"], r["slices"], r["moment_error_deg"], r["ms"], RES, time.perf_counter())
 
     @property
     def idle(self) -> bool:

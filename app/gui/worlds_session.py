@@ -257,7 +257,8 @@ class WorldsSession:
         with self._lock:
             if self.mnif is None:
                 return None
-            return {"model": self.mnif.model, "latent": self.current(), "world": self.nearest()[2], "version": self.version}
+            i, _, world = self.nearest()
+            return {"model": self.mnif.model, "latent": self.current(), "world": world, "index": i, "version": self.version}
 
     # -- sampling and latent files -------------------------------------------------------------
     def set_res(self, res: int) -> None:

@@ -22,9 +22,6 @@ from renderer.scene import Scene
 from renderer.worlds import WorldParams, world_scene
 from training.mnif import render_latent
 
-SHOWN = 176
-"""Each of the two pictures is shown at SHOWN² in the tab (two fit beside each other in the side panel);
-nearest-neighbour upscaling keeps the network's pixels visible."""
 VIDEO_SIZE = 256
 """Each half of an interpolation video frame is VIDEO_SIZE²."""
 SAMPLES = 128
@@ -57,6 +54,10 @@ class WorldsFrame:
     net_ms: float
     gt_ms: float
     res: int
+    nearest: int
+    """The nearest training world's index (the ground-truth picture's world)."""
+    done_at: float
+    """time.perf_counter() when it was finished."""
 
 
 @dataclass
@@ -91,7 +92,7 @@ class WorldsView:
             torch.set_num_threads(THREADS)  # per thread (OpenMP)
         pose = torch.tensor(key[0], dtype=torch.float32)
         net, gt, net_ms, gt_ms = render_pair(snap["model"], snap["latent"], snap["world"], pose, res, self.rasterizer, self.base)
-        return WorldsFrame(key, net, gt, net_ms, gt_ms, res)
+        return WorldsFrame(key, net, gt, net_ms, gt_ms, res, snap["index"], time.perf_counter())
 
     @property
     def idle(self) -> bool:
