@@ -285,3 +285,118 @@ def test_real_x_key_and_mouse_events_fly_the_camera(tmp_path, checkpoint):
     assert 0.2 * out["speed"] < step < 1.0 * out["speed"]
     assert x1 < x0 and z1 < z0
     assert out["yaw1"] < out["yaw0"] - 0.05  # dragging right across the picture turns right
+
+
+QUIT_DRIVER = """
+import json, sys
+from pathlib import Path
+import dearpygui.dearpygui as dpg
+from Xlib import X, display
+from Xlib.ext import xtest
+from app.gui.app import App
+
+app = App(checkpoint=Path({ckpt!r}))
+d = display.Display()
+
+def frames(n=1):
+    for _ in range(n):
+        app.step()
+        d.sync()
+
+def click(x, y):
+    vx, vy = dpg.get_viewport_pos()           # window coordinates -> the X screen's
+    xtest.fake_input(d, X.MotionNotify, x=int(vx + x), y=int(vy + y))
+    frames(4)
+    xtest.fake_input(d, X.ButtonPress, 1)
+    frames(4)
+    xtest.fake_input(d, X.ButtonRelease, 1)
+    frames(4)
+
+frames(5)
+click(20, 9)                                  # File
+click(30, 105)                                # Quit: the sixth row, under the separator (dearpygui's default font)
+errors = [m.text for m in app.messages if m.level == "error"]
+running = dpg.is_dearpygui_running()
+rc = app.run(frames=app.frame + 300)          # returns at once once the window is asked to close
+print(json.dumps({{"rc": rc, "errors": errors, "running_after_quit": running}}))
+sys.exit(rc)
+"""
+
+
+def test_file_quit_closes_the_window_with_rc_0(tmp_path, checkpoint):
+    """File > Quit clicked through the X server (XTEST): the app closes cleanly and the process exits with 0."""
+    pytest.importorskip("Xlib")
+    out = run_driver(QUIT_DRIVER.format(ckpt=str(checkpoint)), tmp_path)
+    assert out == {"rc": 0, "errors": [], "running_after_quit": False}
+
+
+STOP_DRIVER = """
+import json, time
+from pathlib import Path
+import dearpygui.dearpygui as dpg
+from Xlib import X, display
+from Xlib.ext import xtest
+from app.gui.app import App
+
+app = App(checkpoint=Path({ckpt!r}))
+tab = app.tabs["training"]
+c = tab.session.choices
+c.model, c.res, c.data, c.budget, c.unit = "posemlp", 32, "stream", 2, "minutes"
+d = display.Display()
+
+def wait_for(cond, limit=90):
+    t0 = time.time()
+    while not cond() and time.time() - t0 < limit:
+        app.step()
+        d.sync()
+
+def press(tag):
+    wait_for(lambda: dpg.get_item_rect_size(tag)[0] > 0, 10)   # laid out (a tab just opened is drawn next frame)
+    (x, y), (w, h) = dpg.get_item_rect_min(tag), dpg.get_item_rect_size(tag)
+    vx, vy = dpg.get_viewport_pos()           # window coordinates -> the X screen's
+    xtest.fake_input(d, X.MotionNotify, x=int(vx + x + w / 2), y=int(vy + y + h / 2))
+    wait_for(lambda: False, 0.3)
+    xtest.fake_input(d, X.ButtonPress, 1)
+    wait_for(lambda: False, 0.2)
+    xtest.fake_input(d, X.ButtonRelease, 1)
+    wait_for(lambda: False, 0.3)
+
+app.open_tab("training")
+wait_for(lambda: app.slot.current is not None)
+opened = str(app.slot.current.path)
+press("_button_start")
+wait_for(lambda: len(tab.session.curves.train_step) >= 2)
+press("_button_stop")
+wait_for(lambda: tab.session.state == "finished", 60)
+wait_for(lambda: False, 0.5)
+s = tab.session
+out = {{"state": s.state, "curves": len(s.curves.train_step), "plots": dpg.is_item_shown("_group_plots"),
+        "checkpoint": (s.out_dir / "checkpoint.safetensors").exists(), "folder": dpg.get_value("_text_train_folder"),
+        "out_dir": str(s.out_dir), "status": dpg.get_value("_text_train_status"),
+        "start_enabled": dpg.get_item_configuration("_button_start")["enabled"]}}
+wait_for(lambda: s.owns(app.slot.current.path), 20)   # the viewport shows the run's network
+out["followed"] = s.owns(app.slot.current.path)
+press("_button_reset")
+wait_for(lambda: str(app.slot.current.path) == opened, 20)
+out["after_reset"] = [s.state, len(s.curves.train_step), str(app.slot.current.path) == opened]
+app.settings.pixels_checkpoint = None
+press("_button_train_shipped")
+wait_for(lambda: app.slot.current.path.name == "ngp_256.safetensors", 30)
+out["shipped"] = app.slot.current.path.name
+app.run(frames=app.frame + 2)
+print(json.dumps(out))
+"""
+
+
+def test_training_stop_keeps_the_curves_and_the_checkpoint(tmp_path, checkpoint):
+    """Stop, Reset and Back to the shipped network, pressed through the X server: Stop ends the run with its
+    checkpoint and keeps the curves; Reset clears them and puts the network from before the run back."""
+    pytest.importorskip("Xlib")
+    out = run_driver(STOP_DRIVER.format(ckpt=str(checkpoint)), tmp_path)
+    assert out["state"] == "finished" and out["curves"] >= 2 and out["plots"], out
+    assert out["checkpoint"] and out["out_dir"] in out["folder"] and out["start_enabled"]
+    assert out["out_dir"].startswith(str(tmp_path / "home" / "runs"))  # under REDCUBE_HOME
+    assert out["status"].startswith("finished | step"), out["status"]
+    assert out["followed"]
+    assert out["after_reset"] == ["idle", 0, True]
+    assert out["shipped"] == "ngp_256.safetensors"
