@@ -400,3 +400,85 @@ def test_training_stop_keeps_the_curves_and_the_checkpoint(tmp_path, checkpoint)
     assert out["followed"]
     assert out["after_reset"] == ["idle", 0, True]
     assert out["shipped"] == "ngp_256.safetensors"
+
+
+TYPED_DRIVER = """
+import json, time
+from pathlib import Path
+import dearpygui.dearpygui as dpg
+from Xlib import X, XK, display
+from Xlib.ext import xtest
+from app.gui.app import App
+
+app = App(checkpoint=Path({first!r}))
+d = display.Display()
+
+def wait_for(cond, limit=30):
+    t0 = time.time()
+    while not cond() and time.time() - t0 < limit:
+        app.step()
+        d.sync()
+
+def press(tag):
+    wait_for(lambda: dpg.get_item_rect_size(tag)[0] > 0, 10)
+    (x, y), (w, h) = dpg.get_item_rect_min(tag), dpg.get_item_rect_size(tag)
+    vx, vy = dpg.get_viewport_pos()
+    xtest.fake_input(d, X.MotionNotify, x=int(vx + x + w / 2), y=int(vy + y + h / 2))
+    wait_for(lambda: False, 0.3)
+    xtest.fake_input(d, X.ButtonPress, 1)
+    wait_for(lambda: False, 0.2)
+    xtest.fake_input(d, X.ButtonRelease, 1)
+    wait_for(lambda: False, 0.3)
+
+app.open_tab("model")
+wait_for(lambda: app.slot.current is not None)
+out = {{"first": app.slot.current.path.name}}
+SHIFT = d.keysym_to_keycode(XK.string_to_keysym("Shift_L"))
+NAMES = {{"/": "slash", ".": "period", "-": "minus", "_": "underscore"}}
+
+def type_text(text):
+    for ch in text:
+        sym = XK.string_to_keysym(NAMES.get(ch, ch))
+        code = d.keysym_to_keycode(sym)
+        shift = d.keycode_to_keysym(code, 0) != sym
+        if shift:
+            xtest.fake_input(d, X.KeyPress, SHIFT)
+        xtest.fake_input(d, X.KeyPress, code)
+        xtest.fake_input(d, X.KeyRelease, code)
+        if shift:
+            xtest.fake_input(d, X.KeyRelease, SHIFT)
+        wait_for(lambda: False, 0.03)
+
+press("_input_ckpt_path")                     # into the field; type the path with the keyboard
+type_text({second!r})
+out["field"] = dpg.get_value("_input_ckpt_path")
+press("_input_ckpt_path_load")                # the Load button beside it
+wait_for(lambda: app.slot.current.path.name != out["first"])
+out["typed"] = str(app.slot.current.path)
+dpg.set_value("_input_ckpt_path", "/nope/missing.safetensors")
+press("_input_ckpt_path_load")
+wait_for(lambda: app.messages[-1].level == "error")
+out["missing"] = app.messages[-1].text
+out["kept"] = str(app.slot.current.path)
+dpg.set_value("_input_ckpt_path", "saved.safetensors")   # a bare name: into the outputs folder
+press("_input_ckpt_path_save")
+out["saved"] = app.messages[-1].text
+app.run(frames=app.frame + 2)
+print(json.dumps(out))
+"""
+
+
+def test_a_typed_checkpoint_path_loads(tmp_path, checkpoint, one_sentence):
+    """The Model tab's path field: a typed path and the Load button beside it open that network; a missing file is
+    one sentence and the network stays; Save with a bare name writes into the outputs folder (REDCUBE_HOME)."""
+    pytest.importorskip("Xlib")
+    second = tmp_path / "second.safetensors"
+    shutil.copy(checkpoint, second)
+    shutil.copy(checkpoint.with_suffix(".json"), second.with_suffix(".json"))
+    out = run_driver(TYPED_DRIVER.format(first=str(checkpoint), second=str(second)), tmp_path)
+    assert out["field"] == str(second), out  # the keys reached the field
+    assert out["first"] == "net.safetensors" and out["typed"] == str(second)
+    assert "missing.safetensors" in out["missing"] and out["kept"] == str(second)
+    one_sentence(out["missing"])
+    saved = tmp_path / "home" / "saved.safetensors"
+    assert saved.exists() and str(saved) in out["saved"]

@@ -255,7 +255,7 @@ class App:
         loaded = self.slot.snapshot()
         if loaded is None:
             raise RedcubeError("there is no network to save; load or train one first.")
-        r = loaded.record
+        r, path = loaded.record, output_path(path)
         try:
             out = save_checkpoint(path, loaded.model, self.scene, step=loaded.step, metrics=r.get("metrics"), train=r.get("train"))
         except OSError as e:
@@ -276,8 +276,10 @@ class App:
             ("parameters", f"{m.get('parameters', sum(p.numel() for p in loaded.model.parameters())):,}"),
             ("training res", f"{train.get('res', '?')}²"),
             ("training step", str(loaded.step)),
-            ("held-out PSNR", "not recorded" if psnr is None else f"{psnr:.2f} dB per-image mean"
-             + (f", {pooled:.2f} dB pooled over pixels" if pooled is not None else "")),
+            ("held-out PSNR", "not recorded" if psnr is None else
+             (f"{pooled:.2f} dB pooled over pixels (per-image mean {psnr:.2f} dB: sky-only views are near perfect)"
+              if pooled is not None else f"{psnr:.2f} dB per-image mean") + "; higher is closer to the ground truth, "
+             "above 30 dB is hard to tell apart"),
             ("device", str(next(loaded.model.parameters()).device)),
             ("hash-grid backend", str(m.get("backend") or r.get("backend") or "n/a (no hash grid)")),
         ]
@@ -393,7 +395,7 @@ class App:
         for _ in range(2):  # the texture shown must be the newest one
             self.step()
         record = self.layout_record()
-        self.screenshot(path)
+        self.screenshot(Path(path).resolve())  # a relative --screenshot path means the current folder
         for _ in range(3):  # the frame buffer is written while the next frame renders
             self.step()
         Path(str(path) + ".json").write_text(json.dumps(record, indent=2) + "\n")

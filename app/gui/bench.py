@@ -90,7 +90,8 @@ def _train(app) -> dict | None:
     while not app.tabs["training"].session.curves.train_step and time.perf_counter() - t0 < 180:
         app.step()
     if app.tabs["training"].session.state != "running":
-        return {"error": f"training did not start ({app.tabs["training"].session.state}: {app.tabs["training"].session.error})"}
+        s = app.tabs["training"].session
+        return {"error": f"training did not start ({s.state}: {s.error})"}
     return None
 
 

@@ -35,6 +35,7 @@ STALE_AFTER_S = 0.3  # a picture this far behind the camera is marked "rendering
 
 def build(app) -> None:
     app.text_inputs = []
+    app.path_fields = {}  # file dialog tag -> the typed path field beside it
     _theme()
     _texture(app)
     _dialogs(app)
@@ -114,7 +115,11 @@ def _picture(app) -> None:
 
 def _dialog(app, tag: str, label: str, exts: tuple[str, ...], on_path, default: str = "") -> None:
     def chosen(sender, data):
-        app.guard(on_path)(data["file_path_name"])
+        path = data["file_path_name"]
+        field = app.path_fields.get(tag)  # the typed path beside this dialog shows what it chose
+        if field is not None:
+            dpg.set_value(field, path)
+        app.guard(on_path)(path)
     with dpg.file_dialog(label=label, tag=tag, show=False, modal=True, width=640, height=420, callback=chosen,
                          default_filename=default):
         for ext in exts:

@@ -6,9 +6,13 @@ import time
 
 import dearpygui.dearpygui as dpg
 
+from app.gui.settings import output_path
 from app.gui.tab import Tab
+from app.gui.widgets import path_field
 from app.gui.video import PANELS
 from app.gui.video_session import VideoSession
+
+GREY = (150, 150, 150)
 
 
 class VideoTab(Tab):
@@ -77,9 +81,9 @@ def build(app, tab: VideoTab) -> None:
     with dpg.group(horizontal=True):
         dpg.add_button(label="Preset: orbit", callback=g(lambda: tab.use_preset("orbit")))
         dpg.add_button(label="Preset: walk", callback=g(lambda: tab.use_preset("walk")))
-    with dpg.group(horizontal=True):
-        dpg.add_button(label="Load path...", callback=lambda: dpg.show_item("_dialog_path_load"))
-        dpg.add_button(label="Save path...", callback=lambda: dpg.show_item("_dialog_path_save"))
+    dpg.add_text("Path file (JSON)", color=GREY)
+    path_field(app, "_input_path_file", [("Load", tab.load_path), ("Save", tab.save_path)], "_dialog_path_load",
+               hint="e.g. paths/orbit.json")
     with dpg.group(horizontal=True):
         dpg.add_button(label="Play preview", callback=g(lambda: tab.session.play(time.perf_counter())))
         dpg.add_button(label="Stop", callback=g(tab.session.stop))
@@ -98,6 +102,7 @@ def build(app, tab: VideoTab) -> None:
                            callback=lambda s, a: v.update(out=a))
         dpg.add_button(label="...", callback=lambda: dpg.show_item("_dialog_video_out"))
     app.text_inputs.append("_input_video_out")
+    dpg.add_text("", tag="_text_video_out", color=GREY, wrap=0)
     with dpg.group(horizontal=True):
         dpg.add_button(label="Export", tag="_button_export", callback=g(tab.export))
         dpg.add_button(label="Cancel", tag="_button_cancel", callback=g(tab.session.cancel))
@@ -120,6 +125,7 @@ def refresh(app, video: VideoSession) -> None:
         if not dpg.is_item_active(tag):
             dpg.set_value(tag, o[key] if key == "out" else int(o[key]))
     dpg.set_value("_combo_video_panel", PANELS.get(o["panel"], "Side by side"))
+    dpg.set_value("_text_video_out", f"writes {output_path(o['out'])}")
     job, running = video.job, video.running
     dpg.configure_item("_button_export", enabled=not running)
     dpg.configure_item("_button_cancel", enabled=running)

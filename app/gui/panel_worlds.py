@@ -9,7 +9,9 @@ import time
 
 import dearpygui.dearpygui as dpg
 
+from app.gui.settings import output_path
 from app.gui.tab import Panel, Pictures, Tab
+from app.gui.widgets import path_field
 from app.gui.worlds_session import RES_RANGE, WorldsSession, describe_world
 from app.gui.worlds_view import SAMPLES, WorldsView
 
@@ -41,7 +43,7 @@ class WorldsTab(Tab):
 
     def export(self) -> None:
         self.session.export(self.app.rasterizer, self.app.fly.camera.pose())
-        self.app.message(f"writing the interpolation video to {self.session.video['out']} ...")
+        self.app.message(f"writing the interpolation video to {output_path(self.session.video['out'])} ...")
 
     def restore(self, remembered: dict) -> str | None:
         return self.session.restore(remembered)
@@ -99,10 +101,8 @@ class WorldsTab(Tab):
 def build(app, tab: WorldsTab) -> None:
     g, w = app.guard, tab.session
     dpg.add_text(INTRO, color=GREY, wrap=WRAP)
-    with dpg.group(horizontal=True):
-        dpg.add_button(label="Load mNIF...", callback=lambda: dpg.show_item("_dialog_mnif_load"))
-        dpg.add_button(label="Load latent...", callback=lambda: dpg.show_item("_dialog_latent_load"))
-        dpg.add_button(label="Save latent...", callback=lambda: dpg.show_item("_dialog_latent_save"))
+    dpg.add_text("mNIF checkpoint", color=GREY)
+    path_field(app, "_input_worlds_mnif", [("Load", tab.load)], "_dialog_mnif_load", default=str(w.default), width=230)
     dpg.add_text("", tag="_text_worlds_model", wrap=WRAP)
     with dpg.tooltip("_text_worlds_model"):
         dpg.add_text(MNIF_TIP)
@@ -120,7 +120,7 @@ def build(app, tab: WorldsTab) -> None:
                                  callback=g(lambda s, a: w.set_uv(u=a)))
             dpg.add_slider_float(label="v", tag="_slider_worlds_v", min_value=0.0, max_value=1.0, width=150,
                                  callback=g(lambda s, a: w.set_uv(v=a)))
-        dpg.add_drawlist(GRID + 24, GRID + 24, tag="_draw_worlds_grid")
+        dpg.add_drawlist(GRID + 24, GRID + 30, tag="_draw_worlds_grid")
     dpg.add_combo([str(r) for r in RESOLUTIONS], label="render res", tag="_combo_worlds_res", width=100,
                   default_value=str(w.res), callback=g(lambda s, a: w.set_res(int(a))))
     dpg.add_text("", tag="_text_worlds_render", color=GREY, wrap=WRAP)
@@ -135,6 +135,10 @@ def build(app, tab: WorldsTab) -> None:
 def _sampling(app, w: WorldsSession) -> None:
     g = app.guard
     dpg.add_text("Sample a new world (latent diffusion, DDIM)", color=HEAD)
+    dpg.add_text("latent file: the current world's code", color=GREY)
+    path_field(app, "_input_worlds_latent", [("Load", lambda p: app.message(w.load_latent(p))),
+                                             ("Save", lambda p: app.message(w.save_latent(p)))],
+               "_dialog_latent_load", hint="e.g. latents/mine.safetensors", width=180)
     with dpg.group(horizontal=True):
         dpg.add_input_int(label="steps", tag="_input_worlds_steps", width=80, step=0, default_value=w.steps,
                           callback=lambda s, a: setattr(w, "steps", a))
@@ -159,6 +163,7 @@ def _video(app, tab: WorldsTab) -> None:
         dpg.add_input_text(tag="_input_worlds_out", width=260, default_value=o["out"], callback=lambda s, a: o.update(out=a))
         dpg.add_button(label="...", callback=lambda: dpg.show_item("_dialog_worlds_video"))
     app.text_inputs.append("_input_worlds_out")
+    dpg.add_text("", tag="_text_worlds_out", color=GREY, wrap=WRAP)
     with dpg.group(horizontal=True):
         dpg.add_button(label="Export", tag="_button_worlds_export", callback=g(tab.export))
         dpg.add_button(label="Cancel", tag="_button_worlds_cancel", callback=g(tab.session.cancel))
@@ -231,6 +236,7 @@ def _follow(w: WorldsSession) -> None:
 
 
 def _progress(w: WorldsSession) -> None:
+    dpg.set_value("_text_worlds_out", f"writes {output_path(w.video['out'])}")
     job = w.job
     running = job is not None and not job.finished
     dpg.configure_item("_button_worlds_export", enabled=not running)

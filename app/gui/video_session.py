@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from app.gui.paths import CameraPath, preset
+from app.gui.settings import output_path
 from app.gui.video import export_video
 from app.gui.workers import start_thread
 from renderer.camera import Camera
@@ -93,7 +94,7 @@ class VideoSession:
         return out
 
     def save(self, file: str | Path) -> str:
-        return f"saved path to {self.path.save(file)}"
+        return f"saved path to {self.path.save(output_path(file))}"
 
     # -- preview -------------------------------------------------------------------------------
     def play(self, now: float) -> None:
@@ -121,9 +122,10 @@ class VideoSession:
         if self.running:
             raise RedcubeError("an export is already running; cancel it first.")
         o = dict(self.options)
+        out = output_path(o["out"])  # a bare name goes to the outputs folder, not the folder the app started in
         cams = self.path.sample(int(o["frames"]))
         self.job = VideoJob.start(len(cams), lambda job: export_video(
-            cams, o["out"], rasterizer=rasterizer, model=model, panel=o["panel"], res=int(o["res"]), fps=int(o["fps"]),
+            cams, out, rasterizer=rasterizer, model=model, panel=o["panel"], res=int(o["res"]), fps=int(o["fps"]),
             progress=job.progress, cancel=job.cancel))
 
     def cancel(self) -> None:
