@@ -95,6 +95,18 @@ def pixel_uv(res: int, device: torch.device | str | None = None) -> torch.Tensor
     return torch.stack([u.reshape(-1), v.reshape(-1)], dim=1)
 
 
+def forward(yaw: float, pitch: float = 0.0) -> tuple[float, float, float]:
+    """Unit view direction (x, y, z) of one camera; `camera_basis` is the same formula on pose tensors."""
+    cp = math.cos(pitch)
+    return -math.sin(yaw) * cp, math.sin(pitch), -math.cos(yaw) * cp
+
+
+def look_at(eye, target) -> tuple[float, float]:
+    """(yaw in [0, 2 pi), pitch) of a camera at `eye` (x, y, z) looking at `target`: the inverse of `forward`."""
+    dx, dy, dz = (float(t) - float(e) for e, t in zip(eye, target))
+    return math.atan2(-dx, -dz) % (2 * math.pi), math.atan2(dy, math.hypot(dx, dz))
+
+
 def camera_basis(poses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward, right and up unit vectors, each [..., 3], for poses [..., 5]."""
     yaw, pitch = poses[..., 3], poses[..., 4]

@@ -188,3 +188,16 @@ def test_rays_agree_with_project(res):
         # And a point behind the camera is flagged as such.
         _, front = project(p[:3].numpy()[None] - d[:1].numpy(), p, FREE, res)
         assert not front[0]
+
+
+@pytest.mark.parametrize("yaw,pitch", [(0.0, 0.0), (math.pi / 2, 0.3), (4.0, -0.7), (2 * math.pi - 0.01, 0.0)])
+def test_forward_and_look_at_agree_with_the_basis(yaw, pitch):
+    """The scalar helpers the app uses are the tensor basis's formula, and look_at inverts forward."""
+    from renderer.camera import forward, look_at
+
+    f = forward(yaw, pitch)
+    want, _, _ = camera_basis(torch.tensor([0.0, 1.0, 0.0, yaw, pitch]))
+    assert torch.allclose(torch.tensor(f), want, atol=1e-6)
+    eye = (0.3, 1.0, -0.2)
+    y2, p2 = look_at(eye, [e + 2.5 * d for e, d in zip(eye, f)])
+    assert math.isclose(math.remainder(y2 - yaw, 2 * math.pi), 0.0, abs_tol=1e-9) and math.isclose(p2, pitch, abs_tol=1e-9)

@@ -18,6 +18,7 @@ import torch
 
 from app.gui.rotations_session import make_field, undo_rotation
 from app.gui.workers import LatestWorker
+from renderer.camera import forward
 from renderer.scene import Scene
 from training.metrics import psnr
 from training.ngp_fields import render_field
@@ -40,8 +41,7 @@ THREADS = 1
 def orbit_pose(scene: Scene, yaw_deg: float, pitch: float = PITCH, distance: float = DISTANCE) -> torch.Tensor:
     """[1, 5] camera (x, y, z, yaw, pitch) looking at the box centre from `distance`, as `eval_poses` builds them."""
     yaw = math.radians(yaw_deg)
-    forward = torch.tensor([-math.sin(yaw) * math.cos(pitch), math.sin(pitch), -math.cos(yaw) * math.cos(pitch)])
-    position = torch.tensor(scene.cube_center) - distance * forward
+    position = torch.tensor(scene.cube_center) - distance * torch.tensor(forward(yaw, pitch))
     return torch.cat([position, torch.tensor([yaw, pitch])])[None].float()
 
 
