@@ -130,7 +130,7 @@ out["path_error"] = app.messages[-1].text
 app.guard(app.screenshot)("/proc/nope/x.png")  # an unwritable screenshot
 out["shot_error"] = app.messages[-1].text
 app.tabs["video"].use_preset("orbit")                    # the Path & video tab: export 4 frames, then to a bad place
-app.tabs["video"].session.options.update(frames=4, res=32, fps=4, panel="side_by_side")
+app.tabs["video"].session.options.update(seconds=1.0, res=32, fps=4, panel="side_by_side")
 for target in ({video!r}, "/proc/nope/v.mp4"):
     app.tabs["video"].session.options["out"] = target
     app.guard(app.tabs["video"].export)()
@@ -482,3 +482,47 @@ def test_a_typed_checkpoint_path_loads(tmp_path, checkpoint, one_sentence):
     one_sentence(out["missing"])
     saved = tmp_path / "home" / "saved.safetensors"
     assert saved.exists() and str(saved) in out["saved"]
+
+
+PATH_DRIVER = """
+import json
+import dearpygui.dearpygui as dpg
+from app.gui.app import App
+
+app = App(checkpoint=None)
+tab = app.tabs["video"]
+app.open_tab("video")
+tab.use_preset("orbit")
+for _ in range(4):
+    app.step()
+
+def call(tag, value=None):
+    fn, data = dpg.get_item_callback(tag), dpg.get_item_user_data(tag)
+    fn(tag, value, data)                       # as dearpygui calls it
+    for _ in range(3):
+        app.step()
+
+out = {{"rows": len(dpg.get_item_children("_group_keyframes", 1)), "map_items": len(dpg.get_item_children("_draw_video_map", 2))}}
+call("_input_key_1_x", 0.25)                   # typed into keyframe 2's x
+out["x2"] = tab.session.path.keyframes[1].x
+row = dpg.get_item_children("_group_keyframes", 1)[0]
+delete = dpg.get_item_children(row, 1)[-1]     # keyframe 1's x button
+call(delete)
+out["after_delete"] = [len(tab.session.path.keyframes), len(dpg.get_item_children("_group_keyframes", 1))]
+tab.session.options.update(seconds=4.0, fps=10)
+out["frames"] = tab.session.frames()
+tab.session.options.update(fps=30)
+out["frames30"] = tab.session.frames()
+app.run(frames=app.frame + 2)
+print(json.dumps(out))
+"""
+
+
+def test_path_tab_lists_keyframes_and_draws_the_map(tmp_path):
+    """The orbit preset's 12 keyframes are listed (and editable), the map draws them, and the path lasts its
+    seconds at any frame rate."""
+    out = run_driver(PATH_DRIVER.format(), tmp_path)
+    assert out["rows"] == 13 and out["map_items"] > 12 + 12  # 12 rows and the help line; keyframes, labels, grid
+    assert out["x2"] == pytest.approx(0.25)
+    assert out["after_delete"] == [11, 12]
+    assert out["frames"] == 40 and out["frames30"] == 120

@@ -265,7 +265,7 @@ def test_export_video_command(tmp_path, scene, small_net, one_sentence):
 def test_video_session_preview_and_export(tmp_path, scene, rasterizer, small_net):
     from app.gui.video_session import VideoSession
 
-    v = VideoSession(scene, {"frames": 6, "fps": 10, "res": 32, "out": str(tmp_path / "s.mp4"), "bogus": 1, "panel": 3})
+    v = VideoSession(scene, {"seconds": 0.6, "fps": 10, "res": 32, "out": str(tmp_path / "s.mp4"), "bogus": 1, "panel": 3})
     assert v.options["panel"] == "side_by_side" and "bogus" not in v.options  # bad remembered values are dropped
     with pytest.raises(RedcubeError):
         v.export(rasterizer, small_net)  # no keyframes yet
@@ -279,6 +279,8 @@ def test_video_session_preview_and_export(tmp_path, scene, rasterizer, small_net
     text, level = v.outcome()
     assert level == "info" and text.startswith("wrote") and v.outcome() is None
     assert len(_read_frames(tmp_path / "s.mp4")) == 6
+    v.options["fps"] = 30
+    assert v.frames() == 18  # the path's duration is in seconds: more frames a second, the same 0.6 s
 
 
 # -- the training panel's state (the process itself is exercised in test_gui.py) --------------------

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import dearpygui.dearpygui as dpg
 
 from app.gui.settings import output_path
 from app.gui.tab import Tab
+from app.gui.topdown import draw_map
 from app.gui.widgets import path_field
 from app.gui.video import PANELS
 from app.gui.video_session import VideoSession
+from renderer.camera import Camera
+from renderer.errors import RedcubeError
 
 GREY = (150, 150, 150)
+MAP = 200  # the top-down map's edge (px)
 
 
 class VideoTab(Tab):
@@ -22,6 +27,8 @@ class VideoTab(Tab):
         super().__init__(app)
         self.session = VideoSession(app.scene, app.settings.video)
         self._played: int | None = None  # the fly camera's version after the preview last moved it
+        self._mapped = None  # (path, camera) the map shows
+        self._listed = None  # the keyframes the list shows
 
     def add_keyframe(self) -> None:
         self.app.message(self.session.add_keyframe(self.app.fly.camera))
@@ -63,15 +70,49 @@ class VideoTab(Tab):
     def close(self) -> None:
         self.session.cancel()
 
+    def set_keyframe(self, i: int, **values: float) -> None:
+        """Edit keyframe i: 'here' (the camera's pose), or x, z, yaw (radians) typed in its row."""
+        keys = self.session.path.keyframes
+        if not 0 <= i < len(keys):
+            raise RedcubeError(f"there is no keyframe {i + 1}; the path has {len(keys)}.")
+        c = keys[i] if values else Camera(**vars(self.app.fly.camera))
+        for name, v in values.items():
+            if not math.isfinite(v):
+                raise RedcubeError(f"keyframe {i + 1}'s {name} must be a finite number, got {v!r}.")
+            setattr(c, name, v % (2 * math.pi) if name == "yaw" else v)
+        keys[i] = c
+
+    def delete_keyframe(self, i: int) -> None:
+        del self.session.path.keyframes[i]
+
+    def go_to(self, i: int) -> None:
+        self.session.stop()
+        self.app.fly.set_camera(self.session.path.keyframes[i])
+
     def build(self) -> None:
         build(self.app, self)
 
     def refresh(self) -> None:
+        if not self.visible():
+            return
         refresh(self.app, self.session)
+        p, cam = self.session.path, self.app.fly.camera
+        keys = tuple(tuple(vars(c).values()) for c in p.keyframes)
+        if self._listed != (keys, p.loop):
+            self._listed = (keys, p.loop)
+            _keyframe_rows(self)
+        mapped = (keys, p.loop, tuple(vars(cam).values()))
+        if self._mapped != mapped:
+            self._mapped = mapped
+            path = p.sample(64 if p.loop else 65) if len(p.keyframes) > 1 else []
+            draw_map("_draw_video_map", MAP, self.app.scene, cam, path + path[:1] if p.loop else path, p.keyframes)
 
 
 def build(app, tab: VideoTab) -> None:
     g, v = app.guard, tab.session.options
+    dpg.add_text("A camera path is a few keyframes (poses) the camera glides through; play it here or export it as "
+                 "an mp4 of the ground truth beside the network. Add the camera as a keyframe with K.",
+                 color=GREY, wrap=0)
     dpg.add_text("Camera path", color=(150, 200, 255))
     dpg.add_text("", tag="_text_path")
     with dpg.group(horizontal=True):
@@ -81,18 +122,26 @@ def build(app, tab: VideoTab) -> None:
     with dpg.group(horizontal=True):
         dpg.add_button(label="Preset: orbit", callback=g(lambda: tab.use_preset("orbit")))
         dpg.add_button(label="Preset: walk", callback=g(lambda: tab.use_preset("walk")))
+    with dpg.group(horizontal=True):
+        dpg.add_drawlist(MAP, MAP, tag="_draw_video_map")
+        dpg.add_text("map, seen from above:\n\ngreen: the camera\nand what it sees\n\nred: the cube\n\nblue: the path\n"
+                     "yellow: keyframes", color=GREY)
+    dpg.add_group(tag="_group_keyframes")
     dpg.add_text("Path file (JSON)", color=GREY)
     path_field(app, "_input_path_file", [("Load", tab.load_path), ("Save", tab.save_path)], "_dialog_path_load",
                hint="e.g. paths/orbit.json")
     with dpg.group(horizontal=True):
         dpg.add_button(label="Play preview", callback=g(lambda: tab.session.play(time.perf_counter())))
+        dpg.add_input_float(label="seconds", tag="_input_video_seconds", width=70, step=0, format="%.1f",
+                            default_value=float(v["seconds"]), callback=lambda s, a: v.update(seconds=a))
+        app.text_inputs.append("_input_video_seconds")
         dpg.add_button(label="Stop", callback=g(tab.session.stop))
     dpg.add_separator()
     dpg.add_text("Export mp4", color=(150, 200, 255))
     labels = {label: key for key, label in PANELS.items()}
     dpg.add_combo(list(labels), label="panel", tag="_combo_video_panel", width=160, default_value=PANELS.get(v["panel"], "Side by side"),
                   callback=lambda s, a: v.update(panel=labels[a]))
-    for key, label in (("res", "resolution"), ("fps", "fps"), ("frames", "frames")):
+    for key, label in (("res", "resolution"), ("fps", "fps")):
         tag = f"_input_video_{key}"
         dpg.add_input_int(label=label, tag=tag, width=160, step=0, default_value=int(v[key]),
                           callback=lambda s, a, u: v.update({u: a}), user_data=key)
@@ -102,11 +151,34 @@ def build(app, tab: VideoTab) -> None:
                            callback=lambda s, a: v.update(out=a))
         dpg.add_button(label="...", callback=lambda: dpg.show_item("_dialog_video_out"))
     app.text_inputs.append("_input_video_out")
+    dpg.add_text("", tag="_text_video_frames", color=GREY, wrap=0)
     dpg.add_text("", tag="_text_video_out", color=GREY, wrap=0)
     with dpg.group(horizontal=True):
         dpg.add_button(label="Export", tag="_button_export", callback=g(tab.export))
         dpg.add_button(label="Cancel", tag="_button_cancel", callback=g(tab.session.cancel))
     dpg.add_progress_bar(tag="_progress_video", width=-1, default_value=0.0, overlay="")
+
+
+def _keyframe_rows(tab: VideoTab) -> None:
+    """One row per keyframe: its number, x, z and yaw (typed), and go / here / delete."""
+    g, keys = tab.app.guard, tab.session.path.keyframes
+    dpg.delete_item("_group_keyframes", children_only=True)
+    tab.app.text_inputs[:] = [t for t in tab.app.text_inputs if not str(t).startswith("_input_key_")]
+    for i, c in enumerate(keys):
+        with dpg.group(horizontal=True, parent="_group_keyframes"):
+            dpg.add_text(f"{i + 1:2d}", color=(255, 210, 90))
+            for name, value, scale in (("x", c.x, 1.0), ("z", c.z, 1.0), ("yaw", math.degrees(c.yaw), math.pi / 180)):
+                tag = f"_input_key_{i}_{name}"
+                dpg.add_input_float(tag=tag, width=58, step=0, format="%.2f" if name != "yaw" else "%.0f°",
+                                    default_value=value, on_enter=True, user_data=(i, name, scale),
+                                    callback=g(lambda s, a, u: tab.set_keyframe(u[0], **{u[1]: a * u[2]})))
+                tab.app.text_inputs.append(tag)
+            dpg.add_button(label="go", user_data=i, callback=g(lambda s, a, u: tab.go_to(u)))
+            dpg.add_button(label="here", user_data=i, callback=g(lambda s, a, u: tab.set_keyframe(u)))
+            dpg.add_button(label="x", user_data=i, callback=g(lambda s, a, u: tab.delete_keyframe(u)))
+    if keys:
+        dpg.add_text("keyframe: x, z (m), yaw; go: fly there; here: move it to the camera; x: delete",
+                     color=GREY, wrap=0, parent="_group_keyframes")
 
 
 def set_out(session: VideoSession, path: str) -> None:
@@ -120,10 +192,14 @@ def refresh(app, video: VideoSession) -> None:
                   ("  - playing" if video.playback else ""))
     dpg.set_value("_check_loop", p.loop)
     o = video.options
-    for key in ("res", "fps", "frames", "out"):  # follow changes not made by typing (settings, scripts)
+    for key, kind in (("res", int), ("fps", int), ("seconds", float), ("out", str)):  # changes not made by typing
         tag = f"_input_video_{key}"
         if not dpg.is_item_active(tag):
-            dpg.set_value(tag, o[key] if key == "out" else int(o[key]))
+            dpg.set_value(tag, kind(o[key]))
+    try:
+        dpg.set_value("_text_video_frames", f"{video.frames()} frames: the path lasts {o['seconds']:g} s at {o['fps']} fps")
+    except RedcubeError as e:
+        dpg.set_value("_text_video_frames", str(e))
     dpg.set_value("_combo_video_panel", PANELS.get(o["panel"], "Side by side"))
     dpg.set_value("_text_video_out", f"writes {output_path(o['out'])}")
     job, running = video.job, video.running
