@@ -526,3 +526,40 @@ def test_path_tab_lists_keyframes_and_draws_the_map(tmp_path):
     assert out["x2"] == pytest.approx(0.25)
     assert out["after_delete"] == [11, 12]
     assert out["frames"] == 40 and out["frames30"] == 120
+
+
+STALE_DRIVER = """
+import json, time
+import dearpygui.dearpygui as dpg
+from pathlib import Path
+from app.gui.app import App
+
+app = App(checkpoint=Path({ckpt!r}))
+app.view.set(net_res=256, dynamic=False)      # the shipped field at 256²: tens of ms a picture here
+
+def wait_for(cond, limit=60):
+    t0 = time.time()
+    while not cond() and time.time() - t0 < limit:
+        app.step()
+
+wait_for(lambda: app.viewer.net is not None and app.viewer.net.res == 256 and app.viewer.idle())
+wait_for(lambda: False, 0.5)
+out = {{"still": dpg.get_value("_text_label_right")}}
+app.on_keys({{"w"}}, 0.05)                      # the camera moves: the old picture stays up until the new one is done
+app.step()
+out["moved"] = dpg.get_value("_text_label_right")
+out["stats"] = dpg.get_value("_text_stats")
+wait_for(lambda: app.viewer.idle() and app.viewer.net.pose == tuple(float(v) for v in app.fly.camera.pose()))
+app.step()
+out["caught_up"] = dpg.get_value("_text_label_right")
+app.run(frames=app.frame + 2)
+print(json.dumps(out))
+"""
+
+
+def test_an_old_network_picture_is_marked_rendering_with_its_age(tmp_path):
+    out = run_driver(STALE_DRIVER.format(ckpt=str(REPO / "assets" / "ngp_256.safetensors")), tmp_path)
+    assert "rendering" not in out["still"]
+    assert "rendering... (" in out["moved"] and " s old)" in out["moved"], out
+    assert out["stats"].startswith("PSNR below is of an older picture")
+    assert "rendering" not in out["caught_up"]
