@@ -73,14 +73,16 @@ class WorldsView:
     def __post_init__(self):
         self.worker = LatestWorker("redcube-worlds", self._render)
 
-    def tick(self, session, pose: tuple, visible: bool) -> bool:
-        """Ask for a render when the tab is visible and something changed; True when a new frame arrived."""
-        key = (pose, session.res, session.version)
+    def tick(self, session, pose: tuple, visible: bool, res: int | None = None) -> bool:
+        """Ask for a render (at `res`, default the session's) when the tab is visible and something changed; True when
+        a new frame arrived."""
+        res = res or session.res
+        key = (pose, res, session.version)
         if visible and key != self._asked:
             snap = session.snapshot()
             if snap is not None:
                 self._asked = key
-                self.worker.submit((key, snap, session.res))
+                self.worker.submit((key, snap, res))
         frame = self.worker.take()
         if frame is not None:
             self.frame = frame
