@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -374,8 +375,11 @@ out = {{"state": s.state, "curves": len(s.curves.train_step), "plots": dpg.is_it
         "checkpoint": (s.out_dir / "checkpoint.safetensors").exists(), "folder": dpg.get_value("_text_train_folder"),
         "out_dir": str(s.out_dir), "status": dpg.get_value("_text_train_status"),
         "start_enabled": dpg.get_item_configuration("_button_start")["enabled"]}}
-wait_for(lambda: s.owns(app.slot.current.path), 20)   # the viewport shows the run's network
-out["followed"] = s.owns(app.slot.current.path)
+wait_for(lambda: s.owns(app.slot.current.path) and app.viewer.net.version == app.slot.current.version, 20)
+for _ in range(3):
+    app.step()
+out["followed"] = s.owns(app.slot.current.path)       # the viewport shows the run's network
+out["steps"] = [dpg.get_value("_text_train_status"), dpg.get_value("_text_label_right")]
 press("_button_reset")
 wait_for(lambda: str(app.slot.current.path) == opened, 20)
 out["after_reset"] = [s.state, len(s.curves.train_step), str(app.slot.current.path) == opened]
@@ -398,6 +402,8 @@ def test_training_stop_keeps_the_curves_and_the_checkpoint(tmp_path, checkpoint)
     assert out["out_dir"].startswith(str(tmp_path / "home" / "runs"))  # under REDCUBE_HOME
     assert out["status"].startswith("finished | step"), out["status"]
     assert out["followed"]
+    status, caption = out["steps"]  # one step number: the status line's is the one the viewport's caption shows
+    assert re.search(r"step (\d+)", status).group(1) == re.search(r"step (\d+)", caption).group(1), out["steps"]
     assert out["after_reset"] == ["idle", 0, True]
     assert out["shipped"] == "ngp_256.safetensors"
 
