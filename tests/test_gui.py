@@ -569,3 +569,55 @@ def test_an_old_network_picture_is_marked_rendering_with_its_age(tmp_path):
     assert "rendering... (" in out["moved"] and " s old)" in out["moved"], out
     assert out["stats"].startswith("PSNR below is of an older picture")
     assert "rendering" not in out["caught_up"]
+
+
+DOUBLE_CLICK_DRIVER = """
+import json
+import dearpygui.dearpygui as dpg
+from Xlib import X, display
+from Xlib.ext import xtest
+from app.gui.app import App
+
+app = App(checkpoint=None)
+d = display.Display()
+
+def frames(n=1):
+    for _ in range(n):
+        app.step()
+        d.sync()
+
+frames(5)
+dpg.configure_item("_dialog_load_ckpt", default_path={folder!r})
+dpg.show_item("_dialog_load_ckpt")            # File > Load checkpoint...
+frames(10)
+vx, vy = dpg.get_viewport_pos()
+w, h = app.size
+x0, y0 = (w - 640) // 2, (h - 420) // 2        # the dialog (640 x 420) opens in the window's middle
+xtest.fake_input(d, X.MotionNotify, x=vx + x0 + 70, y=vy + y0 + 99)   # its first row: the one file in the folder
+frames(4)
+for _ in range(2):
+    xtest.fake_input(d, X.ButtonPress, 1)
+    frames(1)
+    xtest.fake_input(d, X.ButtonRelease, 1)
+    frames(1)
+frames(20)
+out = {{"open": dpg.is_item_shown("_dialog_load_ckpt"), "field": dpg.get_value("_input_ckpt_path")}}
+for _ in range(200):
+    if app.slot.current is not None and app.slot.current.path.name == "picked.safetensors":
+        break
+    frames()
+out["loaded"] = str(app.slot.current.path) if app.slot.current else None
+app.run(frames=app.frame + 2)
+print(json.dumps(out))
+"""
+
+
+def test_a_double_click_in_the_file_dialog_opens_the_file(tmp_path, checkpoint):
+    pytest.importorskip("Xlib")
+    folder = tmp_path / "pick"
+    folder.mkdir()
+    shutil.copy(checkpoint, folder / "picked.safetensors")
+    shutil.copy(checkpoint.with_suffix(".json"), folder / "picked.json")
+    out = run_driver(DOUBLE_CLICK_DRIVER.format(folder=str(folder)), tmp_path)
+    picked = str(folder / "picked.safetensors")
+    assert out == {"open": False, "field": picked, "loaded": picked}

@@ -8,6 +8,7 @@ pictures to the window as textures: the viewer's two panels, or the open tab's o
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 import numpy as np
@@ -36,6 +37,7 @@ STALE_AFTER_S = 0.3  # a picture this far behind the camera is marked "rendering
 def build(app) -> None:
     app.text_inputs = []
     app.path_fields = {}  # file dialog tag -> the typed path field beside it
+    app.file_dialogs = {}  # file dialog tag -> what choosing a file does
     _theme()
     _texture(app)
     _dialogs(app)
@@ -120,6 +122,7 @@ def _dialog(app, tag: str, label: str, exts: tuple[str, ...], on_path, default: 
         if field is not None:
             dpg.set_value(field, path)
         app.guard(on_path)(path)
+    app.file_dialogs[tag] = chosen
     with dpg.file_dialog(label=label, tag=tag, show=False, modal=True, width=640, height=420, callback=chosen,
                          default_filename=default):
         for ext in exts:
@@ -336,9 +339,24 @@ def refresh(app) -> None:
     dpg.set_value("_text_warning", ("Outside the training distribution: " + "; ".join(problems) +
                                     ". A pose-conditioned network has never seen this view.") if problems else "")
     _message(app)
+    _open_on_double_click(app)
     dpg.configure_item("_window_help", show=app.show_help)
     for tab in app.tabs.values():
         tab.refresh()
+
+
+def _open_on_double_click(app) -> None:
+    """dearpygui's file dialog only selects a double-clicked file: here the double-click also opens it (as OK)."""
+    if not dpg.is_mouse_button_double_clicked(dpg.mvMouseButton_Left):
+        return
+    for tag, chosen in app.file_dialogs.items():
+        if dpg.is_item_shown(tag):
+            info = dpg.get_file_dialog_info(tag)
+            path = info.get("file_path_name", "")
+            if info.get("selections") and Path(path).is_file():
+                dpg.hide_item(tag)
+                chosen(tag, {"file_path_name": path})
+            return
 
 
 def _message(app) -> None:
