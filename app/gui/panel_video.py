@@ -95,7 +95,7 @@ class VideoTab(Tab):
     def refresh(self) -> None:
         if not self.visible():
             return
-        refresh(self.app, self.session)
+        refresh(self.session)
         p, cam = self.session.path, self.app.fly.camera
         keys = tuple(tuple(vars(c).values()) for c in p.keyframes)
         if self._listed != (keys, p.loop):
@@ -186,7 +186,7 @@ def set_out(session: VideoSession, path: str) -> None:
     dpg.set_value("_input_video_out", path)
 
 
-def refresh(app, video: VideoSession) -> None:
+def refresh(video: VideoSession) -> None:
     p = video.path
     dpg.set_value("_text_path", f"{len(p.keyframes)} keyframes" + (" (loop)" if p.loop else "") +
                   ("  - playing" if video.playback else ""))
