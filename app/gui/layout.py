@@ -279,8 +279,9 @@ def _labels(app) -> tuple[str, str]:
         net_label = "no network"
     else:  # what the picture on screen was drawn with: its weights' step and its (dynamic) resolution
         step, res = (net.step, net.res) if net is not None else (loaded.step, v.net_res)
-        net_label = (f"{loaded.record['model']['kind']} step {step}  {res}² -> {s}² {v.upscale}"
-                     + ("" if net is None or net.still else " (moving)") + _stale(app))
+        stale = _stale(app)  # the marker replaces the upscaling note: the caption must fit above its picture
+        net_label = (f"{loaded.record['model']['kind']} step {step}  {res}²"
+                     + (stale or f" -> {s}² {v.upscale}" + ("" if net is None or net.still else " (moving)")))
     if v.mode == "side_by_side":
         return gt_label, net_label
     if v.mode == "split":

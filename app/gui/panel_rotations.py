@@ -52,7 +52,7 @@ class RotationsTab(Tab):
         self.session = RotationsSession(app.scene)
         self.view = RotationsView(app.scene)
         self._rot_shown = self._rot_themes = self._rot_plotted = self._rot_levels = None  # what the widgets show
-        self._synced: float | None = None  # the heading (deg) the orbit and the flying camera last agreed on
+        self._fly_yaw: float | None = None  # the flying camera's heading (deg) at the last frame with the tab open
 
     def load(self) -> None:
         """The Load button: the checkpoint and data set in the path inputs, loaded and encoded in the background."""
@@ -75,20 +75,17 @@ class RotationsTab(Tab):
         visible = self.visible()
         if visible:
             self.session.ensure_loaded(self.app.said)
-            self._follow_camera()
+        self._follow_camera(visible)
         return self.view.tick(self.session, visible)
 
-    def _follow_camera(self) -> None:
-        """One heading for the orbit and the flying camera: whichever changed last moves the other (at first, the
-        remembered orbit's heading turns the camera)."""
-        r, fly = self.session, self.app.fly
-        yaw = round(math.degrees(fly.camera.yaw), 1)
-        yaw = yaw - 360 if yaw > 180 else yaw
-        if self._synced is None or r.yaw_deg != self._synced:
-            fly.set_pose(yaw=math.radians(r.yaw_deg))
-        elif abs(yaw - self._synced) > 0.05:
-            r.set_yaw(yaw)
-        self._synced = r.yaw_deg
+    def _follow_camera(self, visible: bool) -> None:
+        """While the tab is open, turning the flying camera (Q / E, arrows, a drag) turns the orbit by as much; opening
+        the tab leaves the camera where it was."""
+        yaw = math.degrees(self.app.fly.camera.yaw)
+        seen, self._fly_yaw = self._fly_yaw, (yaw if visible else None)
+        turn = math.remainder(yaw - seen, 360.0) if visible and seen is not None else 0.0
+        if abs(turn) > 0.05 and self.session.loaded is not None:
+            self.session.set_yaw(round(math.remainder(self.session.yaw_deg + turn, 360.0), 1))
 
     def settled(self) -> bool:
         """With the tab open: its load has ended and, when a pair is loaded, its pictures are current."""
@@ -170,9 +167,9 @@ def _selection(tab) -> None:
                            callback=g(lambda s, a, u: u(a)), user_data=setter)
     dpg.add_slider_float(label="camera yaw (deg)", tag="_slider_rot_yaw", min_value=-180.0, max_value=180.0,
                          default_value=r.yaw_deg, width=200,
-                         callback=g(lambda s, a: tab.app.fly.set_pose(yaw=math.radians(a))))
+                         callback=g(lambda s, a: r.set_yaw(a)))
     with dpg.tooltip("_slider_rot_yaw"):
-        dpg.add_text("the flying camera's heading: Q / E, the arrow keys or a drag on the pictures turn it too")
+        dpg.add_text("the orbit's heading: Q / E, the arrow keys or a drag on the pictures turn it too")
 
 
 def _arms(tab) -> None:

@@ -51,4 +51,4 @@ def main(out: Path, tabs: list[str]) -> None:
 
 
 if __name__ == "__main__":  # the training run's process starts by spawn: it imports this file again
-    main(Path(sys.argv[1]), sys.argv[2].split(","))
+    main(Path(sys.argv[1]).resolve(), sys.argv[2].split(","))  # the app puts a relative name under REDCUBE_HOME
