@@ -3,7 +3,7 @@
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python assets/screenshots/take.py assets/screenshots \
         view,model,video,worlds,rotations,training
 
-The Path & video tab shows the orbit preset; the Training tab a 3-minute posemlp run at 64², shot once four held-out
+The Path & video tab shows the orbit preset; the Worlds tab the mix at u = v = 0.5; the Training tab a 3-minute posemlp run at 64², shot once four held-out
 evaluations are in and then stopped (its folder goes to $REDCUBE_HOME/runs, so set REDCUBE_HOME to a scratch folder).
 """
 
@@ -33,6 +33,7 @@ def main(out: Path, tabs: list[str]) -> None:
 
     wait_for(lambda: app.slot.current is not None)
     app.tabs["video"].session.use_preset("orbit")
+    app.tabs["worlds"].session.set_uv(u=0.5, v=0.5)  # a mix of the four corner worlds, not corner a itself
     for name in tabs:
         if name != "training":
             app.open_tab(name)
