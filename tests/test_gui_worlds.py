@@ -275,3 +275,47 @@ def test_the_state_and_render_objects_do_not_load_the_gui():
     repo = Path(__file__).resolve().parents[1]
     p = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and p.stdout.strip() == "False", p.stderr[-2000:]
+
+
+CLICK_DRIVER = """
+import json, time
+from pathlib import Path
+import dearpygui.dearpygui as dpg
+from Xlib import X, display
+from Xlib.ext import xtest
+from app.gui.app import App
+from app.gui.panel_worlds import GRID, SQUARE_AT
+
+app = App()
+w = app.tabs["worlds"].session
+w.default = Path({mnif!r})
+d = display.Display()
+
+def wait_for(cond, limit=60):
+    t0 = time.time()
+    while not cond() and time.time() - t0 < limit:
+        app.step()
+        d.sync()
+
+app.open_tab("worlds")
+wait_for(lambda: w.mnif is not None)
+wait_for(lambda: False, 1.0)                   # the tab's text settles (the layout below it moves)
+(x, y), (vx, vy) = dpg.get_item_rect_min("_draw_worlds_grid"), dpg.get_viewport_pos()
+xtest.fake_input(d, X.MotionNotify, x=int(vx + x + SQUARE_AT + 0.75 * GRID), y=int(vy + y + SQUARE_AT + 0.25 * GRID))
+wait_for(lambda: False, 0.3)
+xtest.fake_input(d, X.ButtonPress, 1)
+wait_for(lambda: False, 0.2)
+xtest.fake_input(d, X.ButtonRelease, 1)
+wait_for(lambda: False, 0.3)
+out = {{"uv": [w.u, w.v], "sliders": [dpg.get_value("_slider_worlds_u"), dpg.get_value("_slider_worlds_v")]}}
+app.run(frames=app.frame + 2)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (apt-get install xvfb)")
+def test_a_click_in_the_interpolation_square_sets_u_and_v(tiny_mnif, tmp_path):
+    pytest.importorskip("Xlib")
+    out = run_driver(CLICK_DRIVER.format(mnif=str(tiny_mnif[0])), tmp_path)
+    assert out["uv"] == [pytest.approx(0.75, abs=0.02), pytest.approx(0.75, abs=0.02)]  # v grows upwards
+    assert out["sliders"] == [pytest.approx(u, abs=0.02) for u in out["uv"]]

@@ -110,6 +110,8 @@ class TrainingTab(Tab):
         elif self.session.owns(loaded.path):  # not a run already reset
             self.app.settings.checkpoint = str(loaded.path)
             self.app.on_screen(loaded)
+            if not self.app.net_res_locked:  # shown at the resolution it learns at (256² of a 64² run costs 16x)
+                self.app.view.set(net_res=int(self.session.choices.res))
 
     def _share_cores(self) -> None:
         """The viewport renders with the cores a running training leaves it (all of them otherwise)."""

@@ -19,6 +19,19 @@ MAP = 130  # the top-down map's edge (px)
 SHIPPED = (("ngp_256.safetensors", "NGP field"), ("posemlp_64.safetensors", "posemlp 64²"),
            ("posemlp_32.safetensors", "posemlp 32²"))
 """Pixel networks in assets/ a click opens (the first is the app's default)."""
+TIPS = {
+    "_radio_mode": "Abs error heat map: |network - ground truth| per pixel, dark where they agree (keys 1-6 switch views).\n"
+                   "Latent channels: what a latent network predicts before the TinyVAE decoder turns it into pixels.",
+    "_slider_split": "Split slider: ground truth left of the line, network right of it, in one picture.",
+    "_combo_net_res": "The network draws a picture this many pixels square when the camera rests;\n"
+                      "the window scales it to the display size. More pixels: sharper and slower.",
+    "_combo_flying_res": "Latent networks only: while the camera moves they decode at most this size (a 512² decode takes\n"
+                         "seconds on a CPU); full size once it rests.",
+    "_radio_upscale": "How the network's picture is scaled up to the display: nearest shows its pixels as blocks,\n"
+                      "bilinear blends them.",
+    "_slider_gain": "Heat-map contrast: an error of 1 / gain is drawn at full brightness.",
+}
+"""The View tab's tooltips: what each control does, in plain words."""
 POSE_FIELDS = (("x", "x (m)", 1.0), ("z", "z (m)", 1.0), ("yaw", "yaw (deg)", math.pi / 180),
                ("y", "height y (m)", 1.0), ("pitch", "pitch (deg)", math.pi / 180))
 
@@ -92,6 +105,9 @@ def build(app) -> None:
                   default_value=str(v.display), callback=g(lambda s, a: v.set(display=int(a))))
     dpg.add_slider_float(label="error gain", tag="_slider_gain", min_value=1.0, max_value=20.0, default_value=v.error_gain,
                          width=200, callback=g(lambda s, a: v.set(error_gain=a)))
+    for tag, tip in TIPS.items():
+        with dpg.tooltip(tag):
+            dpg.add_text(tip)
     dpg.add_separator()
     _camera(app)
 

@@ -21,6 +21,7 @@ RESOLUTIONS = tuple(r for r in (32, 48, 64, 96, 128) if RES_RANGE[0] <= r <= RES
 CORNERS = ("a (u0 v0)", "b (u1 v0)", "c (u0 v1)", "d (u1 v1)")
 WRAP = 336  # text stays clear of the side panel's scroll bar
 GRID = 120  # the interpolation square's edge on screen (px)
+SQUARE_AT = 12  # its top-left corner in the drawlist (px)
 QUICK_RES, SETTLE_S = 32, 0.3  # while the scrub or the camera moves, pictures at 32² (~4x faster than 64²)
 INTRO = ("One network that holds a whole family of cube worlds (hue, size, height, turn, offset), each one a short "
          "code (a latent). Mix four training worlds with u and v, or sample a new one, and fly round it with the "
@@ -123,14 +124,18 @@ def build(app, tab: WorldsTab) -> None:
             dpg.add_input_int(tag=f"_input_worlds_corner_{k}", width=70, step=0, default_value=w.corners[k],
                               callback=g(lambda s, a, u: w.set_corner(u, a)), user_data=k, on_enter=True)
             app.text_inputs.append(f"_input_worlds_corner_{k}")
-    dpg.add_text("corners " + ", ".join(CORNERS), color=GREY)
+    dpg.add_text("corners " + ", ".join(CORNERS) + "; click in the square to move the mix (the dot)", color=GREY, wrap=WRAP)
     with dpg.group(horizontal=True):
         with dpg.group():
             dpg.add_slider_float(label="u", tag="_slider_worlds_u", min_value=0.0, max_value=1.0, width=150,
                                  callback=g(lambda s, a: w.set_uv(u=a)))
             dpg.add_slider_float(label="v", tag="_slider_worlds_v", min_value=0.0, max_value=1.0, width=150,
                                  callback=g(lambda s, a: w.set_uv(v=a)))
-        dpg.add_drawlist(GRID + 24, GRID + 30, tag="_draw_worlds_grid")
+        dpg.add_drawlist(GRID + 24, GRID + 34, tag="_draw_worlds_grid")
+    with dpg.item_handler_registry() as clicks:  # a click in the square puts (u, v) there
+        dpg.add_item_clicked_handler(callback=g(lambda: w.set_uv(*square_uv(_in_square()))))
+    dpg.bind_item_handler_registry("_draw_worlds_grid", clicks)
+
     dpg.add_combo([str(r) for r in RESOLUTIONS], label="render res", tag="_combo_worlds_res", width=100,
                   default_value=str(w.res), callback=g(lambda s, a: w.set_res(int(a))))
     dpg.add_text("", tag="_text_worlds_render", color=GREY, wrap=WRAP)
@@ -212,6 +217,19 @@ def refresh(app, tab: WorldsTab) -> None:
     _progress(w)
 
 
+def _in_square() -> tuple[float, float]:
+    """The mouse in the interpolation square's drawlist's own pixels."""
+    (mx, my), (x, y) = dpg.get_mouse_pos(local=False), dpg.get_item_rect_min("_draw_worlds_grid")
+    return mx - x, my - y
+
+
+def square_uv(at) -> tuple[float, float]:
+    """(u, v) under a point of the interpolation square's drawlist, clamped to the square."""
+    x, y = at
+    clamp = lambda t: min(1.0, max(0.0, t))
+    return clamp((x - SQUARE_AT) / GRID), clamp(1 - (y - SQUARE_AT) / GRID)
+
+
 def _grid(tab: WorldsTab) -> None:
     """The interpolation square: the four corner worlds and where (u, v) lies between them."""
     w = tab.session
@@ -220,7 +238,7 @@ def _grid(tab: WorldsTab) -> None:
         return
     tab.grid_drawn = key
     dpg.delete_item("_draw_worlds_grid", children_only=True)
-    o, n = 12, GRID
+    o, n = SQUARE_AT, GRID
     dpg.draw_rectangle((o, o), (o + n, o + n), color=(120, 120, 130), parent="_draw_worlds_grid")
     for k in range(1, 4):  # quarter lines
         t = o + n * k / 4
@@ -228,7 +246,7 @@ def _grid(tab: WorldsTab) -> None:
         dpg.draw_line((o, t), (o + n, t), color=(70, 70, 80), parent="_draw_worlds_grid")
     for (cu, cv), name, idx in zip(((0, 0), (1, 0), (0, 1), (1, 1)), "abcd", w.corners):
         x, y = o + cu * n, o + (1 - cv) * n
-        dpg.draw_text((x - 10 if cu == 0 else x - 20, y + 2 if cv == 0 else y - 12), f"{name}{idx}", size=11,
+        dpg.draw_text((x - 10 if cu == 0 else x - 20, y + 1 if cv == 0 else y - 12), f"{name}{idx}", size=11,
                       color=(200, 200, 210), parent="_draw_worlds_grid")
     colour = (120, 120, 120) if w.override is not None else (255, 210, 90)  # grey: a sampled latent, off the square
     dpg.draw_circle((o + w.u * n, o + (1 - w.v) * n), 5, fill=colour, color=colour, parent="_draw_worlds_grid")
