@@ -270,9 +270,10 @@ class App:
         m, metrics, train = r["model"], r.get("metrics", {}), r.get("train", {})
         psnr, pooled = metrics.get("test_psnr"), metrics.get("test_psnr_pooled")
         return [
-            ("file", str(loaded.path)),
+            ("file", loaded.path.name),
+            ("folder", str(loaded.path.parent)),
             ("kind", m["kind"]),
-            ("config", json.dumps(m.get("config", {}), separators=(", ", ": "))),  # spaces: the panel wraps it
+            ("config", ", ".join(f"{k} {json.dumps(v)}" for k, v in m.get("config", {}).items())),  # wraps at the commas
             ("parameters", f"{m.get('parameters', sum(p.numel() for p in loaded.model.parameters())):,}"),
             ("training res", f"{train.get('res', '?')}²"),
             ("training step", str(loaded.step)),

@@ -8,7 +8,7 @@ from app.gui.settings import outputs_dir
 from app.gui.tab import Tab
 from app.gui.widgets import path_field
 
-INFO_ROWS = 9
+INFO_ROWS = 10
 
 
 class ModelTab(Tab):
