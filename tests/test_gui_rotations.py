@@ -202,6 +202,7 @@ import json, time
 import dearpygui.dearpygui as dpg
 import numpy as np
 from app.gui.app import App
+from app.gui.rotations_view import RES
 
 app = App(width=1560, height=980)
 r = app.tabs["rotations"].session
@@ -215,7 +216,8 @@ def wait_for(cond, limit=90):
         app.step()
 
 def pictures():
-    wait_for(lambda: app.tabs["rotations"].view.frame is not None and app.tabs["rotations"].view.frame.key[0] == r.version)
+    wait_for(lambda: app.tabs["rotations"].view.frame is not None and app.tabs["rotations"].view.frame.key[0] == r.version
+             and app.tabs["rotations"].view.frame.res == RES)     # the full-resolution set, after the quick one
     for _ in range(3):
         app.step()
     return app.tabs["rotations"].view.frame

@@ -12,12 +12,13 @@ import time
 import dearpygui.dearpygui as dpg
 
 from app.gui.rotations_session import COLOR_BY, RotationsSession
-from app.gui.rotations_view import SLICE_Z, RotationsView
+from app.gui.rotations_view import QUICK_RES, RES, SLICE_Z, RotationsView
 from app.gui.tab import Panel, Pictures, Tab
 
 HEAD = (150, 200, 255)
 GREY = (170, 170, 170)
 WRAP = 336  # text stays clear of the side panel's scroll bar
+SETTLE_S = 0.4  # a selection unchanged this long gets the full-resolution pictures
 THUMB = 88  # the side panel's one picture: the field undone by the true rotation (the check that undoing works)
 INTRO = ("A field here is a small network (a hash grid of learned features plus a tiny MLP) fitted to one object, "
          "the way Instant-NGP stores a scene. The same object, turned, gives a field with different weights. "
@@ -53,6 +54,7 @@ class RotationsTab(Tab):
         self.view = RotationsView(app.scene)
         self._rot_shown = self._rot_themes = self._rot_plotted = self._rot_levels = None  # what the widgets show
         self._fly_yaw: float | None = None  # the flying camera's heading (deg) at the last frame with the tab open
+        self._changing, self._changed_at = None, 0.0  # the selection's version, and when it last changed
 
     def load(self) -> None:
         """The Load button: the checkpoint and data set in the path inputs, loaded and encoded in the background."""
@@ -76,7 +78,10 @@ class RotationsTab(Tab):
         if visible:
             self.session.ensure_loaded(self.app.said)
         self._follow_camera(visible)
-        return self.view.tick(self.session, visible)
+        if self.session.version != self._changing:
+            self._changing, self._changed_at = self.session.version, now
+        quick = now - self._changed_at < SETTLE_S  # turning or stepping through: small pictures that keep up
+        return self.view.tick(self.session, visible, QUICK_RES if quick else RES)
 
     def _follow_camera(self, visible: bool) -> None:
         """While the tab is open, turning the flying camera (Q / E, arrows, a drag) turns the orbit by as much; opening
@@ -95,7 +100,7 @@ class RotationsTab(Tab):
         if r.loading is not None or not r.tried_default:
             return False
         f = self.view.frame
-        return r.loaded is None or (f is not None and f.key[0] == r.version and f is self._rot_shown)
+        return r.loaded is None or (f is not None and f.key[0] == r.version and f.res == RES and f is self._rot_shown)
 
     def viewport(self) -> Pictures | None:
         f, r = self.view.frame, self.session
@@ -105,7 +110,7 @@ class RotationsTab(Tab):
         note = (f"rendering... these pictures are {time.perf_counter() - f.done_at:.1f} s old" if stale else
                 f"undone by {r.arm}: {f.psnr['undo_pred']:.1f} dB against the reference (by the true turn: "
                 f"{f.psnr['undo_true']:.1f} dB; higher is closer, above 30 dB is hard to tell apart)")
-        mark = "  (rendering...)" if stale else ""
+        mark = "  (rendering...)" if stale else ("  (quick preview)" if f.res < RES else "")
         return Pictures([Panel(f.images["selected"], f"selected: object {r.object}, turn {r.rotation}{mark}"),
                          Panel(f.images["reference"], f"reference: turn {r.reference}"),
                          Panel(f.images["undo_pred"], f"selected, {r.arm}'s turn undone")], note, key=f)
