@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from renderer.camera import Camera
+from renderer.camera import Camera, look_at
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
 
@@ -131,14 +131,14 @@ def preset(name: str, scene: Scene) -> CameraPath:
     y = scene.height[0]
     b = scene.pos_bounds
     if name == "orbit":
-        # At (r sin a, r cos a) the forward vector (-sin yaw, -cos yaw) points at the origin when yaw = a.
         r, n = 0.9 * b, 12
-        keys = [Camera(x=r * math.sin(a), z=r * math.cos(a), yaw=a, y=y) for a in (2 * math.pi * i / n for i in range(n))]
+        around = [(r * math.sin(a), r * math.cos(a)) for a in (2 * math.pi * i / n for i in range(n))]
+        keys = [Camera(x=x, z=z, yaw=look_at((x, y, z), (0.0, y, 0.0))[0], y=y) for x, z in around]
         return CameraPath(keys, loop=True)
     if name == "walk":
         # A diagonal walk through the cube's centre, then a turn to look back at it.
         sx, sz = 0.6 * b, 0.95 * b
-        yaw = math.atan2(sx, sz)  # forward = direction of travel, towards -x, -z
+        yaw = look_at((sx, y, sz), (0.0, y, 0.0))[0]  # forward = direction of travel, towards -x, -z
         keys = [Camera(x=sx * s, z=sz * s, yaw=yaw, y=y) for s in (1.0, 0.5, 0.0, -0.5, -1.0)]
         keys.append(Camera(x=-sx, z=-sz, yaw=(yaw + math.pi) % (2 * math.pi), y=y))
         return CameraPath(keys, loop=False)

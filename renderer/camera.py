@@ -95,10 +95,15 @@ def pixel_uv(res: int, device: torch.device | str | None = None) -> torch.Tensor
     return torch.stack([u.reshape(-1), v.reshape(-1)], dim=1)
 
 
-def forward_vector(yaw: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
-    """Unit view directions [..., 3] of yaw and pitch [...]: (-sin yaw cos pitch, sin pitch, -cos yaw cos pitch)."""
-    cp = torch.cos(pitch)
-    return torch.stack([-torch.sin(yaw) * cp, torch.sin(pitch), -torch.cos(yaw) * cp], dim=-1)
+def forward(yaw, pitch=0.0):
+    """Unit view direction of a camera: (x, y, z) floats for float angles, [..., 3] for tensors; `camera_basis` is the
+    same formula on pose tensors."""
+    if torch.is_tensor(yaw) or torch.is_tensor(pitch):
+        yaw, pitch = torch.as_tensor(yaw), torch.as_tensor(pitch)
+        cp = torch.cos(pitch)
+        return torch.stack([-torch.sin(yaw) * cp, torch.sin(pitch).expand_as(cp), -torch.cos(yaw) * cp], dim=-1)
+    cp = math.cos(pitch)
+    return -math.sin(yaw) * cp, math.sin(pitch), -math.cos(yaw) * cp
 
 
 def yaw_towards(dx, dz):
@@ -108,32 +113,32 @@ def yaw_towards(dx, dz):
     return math.atan2(-dx, -dz)
 
 
-def ground_step(yaw: float, forward: float, right: float) -> tuple[float, float]:
-    """(dx, dz) of moving `forward` metres along the level view direction and `right` metres to its right."""
-    sy, cy = math.sin(yaw), math.cos(yaw)
-    return -sy * forward + cy * right, -cy * forward - sy * right
+def look_at(eye, target) -> tuple[float, float]:
+    """(yaw in [0, 2 pi), pitch) of a camera at `eye` (x, y, z) looking at `target`: the inverse of `forward`."""
+    dx, dy, dz = (float(t) - float(e) for e, t in zip(eye, target))
+    return yaw_towards(dx, dz) % (2 * math.pi), math.atan2(dy, math.hypot(dx, dz))
 
 
 def orbit_poses(target, yaw: torch.Tensor, pitch: torch.Tensor, distance: float) -> torch.Tensor:
     """Poses [N, 5] of cameras `distance` metres from `target` (x, y, z), each looking at it along yaw [N], pitch [N]."""
-    position = torch.as_tensor(target, dtype=torch.float32) - distance * forward_vector(yaw, pitch)
+    position = torch.as_tensor(target, dtype=torch.float32) - distance * forward(yaw, pitch)
     return torch.cat([position, yaw[:, None], pitch[:, None]], 1).float()
 
 
 def camera_basis(poses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward, right and up unit vectors, each [..., 3], for poses [..., 5]."""
     yaw, pitch = poses[..., 3], poses[..., 4]
-    forward = forward_vector(yaw, pitch)
+    ahead = forward(yaw, pitch)
     right = torch.stack([torch.cos(yaw), torch.zeros_like(yaw), -torch.sin(yaw)], dim=-1)
-    up = torch.linalg.cross(right, forward)
-    return forward, right, up
+    up = torch.linalg.cross(right, ahead)
+    return ahead, right, up
 
 
 def ray_directions(poses: torch.Tensor, uv: torch.Tensor, scene: Scene) -> torch.Tensor:
     """Unit world-space ray directions [..., 3] through pixel centres uv [..., 2] of cameras poses [..., 5]."""
-    forward, right, up = camera_basis(poses)
+    ahead, right, up = camera_basis(poses)
     t = scene.tan_half_fov
-    d = forward + (uv[..., :1] * t) * right + (uv[..., 1:2] * t) * up
+    d = ahead + (uv[..., :1] * t) * right + (uv[..., 1:2] * t) * up
     return d / d.norm(dim=-1, keepdim=True)
 
 

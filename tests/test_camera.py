@@ -191,13 +191,24 @@ def test_rays_agree_with_project(res):
 
 
 def test_look_at_helpers_agree_with_the_camera_basis():
-    from renderer.camera import camera_basis, forward_vector, ground_step, orbit_poses, yaw_towards
+    from renderer.camera import camera_basis, forward, orbit_poses, yaw_towards
 
     yaw, pitch = torch.tensor([0.3, 2.0, -1.2]), torch.tensor([0.0, 0.35, -0.35])
     poses = orbit_poses((0.0, 1.0, 0.0), yaw, pitch, 2.0)
-    forward, _, _ = camera_basis(poses)
-    assert torch.allclose(forward, forward_vector(yaw, pitch))
-    assert torch.allclose(poses[:, :3] + 2.0 * forward, torch.tensor([0.0, 1.0, 0.0]).expand(3, 3), atol=1e-6)  # they look at it
+    ahead, _, _ = camera_basis(poses)
+    assert torch.allclose(ahead, forward(yaw, pitch))
+    assert torch.allclose(poses[:, :3] + 2.0 * ahead, torch.tensor([0.0, 1.0, 0.0]).expand(3, 3), atol=1e-6)  # they look at it
     assert abs(yaw_towards(-1.0, 0.0) - math.pi / 2) < 1e-12  # -X is yaw pi/2
-    dx, dz = ground_step(math.pi / 2, 1.0, 0.0)
-    assert abs(dx + 1.0) < 1e-12 and abs(dz) < 1e-12
+
+
+@pytest.mark.parametrize("yaw,pitch", [(0.0, 0.0), (math.pi / 2, 0.3), (4.0, -0.7), (2 * math.pi - 0.01, 0.0)])
+def test_forward_and_look_at_agree_with_the_basis(yaw, pitch):
+    """The scalar helpers the app uses are the tensor basis's formula, and look_at inverts forward."""
+    from renderer.camera import forward, look_at
+
+    f = forward(yaw, pitch)
+    want, _, _ = camera_basis(torch.tensor([0.0, 1.0, 0.0, yaw, pitch]))
+    assert torch.allclose(torch.tensor(f), want, atol=1e-6)
+    eye = (0.3, 1.0, -0.2)
+    y2, p2 = look_at(eye, [e + 2.5 * d for e, d in zip(eye, f)])
+    assert math.isclose(math.remainder(y2 - yaw, 2 * math.pi), 0.0, abs_tol=1e-9) and math.isclose(p2, pitch, abs_tol=1e-9)

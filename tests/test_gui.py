@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,8 @@ def checkpoint(tmp_path_factory, scene):
 
 
 def run_gui(args: list[str], tmp_path: Path, timeout: int = 120, display: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"))
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"),
+               REDCUBE_HOME=str(tmp_path / "home"))
     cmd = [sys.executable, *args]
     if display:
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
@@ -124,16 +126,16 @@ while app.slot.loading is not None:
 app.step()
 out["error"] = [m.text for m in app.messages if m.level == "error"]
 out["still_loaded"] = app.slot.current is not None and app.slot.current.path.name == "net.safetensors"
-app.guard(app.load_path)({bad_path!r})     # a broken path file, the way the file dialog calls it
+app.guard(app.tabs["video"].load_path)({bad_path!r})     # a broken path file, the way the file dialog calls it
 out["path_error"] = app.messages[-1].text
 app.guard(app.screenshot)("/proc/nope/x.png")  # an unwritable screenshot
 out["shot_error"] = app.messages[-1].text
-app.use_preset("orbit")                    # the Path & video tab: export 4 frames, then to a bad place
-app.video.options.update(frames=4, res=32, fps=4, panel="side_by_side")
+app.tabs["video"].use_preset("orbit")                    # the Path & video tab: export 4 frames, then to a bad place
+app.tabs["video"].session.options.update(seconds=1.0, res=32, fps=4, panel="side_by_side")
 for target in ({video!r}, "/proc/nope/v.mp4"):
-    app.video.options["out"] = target
-    app.guard(app.export)()
-    while app.video.running:
+    app.tabs["video"].session.options["out"] = target
+    app.guard(app.tabs["video"].export)()
+    while app.tabs["video"].session.running:
         app.step()
     app.step()
     out.setdefault("video_msgs", []).append(app.messages[-1].text)
@@ -182,10 +184,10 @@ from pathlib import Path
 from app.gui.app import App
 
 app = App(checkpoint=Path({ckpt!r}))
-app.session.runs_dir = Path({runs!r})
-c = app.session.choices
+app.tabs["training"].session.runs_dir = Path({runs!r})
+c = app.tabs["training"].session.choices
 c.model, c.res, c.data, c.budget, c.unit = "posemlp", 32, "stream", 2, "minutes"
-states = [app.session.state]
+states = [app.tabs["training"].session.state]
 
 def wait_for(cond, limit=90):
     t0 = time.time()
@@ -193,23 +195,23 @@ def wait_for(cond, limit=90):
         app.step()
 
 wait_for(lambda: app.slot.current is not None)  # the opening network reaches the screen on a frame of the GUI thread
-app.guard(app.train_start)()                 # the Start button's handler
+app.guard(app.tabs["training"].start)()                 # the Start button's handler
 if {wait}:
-    wait_for(lambda: app.session.curves.train_step)  # running and logging
-states.append(app.session.state)
+    wait_for(lambda: app.tabs["training"].session.curves.train_step)  # running and logging
+states.append(app.tabs["training"].session.state)
 app.on_key_press("p")                        # P pauses
 wait_for(lambda: True, 0)
-states.append(app.session.state)
-app.guard(app.session.resume)()              # the Resume button
-states.append(app.session.state)
+states.append(app.tabs["training"].session.state)
+app.guard(app.tabs["training"].session.resume)()              # the Resume button
+states.append(app.tabs["training"].session.state)
 if {wait}:
     wait_for(lambda: app.slot.current.path.parent.name.startswith("gui-"))  # the viewport follows the run
 followed = app.slot.current.path.parent.name
-app.guard(app.train_reset)()                 # Reset stops the run, keeps its checkpoint
-states.append(app.session.state)
-app.guard(app.train_start)()                 # a second run whose process dies
+app.guard(app.tabs["training"].reset)()                 # Reset stops the run, keeps its checkpoint
+states.append(app.tabs["training"].session.state)
+app.guard(app.tabs["training"].start)()                 # a second run whose process dies
 import os, signal
-os.kill(app.session.proc._proc.pid, signal.SIGKILL)
+os.kill(app.tabs["training"].session.proc._proc.pid, signal.SIGKILL)
 wait_for(lambda: any(m.level == "error" for m in app.messages), 30)
 died = [m.text for m in app.messages if m.level == "error"]
 app.run(frames=app.frame + 2)
@@ -284,3 +286,338 @@ def test_real_x_key_and_mouse_events_fly_the_camera(tmp_path, checkpoint):
     assert 0.2 * out["speed"] < step < 1.0 * out["speed"]
     assert x1 < x0 and z1 < z0
     assert out["yaw1"] < out["yaw0"] - 0.05  # dragging right across the picture turns right
+
+
+QUIT_DRIVER = """
+import json, sys
+from pathlib import Path
+import dearpygui.dearpygui as dpg
+from Xlib import X, display
+from Xlib.ext import xtest
+from app.gui.app import App
+
+app = App(checkpoint=Path({ckpt!r}))
+d = display.Display()
+
+def frames(n=1):
+    for _ in range(n):
+        app.step()
+        d.sync()
+
+def click(x, y):
+    vx, vy = dpg.get_viewport_pos()           # window coordinates -> the X screen's
+    xtest.fake_input(d, X.MotionNotify, x=int(vx + x), y=int(vy + y))
+    frames(4)
+    xtest.fake_input(d, X.ButtonPress, 1)
+    frames(4)
+    xtest.fake_input(d, X.ButtonRelease, 1)
+    frames(4)
+
+frames(5)
+click(20, 9)                                  # File
+click(30, 105)                                # Quit: the sixth row, under the separator (dearpygui's default font)
+errors = [m.text for m in app.messages if m.level == "error"]
+running = dpg.is_dearpygui_running()
+rc = app.run(frames=app.frame + 300)          # returns at once once the window is asked to close
+print(json.dumps({{"rc": rc, "errors": errors, "running_after_quit": running}}))
+sys.exit(rc)
+"""
+
+
+def test_file_quit_closes_the_window_with_rc_0(tmp_path, checkpoint):
+    """File > Quit clicked through the X server (XTEST): the app closes cleanly and the process exits with 0."""
+    pytest.importorskip("Xlib")
+    out = run_driver(QUIT_DRIVER.format(ckpt=str(checkpoint)), tmp_path)
+    assert out == {"rc": 0, "errors": [], "running_after_quit": False}
+
+
+STOP_DRIVER = """
+import json, time
+from pathlib import Path
+import dearpygui.dearpygui as dpg
+from Xlib import X, display
+from Xlib.ext import xtest
+from app.gui.app import App
+
+app = App(checkpoint=Path({ckpt!r}))
+tab = app.tabs["training"]
+c = tab.session.choices
+c.model, c.res, c.data, c.budget, c.unit = "posemlp", 32, "stream", 2, "minutes"
+d = display.Display()
+
+def wait_for(cond, limit=90):
+    t0 = time.time()
+    while not cond() and time.time() - t0 < limit:
+        app.step()
+        d.sync()
+
+def press(tag):
+    wait_for(lambda: dpg.get_item_rect_size(tag)[0] > 0, 10)   # laid out (a tab just opened is drawn next frame)
+    (x, y), (w, h) = dpg.get_item_rect_min(tag), dpg.get_item_rect_size(tag)
+    vx, vy = dpg.get_viewport_pos()           # window coordinates -> the X screen's
+    xtest.fake_input(d, X.MotionNotify, x=int(vx + x + w / 2), y=int(vy + y + h / 2))
+    wait_for(lambda: False, 0.3)
+    xtest.fake_input(d, X.ButtonPress, 1)
+    wait_for(lambda: False, 0.2)
+    xtest.fake_input(d, X.ButtonRelease, 1)
+    wait_for(lambda: False, 0.3)
+
+app.open_tab("training")
+wait_for(lambda: app.slot.current is not None)
+opened = str(app.slot.current.path)
+press("_button_start")
+wait_for(lambda: len(tab.session.curves.train_step) >= 2)
+press("_button_stop")
+wait_for(lambda: tab.session.state == "finished", 60)
+wait_for(lambda: False, 0.5)
+s = tab.session
+out = {{"state": s.state, "curves": len(s.curves.train_step), "plots": dpg.is_item_shown("_group_plots"),
+        "checkpoint": (s.out_dir / "checkpoint.safetensors").exists(), "folder": dpg.get_value("_text_train_folder"),
+        "out_dir": str(s.out_dir), "status": dpg.get_value("_text_train_status"),
+        "start_enabled": dpg.get_item_configuration("_button_start")["enabled"]}}
+wait_for(lambda: s.owns(app.slot.current.path) and app.viewer.net.version == app.slot.current.version, 20)
+for _ in range(3):
+    app.step()
+out["followed"] = s.owns(app.slot.current.path)       # the viewport shows the run's network
+out["steps"] = [dpg.get_value("_text_train_status"), dpg.get_value("_text_label_right")]
+press("_button_reset")
+wait_for(lambda: str(app.slot.current.path) == opened, 20)
+out["after_reset"] = [s.state, len(s.curves.train_step), str(app.slot.current.path) == opened]
+app.settings.pixels_checkpoint = None
+press("_button_train_shipped")
+wait_for(lambda: app.slot.current.path.name == "ngp_256.safetensors", 30)
+out["shipped"] = app.slot.current.path.name
+app.run(frames=app.frame + 2)
+print(json.dumps(out))
+"""
+
+
+def test_training_stop_keeps_the_curves_and_the_checkpoint(tmp_path, checkpoint):
+    """Stop, Reset and Back to the shipped network, pressed through the X server: Stop ends the run with its
+    checkpoint and keeps the curves; Reset clears them and puts the network from before the run back."""
+    pytest.importorskip("Xlib")
+    out = run_driver(STOP_DRIVER.format(ckpt=str(checkpoint)), tmp_path)
+    assert out["state"] == "finished" and out["curves"] >= 2 and out["plots"], out
+    assert out["checkpoint"] and out["out_dir"] in out["folder"] and out["start_enabled"]
+    assert out["out_dir"].startswith(str(tmp_path / "home" / "runs"))  # under REDCUBE_HOME
+    assert out["status"].startswith("finished | step"), out["status"]
+    assert out["followed"]
+    status, caption = out["steps"]  # one step number: the status line's is the one the viewport's caption shows
+    assert re.search(r"step (\d+)", status).group(1) == re.search(r"step (\d+)", caption).group(1), out["steps"]
+    assert out["after_reset"] == ["idle", 0, True]
+    assert out["shipped"] == "ngp_256.safetensors"
+
+
+TYPED_DRIVER = """
+import json, time
+from pathlib import Path
+import dearpygui.dearpygui as dpg
+from Xlib import X, XK, display
+from Xlib.ext import xtest
+from app.gui.app import App
+
+app = App(checkpoint=Path({first!r}))
+d = display.Display()
+
+def wait_for(cond, limit=30):
+    t0 = time.time()
+    while not cond() and time.time() - t0 < limit:
+        app.step()
+        d.sync()
+
+def press(tag):
+    wait_for(lambda: dpg.get_item_rect_size(tag)[0] > 0, 10)
+    (x, y), (w, h) = dpg.get_item_rect_min(tag), dpg.get_item_rect_size(tag)
+    vx, vy = dpg.get_viewport_pos()
+    xtest.fake_input(d, X.MotionNotify, x=int(vx + x + w / 2), y=int(vy + y + h / 2))
+    wait_for(lambda: False, 0.3)
+    xtest.fake_input(d, X.ButtonPress, 1)
+    wait_for(lambda: False, 0.2)
+    xtest.fake_input(d, X.ButtonRelease, 1)
+    wait_for(lambda: False, 0.3)
+
+app.open_tab("model")
+wait_for(lambda: app.slot.current is not None)
+out = {{"first": app.slot.current.path.name}}
+SHIFT = d.keysym_to_keycode(XK.string_to_keysym("Shift_L"))
+NAMES = {{"/": "slash", ".": "period", "-": "minus", "_": "underscore"}}
+
+def type_text(text):
+    for ch in text:
+        sym = XK.string_to_keysym(NAMES.get(ch, ch))
+        code = d.keysym_to_keycode(sym)
+        shift = d.keycode_to_keysym(code, 0) != sym
+        if shift:
+            xtest.fake_input(d, X.KeyPress, SHIFT)
+        xtest.fake_input(d, X.KeyPress, code)
+        xtest.fake_input(d, X.KeyRelease, code)
+        if shift:
+            xtest.fake_input(d, X.KeyRelease, SHIFT)
+        wait_for(lambda: False, 0.03)
+
+press("_input_ckpt_path")                     # into the field; type the path with the keyboard
+type_text({second!r})
+out["field"] = dpg.get_value("_input_ckpt_path")
+press("_input_ckpt_path_load")                # the Load button beside it
+wait_for(lambda: app.slot.current.path.name != out["first"])
+out["typed"] = str(app.slot.current.path)
+dpg.set_value("_input_ckpt_path", "/nope/missing.safetensors")
+press("_input_ckpt_path_load")
+wait_for(lambda: app.messages[-1].level == "error")
+out["missing"] = app.messages[-1].text
+out["kept"] = str(app.slot.current.path)
+dpg.set_value("_input_ckpt_path", "saved.safetensors")   # a bare name: into the outputs folder
+press("_input_ckpt_path_save")
+out["saved"] = app.messages[-1].text
+app.run(frames=app.frame + 2)
+print(json.dumps(out))
+"""
+
+
+def test_a_typed_checkpoint_path_loads(tmp_path, checkpoint, one_sentence):
+    """The Model tab's path field: a typed path and the Load button beside it open that network; a missing file is
+    one sentence and the network stays; Save with a bare name writes into the outputs folder (REDCUBE_HOME)."""
+    pytest.importorskip("Xlib")
+    second = tmp_path / "second.safetensors"
+    shutil.copy(checkpoint, second)
+    shutil.copy(checkpoint.with_suffix(".json"), second.with_suffix(".json"))
+    out = run_driver(TYPED_DRIVER.format(first=str(checkpoint), second=str(second)), tmp_path)
+    assert out["field"] == str(second), out  # the keys reached the field
+    assert out["first"] == "net.safetensors" and out["typed"] == str(second)
+    assert "missing.safetensors" in out["missing"] and out["kept"] == str(second)
+    one_sentence(out["missing"])
+    saved = tmp_path / "home" / "saved.safetensors"
+    assert saved.exists() and str(saved) in out["saved"]
+
+
+PATH_DRIVER = """
+import json
+import dearpygui.dearpygui as dpg
+from app.gui.app import App
+
+app = App(checkpoint=None)
+tab = app.tabs["video"]
+app.open_tab("video")
+tab.use_preset("orbit")
+for _ in range(4):
+    app.step()
+
+def call(tag, value=None):
+    fn, data = dpg.get_item_callback(tag), dpg.get_item_user_data(tag)
+    fn(tag, value, data)                       # as dearpygui calls it
+    for _ in range(3):
+        app.step()
+
+out = {{"rows": len(dpg.get_item_children("_group_keyframes", 1)), "map_items": len(dpg.get_item_children("_draw_video_map", 2))}}
+call("_input_key_1_x", 0.25)                   # typed into keyframe 2's x
+out["x2"] = tab.session.path.keyframes[1].x
+row = dpg.get_item_children("_group_keyframes", 1)[0]
+delete = dpg.get_item_children(row, 1)[-1]     # keyframe 1's x button
+call(delete)
+out["after_delete"] = [len(tab.session.path.keyframes), len(dpg.get_item_children("_group_keyframes", 1))]
+tab.session.options.update(seconds=4.0, fps=10)
+out["frames"] = tab.session.frames()
+tab.session.options.update(fps=30)
+out["frames30"] = tab.session.frames()
+app.run(frames=app.frame + 2)
+print(json.dumps(out))
+"""
+
+
+def test_path_tab_lists_keyframes_and_draws_the_map(tmp_path):
+    """The orbit preset's 12 keyframes are listed (and editable), the map draws them, and the path lasts its
+    seconds at any frame rate."""
+    out = run_driver(PATH_DRIVER.format(), tmp_path)
+    assert out["rows"] == 13 and out["map_items"] > 12 + 12  # 12 rows and the help line; keyframes, labels, grid
+    assert out["x2"] == pytest.approx(0.25)
+    assert out["after_delete"] == [11, 12]
+    assert out["frames"] == 40 and out["frames30"] == 120
+
+
+STALE_DRIVER = """
+import json, time
+import dearpygui.dearpygui as dpg
+from pathlib import Path
+from app.gui.app import App
+
+app = App(checkpoint=Path({ckpt!r}))
+app.view.set(net_res=256, dynamic=False)      # the shipped field at 256²: tens of ms a picture here
+
+def wait_for(cond, limit=60):
+    t0 = time.time()
+    while not cond() and time.time() - t0 < limit:
+        app.step()
+
+wait_for(lambda: app.viewer.net is not None and app.viewer.net.res == 256 and app.viewer.idle())
+wait_for(lambda: False, 0.5)
+out = {{"still": dpg.get_value("_text_label_right")}}
+app.on_keys({{"w"}}, 0.05)                      # the camera moves: the old picture stays up until the new one is done
+app.step()
+out["moved"] = dpg.get_value("_text_label_right")
+out["stats"] = dpg.get_value("_text_stats")
+wait_for(lambda: app.viewer.idle() and app.viewer.net.pose == tuple(float(v) for v in app.fly.camera.pose()))
+app.step()
+out["caught_up"] = dpg.get_value("_text_label_right")
+app.run(frames=app.frame + 2)
+print(json.dumps(out))
+"""
+
+
+def test_an_old_network_picture_is_marked_rendering_with_its_age(tmp_path):
+    out = run_driver(STALE_DRIVER.format(ckpt=str(REPO / "assets" / "ngp_256.safetensors")), tmp_path)
+    assert "rendering" not in out["still"]
+    assert "rendering... (" in out["moved"] and " s old)" in out["moved"], out
+    assert out["stats"].startswith("PSNR below is of an older picture")
+    assert "rendering" not in out["caught_up"]
+
+
+DOUBLE_CLICK_DRIVER = """
+import json
+import dearpygui.dearpygui as dpg
+from Xlib import X, display
+from Xlib.ext import xtest
+from app.gui.app import App
+
+app = App(checkpoint=None)
+d = display.Display()
+
+def frames(n=1):
+    for _ in range(n):
+        app.step()
+        d.sync()
+
+frames(5)
+dpg.configure_item("_dialog_load_ckpt", default_path={folder!r})
+dpg.show_item("_dialog_load_ckpt")            # File > Load checkpoint...
+frames(10)
+vx, vy = dpg.get_viewport_pos()
+w, h = app.size
+x0, y0 = (w - 640) // 2, (h - 420) // 2        # the dialog (640 x 420) opens in the window's middle
+xtest.fake_input(d, X.MotionNotify, x=vx + x0 + 70, y=vy + y0 + 99)   # its first row: the one file in the folder
+frames(4)
+for _ in range(2):
+    xtest.fake_input(d, X.ButtonPress, 1)
+    frames(1)
+    xtest.fake_input(d, X.ButtonRelease, 1)
+    frames(1)
+frames(20)
+out = {{"open": dpg.is_item_shown("_dialog_load_ckpt"), "field": dpg.get_value("_input_ckpt_path")}}
+for _ in range(200):
+    if app.slot.current is not None and app.slot.current.path.name == "picked.safetensors":
+        break
+    frames()
+out["loaded"] = str(app.slot.current.path) if app.slot.current else None
+app.run(frames=app.frame + 2)
+print(json.dumps(out))
+"""
+
+
+def test_a_double_click_in_the_file_dialog_opens_the_file(tmp_path, checkpoint):
+    pytest.importorskip("Xlib")
+    folder = tmp_path / "pick"
+    folder.mkdir()
+    shutil.copy(checkpoint, folder / "picked.safetensors")
+    shutil.copy(checkpoint.with_suffix(".json"), folder / "picked.json")
+    out = run_driver(DOUBLE_CLICK_DRIVER.format(folder=str(folder)), tmp_path)
+    picked = str(folder / "picked.safetensors")
+    assert out == {"open": False, "field": picked, "loaded": picked}

@@ -56,7 +56,7 @@ t0 = time.time()
 while not any("NaN" in m.text for m in app.messages) and time.time() - t0 < 60:
     app.step()
 out = {{"messages": [(m.level, m.text) for m in app.messages], "view_mode": app.view.mode,
-        "size": list(app.size), "cpu_share": app.session.choices.cpu_share}}
+        "size": list(app.size), "cpu_share": app.tabs["training"].session.choices.cpu_share}}
 quit_item = next(i for i in dpg.get_all_items() if dpg.get_item_label(i) == "Quit")
 dpg.get_item_callback(quit_item)(quit_item, None, None)  # File > Quit, as a click calls it
 out["rc"] = app.run()  # the loop ends at once: Quit stopped dearpygui

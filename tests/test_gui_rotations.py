@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from app.gui.rotations_session import RotationsSession, axis_angle, make_field, pca2, undo_rotation
-from app.gui.rotations_view import SHOWN, orbit_pose, render_four
+from app.gui.rotations_view import orbit_pose, render_four
 from renderer.errors import RedcubeError
 from renderer.polycubes import polycube
 from renderer.quaternions import angle_between, conjugate, multiply
@@ -202,9 +202,10 @@ import json, time
 import dearpygui.dearpygui as dpg
 import numpy as np
 from app.gui.app import App
+from app.gui.rotations_view import RES
 
 app = App(width=1560, height=980)
-r = app.rotations
+r = app.tabs["rotations"].session
 r.checkpoint, r.data, r.grid = {ckpt!r}, {data!r}, {grid!r}   # what the path inputs hold
 dpg.set_value("_tabs", "_tab_rotations")     # open the tab: it loads the pair and starts rendering
 out = {{}}
@@ -215,16 +216,17 @@ def wait_for(cond, limit=90):
         app.step()
 
 def pictures():
-    wait_for(lambda: app.rotations_view.frame is not None and app.rotations_view.frame.key[0] == r.version)
+    wait_for(lambda: app.tabs["rotations"].view.frame is not None and app.tabs["rotations"].view.frame.key[0] == r.version
+             and app.tabs["rotations"].view.frame.res == RES)     # the full-resolution set, after the quick one
     for _ in range(3):
         app.step()
-    return app.rotations_view.frame
+    return app.tabs["rotations"].view.frame
 
 wait_for(lambda: r.loaded is not None and r.loading is None)
 kept = r.loaded
 g = app.guard
 r.data = "/nope/fields"
-g(app.rotations_load)()                      # the Load button, with a missing data set
+g(app.tabs["rotations"].load)()                      # the Load button, with a missing data set
 wait_for(lambda: r.loading is None and app.messages[-1].level == "error", 30)
 out["load_error"] = app.messages[-1].text
 out["kept"] = r.loaded is kept
@@ -238,15 +240,21 @@ f = pictures()
 out["rotation_text"] = dpg.get_value("_text_rot_rotation")
 out["describe"] = r.describe()
 out["std"] = {{k: float(v.std()) for k, v in f.images.items()}}
-out["shown"] = {{k: list(app._shown[k][0].shape) for k in ("rot_selected", "rot_undo_true", "rot_slice_0")}}
+out["shown"] = {{k: list(app._shown[k][0].shape) for k in ("left", "right", "third", "rot_undo_true", "rot_slice_0")}}
+out["display"] = app.view.display
 out["series"] = len(dpg.get_item_children("_axis_rot_y", 1))
 out["sliders"] = [dpg.get_value(f"_slider_rot_{{k}}") for k in ("object", "rotation", "reference")]
-x, y = dpg.get_item_rect_min("_image_rot_selected")
+x, y = dpg.get_item_rect_min("_image_left")   # the big viewport: selected, reference, undone
 out["image_min"] = [int(x), int(y)]
 app.screenshot({shot!r})
 for _ in range(3):
     app.step()
-dpg.set_y_scroll("_child_side", dpg.get_y_scroll_max("_child_side"))   # the PCA plot, further down the tab
+yaw0 = r.yaw_deg
+app.on_keys({{"q"}}, 0.1)                       # Q turns the flying camera: the orbit follows
+app.step()
+f2 = pictures()
+out["orbit"] = [r.yaw_deg - yaw0, float(np.abs(f2.images["selected"] - f.images["selected"]).mean())]
+dpg.set_y_scroll("_child_tab_rotations", dpg.get_y_scroll_max("_child_tab_rotations"))   # the PCA plot, further down the tab
 for _ in range(4):
     app.step()
 out["plot_min"] = [int(v) for v in dpg.get_item_rect_min("_plot_rot_pca")]
@@ -273,11 +281,14 @@ def test_rotations_panel_in_the_app(tiny_weightspace, tmp_path, one_sentence):
     assert out["describe"] in out["rotation_text"] and "> probe-axes" in out["rotation_text"]
     assert "principal-axes reference, no learning" in out["rotation_text"]
     assert all(s > 0.02 for s in out["std"].values()), out["std"]  # every render shows the object
-    assert out["shown"]["rot_selected"] == [SHOWN, SHOWN, 3] and out["shown"]["rot_undo_true"] == [SHOWN, SHOWN, 3]
+    third = 2 * out["display"] // 3  # three pictures fill the big viewport's width
+    assert [out["shown"][k] for k in ("left", "right", "third")] == [[third, third, 3]] * 3
+    assert out["shown"]["rot_undo_true"][:2] == [88, 88]  # the side panel holds a thumbnail only
+    assert out["orbit"][0] > 5 and out["orbit"][1] > 0.001  # the flying camera's turn orbits the fields
     assert out["series"] >= 3  # angle bins, plus the reference and selected highlights
     img = iio.imread(shot)[..., :3].astype(np.float32)
     x, y = out["image_min"]
-    panel = img[y:y + SHOWN, x:x + 2 * SHOWN]
+    panel = img[y:y + third, x:x + 3 * third]
     assert panel.std() > 5  # pictures on screen, not the blank placeholders
     (px, py), (pw, ph) = out["plot_min"], out["plot_size"]
     plot = iio.imread(shot2)[py:py + ph, px:px + pw, :3].astype(np.float32)

@@ -14,7 +14,6 @@ import time
 import pytest
 
 from app.gui.rotations_session import RotationsSession
-from app.gui.rotations_view import SHOWN
 from app.gui.settings import Settings, load_settings, save_settings
 from app.gui.worlds_session import WorldsSession
 from test_gui import run_driver  # the Xvfb subprocess driver (tests/ is on sys.path)
@@ -130,7 +129,7 @@ from app.gui import layout
 from app.gui.app import App
 
 app = App()
-w, r, g = app.worlds, app.rotations, app.guard
+w, r, g = app.tabs["worlds"].session, app.tabs["rotations"].session, app.guard
 
 def wait_for(cond, limit=90):
     t0 = time.time()
@@ -164,7 +163,7 @@ import dearpygui.dearpygui as dpg
 from app.gui.app import App
 
 app = App(width=1560, height=980)
-w, r = app.worlds, app.rotations
+w, r = app.tabs["worlds"].session, app.tabs["rotations"].session
 out = {{"inputs": [dpg.get_value("_input_rot_checkpoint"), dpg.get_value("_input_rot_data")]}}
 
 def wait_for(cond, limit=90):
@@ -173,7 +172,7 @@ def wait_for(cond, limit=90):
         app.step()
 
 dpg.set_value("_tabs", "_tab_worlds")
-wait_for(lambda: w.mnif is not None and app.worlds_view.frame is not None and app.worlds_view.frame.key[2] == w.version)
+wait_for(lambda: w.mnif is not None and app.tabs["worlds"].view.frame is not None and app.tabs["worlds"].view.frame.key[2] == w.version)
 for _ in range(4):
     app.step()
 out["worlds"] = [w.corners, w.u, w.v, w.res, str(w.mnif.path)]
@@ -184,19 +183,20 @@ app.screenshot({worlds_shot!r})
 for _ in range(3):
     app.step()
 dpg.set_value("_tabs", "_tab_rotations")
-wait_for(lambda: r.loaded is not None and app.rotations_view.frame is not None and app.rotations_view.frame.key[0] == r.version)
+wait_for(lambda: r.loaded is not None and app.tabs["rotations"].view.frame is not None and app.tabs["rotations"].view.frame.key[0] == r.version)
 for _ in range(4):
     app.step()
 out["state"] = [r.object, r.rotation, r.reference, r.yaw_deg, r.color_by]
 out["widgets"] = [dpg.get_value(f"_slider_rot_{{k}}") for k in ("object", "rotation", "reference", "yaw")]
 out["radio"] = dpg.get_value("_radio_rot_color")
 out["messages"] = [[m.level, m.text] for m in app.messages]
-x, y = dpg.get_item_rect_min("_image_rot_selected")
+x, y = dpg.get_item_rect_min("_image_left")      # the big viewport: the selected field
+out["display"] = app.view.display
 out["image_min"] = [int(x), int(y)]
 app.screenshot({shot!r})
 for _ in range(3):
     app.step()
-dpg.set_y_scroll("_child_side", dpg.get_y_scroll_max("_child_side"))   # down to the colour-by radio
+dpg.set_y_scroll("_child_tab_rotations", dpg.get_y_scroll_max("_child_tab_rotations"))   # down to the colour-by radio
 for _ in range(4):
     app.step()
 app.screenshot({shot2!r})
@@ -227,4 +227,5 @@ def test_tab_choices_survive_a_restart_of_the_app(tiny_weightspace, tiny_mnif, t
     assert not [m for m in out["messages"] if m[0] != "info"], out["messages"]  # no warning, no error
     img = iio.imread(shots["shot"])[..., :3].astype("float32")
     x, y = out["image_min"]
-    assert img[y:y + SHOWN, x:x + 2 * SHOWN].std() > 5  # the restored selection's pictures are on screen
+    s = out["display"]
+    assert img[y:y + s, x:x + 2 * s].std() > 5  # the restored selection's pictures are on screen

@@ -19,7 +19,8 @@ from pathlib import Path
 from app.gui.app import App
 
 app = App(checkpoint=Path({ckpt!r}))
-app.session.runs_dir = Path({runs!r})
+tab = app.tabs["training"]
+tab.session.runs_dir = Path({runs!r})
 
 def wait_for(cond, limit=150):
     t0 = time.time()
@@ -29,19 +30,19 @@ def wait_for(cond, limit=150):
 
 out = {{}}
 for kind, model, res in {kinds!r}:
-    c = app.session.choices
+    c = tab.session.choices
     c.kind, c.model, c.res, c.data, c.budget, c.unit = kind, model, res, "stream", 2, "minutes"
-    app.guard(app.train_start)()                 # the Start button
-    started = wait_for(lambda: any(r.get("event") == "start" for r in app.session.proc.history) or app.session.error)
-    states = [app.session.state]
+    app.guard(tab.start)()                 # the Start button
+    started = wait_for(lambda: any(r.get("event") == "start" for r in tab.session.proc.history) or tab.session.error)
+    states = [tab.session.state]
     app.on_key_press("p")                        # P pauses
-    states.append(app.session.state)
-    app.guard(app.session.resume)()              # the Resume button
-    states.append(app.session.state)
-    job = app.session.proc.job
-    app.guard(app.train_reset)()                 # Reset stops the run, keeps its checkpoint
-    states.append(app.session.state)
-    out[f"{{kind}}/{{model}}"] = {{"states": states, "started": bool(started), "error": app.session.error,
+    states.append(tab.session.state)
+    app.guard(tab.session.resume)()              # the Resume button
+    states.append(tab.session.state)
+    job = tab.session.proc.job
+    app.guard(tab.reset)()                 # Reset stops the run, keeps its checkpoint
+    states.append(tab.session.state)
+    out[f"{{kind}}/{{model}}"] = {{"states": states, "started": bool(started), "error": tab.session.error,
                                   "job": job.kind, "trained": job.parts["train"].__class__.__name__}}
 app.run(frames=app.frame + 2)
 print(json.dumps(out))
@@ -67,9 +68,10 @@ from pathlib import Path
 from app.gui.app import App
 
 app = App(checkpoint=Path({ckpt!r}))
-app.session.runs_dir = Path({runs!r})
-app.worlds.load(Path({mnif!r}))
-t = app.worlds_training
+app.tabs["training"].session.runs_dir = Path({runs!r})
+worlds = app.tabs["worlds"]
+worlds.session.load(Path({mnif!r}))
+t = worlds.training
 t.minutes = 2.0
 
 def wait_for(cond, limit=150):
@@ -78,9 +80,9 @@ def wait_for(cond, limit=150):
         app.step()
     return cond()
 
-app.guard(app.worlds_train_start)()              # the Train on button
-followed = wait_for(lambda: "is training" in app.worlds.mnif.no_diffusion)  # live weights and latents reached the tab
-live_step = app.worlds.mnif.step
+app.guard(worlds.train_start)()              # the Train on button
+followed = wait_for(lambda: "is training" in worlds.session.mnif.no_diffusion)  # live weights and latents reached the tab
+live_step = worlds.session.mnif.step
 states = [t.state]
 app.guard(t.pause)()
 states.append(t.state)
@@ -89,7 +91,7 @@ states.append(t.state)
 app.guard(t.stop)()                              # a final checkpoint, then the tab loads it
 reloaded = wait_for(lambda: t.reloaded)
 states.append(t.state)
-m = app.worlds.mnif
+m = worlds.session.mnif
 app.run(frames=app.frame + 2)
 print(json.dumps({{"followed": followed, "live_step": live_step, "states": states, "reloaded": reloaded, "path": str(m.path), "step": m.step,
                    "error": t.proc.error}}))

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from app.gui.worlds_session import WorldsSession, around_corners, nearest_world
-from app.gui.worlds_view import SHOWN
 from test_gui import run_driver  # the Xvfb subprocess driver (tests/ is on sys.path)
 from renderer.errors import RedcubeError
 from renderer.models import build_model
@@ -177,9 +176,9 @@ import numpy as np
 from app.gui.app import App
 
 app = App()
-app.worlds.default = Path({mnif!r})
+app.tabs["worlds"].session.default = Path({mnif!r})
 dpg.set_value("_tabs", "_tab_worlds")   # open the Worlds tab: it loads its mNIF and starts rendering
-app.worlds.res = 32
+app.tabs["worlds"].session.res = 32
 out = {{}}
 
 def wait_for(cond, limit=60):
@@ -188,33 +187,34 @@ def wait_for(cond, limit=60):
         app.step()
 
 def picture():
-    v = app.worlds.version
-    wait_for(lambda: app.worlds_view.frame is not None and app.worlds_view.frame.key[2] == v)
+    v = app.tabs["worlds"].session.version
+    wait_for(lambda: app.tabs["worlds"].view.frame is not None and app.tabs["worlds"].view.frame.key[2] == v)
     app.step()
-    return app.worlds_view.frame
+    return app.tabs["worlds"].view.frame
 
-wait_for(lambda: app.worlds.mnif is not None)
+wait_for(lambda: app.tabs["worlds"].session.mnif is not None)
 g = app.guard
-kept = app.worlds.mnif
-g(app.worlds_load)("/nope/mnif.safetensors")   # the Load mNIF dialog's handler, with a missing file
-wait_for(lambda: app.worlds.loading is None and app.messages[-1].level == "error", 20)
+kept = app.tabs["worlds"].session.mnif
+g(app.tabs["worlds"].load)("/nope/mnif.safetensors")   # the Load mNIF dialog's handler, with a missing file
+wait_for(lambda: app.tabs["worlds"].session.loading is None and app.messages[-1].level == "error", 20)
 out["load_error"] = app.messages[-1].text
-out["kept"] = app.worlds.mnif is kept
-g(app.worlds.set_corner)(1, 5)            # the corner inputs' handler
-g(app.worlds.set_corner)(2, 99)           # out of range: a message, corners unchanged
+out["kept"] = app.tabs["worlds"].session.mnif is kept
+g(app.tabs["worlds"].session.set_corner)(1, 5)            # the corner inputs' handler
+g(app.tabs["worlds"].session.set_corner)(2, 99)           # out of range: a message, corners unchanged
 out["corner_error"] = app.messages[-1].text
-out["corners"] = app.worlds.corners
-g(app.worlds.set_uv)(0.0, 0.0)            # the sliders' handlers
+out["corners"] = app.tabs["worlds"].session.corners
+g(app.tabs["worlds"].session.set_uv)(0.0, 0.0)            # the sliders' handlers
 a = picture()
-g(app.worlds.set_uv)(1.0, 0.0)
+g(app.tabs["worlds"].session.set_uv)(1.0, 0.0)
 b = picture()
 out["uv_change"] = float(np.abs(a.net - b.net).mean())
 out["net_std"] = float(b.net.std())
 out["gt_sky"] = [float(c) for c in b.gt[0].mean(0)]
 out["net_ms"] = b.net_ms
-shown = app._shown["worlds_net"][0]
+shown = app._shown["left"][0]                # the big viewport's left picture: the mixed world, not the red cube
 out["shown"] = list(shown.shape) if shown is not None else None
-g(lambda: app.message(app.worlds.sample()))()   # the Sample button
+out["display"] = app.view.display
+g(lambda: app.message(app.tabs["worlds"].session.sample()))()   # the Sample button
 out["sample_msg"] = app.messages[-1].text
 c = picture()
 out["sample_change"] = float(np.abs(c.net - b.net).mean())
@@ -222,14 +222,22 @@ shot = Path({shot!r})
 app.screenshot(shot)
 for _ in range(3):
     app.step()
-x, y = dpg.get_item_rect_min("_image_worlds_net")
-out["image_min"] = [int(x), int(y)]
-app.worlds.video.update(frames=4, fps=4, out={video!r})
-g(app.worlds_export)()                    # the Export button
-wait_for(lambda: app.worlds.job.finished)
+x, y = (int(v) for v in dpg.get_item_rect_min("_image_left"))
+s = app.view.display
+panel = iio.imread(shot)[y:y + s, x:x + s, :3].astype(np.float32)
+from app.viewport import upscale
+out["panel_vs_world"] = float(np.abs(panel - upscale(c.net, s) * 255).mean())
+out["panel_vs_cube"] = float(np.abs(panel - app.viewer.left[:s, :s] * 255).mean())  # the View tab's ground truth
+dpg.set_value("_tabs", "_tab_view")          # back to the View tab: the flying camera's pictures again
+for _ in range(3):
+    app.step()
+out["view_tab_back"] = app._viewport_owner is None and app._shown["left"][0] is app.viewer.left
+app.tabs["worlds"].session.video.update(frames=4, fps=4, out={video!r})
+g(app.tabs["worlds"].export)()                    # the Export button
+wait_for(lambda: app.tabs["worlds"].session.job.finished)
 app.step()
 out["video_msg"] = app.messages[-1].text
-out["progress"] = [app.worlds.job.done, app.worlds.job.total]
+out["progress"] = [app.tabs["worlds"].session.job.done, app.tabs["worlds"].session.job.total]
 app.run(frames=app.frame + 2)
 print(json.dumps(out))
 """
@@ -248,12 +256,11 @@ def test_worlds_panel_in_the_app(tiny_mnif, tmp_path, one_sentence):
     assert out["uv_change"] > 0.01 and out["net_std"] > 0.01  # the picture follows u, v and is not flat
     sky = out["gt_sky"]
     assert sky[2] > sky[0] + 0.2  # the nearest world's rasterized top row is sky blue
-    assert out["shown"] == [SHOWN, SHOWN, 3]
+    s = out["display"]
+    assert out["shown"] == [s, s, 3]  # the Worlds tab fills the big viewport's left picture
+    assert out["panel_vs_world"] < 4 and out["panel_vs_cube"] > 20  # on screen: the mNIF's world, not the red cube
+    assert out["view_tab_back"]
     assert out["sample_msg"].startswith("sampled a world by DDIM") and out["sample_change"] > 0.001
-    img = iio.imread(shot)[..., :3].astype(np.float32)
-    x, y = out["image_min"]
-    panel = img[y:y + SHOWN, x:x + 2 * SHOWN]
-    assert panel.std() > 5  # the tab shows pictures on screen, not the blank placeholders
     assert out["video_msg"].startswith("wrote") and out["progress"] == [4, 4]
     frames = np.stack(list(iio.imiter(video)))
     assert frames.shape == (4, 256, 512, 3)
@@ -268,3 +275,47 @@ def test_the_state_and_render_objects_do_not_load_the_gui():
     repo = Path(__file__).resolve().parents[1]
     p = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and p.stdout.strip() == "False", p.stderr[-2000:]
+
+
+CLICK_DRIVER = """
+import json, time
+from pathlib import Path
+import dearpygui.dearpygui as dpg
+from Xlib import X, display
+from Xlib.ext import xtest
+from app.gui.app import App
+from app.gui.panel_worlds import GRID, SQUARE_AT
+
+app = App()
+w = app.tabs["worlds"].session
+w.default = Path({mnif!r})
+d = display.Display()
+
+def wait_for(cond, limit=60):
+    t0 = time.time()
+    while not cond() and time.time() - t0 < limit:
+        app.step()
+        d.sync()
+
+app.open_tab("worlds")
+wait_for(lambda: w.mnif is not None)
+wait_for(lambda: False, 1.0)                   # the tab's text settles (the layout below it moves)
+(x, y), (vx, vy) = dpg.get_item_rect_min("_draw_worlds_grid"), dpg.get_viewport_pos()
+xtest.fake_input(d, X.MotionNotify, x=int(vx + x + SQUARE_AT + 0.75 * GRID), y=int(vy + y + SQUARE_AT + 0.25 * GRID))
+wait_for(lambda: False, 0.3)
+xtest.fake_input(d, X.ButtonPress, 1)
+wait_for(lambda: False, 0.2)
+xtest.fake_input(d, X.ButtonRelease, 1)
+wait_for(lambda: False, 0.3)
+out = {{"uv": [w.u, w.v], "sliders": [dpg.get_value("_slider_worlds_u"), dpg.get_value("_slider_worlds_v")]}}
+app.run(frames=app.frame + 2)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (apt-get install xvfb)")
+def test_a_click_in_the_interpolation_square_sets_u_and_v(tiny_mnif, tmp_path):
+    pytest.importorskip("Xlib")
+    out = run_driver(CLICK_DRIVER.format(mnif=str(tiny_mnif[0])), tmp_path)
+    assert out["uv"] == [pytest.approx(0.75, abs=0.02), pytest.approx(0.75, abs=0.02)]  # v grows upwards
+    assert out["sliders"] == [pytest.approx(u, abs=0.02) for u in out["uv"]]

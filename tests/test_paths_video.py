@@ -265,7 +265,7 @@ def test_export_video_command(tmp_path, scene, small_net, one_sentence):
 def test_video_session_preview_and_export(tmp_path, scene, rasterizer, small_net):
     from app.gui.video_session import VideoSession
 
-    v = VideoSession(scene, {"frames": 6, "fps": 10, "res": 32, "out": str(tmp_path / "s.mp4"), "bogus": 1, "panel": 3})
+    v = VideoSession(scene, {"seconds": 0.6, "fps": 10, "res": 32, "out": str(tmp_path / "s.mp4"), "bogus": 1, "panel": 3})
     assert v.options["panel"] == "side_by_side" and "bogus" not in v.options  # bad remembered values are dropped
     with pytest.raises(RedcubeError):
         v.export(rasterizer, small_net)  # no keyframes yet
@@ -279,6 +279,8 @@ def test_video_session_preview_and_export(tmp_path, scene, rasterizer, small_net
     text, level = v.outcome()
     assert level == "info" and text.startswith("wrote") and v.outcome() is None
     assert len(_read_frames(tmp_path / "s.mp4")) == 6
+    v.options["fps"] = 30
+    assert v.frames() == 18  # the path's duration is in seconds: more frames a second, the same 0.6 s
 
 
 # -- the training panel's state (the process itself is exercised in test_gui.py) --------------------
@@ -299,6 +301,20 @@ def test_training_session_config_and_curves(tmp_path, one_sentence):
     curves.add({"step": 100, "time": 9.0, "train_loss": 0.001, "test_psnr": 28.0})
     assert curves.train_step == [25, 100] and curves.train_psnr == pytest.approx([20.0, 30.0])
     assert curves.test_step == [100] and curves.test_loss == pytest.approx([10 ** -2.8])
+    # Held-out PSNR is pooled over pixels when the record has it: the same average as the held-out MSE, so the two
+    # curves tell one story (a per-image mean climbs with the easy sky-only views while the pooled MSE stays flat).
+    curves.add({"step": 200, "test_psnr": 25.8, "test_psnr_pooled": 21.6, "test_loss": 10 ** -2.16})
+    assert curves.test_psnr[-1] == 21.6 and curves.test_loss[-1] == pytest.approx(10 ** (-curves.test_psnr[-1] / 10))
+
+
+def test_training_plots_fit_their_data():
+    """The curves' axes hold every point with a margin (a held-out PSNR line once ran off the top of its plot)."""
+    from app.gui.panel_training import fit
+
+    lo, hi = fit([14.0, 21.6, 25.8, 31.2], log=False)
+    assert lo < 14.0 and hi > 31.2 and hi - lo < 25
+    lo, hi = fit([0.05, 0.002, float("nan")], log=True)
+    assert lo < 0.002 < 0.05 < hi and lo > 0
 
 
 def test_shipped_recipe_follows_the_default_asset(tmp_path):

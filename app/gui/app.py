@@ -1,17 +1,16 @@
 """The redcube desktop app: one dearpygui window, its handlers and its frame loop.
 
 The app owns the frame loop (callbacks run on the GUI thread between frames, via dearpygui's manual
-callback queue). Handlers only change plain state (`FlyCamera`, `ViewSettings`, `TrainingSession`,
-the camera path, `WorldsSession`, `RotationsSession`) or start background work (checkpoint loads, video export);
-`Viewer.tick()`, `WorldsView.tick()` and `RotationsView.tick()` turn state into render requests and textures. Widgets are
-built in `app.gui.layout` and the panels.
+callback queue). Handlers only change plain state (`FlyCamera`, `ViewSettings`, each tab's session) or start
+background work (checkpoint loads, exports); `Viewer.tick()` and each tab's `tick()` turn state into render requests
+and textures. The side tabs share one interface (`app.gui.tab.Tab`): the app loops over them and names none.
+Widgets are built in `app.gui.layout` and the panels.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-import os
 import queue
 import time
 from dataclasses import dataclass
@@ -19,18 +18,13 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
-from app.gui import keys, layout, panel_rotations, panel_worlds
-from app.gui.rotations_session import RotationsSession
-from app.gui.rotations_view import RotationsView
-from app.gui.settings import Settings, load_settings, save_settings
+from app.gui import keys, layout
+from app.gui.settings import Settings, load_settings, output_path, save_settings
 from app.gui.state import FlyCamera, ViewSettings, VIEW_MODES, network_kind
-from app.gui.training_session import ASSETS, TrainChoices, TrainingSession
-from app.gui.video_session import VideoSession
+from app.gui.tab import Tab
+from app.gui.training_session import ASSETS
 from app.gui.viewer import Viewer
 from app.gui.workers import ModelSlot, join_threads
-from app.gui.worlds_session import WorldsSession
-from app.gui.worlds_training import WorldsTraining
-from app.gui.worlds_view import WorldsView
 from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
@@ -43,7 +37,6 @@ NO_NETWORK = {  # the render-mode switch found no network of that kind
     "latent": "no latent network yet: train one with `redcube train --latent --res 512 ...` "
               "or load a latent checkpoint (File > Load checkpoint); the current network stays.",
 }
-POLL_EVERY_S = 0.25  # training poll / plot refresh interval
 MAX_FPS = 60.0  # drawing faster only takes CPU from inference and training on a small machine
 IDLE_FPS, IDLE_AFTER_S = 20.0, 1.0  # no input and nothing new for a second: redraw less often
 WINDOW = (1200, 740)  # software GL (Xvfb, llvmpipe) spends most of a frame filling the window: keep it modest
@@ -92,13 +85,8 @@ class App:
         self.switching: str | None = None
         """The kind the render-mode switch is loading: the View tab's radio shows it until the load ends."""
         self.viewer = Viewer(self.scene, self.rasterizer, self.fly, self.view, self.slot)
-        self.session = TrainingSession(TrainChoices.from_dict(self.settings.training))
-        self.video = VideoSession(self.scene, self.settings.video)
-        self.worlds = WorldsSession(self.scene)
-        self.worlds_training = WorldsTraining()
-        self.worlds_view = WorldsView(self.rasterizer, self.scene)
-        self.rotations = RotationsSession(self.scene)
-        self.rotations_view = RotationsView(self.scene)
+        self.tabs: dict[str, Tab] = {t.name: t for t in (cls(self) for cls in layout.TABS)}
+        """The side tabs by short name, in the tab bar's order; each owns its state."""
         self.messages: list[Message] = []
         self.show_help = False
         self.frame = 0
@@ -106,7 +94,6 @@ class App:
         self.max_fps: float | None = MAX_FPS
         self.net_res_locked = False
         """True when the user chose the network resolution on the command line."""
-        self._last_poll = 0.0
         self._active_at = 0.0
         self._drag_from = None
         self.size = (width or self.settings.window.get("width", WINDOW[0]), height or self.settings.window.get("height", WINDOW[1]))
@@ -136,10 +123,10 @@ class App:
             self.fly.reset()
 
     def _restore_tabs(self) -> None:
-        """The Worlds and Rotations choices of the last launch, before the panels are built (their widgets start from
-        them); the remembered selections themselves wait for each tab's first load."""
-        for session, remembered in ((self.worlds, self.settings.worlds), (self.rotations, self.settings.rotations)):
-            note = session.restore(remembered)
+        """Each tab's choices of the last launch, before the panels are built (their widgets start from them); the
+        remembered selections themselves wait for each tab's first load."""
+        for tab in self.tabs.values():
+            note = tab.restore(getattr(self.settings, tab.settings_key)) if tab.settings_key else None
             if note:
                 self.message(note)
 
@@ -183,22 +170,20 @@ class App:
 
     # -- input handlers (state changes only) -----------------------------------------------------
     def on_keys(self, held: set[str], dt: float, fast: bool = False) -> None:
-        if self.fly.update(held, dt, fast):
-            self.video.stop()
+        self.fly.update(held, dt, fast)
 
     def on_drag(self, dx: float, dy: float) -> None:
         self.fly.drag(dx, dy)
-        self.video.stop()
 
     def on_key_press(self, name: str) -> None:
         actions = {
             "r": self.fly.reset,
             "f": lambda: self.fly.set_free(not self.fly.free),
-            "p": self.session.toggle,
-            "k": self.add_keyframe,
             "h": self.toggle_help, "f1": self.toggle_help,
             "f12": lambda: self.screenshot(None),
         }
+        for tab in self.tabs.values():
+            actions.update(tab.keys())
         modes = list(VIEW_MODES)
         if name in ("1", "2", "3", "4", "5", "6"):
             self.view.set(mode=modes[int(name) - 1])
@@ -219,7 +204,7 @@ class App:
             if err:
                 self.message(err, "error")
                 return
-            self._on_screen(loaded)
+            self.on_screen(loaded)
             first = remember or self.settings.checkpoint is None
             if first:
                 self.settings.checkpoint = str(loaded.path)
@@ -256,7 +241,7 @@ class App:
                 return Path(path)
         return None
 
-    def _on_screen(self, loaded) -> None:
+    def on_screen(self, loaded) -> None:
         """A network reached the screen: the render-mode switch comes back to it."""
         setattr(self.settings, f"{network_kind(loaded.record)}_checkpoint", str(loaded.path))
 
@@ -270,7 +255,7 @@ class App:
         loaded = self.slot.snapshot()
         if loaded is None:
             raise RedcubeError("there is no network to save; load or train one first.")
-        r = loaded.record
+        r, path = loaded.record, output_path(path)
         try:
             out = save_checkpoint(path, loaded.model, self.scene, step=loaded.step, metrics=r.get("metrics"), train=r.get("train"))
         except OSError as e:
@@ -285,159 +270,35 @@ class App:
         m, metrics, train = r["model"], r.get("metrics", {}), r.get("train", {})
         psnr, pooled = metrics.get("test_psnr"), metrics.get("test_psnr_pooled")
         return [
-            ("file", str(loaded.path)),
+            ("file", loaded.path.name),
+            ("folder", str(loaded.path.parent)),
             ("kind", m["kind"]),
-            ("config", json.dumps(m.get("config", {}))),
+            ("config", ", ".join(f"{k} {json.dumps(v)}" for k, v in m.get("config", {}).items())),  # wraps at the commas
             ("parameters", f"{m.get('parameters', sum(p.numel() for p in loaded.model.parameters())):,}"),
             ("training res", f"{train.get('res', '?')}²"),
             ("training step", str(loaded.step)),
-            ("held-out PSNR", "not recorded" if psnr is None else f"{psnr:.2f} dB per-image mean"
-             + (f", {pooled:.2f} dB pooled over pixels" if pooled is not None else "")),
+            ("held-out PSNR", "not recorded" if psnr is None else
+             (f"{pooled:.2f} dB pooled over pixels (per-image mean {psnr:.2f} dB: sky-only views are near perfect)"
+              if pooled is not None else f"{psnr:.2f} dB per-image mean") + "; higher is closer to the ground truth, "
+             "above 30 dB is hard to tell apart"),
             ("device", str(next(loaded.model.parameters()).device)),
             ("hash-grid backend", str(m.get("backend") or r.get("backend") or "n/a (no hash grid)")),
         ]
 
-    # -- training --------------------------------------------------------------------------------
-    def train_start(self) -> None:
-        self.session.start()
-        c = self.session.choices
-        what = "the scene TinyVAE" if c.kind == "vae" else f"{c.model} ({c.kind}) at {c.res}²"
-        self.message(f"training {what} in {self.session.out_dir}")
-
-    def set_cpu_share(self, share: float) -> None:
-        self.session.set_cpu_share(share)
-        self._share_cores()
-
-    def _share_cores(self) -> None:
-        """The viewport renders with the cores a running training leaves it (all of them otherwise)."""
-        from training.control import threads_for
-
-        cores = os.cpu_count() or 1
-        running = self.session.state == "running"
-        self.viewer.render_threads = max(1, cores - threads_for(self.session.choices.cpu_share)) if running else cores
-
-    def train_reset(self) -> None:
-        self.session.reset()
-        self.message("training reset; the last checkpoint of the run stays on disk.")
-
-    def _poll_training(self, now: float) -> None:
-        if now - self._last_poll < POLL_EVERY_S:
-            return
-        self._last_poll = now
-        s = self.session
-        s.poll()
-        if s.state == "failed" and not s.reported_failure:
-            s.reported_failure = True
-            self.message(f"training stopped: {s.error or 'the training process ended without a final record.'}", "error")
-        live, ckpt = s.new_weights(), s.new_checkpoint()
-        shown = self.slot.snapshot()
-        if live is not None and shown is not None and s.owns(shown.path):  # the run is on screen: its weights alone
-            self.slot.load_weights(live, lambda m: None)
-        elif ckpt is not None and not (shown is not None and s.owns(shown.path)):  # the run's first checkpoint
-            self.slot.load(ckpt, lambda m, e: self.later(lambda: self._followed(m, e)))
-        self.viewer.training = s.state == "running"
-        self._share_cores()
-
-    def _followed(self, loaded, err) -> None:
-        """A training checkpoint arrived: it is what the next launch opens."""
-        if err:
-            self.message(err, "error")
-        else:
-            self.settings.checkpoint = str(loaded.path)
-            self._on_screen(loaded)
-
-    # -- paths and video ---------------------------------------------------------------------------
-    def add_keyframe(self) -> None:
-        self.message(self.video.add_keyframe(self.fly.camera))
-
-    def use_preset(self, name: str) -> None:
-        self.message(self.video.use_preset(name))
-
-    def load_path(self, file: str | Path) -> None:
-        for text, level in self.video.load(file):
-            self.message(text, level)
-
-    def save_path(self, file: str | Path) -> None:
-        self.message(self.video.save(file))
-
-    def export(self) -> None:
-        loaded = self.slot.snapshot()
-        self.video.export(self.rasterizer, loaded.model if loaded else None)
-
-    def _video_frame(self, now: float) -> None:
-        cam = self.video.camera_at(now)
-        if cam is not None:
-            self.fly.set_camera(cam)
-        done = self.video.outcome()
-        if done:
-            self.message(*done)
-
-    # -- the Worlds tab (mNIF) ---------------------------------------------------------------------
-    def worlds_load(self, path: str | Path) -> None:
-        self.worlds.load_async(path, self._said)
-
-    def worlds_export(self) -> None:
-        self.worlds.export(self.rasterizer, self.fly.camera.pose())
-        self.message(f"writing the interpolation video to {self.worlds.video['out']} ...")
-
-    def _said(self, text: str, level: str = "info") -> None:
+    def said(self, text: str, level: str = "info") -> None:
         """A background thread's message, shown at the next frame."""
         self.later(lambda: self.message(text, level))
 
-    def worlds_train_start(self) -> None:
-        """The Worlds tab's Train on button: the loaded mNIF trains on in the background; the worlds follow it."""
-        out = self.worlds_training.start(self.worlds, self.session.runs_dir, self.session.choices.cpu_share)
-        self.message(f"training {self.worlds.mnif.path.name} on for {self.worlds_training.minutes:g} min in {out}")
-
-    def _worlds_frame(self) -> bool:
-        """Renders only while the tab is open (the View tab pays nothing); True when a new picture came."""
-        visible = panel_worlds.visible()
-        if visible:
-            self.worlds.ensure_loaded(self._said)
-        self.worlds_training.follow(self.worlds)
-        done = self.worlds.outcome()
-        if done:
-            self.message(*done)
-        pose = tuple(float(v) for v in self.fly.camera.pose())
-        return self.worlds_view.tick(self.worlds, pose, visible)
-
-    # -- the Rotations tab (weight-space model on NGP fields) ---------------------------------------
-    def rotations_load(self) -> None:
-        """The Load button: the checkpoint and data set in the path inputs, loaded and encoded in the background."""
-        r = self.rotations
-        r.load_async(self._said)
-        self.message(f"loading {r.checkpoint} with the fields in {r.data} ...")
-
-    def _rotations_frame(self) -> bool:
-        """Loads and renders only while the tab is open; True when a new set of pictures came."""
-        visible = panel_rotations.visible()
-        if visible:
-            self.rotations.ensure_loaded(self._said)
-        return self.rotations_view.tick(self.rotations, visible)
-
+    # -- tabs ----------------------------------------------------------------------------------------
     def open_tab(self, name: str) -> None:
         """Show a side tab by its short name (`redcube gui --tab`)."""
+        if name not in self.tabs:
+            raise RedcubeError(f"there is no {name!r} tab; choose one of {', '.join(self.tabs)}.")
         dpg.set_value("_tabs", f"_tab_{name}")
 
-    def _rotations_settled(self) -> bool:
-        """With the Rotations tab open: its load has ended and, when a pair is loaded, its pictures are current."""
-        r = self.rotations
-        if not panel_rotations.visible():
-            return True
-        if r.loading is not None or not r.tried_default:
-            return False
-        f = self.rotations_view.frame
-        return r.loaded is None or (f is not None and f.key[0] == r.version and f is getattr(self, "_rot_shown", None))
-
-    def _worlds_settled(self) -> bool:
-        """With the Worlds tab open: its load has ended and, when an mNIF is loaded, the render is of the current latent."""
-        w = self.worlds
-        if not panel_worlds.visible():
-            return True
-        if w.loading is not None or not w.tried_default:
-            return False
-        f = self.worlds_view.frame
-        return w.mnif is None or (f is not None and f.key[1:] == (w.res, w.version))
+    def shown_tab(self) -> Tab | None:
+        """The side tab that is open (its `viewport()` fills the big viewport)."""
+        return next((t for t in self.tabs.values() if t.visible()), None)
 
     def _worker_errors(self) -> None:
         """A background render's error, said once as a line in the window (a blank panel says nothing)."""
@@ -449,7 +310,7 @@ class App:
 
     # -- snapshots ---------------------------------------------------------------------------------
     def screenshot(self, path: str | Path | None) -> Path:
-        path = Path(path or time.strftime("redcube-%Y%m%d-%H%M%S.png"))
+        path = output_path(path or Path("screenshots") / time.strftime("redcube-%Y%m%d-%H%M%S.png"))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "ab"):
@@ -482,21 +343,17 @@ class App:
         while not self._later.empty():
             self.guard(self._later.get())()
         active |= keys.poll(self, t0)
-        self._poll_training(t0)
-        self._video_frame(t0)
+        for tab in self.tabs.values():
+            active |= tab.tick(t0)
         active |= self.viewer.tick(t0)
         self._worker_errors()
-        active |= self._worlds_frame()
-        active |= self._rotations_frame()
         layout.show_texture(self)  # returns at once when the shown pictures are current
-        layout.show_worlds(self)
-        panel_rotations.show(self, layout.show_picture)
         layout.refresh(self)
         dpg.render_dearpygui_frame()
         self.frame += 1
         busy = time.perf_counter() - t0
         self.viewer.measure()
-        self._throttle(t0, busy, active or self.video.playback is not None or not self.viewer.idle())
+        self._throttle(t0, busy, active or not self.viewer.idle())
 
     def _throttle(self, t0: float, busy: float, active: bool) -> None:
         """Cap the frame rate; after a quiet second drop to IDLE_FPS so training gets the CPU."""
@@ -533,25 +390,21 @@ class App:
         settled = v.gt is not None and v.gt.still and v.gt.size == self.view.display and v.idle()
         want_net = self.slot.current is not None
         net_ok = not want_net or (v.net is not None and v.net.version == self.slot.current.version and v.net.still)
-        return settled and net_ok and self.slot.loading is None and self._rotations_settled() and self._worlds_settled()
+        return settled and net_ok and self.slot.loading is None and all(t.settled() for t in self.tabs.values())
 
     def _write_screenshot(self, path: Path) -> None:
         for _ in range(2):  # the texture shown must be the newest one
             self.step()
         record = self.layout_record()
-        self.screenshot(path)
+        self.screenshot(Path(path).resolve())  # a relative --screenshot path means the current folder
         for _ in range(3):  # the frame buffer is written while the next frame renders
             self.step()
         Path(str(path) + ".json").write_text(json.dumps(record, indent=2) + "\n")
 
     def close(self) -> None:
         self._remember()
-        self.session.close()
-        self.video.cancel()
-        self.worlds.cancel()
-        self.worlds_training.stop()
-        self.worlds_view.close()
-        self.rotations_view.close()
+        for tab in self.tabs.values():
+            tab.close()
         self.viewer.close()
         if running := join_threads():  # the renders and loads use the rasterizer and torch: both go away below
             self.message(f"closing while {', '.join(running)} still run", "warn")
@@ -564,10 +417,9 @@ class App:
         s.view = self.view.to_dict()
         s.camera = {"speed": self.fly.speed, "free": self.fly.free,
                     "pose": {k: getattr(c, k) for k in ("x", "z", "yaw", "y", "pitch")}}
-        s.training = self.session.to_dict()
-        s.video = dict(self.video.options)
-        s.worlds = self.worlds.choices()
-        s.rotations = self.rotations.choices()
+        for tab in self.tabs.values():
+            if tab.settings_key:
+                setattr(s, tab.settings_key, tab.choices())
         try:
             w, h = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
             if w > 200 and h > 200:

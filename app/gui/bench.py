@@ -59,20 +59,20 @@ def _child(checkpoint: str, measure_s: float) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="redcube-bench-"))
     app = App(checkpoint=Path(checkpoint), settings_path=tmp / "settings.json")
-    app.session.runs_dir = tmp / "runs"
+    app.tabs["training"].session.runs_dir = tmp / "runs"
     app.max_fps = None  # measure what the window can do, not the cap
     try:
         while app.slot.loading is not None or app.slot.current is None:
             app.step()
         app.net_res_locked = True
         app.view.set(net_res=NET_RES)
-        app.session.choices = TrainChoices(model="posemlp", res=64, data="stream", budget=30, unit="minutes")
+        app.tabs["training"].session.choices = TrainChoices(model="posemlp", res=64, data="stream", budget=30, unit="minutes")
         if (failed := _train(app)) is not None:
             return failed
         out = {"training": _both(app, measure_s)}
-        app.session.poll()
-        out["train_samples_per_s"] = app.session.last.get("samples_per_s")
-        app.session.pause()
+        app.tabs["training"].session.poll()
+        out["train_samples_per_s"] = app.tabs["training"].session.last.get("samples_per_s")
+        app.tabs["training"].session.pause()
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < 2.0:
             app.step()  # the trainer finishes its step and idles
@@ -85,12 +85,13 @@ def _child(checkpoint: str, measure_s: float) -> dict:
 
 def _train(app) -> dict | None:
     """Start the training run the panel holds and wait until it really steps; an error record if it does not."""
-    app.train_start()
+    app.tabs["training"].start()
     t0 = time.perf_counter()
-    while not app.session.curves.train_step and time.perf_counter() - t0 < 180:
+    while not app.tabs["training"].session.curves.train_step and time.perf_counter() - t0 < 180:
         app.step()
-    if app.session.state != "running":
-        return {"error": f"training did not start ({app.session.state}: {app.session.error})"}
+    if app.tabs["training"].session.state != "running":
+        s = app.tabs["training"].session
+        return {"error": f"training did not start ({s.state}: {s.error})"}
     return None
 
 
@@ -140,14 +141,14 @@ def _child_viewport(checkpoint: str, measure_s: float) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="redcube-bench-"))
     app = App(checkpoint=Path(checkpoint), settings_path=tmp / "settings.json")
-    app.session.runs_dir = tmp / "runs"
+    app.tabs["training"].session.runs_dir = tmp / "runs"
     try:
         while app.slot.loading is not None or app.slot.current is None or app.viewer.net is None:
             app.step()
         out = {"net_res": app.view.net_res, "target_fps": app.view.target_fps, "idle": _fly(app, measure_s / 2)}
         out["idle_refine_ms"] = _refine(app)
         shipped_step = app.slot.current.step
-        app.session.choices = TrainChoices(model="ngp", res=64, data="stream", budget=30, unit="minutes")
+        app.tabs["training"].session.choices = TrainChoices(model="ngp", res=64, data="stream", budget=30, unit="minutes")
         if (failed := _train(app)) is not None:
             return failed
         out["warmup"] = _fly(app, min(3.0, measure_s / 2))
@@ -155,9 +156,9 @@ def _child_viewport(checkpoint: str, measure_s: float) -> dict:
             return failed
         out["training"] = _fly(app, measure_s)
         out["refine_ms"] = _refine(app)
-        app.session.poll()
-        out.update(train_samples_per_s=app.session.last.get("samples_per_s"), cpu_share=app.session.choices.cpu_share,
-                   followed_step=app.viewer.net.step if app.viewer.net else None, trained_step=app.session.last.get("step"))
+        app.tabs["training"].session.poll()
+        out.update(train_samples_per_s=app.tabs["training"].session.last.get("samples_per_s"), cpu_share=app.tabs["training"].session.choices.cpu_share,
+                   followed_step=app.viewer.net.step if app.viewer.net else None, trained_step=app.tabs["training"].session.last.get("step"))
         return out
     finally:
         app.run(frames=0)  # closes the app (stops training) through the normal path
@@ -171,7 +172,7 @@ def _past_warmup(app, shipped_step: int, timeout_s: float = 180.0) -> dict | Non
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout_s:
         app.step()
-        app.session.poll()
+        app.tabs["training"].session.poll()
         net = app.viewer.net
         if net is not None and net.step != shipped_step and net.step >= ready:
             return None

@@ -1,29 +1,43 @@
 """The window's widgets: menu bar, the picture with its labels and stats line, the side tabs, the help.
 
 Tags are named by family (`_image`, `_text_*`, `_button_*`, `_input_*`, `_dialog_*`, `_plot_*`).
-`build` creates everything once; `refresh` updates what changes each frame; `show_texture` hands the
-viewer's two panels to the window as textures.
+`build` creates everything once; `refresh` updates what changes each frame; `show_texture` hands the big viewport's
+pictures to the window as textures: the viewer's two panels, or the open tab's own pictures when it has some.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from app.gui import panel_model, panel_rotations, panel_training, panel_video, panel_view, panel_worlds
+from app.gui import panel_video, panel_worlds
+from app.gui.panel_model import ModelTab
+from app.gui.panel_rotations import RotationsTab
+from app.gui.panel_training import TrainingTab
+from app.gui.panel_video import VideoTab
+from app.gui.panel_view import ViewTab
+from app.gui.panel_worlds import WorldsTab
 from app.gui.state import SHORTCUTS, VIEW_MODES
+from app.gui.tab import Pictures
 from app.viewport import upscale
-from app.gui.worlds_view import SHOWN
 
 BACKGROUND = (37, 37, 38, 255)  # dearpygui's default window colour, painted by the viewport clear
 COLORS = {"info": (190, 200, 210), "warn": (255, 190, 80), "error": (255, 100, 90)}
 MESSAGE_SHOWN_S = 12.0
+TABS = (ViewTab, TrainingTab, ModelTab, VideoTab, WorldsTab, RotationsTab)
+"""The side tabs, in the tab bar's order."""
+SIDES = ("left", "right", "third")
+"""The big viewport's picture slots: the viewer uses two, a tab up to three."""
+STALE_AFTER_S = 0.3  # a picture this far behind the camera is marked "rendering..."
 
 
 def build(app) -> None:
     app.text_inputs = []
+    app.path_fields = {}  # file dialog tag -> the typed path field beside it
+    app.file_dialogs = {}  # file dialog tag -> what choosing a file does
     _theme()
     _texture(app)
     _dialogs(app)
@@ -38,23 +52,13 @@ def build(app) -> None:
         with dpg.group(horizontal=True):
             with dpg.child_window(tag="_child_view", width=2 * app.view.display + 16, border=False, no_scrollbar=True):
                 _picture(app)
-            with dpg.child_window(tag="_child_side", width=-1, border=False):
+            with dpg.child_window(tag="_child_side", width=-1, border=False, no_scrollbar=True):
                 with dpg.tab_bar(tag="_tabs"):
-                    with dpg.tab(label="View", tag="_tab_view"):
-                        panel_view.build(app)
-                    with dpg.tab(label="Training", tag="_tab_training"):
-                        panel_training.build(app)
-                        # The curves live in this tab (as in Instant-NGP's testbed): ImPlot redraws them every
-                        # frame, ~4 ms of software GL a frame that flying the camera in the View tab does not pay.
-                        panel_training.build_plots(app)
-                    with dpg.tab(label="Model", tag="_tab_model"):
-                        panel_model.build(app)
-                    with dpg.tab(label="Path & video", tag="_tab_video"):
-                        panel_video.build(app)
-                    with dpg.tab(label="Worlds", tag="_tab_worlds"):
-                        panel_worlds.build(app)
-                    with dpg.tab(label="Rotations", tag="_tab_rotations"):
-                        panel_rotations.build(app)
+                    for tab in app.tabs.values():
+                        with dpg.tab(label=tab.label, tag=f"_tab_{tab.name}"):
+                            # The tab's own scrolling area: a long panel scrolls under a tab bar that stays put.
+                            with dpg.child_window(tag=f"_child_tab_{tab.name}", border=False):
+                                tab.build()
     _help(app)
     with dpg.theme() as flat:  # the main window is the whole viewport: no border, no rounded corners
         with dpg.theme_component(dpg.mvAll):
@@ -79,6 +83,8 @@ def _texture(app) -> None:
     app._shown = {}  # side -> (picture shown, its texture)
     app._live = {}  # side -> (raw texture, size, frame it was made)
     app._layout_size = app.view.display
+    app._viewport_owner = None  # the tab whose pictures fill the big viewport (None: the viewer's)
+    app._tab_pictures = None  # the key of the tab pictures on screen
 
 
 def _menu(app) -> None:
@@ -90,7 +96,7 @@ def _menu(app) -> None:
             dpg.add_menu_item(label="Screenshot (F12)", callback=g(lambda: app.screenshot(None)))
             dpg.add_menu_item(label="Screenshot as...", callback=lambda: dpg.show_item("_dialog_screenshot"))
             dpg.add_separator()
-            dpg.add_menu_item(label="Quit", callback=app.guard(lambda: dpg.stop_dearpygui()))
+            dpg.add_menu_item(label="Quit", tag="_menu_quit", callback=app.guard(lambda: dpg.stop_dearpygui()))
         with dpg.menu(label="View"):
             for i, (mode, label) in enumerate(VIEW_MODES.items()):
                 dpg.add_menu_item(label=f"{label}  ({i + 1})", callback=g(lambda s, a, u: app.view.set(mode=u)), user_data=mode)
@@ -101,16 +107,22 @@ def _menu(app) -> None:
 def _picture(app) -> None:
     dpg.add_text("", tag="_text_label_left")
     dpg.add_text("", tag="_text_label_right", pos=(app.view.display + 16, 0))  # placed beside the left one each frame
+    dpg.add_text("", tag="_text_label_third", pos=(app.view.display + 16, 0))
     with dpg.group(horizontal=True, horizontal_spacing=0, tag="_group_images"):
         _images(app)
-    dpg.add_text("", tag="_text_stats")
+    dpg.add_text("", tag="_text_stats", wrap=2 * app.view.display)
     dpg.add_text("", tag="_text_warning", color=COLORS["warn"], wrap=2 * app.view.display)
     dpg.add_text("", tag="_text_message", wrap=2 * app.view.display)
 
 
 def _dialog(app, tag: str, label: str, exts: tuple[str, ...], on_path, default: str = "") -> None:
     def chosen(sender, data):
-        app.guard(on_path)(data["file_path_name"])
+        path = data["file_path_name"]
+        field = app.path_fields.get(tag)  # the typed path beside this dialog shows what it chose
+        if field is not None:
+            dpg.set_value(field, path)
+        app.guard(on_path)(path)
+    app.file_dialogs[tag] = chosen
     with dpg.file_dialog(label=label, tag=tag, show=False, modal=True, width=640, height=420, callback=chosen,
                          default_filename=default):
         for ext in exts:
@@ -121,16 +133,17 @@ def _dialogs(app) -> None:
     _dialog(app, "_dialog_load_ckpt", "Load checkpoint", (".safetensors", ".*"), app.open_checkpoint)
     _dialog(app, "_dialog_save_ckpt", "Save network as", (".safetensors",), app.save_checkpoint_as, "network")
     _dialog(app, "_dialog_screenshot", "Screenshot as", (".png",), app.screenshot, "redcube")
-    _dialog(app, "_dialog_path_load", "Load camera path", (".json", ".*"), app.load_path)
-    _dialog(app, "_dialog_path_save", "Save camera path", (".json",), app.save_path, "path")
-    _dialog(app, "_dialog_video_out", "Export video to", (".mp4",), lambda p: panel_video.set_out(app, p), "redcube")
-    _dialog(app, "_dialog_mnif_load", "Load mNIF checkpoint", (".safetensors", ".*"), app.worlds_load)
-    _dialog(app, "_dialog_latent_load", "Load latent", (".safetensors", ".*"), lambda p: app.message(app.worlds.load_latent(p)))
-    _dialog(app, "_dialog_latent_save", "Save latent as", (".safetensors",), lambda p: app.message(app.worlds.save_latent(p)), "latent")
+    video, worlds = app.tabs["video"], app.tabs["worlds"]
+    _dialog(app, "_dialog_path_load", "Load camera path", (".json", ".*"), video.load_path)
+    _dialog(app, "_dialog_path_save", "Save camera path", (".json",), video.save_path, "path")
+    _dialog(app, "_dialog_video_out", "Export video to", (".mp4",), lambda p: panel_video.set_out(video.session, p), "redcube")
+    _dialog(app, "_dialog_mnif_load", "Load mNIF checkpoint", (".safetensors", ".*"), worlds.load)
+    _dialog(app, "_dialog_latent_load", "Load latent", (".safetensors", ".*"), lambda p: app.message(worlds.session.load_latent(p)))
+    _dialog(app, "_dialog_latent_save", "Save latent as", (".safetensors",), lambda p: app.message(worlds.session.save_latent(p)), "latent")
     _dialog(app, "_dialog_ws_checkpoint", "Weight-space checkpoint", (".safetensors", ".*"),
             lambda p: _set_path(app, "checkpoint", p))
     _dir_dialog(app, "_dialog_ws_fields", "Field data set directory", lambda p: _set_path(app, "data", p))
-    _dialog(app, "_dialog_worlds_video", "Export interpolation video to", (".mp4",), lambda p: panel_worlds.set_out(app, p), "worlds")
+    _dialog(app, "_dialog_worlds_video", "Export interpolation video to", (".mp4",), lambda p: panel_worlds.set_out(worlds.session, p), "worlds")
 
 
 def _dir_dialog(app, tag: str, label: str, on_path) -> None:
@@ -142,7 +155,7 @@ def _dir_dialog(app, tag: str, label: str, on_path) -> None:
 
 def _set_path(app, key: str, path: str) -> None:
     """A dialog chose the Rotations tab's checkpoint or data set: put it in the input (Load reads it)."""
-    setattr(app.rotations, key, path)
+    setattr(app.tabs["rotations"].session, key, path)
     dpg.set_value(f"_input_rot_{key}", path)
 
 
@@ -160,13 +173,43 @@ def _help(app) -> None:
 
 def _images(app) -> None:
     s = app.view.display
-    for side in ("left", "right"):
+    for side in SIDES:
         blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
         dpg.add_image(blank, tag=f"_image_{side}", width=s, height=s, parent="_group_images")
         app._shown[side] = (None, blank)
 
 
 def show_texture(app) -> None:
+    """Show the big viewport's new pictures: the open tab's, else the viewer's two panels."""
+    tab = app.shown_tab()
+    pictures = tab.viewport() if tab is not None else None
+    owner = tab.name if pictures is not None else None
+    if owner != app._viewport_owner:  # another owner: every slot is configured afresh
+        app._viewport_owner, app._tab_pictures = owner, None
+        for side in SIDES:
+            app._shown[side] = (None, app._shown[side][1])
+        app._layout_size = None
+    if pictures is not None:
+        _show_pictures(app, pictures)
+    else:
+        _show_viewer(app)
+
+
+def _show_pictures(app, p: Pictures) -> None:
+    """A tab's pictures, side by side in the width of the viewer's two panels, each upscaled once per new set."""
+    if app._tab_pictures is p.key:
+        return
+    app._tab_pictures = p.key
+    s = app.view.display
+    size = 2 * s // len(p.panels) if len(p.panels) > 1 else s
+    for side, panel in zip(SIDES, p.panels):
+        show_picture(app, side, upscale(panel.image, size), False, size)
+        dpg.configure_item(f"_image_{side}", width=size, height=size, show=True)
+    for side in SIDES[len(p.panels):]:
+        dpg.configure_item(f"_image_{side}", show=False)
+
+
+def _show_viewer(app) -> None:
     """Show the viewer's new panels. A still picture becomes a static texture, uploaded once (a raw
     texture is uploaded again every frame: ~1.5 ms a panel of every software-GL frame); pictures that
     change every frame while flying go to a raw texture instead (making a static one costs more)."""
@@ -178,19 +221,12 @@ def show_texture(app) -> None:
     if v.right is not None:
         show_picture(app, "right", v.right, live, s)
     dpg.configure_item("_image_right", show=v.right is not None)
+    dpg.configure_item("_image_third", show=False)
     if app._layout_size != s:
         app._layout_size = s
         dpg.configure_item("_child_view", width=2 * s + 16)
-
-
-def show_worlds(app) -> None:
-    """The Worlds tab's two pictures, upscaled to their shown size once per new frame."""
-    f = app.worlds_view.frame
-    if f is None or getattr(app, "_worlds_shown", None) is f:
-        return
-    app._worlds_shown = f
-    show_picture(app, "worlds_net", upscale(f.net, SHOWN), False, SHOWN)
-    show_picture(app, "worlds_gt", upscale(f.gt, SHOWN), False, SHOWN)
+        for tag in ("_text_stats", "_text_warning", "_text_message"):
+            dpg.configure_item(tag, wrap=2 * s)
 
 
 def show_picture(app, side: str, img: np.ndarray, live: bool, size: int) -> None:
@@ -243,8 +279,9 @@ def _labels(app) -> tuple[str, str]:
         net_label = "no network"
     else:  # what the picture on screen was drawn with: its weights' step and its (dynamic) resolution
         step, res = (net.step, net.res) if net is not None else (loaded.step, v.net_res)
-        net_label = (f"{loaded.record['model']['kind']} step {step}  {res}² -> {s}² {v.upscale}"
-                     + ("" if net is None or net.still else " (moving)"))
+        stale = _stale(app)  # the marker replaces the upscaling note: the caption must fit above its picture
+        net_label = (f"{loaded.record['model']['kind']} step {step}  {res}²"
+                     + (stale or f" -> {s}² {v.upscale}" + ("" if net is None or net.still else " (moving)")))
     if v.mode == "side_by_side":
         return gt_label, net_label
     if v.mode == "split":
@@ -265,25 +302,62 @@ def fit_main_window(app) -> None:
         dpg.configure_item("_window_main", width=size[0], height=size[1])
 
 
+def _stale(app) -> str:
+    """'rendering...' and the picture's age while the network picture on screen is not of the current camera or
+    weights (a slow network keeps its old picture up until the new one is done)."""
+    net, loaded = app.viewer.net, app.slot.snapshot()
+    if net is None or loaded is None:
+        return ""
+    pose = tuple(float(x) for x in app.fly.camera.pose())
+    age = time.perf_counter() - net.done_at
+    behind = net.pose != pose or net.version != loaded.version or not app.viewer.net_view.worker.idle
+    return f"  rendering... ({age:.1f} s old)" if behind and age > STALE_AFTER_S else ""
+
+
+def _captions(app) -> tuple[list[str], int, str]:
+    """The big viewport's captions, the width of one picture, and the line under the pictures."""
+    tab = app.shown_tab()
+    pictures = tab.viewport() if tab is not None else None
+    s = app.view.display
+    if pictures is None:
+        stale = _stale(app)
+        stats = app.viewer.stats.line()
+        return list(_labels(app)) + [""], s, ("PSNR below is of an older picture. " if stale else "") + stats
+    n = len(pictures.panels)
+    return [p.caption for p in pictures.panels] + [""] * (3 - n), 2 * s // n if n > 1 else s, pictures.note
+
+
 def refresh(app) -> None:
     fit_main_window(app)
-    left, right = _labels(app)
-    dpg.set_value("_text_label_left", left)
-    dpg.set_value("_text_label_right", right)
+    captions, width, line = _captions(app)
     x, y = dpg.get_item_pos("_text_label_left")
-    dpg.set_item_pos("_text_label_right", (x + app.view.display, y))
-    dpg.set_value("_text_stats", app.viewer.stats.line())
+    for k, (side, text) in enumerate(zip(SIDES, captions)):
+        dpg.set_value(f"_text_label_{side}", text)
+        if k:
+            dpg.set_item_pos(f"_text_label_{side}", (x + k * width, y))
+    dpg.set_value("_text_stats", line)
     problems = app.fly.problems()
     dpg.set_value("_text_warning", ("Outside the training distribution: " + "; ".join(problems) +
                                     ". A pose-conditioned network has never seen this view.") if problems else "")
     _message(app)
+    _open_on_double_click(app)
     dpg.configure_item("_window_help", show=app.show_help)
-    panel_view.refresh(app)
-    panel_training.refresh(app)
-    panel_model.refresh(app)
-    panel_video.refresh(app)
-    panel_worlds.refresh(app)
-    panel_rotations.refresh(app)
+    for tab in app.tabs.values():
+        tab.refresh()
+
+
+def _open_on_double_click(app) -> None:
+    """dearpygui's file dialog only selects a double-clicked file: here the double-click also opens it (as OK)."""
+    if not dpg.is_mouse_button_double_clicked(dpg.mvMouseButton_Left):
+        return
+    for tag, chosen in app.file_dialogs.items():
+        if dpg.is_item_shown(tag):
+            info = dpg.get_file_dialog_info(tag)
+            path = info.get("file_path_name", "")
+            if info.get("selections") and Path(path).is_file():
+                dpg.hide_item(tag)
+                chosen(tag, {"file_path_name": path})
+            return
 
 
 def _message(app) -> None:

@@ -4,17 +4,45 @@ from __future__ import annotations
 
 import dearpygui.dearpygui as dpg
 
-INFO_ROWS = 9
+from app.gui.settings import outputs_dir
+from app.gui.tab import Tab
+from app.gui.widgets import path_field
+
+INFO_ROWS = 10
+
+
+class ModelTab(Tab):
+    name, label = "model", "Model"
+
+    def __init__(self, app):
+        super().__init__(app)
+        self._info_key = None  # (network version, load in flight) the table shows
+
+    def build(self) -> None:
+        build(self.app)
+
+    def refresh(self) -> None:
+        app = self.app
+        loaded = app.slot.snapshot()
+        key = (loaded.version if loaded else None, app.slot.loading)
+        if self._info_key != key:
+            self._info_key = key
+            _show_info(app)
 
 
 def build(app) -> None:
     g = app.guard
-    with dpg.group(horizontal=True):
-        dpg.add_button(label="Load checkpoint...", callback=lambda: dpg.show_item("_dialog_load_ckpt"))
-        dpg.add_button(label="Save network as...", callback=lambda: dpg.show_item("_dialog_save_ckpt"))
-    with dpg.group(horizontal=True):
-        dpg.add_button(label="Screenshot (F12)", callback=g(lambda: app.screenshot(None)))
-        dpg.add_button(label="Screenshot as...", callback=lambda: dpg.show_item("_dialog_screenshot"))
+    dpg.add_text("The network on screen, its file and how well it did. Load another network by typing its path or "
+                 "picking it (...); Save writes the one on screen (a bare name goes to the outputs folder).",
+                 color=(150, 150, 150), wrap=0)
+    dpg.add_text("Network checkpoint (.safetensors)", color=(150, 200, 255))
+    path_field(app, "_input_ckpt_path", [("Load", app.open_checkpoint), ("Save", app.save_checkpoint_as)],
+               "_dialog_load_ckpt", hint="path/to/network.safetensors")
+    dpg.add_text("Screenshot of the window (PNG)", color=(150, 200, 255))
+    path_field(app, "_input_screenshot_path", [("Save", app.screenshot)], "_dialog_screenshot",
+               hint="e.g. screenshots/view.png")
+    dpg.add_button(label="Screenshot (F12)", callback=g(lambda: app.screenshot(None)))
+    dpg.add_text(f"outputs folder: {outputs_dir()}  (set REDCUBE_HOME to move it)", color=(150, 150, 150), wrap=0)
     dpg.add_separator()
     dpg.add_text("Model info", color=(150, 200, 255))
     with dpg.table(header_row=False, borders_innerH=True, tag="_table_info"):
@@ -23,15 +51,10 @@ def build(app) -> None:
         for i in range(INFO_ROWS):
             with dpg.table_row():
                 dpg.add_text("", tag=f"_text_info_key_{i}", color=(180, 180, 180))
-                dpg.add_text("", tag=f"_text_info_val_{i}", wrap=280)
+                dpg.add_text("", tag=f"_text_info_val_{i}", wrap=240)
 
 
-def refresh(app) -> None:
-    loaded = app.slot.snapshot()
-    key = (loaded.version if loaded else None, app.slot.loading)
-    if getattr(app, "_info_key", None) == key:
-        return
-    app._info_key = key
+def _show_info(app) -> None:
     rows = app.model_info()
     if app.slot.loading is not None:
         rows = [("loading", str(app.slot.loading))] + rows

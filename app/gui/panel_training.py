@@ -1,76 +1,240 @@
-"""The Training tab: choose a run, Start / Pause / Resume / Reset, status and live loss / PSNR plots."""
+"""The Training tab: choose a run; Start / Pause / Resume / Stop / Reset; the run's folder; live loss and PSNR curves.
+
+Stop ends the run with a final checkpoint and keeps its curves on screen; Reset also clears the curves and puts the
+network that was on screen before the run back. The tab owns the `TrainingSession` and follows the run's weights.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
+import subprocess
+
 import dearpygui.dearpygui as dpg
 
-from app.gui.training_session import BUDGET_UNITS, RECIPES, TRAIN_KINDS, TRAIN_RESOLUTIONS
+from app.gui.tab import Tab
+from app.gui.training_session import BUDGET_UNITS, RECIPES, TRAIN_KINDS, TRAIN_RESOLUTIONS, TrainChoices, TrainingSession
+from renderer.errors import RedcubeError
 from renderer.models import PIXEL_MODELS
 
 DATA_MODES = ("stream", "fixed")
+POLL_EVERY_S = 0.25  # training poll / plot refresh interval
+GREY = (150, 150, 150)
+INTRO = ("Teach a small network to draw this world from the camera's pose alone. Start a run and watch the "
+         "viewport: the right-hand picture is the network as it learns; the left is the ground truth it copies.")
+PSNR_WORDS = ("PSNR: how close the network's pictures are to the ground truth, in dB; higher is better. "
+              "Above 30 dB the two are hard to tell apart; 20 dB looks blurry. Held-out: views never trained on.")
 
 
-def build(app) -> None:
-    g, c = app.guard, app.session.choices
+class TrainingTab(Tab):
+    name, label, settings_key = "training", "Training", "training"
+
+    def __init__(self, app):
+        super().__init__(app)
+        self.session = TrainingSession(TrainChoices.from_dict(app.settings.training))
+        self.before_run: str | None = None
+        """The network on screen when the run started: Reset puts it back."""
+        self._plotted = None  # (curves, record counts) the plots show
+        self._last_poll = 0.0
+
+    # -- buttons ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        shown = self.app.slot.snapshot()
+        if shown is not None and not self.session.owns(shown.path):
+            self.before_run = str(shown.path)
+        self.session.start()
+        c = self.session.choices
+        what = "the scene TinyVAE" if c.kind == "vae" else f"{c.model} ({c.kind}) at {c.res}²"
+        self.app.message(f"training {what} in {self.session.out_dir}")
+
+    def stop(self) -> None:
+        self.session.stop()
+        self.app.message(f"stopping: the run writes its final checkpoint to {self.session.out_dir}; the curves stay.")
+
+    def reset(self) -> None:
+        """Stop the run, clear the curves, and show the network from before the run again."""
+        self.session.reset()
+        back = self.before_run or self.app.defaults["pixels"]
+        if back is not None:
+            self.app.open_checkpoint(back)
+        self.app.message("training reset; the run's last checkpoint stays on disk.")
+
+    def shipped(self) -> None:
+        """Back to the network that ships with redcube (stops nothing)."""
+        path = self.app.defaults["pixels"]
+        if path is None:
+            raise RedcubeError("no shipped network in assets/; reinstall redcube or load a checkpoint (File > Load checkpoint).")
+        self.app.open_checkpoint(path)
+
+    def open_folder(self) -> None:
+        folder = self.session.out_dir or self.session.runs_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        opener = shutil.which("xdg-open") or shutil.which("open")
+        if opener is None:
+            raise RedcubeError(f"no file manager to open {folder} with (xdg-open is missing); open that folder by hand.")
+        subprocess.Popen([opener, str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.app.message(f"opened {folder}")
+
+    def set_cpu_share(self, share: float) -> None:
+        self.session.set_cpu_share(share)
+        self._share_cores()
+
+    def keys(self) -> dict:
+        return {"p": self.session.toggle}
+
+    # -- per frame ---------------------------------------------------------------------------------
+    def tick(self, now: float) -> bool:
+        """Poll the run a few times a second: its records, its newest weights for the viewport."""
+        if now - self._last_poll < POLL_EVERY_S:
+            return False
+        self._last_poll = now
+        app, s = self.app, self.session
+        records = s.poll()
+        if s.state == "failed" and not s.reported_failure:
+            s.reported_failure = True
+            app.message(f"training stopped: {s.error or 'the training process ended without a final record.'}", "error")
+        live, ckpt = s.new_weights(), s.new_checkpoint()
+        shown = app.slot.snapshot()
+        if live is not None and shown is not None and s.owns(shown.path):  # the run is on screen: its weights alone
+            app.slot.load_weights(live, lambda m: None)
+        elif ckpt is not None and not (shown is not None and s.owns(shown.path)):  # the run's first checkpoint
+            app.slot.load(ckpt, lambda m, e: app.later(lambda: self._followed(m, e)))
+        app.viewer.training = s.state == "running"
+        self._share_cores()
+        return bool(records)
+
+    def _followed(self, loaded, err) -> None:
+        """A training checkpoint arrived: it is what the next launch opens."""
+        if err:
+            self.app.message(err, "error")
+        elif self.session.owns(loaded.path):  # not a run already reset
+            self.app.settings.checkpoint = str(loaded.path)
+            self.app.on_screen(loaded)
+            if not self.app.net_res_locked:  # shown at the resolution it learns at (256² of a 64² run costs 16x)
+                self.app.view.set(net_res=int(self.session.choices.res))
+
+    def _share_cores(self) -> None:
+        """The viewport renders with the cores a running training leaves it (all of them otherwise)."""
+        from training.control import threads_for
+
+        cores = os.cpu_count() or 1
+        running = self.session.state == "running"
+        self.app.viewer.render_threads = max(1, cores - threads_for(self.session.choices.cpu_share)) if running else cores
+
+    def choices(self) -> dict:
+        return self.session.to_dict()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def shown_step(self) -> int | None:
+        """The step of the run's weights on screen (the number the viewport's caption shows), else None."""
+        net, shown = self.app.viewer.net, self.app.slot.snapshot()
+        if net is None or shown is None or not self.session.owns(shown.path):
+            return None
+        return net.step
+
+    # -- widgets -----------------------------------------------------------------------------------
+    def build(self) -> None:
+        build(self.app, self)
+        # The curves live in this tab (as in Instant-NGP's testbed): ImPlot redraws them every frame, ~4 ms of
+        # software GL a frame that flying the camera in the View tab does not pay.
+        build_plots()
+
+    def refresh(self) -> None:
+        if not self.visible():
+            return
+        s = self.session
+        _follow_choices(s)
+        dpg.set_value("_text_train_status", s.status(self.shown_step()))
+        dpg.set_value("_text_train_folder", f"this run: {s.out_dir}" if s.out_dir else f"runs are saved under {s.runs_dir}")
+        state = s.state
+        dpg.configure_item("_button_start", enabled=not s.active)
+        dpg.configure_item("_button_pause", enabled=state == "running")
+        dpg.configure_item("_button_resume", enabled=state == "paused")
+        dpg.configure_item("_button_stop", enabled=state in ("running", "paused"))
+        dpg.configure_item("_button_reset", enabled=s.proc is not None)
+        c = s.curves
+        key = (id(c), len(c.train_step), len(c.test_step))
+        if key != self._plotted:  # redraw the curves only when a record arrived
+            self._plotted = key
+            _plot_curves(c)
+
+
+def build(app, tab: TrainingTab) -> None:
+    g, c = app.guard, tab.session.choices
+    dpg.add_text(INTRO, color=GREY, wrap=0)
     dpg.add_combo(list(TRAIN_KINDS), label="kind", tag="_combo_train_kind", width=160, default_value=c.kind,
-                  callback=lambda s, a: setattr(app.session.choices, "kind", a))
+                  callback=lambda s, a: setattr(tab.session.choices, "kind", a))
     with dpg.tooltip("_combo_train_kind"):
         dpg.add_text("pixel: the model learns pictures; latent: it learns the scene TinyVAE's latents (res 128 or more)\n"
                      "and the viewport decodes them; vae: the scene TinyVAE itself learns the renders")
     dpg.add_combo(list(PIXEL_MODELS), label="model", tag="_combo_train_model", width=160, default_value=c.model,
-                  callback=lambda s, a: setattr(app.session.choices, "model", a))
+                  callback=lambda s, a: setattr(tab.session.choices, "model", a))
     dpg.add_combo([str(r) for r in TRAIN_RESOLUTIONS], label="resolution", tag="_combo_train_res", width=160,
-                  default_value=str(c.res), callback=lambda s, a: setattr(app.session.choices, "res", int(a)))
+                  default_value=str(c.res), callback=lambda s, a: setattr(tab.session.choices, "res", int(a)))
     dpg.add_combo(list(DATA_MODES), label="data", tag="_combo_train_data", width=160, default_value=c.data,
-                  callback=lambda s, a: setattr(app.session.choices, "data", a))
+                  callback=lambda s, a: setattr(tab.session.choices, "data", a))
+    with dpg.tooltip("_combo_train_data"):
+        dpg.add_text("stream: fresh random views rendered while training (never the same picture twice)\n"
+                     "fixed: one set of views rendered once and reused")
     dpg.add_combo(list(RECIPES), label="recipe", tag="_combo_train_recipe", width=160, default_value=c.recipe,
-                  callback=lambda s, a: setattr(app.session.choices, "recipe", a))
+                  callback=lambda s, a: setattr(tab.session.choices, "recipe", a))
     with dpg.tooltip("_combo_train_recipe"):
         dpg.add_text("shipped: the settings that trained the default network in assets/\n"
                      "defaults: the model's own defaults (posemlp: the blog's pose input)")
     with dpg.group(horizontal=True):
         dpg.add_input_float(label="", tag="_input_budget", width=100, default_value=float(c.budget), step=0, format="%.0f",
-                            callback=lambda s, a: setattr(app.session.choices, "budget", a))
+                            callback=lambda s, a: setattr(tab.session.choices, "budget", a))
         dpg.add_combo(list(BUDGET_UNITS), tag="_combo_budget_unit", width=100, default_value=c.unit,
-                      callback=lambda s, a: setattr(app.session.choices, "unit", a))
+                      callback=lambda s, a: setattr(tab.session.choices, "unit", a))
         dpg.add_text("budget")
     app.text_inputs.append("_input_budget")
     dpg.add_slider_float(label="training CPU share", tag="_slider_cpu_share", width=160, min_value=0.1, max_value=1.0,
-                         default_value=c.cpu_share, format="%.2f", callback=g(lambda s, a: app.set_cpu_share(a)))
+                         default_value=c.cpu_share, format="%.2f", callback=g(lambda s, a: tab.set_cpu_share(a)))
     with dpg.tooltip("_slider_cpu_share"):
         dpg.add_text("The share of this machine's processor the run keeps to (it sleeps when it runs ahead);\n"
                      "the viewport renders the network with the rest. Changes apply to a run that is going.")
     with dpg.group(horizontal=True):
-        dpg.add_button(label="Start", tag="_button_start", width=70, callback=g(app.train_start))
-        dpg.add_button(label="Pause", tag="_button_pause", width=70, callback=g(app.session.pause))
-        dpg.add_button(label="Resume", tag="_button_resume", width=70, callback=g(app.session.resume))
-        dpg.add_button(label="Reset", tag="_button_reset", width=70, callback=g(app.train_reset))
+        for label, tag, fn, tip in (
+                ("Start", "_button_start", tab.start, "start a new run with the choices above"),
+                ("Pause", "_button_pause", tab.session.pause, "hold the run (P); Resume goes on from the same step"),
+                ("Resume", "_button_resume", tab.session.resume, "go on with a paused run (P)"),
+                ("Stop", "_button_stop", tab.stop, "end the run now: it writes its final checkpoint; the curves stay"),
+                ("Reset", "_button_reset", tab.reset, "end the run, clear the curves and show the network from before "
+                                                      "the run (the run's checkpoint stays on disk)")):
+            dpg.add_button(label=label, tag=tag, width=62, callback=g(fn))
+            with dpg.tooltip(tag):
+                dpg.add_text(tip)
     dpg.add_text("", tag="_text_train_status", wrap=0)
-    dpg.add_text("The viewport follows the run's weights as it trains (twice a second); "
-                 "the loss and PSNR curves follow below.", color=(150, 150, 150), wrap=0)
+    with dpg.group(horizontal=True):
+        dpg.add_button(label="Open folder", tag="_button_train_folder", callback=g(tab.open_folder))
+        dpg.add_button(label="Back to the shipped network", tag="_button_train_shipped", callback=g(tab.shipped))
+    dpg.add_text("", tag="_text_train_folder", color=GREY, wrap=0)
 
 
-def build_plots(app) -> None:
+def build_plots() -> None:
     """Loss and PSNR curves, one above the other, under the training controls."""
-    dpg.add_text("Training curves appear here once a run starts.", tag="_text_no_plots", color=(150, 150, 150))
+    dpg.add_text("Training curves appear here once a run starts.", tag="_text_no_plots", color=GREY)
     with dpg.group(tag="_group_plots", show=False):
-        _plot("loss", "MSE", -1, log=True, series=(("train", "_series_train_loss"), ("held-out", "_series_test_loss")))
-        _plot("psnr", "PSNR (dB)", -1, log=False, series=(("train", "_series_train_psnr"), ("held-out", "_series_test_psnr")))
+        dpg.add_text("MSE: mean squared pixel error; lower is better.", color=GREY, wrap=0)
+        _plot("loss", "MSE", log=True, series=(("train", "_series_train_loss"), ("held-out", "_series_test_loss")))
+        dpg.add_text(PSNR_WORDS, color=GREY, wrap=0)
+        _plot("psnr", "PSNR (dB)", log=False, series=(("train", "_series_train_psnr"), ("held-out", "_series_test_psnr")))
 
 
-def _plot(name: str, ylabel: str, width: int, log: bool, series) -> None:
-    with dpg.plot(tag=f"_plot_{name}", height=200, width=width, no_menus=True, no_box_select=True, no_title=True):
-        dpg.add_plot_legend(location=dpg.mvPlot_Location_SouthWest if name == "loss" else dpg.mvPlot_Location_SouthEast)
-        dpg.add_plot_axis(dpg.mvXAxis, label="step", tag=f"_axis_{name}_x", auto_fit=True)
-        with dpg.plot_axis(dpg.mvYAxis, label=ylabel, tag=f"_axis_{name}_y", auto_fit=True,
+def _plot(name: str, ylabel: str, log: bool, series) -> None:
+    with dpg.plot(tag=f"_plot_{name}", height=180, width=-1, no_menus=True, no_box_select=True, no_title=True):
+        dpg.add_plot_legend(location=dpg.mvPlot_Location_NorthEast if name == "loss" else dpg.mvPlot_Location_SouthEast)
+        dpg.add_plot_axis(dpg.mvXAxis, label="step", tag=f"_axis_{name}_x")
+        with dpg.plot_axis(dpg.mvYAxis, label=ylabel, tag=f"_axis_{name}_y",
                            scale=dpg.mvPlotScale_Log10 if log else dpg.mvPlotScale_Linear):
             for label, tag in series:
                 dpg.add_line_series([], [], label=label, tag=tag)
 
 
-def refresh(app) -> None:
-    s = app.session
-    state = s.state
+def _follow_choices(s: TrainingSession) -> None:
     c = s.choices
     for tag, value in (("_combo_train_kind", c.kind), ("_combo_train_model", c.model), ("_combo_train_res", str(c.res)), ("_combo_train_data", c.data),
                        ("_combo_train_recipe", c.recipe), ("_combo_budget_unit", c.unit)):
@@ -79,30 +243,30 @@ def refresh(app) -> None:
         dpg.set_value("_input_budget", float(c.budget))
     if not dpg.is_item_active("_slider_cpu_share"):
         dpg.set_value("_slider_cpu_share", c.cpu_share)
-    dpg.set_value("_text_train_status", s.status())
-    dpg.configure_item("_button_start", enabled=not s.active)
-    dpg.configure_item("_button_pause", enabled=state == "running")
-    dpg.configure_item("_button_resume", enabled=state == "paused")
-    dpg.configure_item("_button_reset", enabled=s.proc is not None)
-    c = s.curves
-    key = (id(c), len(c.train_step), len(c.test_step))
-    if key != getattr(app, "_plotted", None):  # redraw the curves only when a record arrived
-        app._plotted = key
-        dpg.configure_item("_group_plots", show=bool(c.train_step))  # empty plots cost a software-GL frame ~4 ms
-        dpg.configure_item("_text_no_plots", show=not c.train_step)
-        _limits("loss", (1e-4, 1.0), bool(c.train_step))
-        _limits("psnr", (10.0, 40.0), bool(c.train_step))
-        dpg.set_value("_series_train_loss", [c.train_step, c.train_loss])
-        dpg.set_value("_series_test_loss", [c.test_step, c.test_loss])
-        dpg.set_value("_series_train_psnr", [c.train_step, c.train_psnr])
-        dpg.set_value("_series_test_psnr", [c.test_step, c.test_psnr])
 
 
-def _limits(name: str, empty: tuple[float, float], has_data: bool) -> None:
-    """Sensible fixed axes before the first record; fit to the data after."""
-    if has_data:
-        dpg.set_axis_limits_auto(f"_axis_{name}_y")
-        dpg.set_axis_limits_auto(f"_axis_{name}_x")
-    else:
-        dpg.set_axis_limits(f"_axis_{name}_y", *empty)
-        dpg.set_axis_limits(f"_axis_{name}_x", 0, 1000)
+def _plot_curves(c) -> None:
+    dpg.configure_item("_group_plots", show=bool(c.train_step))  # empty plots cost a software-GL frame ~4 ms
+    dpg.configure_item("_text_no_plots", show=not c.train_step)
+    if not c.train_step:
+        return
+    dpg.set_value("_series_train_loss", [c.train_step, c.train_loss])
+    dpg.set_value("_series_test_loss", [c.test_step, c.test_loss])
+    dpg.set_value("_series_train_psnr", [c.train_step, c.train_psnr])
+    dpg.set_value("_series_test_psnr", [c.test_step, c.test_psnr])
+    last = max(c.train_step[-1], c.test_step[-1] if c.test_step else 0)
+    for name, values, log in (("loss", c.train_loss + c.test_loss, True), ("psnr", c.train_psnr + c.test_psnr, False)):
+        dpg.set_axis_limits(f"_axis_{name}_x", 0, max(1, last) * 1.02)
+        dpg.set_axis_limits(f"_axis_{name}_y", *fit(values, log))
+
+
+def fit(values: list[float], log: bool) -> tuple[float, float]:
+    """Axis limits holding every finite value with a margin (on a log axis, the margin is a ratio)."""
+    vs = [v for v in values if math.isfinite(v) and (v > 0 or not log)]
+    if not vs:
+        return (1e-4, 1.0) if log else (10.0, 40.0)
+    lo, hi = min(vs), max(vs)
+    if log:
+        return lo / 1.3, hi * 1.3
+    pad = max(0.5, 0.08 * (hi - lo))
+    return lo - pad, hi + pad

@@ -10,18 +10,62 @@ import math
 import dearpygui.dearpygui as dpg
 
 from app.gui.state import FLYING_RESOLUTIONS, NETWORK_KINDS, NET_RESOLUTIONS, UPSCALE, VIEW_MODES
+from app.gui.tab import Tab
+from app.gui.topdown import draw_map
 from app.gui.training_session import ASSETS
 
 DISPLAY_SIZES = (320, 384, 448, 512, 640)
+MAP = 130  # the top-down map's edge (px)
 SHIPPED = (("ngp_256.safetensors", "NGP field"), ("posemlp_64.safetensors", "posemlp 64²"),
            ("posemlp_32.safetensors", "posemlp 32²"))
 """Pixel networks in assets/ a click opens (the first is the app's default)."""
+TIPS = {
+    "_radio_mode": "Abs error heat map: |network - ground truth| per pixel, dark where they agree (keys 1-6 switch views).\n"
+                   "Latent channels: what a latent network predicts before the TinyVAE decoder turns it into pixels.",
+    "_slider_split": "Split slider: ground truth left of the line, network right of it, in one picture.",
+    "_combo_net_res": "The network draws a picture this many pixels square when the camera rests;\n"
+                      "the window scales it to the display size. More pixels: sharper and slower.",
+    "_combo_flying_res": "Latent networks only: while the camera moves they decode at most this size (a 512² decode takes\n"
+                         "seconds on a CPU); full size once it rests.",
+    "_radio_upscale": "How the network's picture is scaled up to the display: nearest shows its pixels as blocks,\n"
+                      "bilinear blends them.",
+    "_slider_gain": "Heat-map contrast: an error of 1 / gain is drawn at full brightness.",
+}
+"""The View tab's tooltips: what each control does, in plain words."""
 POSE_FIELDS = (("x", "x (m)", 1.0), ("z", "z (m)", 1.0), ("yaw", "yaw (deg)", math.pi / 180),
                ("y", "height y (m)", 1.0), ("pitch", "pitch (deg)", math.pi / 180))
 
 
+class ViewTab(Tab):
+    name, label = "view", "View"
+
+    def __init__(self, app):
+        super().__init__(app)
+        self._view_shown = None  # the view settings' version last put in the widgets
+        self._mapped = None  # the camera pose the map shows
+
+    def build(self) -> None:
+        build(self.app)
+
+    def refresh(self) -> None:
+        if self._view_shown != self.app.view.version:  # changed by a key, a load or the settings file
+            self._view_shown = self.app.view.version
+            _show_view(self.app.view)
+        refresh(self.app)
+        pose = tuple(vars(self.app.fly.camera).values())
+        if self.visible() and self._mapped != pose:
+            self._mapped = pose
+            draw_map("_draw_view_map", MAP, self.app.scene, self.app.fly.camera)
+
+
+INTRO = ("Fly the camera (WASD, arrows, drag the picture) and compare the ground truth (left, drawn by the "
+         "rasterizer) with what the network draws from the same pose (right). The line under the pictures says how "
+         "fast and how close: PSNR is higher when closer, and above 30 dB the two are hard to tell apart.")
+
+
 def build(app) -> None:
     g, v = app.guard, app.view
+    dpg.add_text(INTRO, color=(150, 150, 150), wrap=0)
     labels = {label: mode for mode, label in VIEW_MODES.items()}
     kinds = {label: kind for kind, label in NETWORK_KINDS.items()}
     dpg.add_text("Network", color=(150, 200, 255))
@@ -61,6 +105,9 @@ def build(app) -> None:
                   default_value=str(v.display), callback=g(lambda s, a: v.set(display=int(a))))
     dpg.add_slider_float(label="error gain", tag="_slider_gain", min_value=1.0, max_value=20.0, default_value=v.error_gain,
                          width=200, callback=g(lambda s, a: v.set(error_gain=a)))
+    for tag, tip in TIPS.items():
+        with dpg.tooltip(tag):
+            dpg.add_text(tip)
     dpg.add_separator()
     _camera(app)
 
@@ -80,6 +127,10 @@ def _figures(path) -> str:
 def _camera(app) -> None:
     g, fly = app.guard, app.fly
     dpg.add_text("Camera (WASD / arrows, drag, Q/E; R resets)", color=(150, 200, 255))
+    with dpg.group(horizontal=True):
+        dpg.add_drawlist(MAP, MAP, tag="_draw_view_map")
+        dpg.add_text("seen from above:\ngreen, the camera\nand what it sees;\nred, the cube;\nthe square, where\n"
+                     "the networks were\ntrained to look", color=(150, 150, 150))
     for name, label, scale in POSE_FIELDS:
         tag = f"_input_pose_{name}"
         dpg.add_input_float(label=label, tag=tag, width=200, step=0, format="%.3f", on_enter=True,
@@ -108,11 +159,12 @@ def refresh(app) -> None:
         dpg.set_value("_radio_network", shown)
     if not dpg.is_item_active("_slider_speed"):
         dpg.set_value("_slider_speed", app.fly.speed)
-    if getattr(app, "_view_shown", None) != v.version:  # changed by a key, a load or the settings file
-        app._view_shown = v.version
-        for tag, value in (("_radio_mode", VIEW_MODES[v.mode]), ("_combo_net_res", str(v.net_res)), ("_combo_flying_res", str(v.flying_res)),
-                           ("_radio_upscale", v.upscale), ("_combo_display", str(v.display)),
-                           ("_slider_split", v.split), ("_slider_gain", v.error_gain), ("_check_dynamic", v.dynamic),
-                           ("_input_target_fps", v.target_fps)):
-            dpg.set_value(tag, value)
     dpg.configure_item("_slider_split", enabled=v.mode == "split")
+
+
+def _show_view(v) -> None:
+    for tag, value in (("_radio_mode", VIEW_MODES[v.mode]), ("_combo_net_res", str(v.net_res)), ("_combo_flying_res", str(v.flying_res)),
+                       ("_radio_upscale", v.upscale), ("_combo_display", str(v.display)),
+                       ("_slider_split", v.split), ("_slider_gain", v.error_gain), ("_check_dynamic", v.dynamic),
+                       ("_input_target_fps", v.target_fps)):
+        dpg.set_value(tag, value)

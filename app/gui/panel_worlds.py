@@ -1,81 +1,194 @@
 """The Worlds tab: an mNIF's family of cube worlds. Four corner worlds and a (u, v) scrub, DDIM sampling,
-the nearest training world, latent files and an interpolation video; callbacks only change `app.worlds`."""
+the nearest training world, latent files and an interpolation video. While the tab is open the big viewport shows
+the current world from the flying camera beside the nearest training world's ground truth; callbacks only change
+the tab's `WorldsSession`."""
 
 from __future__ import annotations
 
+import time
+
 import dearpygui.dearpygui as dpg
 
-from app.gui.worlds_session import RES_RANGE, describe_world
-from app.gui.worlds_view import SAMPLES, SHOWN
+from app.gui.settings import output_path
+from app.gui.tab import Panel, Pictures, Tab
+from app.gui.widgets import path_field
+from app.gui.worlds_session import RES_RANGE, WorldsSession, describe_world
+from app.gui.worlds_training import WorldsTraining
+from app.gui.worlds_view import SAMPLES, WorldsView
 
 HEAD = (150, 200, 255)
+GREY = (170, 170, 170)
 RESOLUTIONS = tuple(r for r in (32, 48, 64, 96, 128) if RES_RANGE[0] <= r <= RES_RANGE[1])
 CORNERS = ("a (u0 v0)", "b (u1 v0)", "c (u0 v1)", "d (u1 v1)")
-WRAP = 2 * SHOWN - 16  # text stays clear of the side panel's scroll bar
+WRAP = 336  # text stays clear of the side panel's scroll bar
+GRID = 120  # the interpolation square's edge on screen (px)
+SQUARE_AT = 12  # its top-left corner in the drawlist (px)
+QUICK_RES, SETTLE_S = 32, 0.3  # while the scrub or the camera moves, pictures at 32² (~4x faster than 64²)
+INTRO = ("One network that holds a whole family of cube worlds (hue, size, height, turn, offset), each one a short "
+         "code (a latent). Mix four training worlds with u and v, or sample a new one, and fly round it with the "
+         "usual keys: the big viewport shows the mixed world (left) beside the training world whose code is nearest.")
+MNIF_TIP = ("mNIF: a mixture of neural implicit functions. A bank of small networks (bases) is mixed, with weights\n"
+            "given by the latent code, into one network that maps a 3-D point to colour and density; the picture\n"
+            "is volume-rendered from it. Latent diffusion (DDIM) draws new codes like the training ones.")
 
 
-def build(app) -> None:
-    g, w = app.guard, app.worlds
-    with dpg.group(horizontal=True):
-        dpg.add_button(label="Load mNIF...", callback=lambda: dpg.show_item("_dialog_mnif_load"))
-        dpg.add_button(label="Load latent...", callback=lambda: dpg.show_item("_dialog_latent_load"))
-        dpg.add_button(label="Save latent...", callback=lambda: dpg.show_item("_dialog_latent_save"))
+class WorldsTab(Tab):
+    name, label, settings_key = "worlds", "Worlds", "worlds"
+
+    def __init__(self, app):
+        super().__init__(app)
+        self.session = WorldsSession(app.scene)
+        self.view = WorldsView(app.rasterizer, app.scene)
+        self.training = WorldsTraining()
+        """The loaded mNIF training on in the background (the worlds follow its weights)."""
+        self.grid_drawn = None  # the (corners, u, v) the interpolation square shows
+        self._moving: tuple | None = None  # (pose, latent version) last seen, and when it last changed
+        self._moved_at = 0.0
+
+    def load(self, path) -> None:
+        self.session.load_async(path, self.app.said)
+
+    def train_start(self) -> None:
+        """The Train on button: the loaded mNIF trains on in the background; the worlds follow it."""
+        sessions = self.app.tabs["training"].session
+        out = self.training.start(self.session, sessions.runs_dir, sessions.choices.cpu_share)
+        self.app.message(f"training {self.session.mnif.path.name} on for {self.training.minutes:g} min in {out}")
+
+    def export(self) -> None:
+        self.session.export(self.app.rasterizer, self.app.fly.camera.pose())
+        self.app.message(f"writing the interpolation video to {output_path(self.session.video['out'])} ...")
+
+    def restore(self, remembered: dict) -> str | None:
+        return self.session.restore(remembered)
+
+    def choices(self) -> dict:
+        return self.session.choices()
+
+    def close(self) -> None:
+        self.session.cancel()
+        self.training.stop()
+        self.view.close()
+
+    def key(self) -> tuple:
+        """What the picture should be of now: (pose, res, latent version)."""
+        pose = tuple(float(v) for v in self.app.fly.camera.pose())
+        return pose, self.session.res, self.session.version
+
+    def tick(self, now: float) -> bool:
+        """Renders only while the tab is open (the View tab pays nothing); True when a new picture came."""
+        visible = self.visible()
+        if visible:
+            self.session.ensure_loaded(self.app.said)
+        self.training.follow(self.session)
+        done = self.session.outcome()
+        if done:
+            self.app.message(*done)
+        pose, res, version = self.key()
+        if (pose, version) != self._moving:
+            self._moving, self._moved_at = (pose, version), now
+        if now - self._moved_at < SETTLE_S:  # scrubbing or flying: a quick small picture that keeps up
+            res = min(res, QUICK_RES)
+        return self.view.tick(self.session, pose, visible, res)
+
+    def settled(self) -> bool:
+        """With the tab open: its load has ended and, when an mNIF is loaded, the render is of the current latent."""
+        w = self.session
+        if not self.visible():
+            return True
+        if w.loading is not None or not w.tried_default:
+            return False
+        f = self.view.frame
+        return w.mnif is None or (f is not None and f.key == self.key())
+
+    def viewport(self) -> Pictures | None:
+        f, w = self.view.frame, self.session
+        if f is None or w.mnif is None:
+            return None
+        i = f.nearest
+        pose, res, version = self.key()
+        stale = (f.key[0], f.key[2]) != (pose, version)
+        note = (f"rendering... the picture is {time.perf_counter() - f.done_at:.1f} s old" if stale
+                else f"mNIF {f.res}² in {f.net_ms:.0f} ms on the CPU; ground truth {f.gt_ms:.1f} ms")
+        quick = "  (quick preview; sharper when still)" if f.res < res and not stale else ""
+        return Pictures([Panel(f.net, f"mixed world, network {f.res}²" + ("  (rendering...)" if stale else quick)),
+                         Panel(f.gt, f"nearest training world #{i}, ground truth")], note, key=f)
+
+    def build(self) -> None:
+        build(self.app, self)
+
+    def refresh(self) -> None:
+        refresh(self.app, self)
+
+
+def build(app, tab: WorldsTab) -> None:
+    g, w = app.guard, tab.session
+    dpg.add_text(INTRO, color=GREY, wrap=WRAP)
+    dpg.add_text("mNIF checkpoint", color=GREY)
+    path_field(app, "_input_worlds_mnif", [("Load", tab.load)], "_dialog_mnif_load", default=str(w.default), width=230)
     dpg.add_text("", tag="_text_worlds_model", wrap=WRAP)
+    with dpg.tooltip("_text_worlds_model"):
+        dpg.add_text(MNIF_TIP)
     with dpg.group(horizontal=True):
-        t = app.worlds_training
-        dpg.add_button(label="Train on", tag="_button_worlds_train", callback=g(app.worlds_train_start))
+        t = tab.training
+        dpg.add_button(label="Train on", tag="_button_worlds_train", callback=g(tab.train_start))
         dpg.add_button(label="Pause", tag="_button_worlds_pause", callback=g(t.pause))
         dpg.add_button(label="Resume", tag="_button_worlds_resume", callback=g(t.resume))
         dpg.add_button(label="Stop", tag="_button_worlds_stop", callback=g(t.stop))
         dpg.add_input_float(label="minutes", tag="_input_worlds_minutes", width=70, step=0, format="%.1f",
                             default_value=t.minutes, callback=lambda s, a: setattr(t, "minutes", a))
         app.text_inputs.append("_input_worlds_minutes")
-    dpg.add_text("", tag="_text_worlds_training", wrap=WRAP, color=(170, 170, 170))
-    with dpg.group(horizontal=True):
-        dpg.add_text("mNIF render", tag="_text_worlds_left")
-        dpg.add_text("nearest world", tag="_text_worlds_right", indent=SHOWN + 8)
-    with dpg.group(horizontal=True, tag="_group_worlds_images"):
-        for side in ("worlds_net", "worlds_gt"):
-            blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
-            dpg.add_image(blank, tag=f"_image_{side}", width=SHOWN, height=SHOWN)
-            app._shown[side] = (None, blank)
-    dpg.add_text("", tag="_text_worlds_render", color=(170, 170, 170), wrap=WRAP)
+    dpg.add_text("", tag="_text_worlds_training", wrap=WRAP, color=GREY)
     dpg.add_separator()
-    dpg.add_text("Interpolate four training worlds", color=HEAD)
+    dpg.add_text("Mix four training worlds", color=HEAD)
     with dpg.group(horizontal=True):
         for k in range(4):
             dpg.add_input_int(tag=f"_input_worlds_corner_{k}", width=70, step=0, default_value=w.corners[k],
                               callback=g(lambda s, a, u: w.set_corner(u, a)), user_data=k, on_enter=True)
             app.text_inputs.append(f"_input_worlds_corner_{k}")
-    dpg.add_text("corners " + ", ".join(CORNERS), color=(170, 170, 170))
-    dpg.add_slider_float(label="u", tag="_slider_worlds_u", min_value=0.0, max_value=1.0, width=SHOWN + 100,
-                         callback=g(lambda s, a: w.set_uv(u=a)))
-    dpg.add_slider_float(label="v", tag="_slider_worlds_v", min_value=0.0, max_value=1.0, width=SHOWN + 100,
-                         callback=g(lambda s, a: w.set_uv(v=a)))
+    dpg.add_text("corners " + ", ".join(CORNERS) + "; click in the square to move the mix (the dot)", color=GREY, wrap=WRAP)
+    with dpg.group(horizontal=True):
+        with dpg.group():
+            dpg.add_slider_float(label="u", tag="_slider_worlds_u", min_value=0.0, max_value=1.0, width=150,
+                                 callback=g(lambda s, a: w.set_uv(u=a)))
+            dpg.add_slider_float(label="v", tag="_slider_worlds_v", min_value=0.0, max_value=1.0, width=150,
+                                 callback=g(lambda s, a: w.set_uv(v=a)))
+        dpg.add_drawlist(GRID + 24, GRID + 34, tag="_draw_worlds_grid")
+    with dpg.item_handler_registry() as clicks:  # a click in the square puts (u, v) there
+        dpg.add_item_clicked_handler(callback=g(lambda: w.set_uv(*square_uv(_in_square()))))
+    dpg.bind_item_handler_registry("_draw_worlds_grid", clicks)
+
     dpg.add_combo([str(r) for r in RESOLUTIONS], label="render res", tag="_combo_worlds_res", width=100,
                   default_value=str(w.res), callback=g(lambda s, a: w.set_res(int(a))))
+    dpg.add_text("", tag="_text_worlds_render", color=GREY, wrap=WRAP)
     dpg.add_text("", tag="_text_worlds_current", wrap=WRAP)
     dpg.add_text("", tag="_text_worlds_nearest", wrap=WRAP)
     dpg.add_separator()
-    _sampling(app)
+    _sampling(app, w)
     dpg.add_separator()
-    _video(app)
+    _video(app, tab)
 
 
-def _sampling(app) -> None:
-    g, w = app.guard, app.worlds
+def _sampling(app, w: WorldsSession) -> None:
+    g = app.guard
     dpg.add_text("Sample a new world (latent diffusion, DDIM)", color=HEAD)
+    dpg.add_text("latent file: the current world's code", color=GREY)
+    path_field(app, "_input_worlds_latent", [("Load", lambda p: app.message(w.load_latent(p))),
+                                             ("Save", lambda p: app.message(w.save_latent(p)))],
+               "_dialog_latent_load", hint="e.g. latents/mine.safetensors", width=180)
     with dpg.group(horizontal=True):
         dpg.add_input_int(label="steps", tag="_input_worlds_steps", width=80, step=0, default_value=w.steps,
                           callback=lambda s, a: setattr(w, "steps", a))
         dpg.add_input_int(label="seed", tag="_input_worlds_seed", width=80, step=0, default_value=w.seed,
                           callback=lambda s, a: setattr(w, "seed", a))
         dpg.add_button(label="Sample", tag="_button_worlds_sample", callback=g(lambda: app.message(w.sample())))
+    with dpg.tooltip("_button_worlds_sample"):
+        dpg.add_text("DDIM: a diffusion model turns random noise into a new latent code in a few dozen steps;\n"
+                     "more steps, closer to the codes it learned. Each press draws another (the seed moves on).")
     app.text_inputs += ["_input_worlds_steps", "_input_worlds_seed"]
 
 
-def _video(app) -> None:
-    g, o = app.guard, app.worlds.video
+def _video(app, tab: WorldsTab) -> None:
+    g, o = app.guard, tab.session.video
     dpg.add_text("Interpolation video (this camera, round the corners)", color=HEAD)
     with dpg.group(horizontal=True):
         for key in ("frames", "fps"):
@@ -86,27 +199,24 @@ def _video(app) -> None:
         dpg.add_input_text(tag="_input_worlds_out", width=260, default_value=o["out"], callback=lambda s, a: o.update(out=a))
         dpg.add_button(label="...", callback=lambda: dpg.show_item("_dialog_worlds_video"))
     app.text_inputs.append("_input_worlds_out")
+    dpg.add_text("", tag="_text_worlds_out", color=GREY, wrap=WRAP)
     with dpg.group(horizontal=True):
-        dpg.add_button(label="Export", tag="_button_worlds_export", callback=g(app.worlds_export))
-        dpg.add_button(label="Cancel", tag="_button_worlds_cancel", callback=g(app.worlds.cancel))
-    dpg.add_progress_bar(tag="_progress_worlds", width=SHOWN * 2, default_value=0.0, overlay="")
+        dpg.add_button(label="Export", tag="_button_worlds_export", callback=g(tab.export))
+        dpg.add_button(label="Cancel", tag="_button_worlds_cancel", callback=g(tab.session.cancel))
+    dpg.add_progress_bar(tag="_progress_worlds", width=WRAP, default_value=0.0, overlay="")
 
 
-def set_out(app, path: str) -> None:
-    app.worlds.video["out"] = path
+def set_out(session: WorldsSession, path: str) -> None:
+    session.video["out"] = path
     dpg.set_value("_input_worlds_out", path)
 
 
-def visible() -> bool:
-    """Whether the Worlds tab is the open one (renders are asked for only then)."""
-    return dpg.get_value("_tabs") in ("_tab_worlds", dpg.get_alias_id("_tab_worlds"))
-
-
-def refresh(app) -> None:
-    if not visible():
+def refresh(app, tab: WorldsTab) -> None:
+    if not tab.visible():
         return
-    w, m, t = app.worlds, app.worlds.mnif, app.worlds_training
-    _follow(app)
+    w, m, t = tab.session, tab.session.mnif, tab.training
+    _follow(w)
+    _grid(tab)
     dpg.set_value("_text_worlds_training", t.status())
     dpg.configure_item("_button_worlds_train", enabled=m is not None and not t.active)
     dpg.configure_item("_button_worlds_pause", enabled=t.state == "running")
@@ -121,22 +231,55 @@ def refresh(app) -> None:
         dpg.set_value("_text_worlds_model", f"{m.path.name}: step {m.step}, {c.bases} bases, {c.latent_dim}-number latents, "
                                             f"{len(m.latents)} training worlds; {diffusion}")
         i, dist, p = w.nearest()
-        dpg.set_value("_text_worlds_right", f"nearest world #{i}")
         dpg.set_value("_text_worlds_current", w.describe())
-        dpg.set_value("_text_worlds_nearest", f"nearest training world (L2 in latent space):\n#{i}, at distance {dist:.3f}\n"
-                                              + describe_world(p))
-    f = app.worlds_view.frame
-    dpg.set_value("_text_worlds_left", f"mNIF {f.res}² (volume-rendered)" if f else "mNIF render")
+        dpg.set_value("_text_worlds_nearest", f"nearest training world: #{i}, at code distance {dist:.3f}\n"
+                                              + describe_world(p) + "\n(nearest by code, not by looks: a mix of "
+                                              "four worlds need not look like any one of them)")
+    f = tab.view.frame
     if f is not None:
         sampled = f"; last DDIM sample {w.sample_ms:.0f} ms" if w.sample_ms is not None else ""
         dpg.set_value("_text_worlds_render", f"mNIF {f.res}² in {f.net_ms:.0f} ms ({SAMPLES} samples/ray, cpu, 1 thread); "
                                              f"rasterizer {f.gt_ms:.1f} ms{sampled}")
-    _progress(app)
+    _progress(w)
 
 
-def _follow(app) -> None:
+def _in_square() -> tuple[float, float]:
+    """The mouse in the interpolation square's drawlist's own pixels."""
+    (mx, my), (x, y) = dpg.get_mouse_pos(local=False), dpg.get_item_rect_min("_draw_worlds_grid")
+    return mx - x, my - y
+
+
+def square_uv(at) -> tuple[float, float]:
+    """(u, v) under a point of the interpolation square's drawlist, clamped to the square."""
+    x, y = at
+    clamp = lambda t: min(1.0, max(0.0, t))
+    return clamp((x - SQUARE_AT) / GRID), clamp(1 - (y - SQUARE_AT) / GRID)
+
+
+def _grid(tab: WorldsTab) -> None:
+    """The interpolation square: the four corner worlds and where (u, v) lies between them."""
+    w = tab.session
+    key = (tuple(w.corners), w.u, w.v, w.override is not None)
+    if tab.grid_drawn == key:
+        return
+    tab.grid_drawn = key
+    dpg.delete_item("_draw_worlds_grid", children_only=True)
+    o, n = SQUARE_AT, GRID
+    dpg.draw_rectangle((o, o), (o + n, o + n), color=(120, 120, 130), parent="_draw_worlds_grid")
+    for k in range(1, 4):  # quarter lines
+        t = o + n * k / 4
+        dpg.draw_line((t, o), (t, o + n), color=(70, 70, 80), parent="_draw_worlds_grid")
+        dpg.draw_line((o, t), (o + n, t), color=(70, 70, 80), parent="_draw_worlds_grid")
+    for (cu, cv), name, idx in zip(((0, 0), (1, 0), (0, 1), (1, 1)), "abcd", w.corners):
+        x, y = o + cu * n, o + (1 - cv) * n
+        dpg.draw_text((x - 10 if cu == 0 else x - 20, y + 1 if cv == 0 else y - 12), f"{name}{idx}", size=11,
+                      color=(200, 200, 210), parent="_draw_worlds_grid")
+    colour = (120, 120, 120) if w.override is not None else (255, 210, 90)  # grey: a sampled latent, off the square
+    dpg.draw_circle((o + w.u * n, o + (1 - w.v) * n), 5, fill=colour, color=colour, parent="_draw_worlds_grid")
+
+
+def _follow(w: WorldsSession) -> None:
     """Show state changes not made by typing (a new mNIF resets the corners; Sample moves the seed on)."""
-    w = app.worlds
     values = {f"_input_worlds_corner_{k}": w.corners[k] for k in range(4)}
     values.update({"_input_worlds_seed": w.seed, "_input_worlds_steps": w.steps, "_slider_worlds_u": w.u,
                    "_slider_worlds_v": w.v, "_input_worlds_frames": w.video["frames"], "_input_worlds_fps": w.video["fps"],
@@ -146,8 +289,9 @@ def _follow(app) -> None:
             dpg.set_value(tag, value)
 
 
-def _progress(app) -> None:
-    job = app.worlds.job
+def _progress(w: WorldsSession) -> None:
+    dpg.set_value("_text_worlds_out", f"writes {output_path(w.video['out'])}")
+    job = w.job
     running = job is not None and not job.finished
     dpg.configure_item("_button_worlds_export", enabled=not running)
     dpg.configure_item("_button_worlds_cancel", enabled=running)

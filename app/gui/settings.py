@@ -22,9 +22,15 @@ def config_dir() -> Path:
     return Path(base) / "redcube"
 
 
-def data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "redcube"
+def outputs_dir() -> Path:
+    """Where the app writes what a person makes (runs, videos, screenshots): $REDCUBE_HOME, default ~/redcube."""
+    return Path(os.environ.get("REDCUBE_HOME") or Path.home() / "redcube").expanduser()
+
+
+def output_path(name: str | Path) -> Path:
+    """A bare or relative output name lands in `outputs_dir()` (never in whatever folder the app started from)."""
+    p = Path(name).expanduser()
+    return p if p.is_absolute() else outputs_dir() / p
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
-from renderer.camera import Camera
+from renderer.camera import Camera, forward as view_direction
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
 
@@ -108,9 +108,9 @@ class FlyCamera:
     def move(self, forward: float, right: float, up: float = 0.0) -> None:
         """Move in the camera's ground-plane frame (metres)."""
         c = self.camera
-        sy, cy = math.sin(c.yaw), math.cos(c.yaw)
-        c.x += -sy * forward + cy * right
-        c.z += -cy * forward - sy * right
+        fx, _, fz = view_direction(c.yaw)  # level forward; right is (-fz, 0, fx)
+        c.x += fx * forward - fz * right
+        c.z += fz * forward + fx * right
         if self.free:
             c.y += up
         self._changed()

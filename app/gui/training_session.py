@@ -2,7 +2,7 @@
 
 Talks to the trainer only through `training.control.TrainingProcess` (start, pause, resume, stop,
 poll, state, latest_checkpoint); never reaches into the trainer. The panel's buttons call `start`,
-`pause`, `resume` and `reset`; the frame loop calls `poll` a few times a second.
+`pause`, `resume`, `stop` and `reset`; the frame loop calls `poll` a few times a second.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.gui.settings import data_dir
+from app.gui.settings import outputs_dir
 from renderer.errors import RedcubeError
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -95,16 +95,19 @@ class Curves:
             self.train_step.append(r["step"])
             self.train_loss.append(r["train_loss"])
             self.train_psnr.append(-10 * math.log10(max(r["train_loss"], 1e-12)))
-        if "test_psnr" in r and r["test_psnr"] is not None:
+        # Held-out PSNR pooled over all pixels, the same average as the held-out MSE (the per-image mean PSNR climbs
+        # with the easy sky-only views while the pooled MSE barely moves).
+        psnr = r.get("test_psnr_pooled", r.get("test_psnr"))
+        if psnr is not None:
             self.test_step.append(r["step"])
-            self.test_psnr.append(r["test_psnr"])
-            self.test_loss.append(r.get("test_loss") or 10 ** (-r["test_psnr"] / 10))
+            self.test_psnr.append(psnr)
+            self.test_loss.append(r.get("test_loss") or 10 ** (-psnr / 10))
 
 
 class TrainingSession:
     def __init__(self, choices: TrainChoices | None = None, runs_dir: Path | None = None):
         self.choices = choices or TrainChoices()
-        self.runs_dir = runs_dir or data_dir() / "runs"
+        self.runs_dir = runs_dir or outputs_dir() / "runs"
         self.proc = None
         self.curves = Curves()
         self.last: dict = {}
@@ -160,7 +163,7 @@ class TrainingSession:
         from training.control import TrainingProcess
 
         if self.active:
-            raise RedcubeError("a training run is already going; pause it or press Reset first.")
+            raise RedcubeError("a training run is already going; press Stop or Reset first.")
         proc = TrainingProcess(self.job(), cpu_share=self.choices.cpu_share, follow=True)
         proc.start()
         self.proc, self.curves, self.last = proc, Curves(), {}
@@ -183,15 +186,17 @@ class TrainingSession:
     def toggle(self) -> None:
         self.pause() if self.state == "running" else self.resume()
 
-    def reset(self) -> None:
-        """Stop the run (its final checkpoint is kept on disk) and clear the panel for a new one.
-
-        The stop waits for the trainer's final checkpoint, so it runs off the GUI thread.
-        """
-        if self.proc is not None and self.active:
+    def stop(self) -> None:
+        """End the run with a final checkpoint; the curves and the run stay on the panel (its state turns
+        'stopping', then 'finished'). The stop waits for the trainer's checkpoint, so it runs off the GUI thread."""
+        if self.proc is not None and self.active and (self._stopping is None or not self._stopping.is_alive()):
             self._stopping = threading.Thread(target=self.proc.stop, name="redcube-stop", daemon=True)
             self._stopping.start()
-        self.proc, self.curves, self.last, self.started_at = None, Curves(), {}, None
+
+    def reset(self) -> None:
+        """Stop the run (its final checkpoint is kept on disk) and clear the panel for a new one."""
+        self.stop()
+        self.proc, self.curves, self.last, self.started_at, self.out_dir = None, Curves(), {}, None, None
 
     def close(self) -> None:
         """At exit: stop a running trainer and wait for its final checkpoint."""
@@ -251,18 +256,26 @@ class TrainingSession:
         step, t = last.get("step", 0), last["time"]
         return max(0.0, (c.budget - step) * t / step) if step and t else None
 
-    def status(self) -> str:
+    def status(self, shown_step: int | None = None) -> str:
+        """One line; `shown_step`: the step of the run's weights on screen, the number the viewport shows too (the
+        log's figures come from the last logged step, said as such when it differs)."""
         s = self.state
         if s == "idle":
             return "idle: choose a model and press Start"
         last = self.last
-        parts = [s, f"step {last.get('step', 0)}"]
+        logged = last.get("step", 0)
+        step = shown_step if shown_step is not None else logged
+        parts = [s, f"step {step}"]
         if "samples_per_s" in last:
             parts.append(f"{last['samples_per_s'] / 1000:.1f}k samples/s")
+        figures = []
         if "train_loss" in last:
-            parts.append(f"loss {last['train_loss']:.4f}")
-        if "test_psnr" in last:
-            parts.append(f"held-out {last['test_psnr']:.2f} dB")
+            figures.append(f"loss {last['train_loss']:.4f}")
+        held = last.get("test_psnr_pooled", last.get("test_psnr"))
+        if held is not None:
+            figures.append(f"held-out {held:.2f} dB")
+        if figures:
+            parts.append(", ".join(figures) + (f" (logged at step {logged})" if logged != step else ""))
         left = self.time_left()
         if left is not None and s in ("running", "paused"):
             parts.append(f"{int(left // 60)}:{int(left % 60):02d} left")

@@ -10,13 +10,15 @@ import threading
 from pathlib import Path
 
 from app.paths import CameraPath, preset
+from app.gui.settings import output_path
 from app.video import export_video
 from app.gui.workers import start_thread
 from renderer.camera import Camera
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
 
-DEFAULTS = {"panel": "side_by_side", "res": 256, "fps": 30, "frames": 300, "out": "redcube.mp4"}
+DEFAULTS = {"panel": "side_by_side", "res": 256, "fps": 30, "seconds": 10.0, "out": "redcube.mp4"}
+MAX_SECONDS = 600.0
 
 
 class VideoJob:
@@ -68,8 +70,12 @@ class VideoSession:
         self.scene = scene
         self.path = CameraPath()
         self.options = dict(DEFAULTS)
-        """panel, res, fps, frames, out: the export choices (remembered in the settings file)."""
-        self.options.update({k: v for k, v in (options or {}).items() if k in DEFAULTS and isinstance(v, type(DEFAULTS[k]))})
+        """panel, res, fps, seconds, out: the export choices (remembered in the settings file). The path lasts
+        `seconds` whatever the frame rate: frames = seconds x fps."""
+        kinds = {float: (int, float)}
+        self.options.update({k: v for k, v in (options or {}).items()
+                             if k in DEFAULTS and isinstance(v, kinds.get(type(DEFAULTS[k]), type(DEFAULTS[k])))
+                             and not isinstance(v, bool)})
         self.job: VideoJob | None = None
         self.playback: tuple[list[Camera], float] | None = None
 
@@ -93,11 +99,20 @@ class VideoSession:
         return out
 
     def save(self, file: str | Path) -> str:
-        return f"saved path to {self.path.save(file)}"
+        return f"saved path to {self.path.save(output_path(file))}"
 
     # -- preview -------------------------------------------------------------------------------
+    def frames(self) -> int:
+        """Frames of the preview and the export: the path's duration times the frame rate."""
+        seconds, fps = self.options["seconds"], self.options["fps"]
+        if not (isinstance(seconds, (int, float)) and 0.1 <= seconds <= MAX_SECONDS):
+            raise RedcubeError(f"path duration {seconds!r} s is out of range; choose 0.1 to {MAX_SECONDS:g} seconds.")
+        if not (isinstance(fps, int) and 1 <= fps <= 240):
+            raise RedcubeError(f"video fps {fps!r} is out of range; choose a whole number from 1 to 240.")
+        return max(2, round(float(seconds) * fps))
+
     def play(self, now: float) -> None:
-        self.playback = (self.path.sample(max(2, int(self.options["frames"]))), now)
+        self.playback = (self.path.sample(self.frames()), now)
 
     def stop(self) -> None:
         self.playback = None
@@ -121,9 +136,10 @@ class VideoSession:
         if self.running:
             raise RedcubeError("an export is already running; cancel it first.")
         o = dict(self.options)
-        cams = self.path.sample(int(o["frames"]))
+        out = output_path(o["out"])  # a bare name goes to the outputs folder, not the folder the app started in
+        cams = self.path.sample(self.frames())
         self.job = VideoJob.start(len(cams), lambda job: export_video(
-            cams, o["out"], rasterizer=rasterizer, model=model, panel=o["panel"], res=int(o["res"]), fps=int(o["fps"]),
+            cams, out, rasterizer=rasterizer, model=model, panel=o["panel"], res=int(o["res"]), fps=int(o["fps"]),
             progress=job.progress, cancel=job.cancel))
 
     def cancel(self) -> None:

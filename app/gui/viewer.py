@@ -52,7 +52,8 @@ class Stats:
     def line(self) -> str:
         p = f"{self.psnr:.2f} dB @ {self.psnr_res}²" if self.psnr is not None else "n/a"
         res = f"{self.net_res}²" if self.net_res else "-"
-        return (f"network {self.net_fps:4.1f} fps @ {res} ({self.inference_ms:4.0f} ms) | window {self.fps:4.1f} fps"
+        rate = f"{self.net_fps:4.1f} fps" if self.net_fps > 0.05 else "still"  # no new pictures while the camera rests
+        return (f"network {rate} @ {res} ({self.inference_ms:4.0f} ms) | window {self.fps:4.1f} fps"
                 f" | PSNR {p} | {device_name(self.threads)}")
 
 

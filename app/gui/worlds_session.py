@@ -24,7 +24,7 @@ from app.commands.sample_mnif import diffusion_path, load_latents, save_latents
 from app.gui.training_session import ASSETS
 from app.video import check_video_args, encode_mp4
 from app.gui.video_session import VideoJob
-from app.gui.settings import apply_or_keep
+from app.gui.settings import apply_or_keep, output_path
 from app.gui.workers import load_in_background
 from app.gui.worlds_view import VIDEO_SIZE, render_pair, side_by_side
 from renderer.errors import RedcubeError
@@ -266,7 +266,8 @@ class WorldsSession:
         with self._lock:
             if self.mnif is None:
                 return None
-            return {"model": self.mnif.model, "latent": self.current(), "world": self.nearest()[2], "version": self.version}
+            i, _, world = self.nearest()
+            return {"model": self.mnif.model, "latent": self.current(), "world": world, "index": i, "version": self.version}
 
     # -- sampling and latent files -------------------------------------------------------------
     def set_res(self, res: int) -> None:
@@ -311,7 +312,7 @@ class WorldsSession:
 
     def save_latent(self, path: str | Path) -> str:
         m = self._need()
-        out = save_latents(Path(path), self.current()[None].clone(), m.fingerprint)
+        out = save_latents(output_path(path), self.current()[None].clone(), m.fingerprint)
         return f"saved the current latent to {out}"
 
     def load_latent(self, path: str | Path) -> str:
@@ -332,7 +333,8 @@ class WorldsSession:
         frames = o["frames"]
         if not (isinstance(frames, int) and 2 <= frames <= 2000):
             raise RedcubeError(f"{frames!r} video frames is out of range; choose a whole number from 2 to 2000.")
-        check_video_args(Path(o["out"]), "network", VIDEO_SIZE, o["fps"], m.model)
+        out = output_path(o["out"])  # a bare name goes to the outputs folder
+        check_video_args(out, "network", VIDEO_SIZE, o["fps"], m.model)
         corners = m.latents[self.corners].clone()
 
         def pictures():
@@ -343,7 +345,7 @@ class WorldsSession:
                 net, gt, _, _ = render_pair(m.model, phi, world, pose, res, rasterizer, self.scene)
                 yield side_by_side(net, gt)
 
-        self.job = VideoJob.start(frames, lambda job: encode_mp4(pictures(), frames, o["out"], (2 * VIDEO_SIZE, VIDEO_SIZE), o["fps"],
+        self.job = VideoJob.start(frames, lambda job: encode_mp4(pictures(), frames, out, (2 * VIDEO_SIZE, VIDEO_SIZE), o["fps"],
                                                                  job.progress, job.cancel))
 
     def cancel(self) -> None:

@@ -22,9 +22,6 @@ from renderer.scene import Scene
 from renderer.worlds import WorldParams, world_scene
 from training.mnif.autodecode import render_latent
 
-SHOWN = 176
-"""Each of the two pictures is shown at SHOWN² in the tab (two fit beside each other in the side panel);
-nearest-neighbour upscaling keeps the network's pixels visible."""
 VIDEO_SIZE = 256
 """Each half of an interpolation video frame is VIDEO_SIZE²."""
 SAMPLES = 128
@@ -57,6 +54,10 @@ class WorldsFrame:
     net_ms: float
     gt_ms: float
     res: int
+    nearest: int
+    """The nearest training world's index (the ground-truth picture's world)."""
+    done_at: float
+    """time.perf_counter() when it was finished."""
 
 
 @dataclass
@@ -72,14 +73,16 @@ class WorldsView:
     def __post_init__(self):
         self.worker = LatestWorker("redcube-worlds", self._render)
 
-    def tick(self, session, pose: tuple, visible: bool) -> bool:
-        """Ask for a render when the tab is visible and something changed; True when a new frame arrived."""
-        key = (pose, session.res, session.version)
+    def tick(self, session, pose: tuple, visible: bool, res: int | None = None) -> bool:
+        """Ask for a render (at `res`, default the session's) when the tab is visible and something changed; True when
+        a new frame arrived."""
+        res = res or session.res
+        key = (pose, res, session.version)
         if visible and key != self._asked:
             snap = session.snapshot()
             if snap is not None:
                 self._asked = key
-                self.worker.submit((key, snap, session.res))
+                self.worker.submit((key, snap, res))
         frame = self.worker.take()
         if frame is not None:
             self.frame = frame
@@ -91,7 +94,7 @@ class WorldsView:
             torch.set_num_threads(THREADS)  # per thread (OpenMP)
         pose = torch.tensor(key[0], dtype=torch.float32)
         net, gt, net_ms, gt_ms = render_pair(snap["model"], snap["latent"], snap["world"], pose, res, self.rasterizer, self.base)
-        return WorldsFrame(key, net, gt, net_ms, gt_ms, res)
+        return WorldsFrame(key, net, gt, net_ms, gt_ms, res, snap["index"], time.perf_counter())
 
     @property
     def idle(self) -> bool:
