@@ -248,18 +248,16 @@ class MNIFTrainer(Engine):
         return asdict(self.config)
 
     def extra_tensors(self) -> dict:
-        return {"latents": self.train_latents(), **{f"{self.method}.{k}": v for k, v in self.method_tensors().items()}}
+        return mnif_parts(self.train_latents(), self.method, self.method_record(), self.method_tensors())[0]
+
+    def record_extra(self) -> dict:
+        return mnif_parts(self.train_latents(), self.method, self.method_record(), self.method_tensors())[1]
 
     def method_tensors(self) -> dict[str, torch.Tensor]:
         return {}
 
     def method_record(self) -> dict | None:
         return self.earlier
-
-    def record_extra(self) -> dict:
-        m = self.method_record()
-        return {"family": {"split": "train", "worlds": len(self.params)}, "method": self.method,
-                **({self.method: m} if m is not None else {})}
 
 
 # ---- auto-decoding -------------------------------------------------------------------------------------
@@ -405,12 +403,18 @@ def evaluate(model: MNIF, latents: torch.Tensor, params: list[WorldParams], base
 # ---- checkpoints ---------------------------------------------------------------------------------------
 def save_mnif(path: Path, model: MNIF, latents: torch.Tensor, base: Scene, config: MNIFTrainConfig, step: int, metrics: dict,
               method: str = "autodecode", method_record: dict | None = None, method_tensors: dict | None = None) -> Path:
-    """The one mNIF checkpoint: weights, training latents [N, H], the method; a method's own settings under record[method]
-    and its tensors as `method.name` (meta-learning: its rates)."""
-    return save_checkpoint(path, model, base, step=step, metrics=metrics, train=asdict(config),
-                           extra_tensors={"latents": latents, **{f"{method}.{k}": v for k, v in (method_tensors or {}).items()}},
-                           extra={"family": {"split": "train", "worlds": len(latents)}, "method": method,
-                                  **({method: method_record} if method_record is not None else {})})
+    """An mNIF checkpoint written outside a training run (the trainers write the same through the engine)."""
+    tensors, extra = mnif_parts(latents, method, method_record, method_tensors)
+    return save_checkpoint(path, model, base, step=step, metrics=metrics, train=asdict(config), extra_tensors=tensors, extra=extra)
+
+
+def mnif_parts(latents: torch.Tensor, method: str, method_record: dict | None = None,
+               method_tensors: dict | None = None) -> tuple[dict, dict]:
+    """What the one mNIF checkpoint holds beyond the network: training latents [N, H] and the method, a method's own
+    settings under record[method] and its tensors as `method.name` (meta-learning: its rates). (tensors, record)"""
+    return ({"latents": latents, **{f"{method}.{k}": v for k, v in (method_tensors or {}).items()}},
+            {"family": {"split": "train", "worlds": len(latents)}, "method": method,
+             **({method: method_record} if method_record is not None else {})})
 
 
 def load_mnif(path) -> tuple[MNIF, torch.Tensor, dict]:
