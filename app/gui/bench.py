@@ -110,7 +110,8 @@ def _fly(app, seconds: float) -> dict:
     dt = time.perf_counter() - t0
     return {"network_fps": len(shown) / dt, "network_res_mean": sum(shown) / max(1, len(shown)),
             "network_res_min": min(shown, default=0), "window_fps": frames / dt,
-            "inference_ms": app.viewer.stats.inference_ms, "render_threads": app.viewer.render_threads}
+            "inference_ms": app.viewer.stats.inference_ms, "render_threads": app.viewer.render_threads,
+            "shown_step": app.viewer.net.step}
 
 
 def _refine(app, tries: int = 3) -> list[float]:
@@ -132,7 +133,9 @@ def _refine(app, tries: int = 3) -> list[float]:
 
 def _child_viewport(checkpoint: str, measure_s: float) -> dict:
     """Inside the Xvfb subprocess: the shipped NGP field at its own resolution, flying and refining with a training
-    run (NGP, 64², the app's default CPU share) going in the background."""
+    run (NGP, 64², the app's default CPU share) going in the background. The view follows the run's weights, so the
+    flight is measured twice: during the run's warm-up (a fog over the whole box, every cell marched: the worst
+    case, a few seconds long) and once the run's occupancy grid has taken over (what a user flies through)."""
     from app.gui.app import App
     from app.gui.training_session import TrainChoices
 
@@ -144,8 +147,12 @@ def _child_viewport(checkpoint: str, measure_s: float) -> dict:
             app.step()
         out = {"net_res": app.view.net_res, "target_fps": app.view.target_fps, "idle": _fly(app, measure_s / 2)}
         out["idle_refine_ms"] = _refine(app)
+        shipped_step = app.slot.current.step
         app.tabs["training"].session.choices = TrainChoices(model="ngp", res=64, data="stream", budget=30, unit="minutes")
         if (failed := _train(app)) is not None:
+            return failed
+        out["warmup"] = _fly(app, min(3.0, measure_s / 2))
+        if (failed := _past_warmup(app, shipped_step)) is not None:
             return failed
         out["training"] = _fly(app, measure_s)
         out["refine_ms"] = _refine(app)
@@ -155,6 +162,21 @@ def _child_viewport(checkpoint: str, measure_s: float) -> dict:
         return out
     finally:
         app.run(frames=0)  # closes the app (stops training) through the normal path
+
+
+def _past_warmup(app, shipped_step: int, timeout_s: float = 180.0) -> dict | None:
+    """Wait until the picture on screen comes from the run's weights after its occupancy grid took over from the
+    warm-up (two grid updates past it); an error record if that does not happen in time."""
+    cfg = app.slot.current.model.config
+    ready = cfg.warmup_forwards + 2 * cfg.occupancy_every
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s:
+        app.step()
+        app.tabs["training"].session.poll()
+        net = app.viewer.net
+        if net is not None and net.step != shipped_step and net.step >= ready:
+            return None
+    return {"error": f"the followed run did not pass its warm-up ({ready} steps) in {timeout_s:.0f} s"}
 
 
 def viewport_bench(checkpoint: Path, measure_s: float = 8.0) -> dict:

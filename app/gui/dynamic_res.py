@@ -2,10 +2,11 @@
 render at the resolution that holds a target number of network pictures per second; once it stops, the full
 resolution the user chose.
 
-The cost model is measured, not guessed: the median milliseconds per pixel of the last few flying pictures (each
-costed at its render time or, when longer, the time since the previous picture reached the screen; a median, since on
-a shared CPU one picture in several takes many times the others), and the next flying resolution is the one whose
-pixels fit the frame budget,
+The cost model is measured, not guessed: the milliseconds per pixel of the last few flying pictures, each costed at
+its render job's wall time on the render thread (the CPU that training and the window leave it is in that time), as
+a mean without the slowest one (the rate a user sees is the mean picture time, which a median would flatter; one
+stall must not halve the resolution either), and the next flying resolution is the one whose pixels fit the frame
+budget,
 
     res = sqrt(budget_ms / ms_per_pixel),   budget_ms = HEADROOM * 1000 / target_fps,
 
@@ -42,10 +43,19 @@ class DynamicResolution:
     @property
     def ms_per_pixel(self) -> float | None:
         """The cost estimate (None until a render was measured)."""
-        return statistics.median(self.costs) if self.costs else None
+        if not self.costs:
+            return None
+        costs = sorted(self.costs)
+        return statistics.fmean(costs[:-1] if len(costs) > 2 else costs)
 
-    def measure(self, res: int, ms: float) -> None:
-        """A render of res² pixels took ms milliseconds."""
+    network: int | None = None
+    """The network the costs were measured on (another one starts the estimate afresh)."""
+
+    def measure(self, network: int, res: int, ms: float) -> None:
+        """A render of res² pixels by `network` took ms milliseconds."""
+        if network != self.network:
+            self.network = network
+            self.costs.clear()
         if ms > 0 and math.isfinite(ms) and res > 0:
             self.costs.append(ms / (res * res))
 

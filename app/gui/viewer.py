@@ -127,13 +127,11 @@ class Viewer:
             self.gt, changed = gt, True
         net = self.net_view.worker.take()
         if net is not None:
-            prev, self.net, changed = self.net, net, True
+            self.net, changed = net, True
             loaded = self.slot.snapshot()
-            if loaded is not None and loaded.vae is None and net.version == loaded.version:
-                # The cost of a flying picture is the time between two of them on screen, not the render alone: it
-                # also waits for the window to take and draw it (and for a CPU shared with training).
-                gap = (net.done_at - prev.done_at) * 1000 if prev is not None and not (net.still or prev.still) else 0.0
-                self.dynamic.measure(net.res, max(net.ms, gap if gap < 1000 else 0.0))
+            if loaded is not None and loaded.vae is None and net.network == loaded.network:
+                # a training run's newer weights in the same network cost the same: keep measuring while following
+                self.dynamic.measure(net.network, net.res, net.ms)
             self._net_times.append(net.done_at)
             s = self.stats
             s.inference_ms, s.net_res, s.threads = net.ms, net.res, net.threads

@@ -140,6 +140,9 @@ class LoadedModel:
     version: int
     vae: Any = None
     """The TinyVAE that decodes a latent network's output (None for pixel networks)."""
+    network: int = 0
+    """The version of the checkpoint load this network came from: live weights loaded into it keep it (same
+    network, same cost per pixel), another checkpoint changes it."""
 
 
 class ModelSlot:
@@ -174,7 +177,7 @@ class ModelSlot:
                     vae = vae_for_checkpoint(ckpt.record).to(DEVICE)
                 with self._lock:
                     self._version += 1
-                    done, err = LoadedModel(model, ckpt.record, resolve(path), ckpt.step, self._version, vae), None
+                    done, err = LoadedModel(model, ckpt.record, resolve(path), ckpt.step, self._version, vae, self._version), None
             except RedcubeError as e:
                 err = str(e)
             except Exception as e:  # a damaged file may fail in ways safetensors does not name
@@ -255,6 +258,8 @@ class NetFrame:
     """The training step of the weights that drew it."""
     done_at: float = 0.0
     """time.perf_counter() when it finished."""
+    network: int = 0
+    """`LoadedModel.network` of the weights that drew it."""
 
 
 @dataclass
@@ -317,7 +322,7 @@ class NetworkView:
             gt, _ = self.rasterizer.render(t.numpy(), res)  # the scene's anti-aliased ground truth
             err, score = error_map(net, gt, self.gain()), psnr(net, gt)
         return NetFrame(pose, res, loaded.version, net, gt, err, score, ms, self.threads, latent, still, loaded.step,
-                        time.perf_counter())
+                        time.perf_counter(), loaded.network)
 
 
 @dataclass
