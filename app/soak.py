@@ -66,18 +66,18 @@ def _child(checkpoint: str, minutes: float, window_s: float) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="redcube-soak-"))
     app = App(checkpoint=Path(checkpoint), settings_path=tmp / "settings.json")
-    session = app.tabs["training"].session
-    session.runs_dir = tmp / "runs"
+    training = app.tabs["training"]
+    training.session.runs_dir = tmp / "runs"
     try:
         while app.slot.loading is not None or app.slot.current is None:
             app.step()
-        session.choices = TrainChoices(model="posemlp", res=32, data="stream", budget=minutes + 5, unit="minutes")
-        app.tabs["training"].start()
+        training.session.choices = TrainChoices(model="posemlp", res=32, data="stream", budget=minutes + 5, unit="minutes")
+        training.start()
         t_start = time.perf_counter()
-        while not session.curves.train_step and time.perf_counter() - t_start < 180:
+        while not training.session.curves.train_step and time.perf_counter() - t_start < 180:
             app.step()  # wait until the trainer really steps
-        if session.state != "running":
-            return {"error": f"training did not start ({session.state}: {session.error})"}
+        if training.session.state != "running":
+            return {"error": f"training did not start ({training.session.state}: {training.session.error})"}
         trainer = max(children(os.getpid()), key=lambda p: rss_mb(p) or 0, default=None)  # the trainer, not Xvfb helpers
         t_start = time.perf_counter()
         start = {"rss_mb": rss_mb(), "trainer_rss_mb": rss_mb(trainer) if trainer else None, **_window(app, window_s, t_start)}
@@ -87,9 +87,9 @@ def _child(checkpoint: str, minutes: float, window_s: float) -> dict:
             timeline.append({"t_s": round(time.perf_counter() - t_start, 1), "rss_mb": rss_mb(),
                              "trainer_rss_mb": rss_mb(trainer) if trainer else None, **w})
         end = {"rss_mb": rss_mb(), "trainer_rss_mb": rss_mb(trainer) if trainer else None, **_window(app, window_s, t_start)}
-        session.poll()
+        training.session.poll()
         return {"minutes": minutes, "window_s": window_s, "start": start, "end": end, "timeline": timeline,
-                "training_state": session.state, "train_steps": session.last.get("step"),
+                "training_state": training.session.state, "train_steps": training.session.last.get("step"),
                 "errors": [m.text for m in app.messages if m.level == "error"],
                 "view": f"{app.view.mode}, network {app.view.net_res}², display {app.view.display}", "window": list(app.size)}
     finally:
