@@ -111,7 +111,9 @@ class TrainingTab(Tab):
         elif self.session.owns(loaded.path):  # not a run already reset
             self.app.settings.checkpoint = str(loaded.path)
             self.app.on_screen(loaded)
-            if not self.app.net_res_locked:  # shown at the resolution it learns at (256² of a 64² run costs 16x)
+            # a pixel network is shown at the resolution it learns at (256² of a 64² run costs 16x); an NGP field has
+            # no resolution of its own and the fused renderer draws the view's 256² in ~0.15 s: the view keeps its own
+            if not self.app.net_res_locked and loaded.record["model"]["kind"] != "ngp":
                 self.app.view.set(net_res=int(self.session.choices.res))
 
     def _share_cores(self) -> None:
