@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from app.options import add_pose_option, camera_from, save_png, write_output
 
 

@@ -39,7 +39,7 @@ from renderer.scene import Scene
 from renderer.volume import render_views
 from renderer.worlds import (Cubes, WorldParams, family_box, field_of_cubes, heldout_worlds, train_worlds, world_poses,
                              world_scene)
-from training.checkpoint import Checkpoint, load, load_checkpoint, save_checkpoint
+from training.checkpoint import Checkpoint, load, save_checkpoint
 from training.engine import Engine, Fit, Hooks, Plan
 from training.metrics import psnr
 from training.run_dir import inside

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from renderer.models.object_field import ObjectField, ObjectFieldConfig
-from renderer.quaternions import angle_between, conjugate, matrix, multiply
+from renderer.quaternions import angle_between, conjugate, multiply
 from training.engine import Fit, Hooks
 from training.ngp_dataset import load_fields
 from training.rotation_baseline import moment_rotation, rotation_error_deg
