@@ -42,6 +42,17 @@ def net(tmp_path_factory, scene) -> Path:
     return save_checkpoint(tmp_path_factory.mktemp("net") / "net.safetensors", model, scene, step=4, train={"res": 16, "seed": 0})
 
 
+def bad_file(path: Path, content: str | bytes | None) -> Path:
+    """A user's file holding `content` (text or bytes), or a directory in its place (None)."""
+    if content is None:
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
+
+
 def edited(src: Path, dst: Path, edit) -> Path:
     """A copy of a checkpoint whose record went through edit(record) (a hand-edited or foreign file)."""
     with safe_open(str(src), framework="pt") as f:
@@ -105,13 +116,7 @@ def test_a_yaw_that_overflows_float32_is_refused(capsys, one_sentence, tmp_path)
     (None, "directory"),
 ])
 def test_bad_scene_files(capsys, one_sentence, tmp_path, content, words):
-    path = tmp_path / "scene.toml"
-    if content is None:
-        path.mkdir()
-    elif isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content)
+    path = bad_file(tmp_path / "scene.toml", content)
     assert words in refused(capsys, one_sentence, "render", "--pose", "0", "1.5", "0", "--res", "16",
                             "--scene", path, "--out", tmp_path / "a.png")
 
@@ -126,13 +131,7 @@ def test_bad_scene_files(capsys, one_sentence, tmp_path, content, words):
     ('[{"x": 0, "z": 1.5, "yaw": 1' + "0" * 400 + '}]', "float32"),
 ])
 def test_bad_poses_files(capsys, one_sentence, tmp_path, net, content, words):
-    path = tmp_path / "poses.json"
-    if content is None:
-        path.mkdir()
-    elif isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content)
+    path = bad_file(tmp_path / "poses.json", content)
     assert words in refused(capsys, one_sentence, "eval", net, "--poses", path, "--sheet", tmp_path / "s.png")
 
 
