@@ -331,21 +331,19 @@ def test_file_quit_closes_the_window_with_rc_0(tmp_path, checkpoint):
     assert out == {"rc": 0, "errors": [], "running_after_quit": False}
 
 
-STOP_DRIVER = """
+# For drivers that press buttons: imports, the X connection `d`, `wait_for(cond, limit)` (steps the app until cond)
+# and `press(tag)` (a real click on a widget through XTEST); the driver defines `app` and formats `wait_s`.
+PRESS_HELPERS = """
 import json, time
 from pathlib import Path
 import dearpygui.dearpygui as dpg
-from Xlib import X, display
+from Xlib import X, XK, display
 from Xlib.ext import xtest
 from app.gui.app import App
 
-app = App(checkpoint=Path({ckpt!r}))
-tab = app.tabs["training"]
-c = tab.session.choices
-c.model, c.res, c.data, c.budget, c.unit = "posemlp", 32, "stream", 2, "minutes"
 d = display.Display()
 
-def wait_for(cond, limit=90):
+def wait_for(cond, limit={wait_s}):
     t0 = time.time()
     while not cond() and time.time() - t0 < limit:
         app.step()
@@ -361,6 +359,14 @@ def press(tag):
     wait_for(lambda: False, 0.2)
     xtest.fake_input(d, X.ButtonRelease, 1)
     wait_for(lambda: False, 0.3)
+"""
+
+
+STOP_DRIVER = PRESS_HELPERS + """
+app = App(checkpoint=Path({ckpt!r}))
+tab = app.tabs["training"]
+c = tab.session.choices
+c.model, c.res, c.data, c.budget, c.unit = "posemlp", 32, "stream", 2, "minutes"
 
 app.open_tab("training")
 wait_for(lambda: app.slot.current is not None)
@@ -396,7 +402,7 @@ def test_training_stop_keeps_the_curves_and_the_checkpoint(tmp_path, checkpoint)
     """Stop, Reset and Back to the shipped network, pressed through the X server: Stop ends the run with its
     checkpoint and keeps the curves; Reset clears them and puts the network from before the run back."""
     pytest.importorskip("Xlib")
-    out = run_driver(STOP_DRIVER.format(ckpt=str(checkpoint)), tmp_path)
+    out = run_driver(STOP_DRIVER.format(ckpt=str(checkpoint), wait_s=90), tmp_path)
     assert out["state"] == "finished" and out["curves"] >= 2 and out["plots"], out
     assert out["checkpoint"] and out["out_dir"] in out["folder"] and out["start_enabled"]
     assert out["out_dir"].startswith(str(tmp_path / "home" / "runs"))  # under REDCUBE_HOME
@@ -408,33 +414,8 @@ def test_training_stop_keeps_the_curves_and_the_checkpoint(tmp_path, checkpoint)
     assert out["shipped"] == "ngp_256.safetensors"
 
 
-TYPED_DRIVER = """
-import json, time
-from pathlib import Path
-import dearpygui.dearpygui as dpg
-from Xlib import X, XK, display
-from Xlib.ext import xtest
-from app.gui.app import App
-
+TYPED_DRIVER = PRESS_HELPERS + """
 app = App(checkpoint=Path({first!r}))
-d = display.Display()
-
-def wait_for(cond, limit=30):
-    t0 = time.time()
-    while not cond() and time.time() - t0 < limit:
-        app.step()
-        d.sync()
-
-def press(tag):
-    wait_for(lambda: dpg.get_item_rect_size(tag)[0] > 0, 10)
-    (x, y), (w, h) = dpg.get_item_rect_min(tag), dpg.get_item_rect_size(tag)
-    vx, vy = dpg.get_viewport_pos()
-    xtest.fake_input(d, X.MotionNotify, x=int(vx + x + w / 2), y=int(vy + y + h / 2))
-    wait_for(lambda: False, 0.3)
-    xtest.fake_input(d, X.ButtonPress, 1)
-    wait_for(lambda: False, 0.2)
-    xtest.fake_input(d, X.ButtonRelease, 1)
-    wait_for(lambda: False, 0.3)
 
 app.open_tab("model")
 wait_for(lambda: app.slot.current is not None)
@@ -481,7 +462,7 @@ def test_a_typed_checkpoint_path_loads(tmp_path, checkpoint, one_sentence):
     second = tmp_path / "second.safetensors"
     shutil.copy(checkpoint, second)
     shutil.copy(checkpoint.with_suffix(".json"), second.with_suffix(".json"))
-    out = run_driver(TYPED_DRIVER.format(first=str(checkpoint), second=str(second)), tmp_path)
+    out = run_driver(TYPED_DRIVER.format(first=str(checkpoint), second=str(second), wait_s=30), tmp_path)
     assert out["field"] == str(second), out  # the keys reached the field
     assert out["first"] == "net.safetensors" and out["typed"] == str(second)
     assert "missing.safetensors" in out["missing"] and out["kept"] == str(second)
