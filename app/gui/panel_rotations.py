@@ -12,13 +12,12 @@ import time
 import dearpygui.dearpygui as dpg
 
 from app.gui.rotations_session import COLOR_BY, RotationsSession
-from app.gui.rotations_view import QUICK_RES, RES, SLICE_Z, RotationsView
+from app.gui.rotations_view import RES, SLICE_Z, RotationsView
 from app.gui.tab import Panel, Pictures, Tab
 
 HEAD = (150, 200, 255)
 GREY = (170, 170, 170)
 WRAP = 336  # text stays clear of the side panel's scroll bar
-SETTLE_S = 0.4  # a selection unchanged this long gets the full-resolution pictures
 THUMB = 88  # the side panel's one picture: the field undone by the true rotation (the check that undoing works)
 INTRO = ("A field here is a small network (a hash grid of learned features plus a tiny MLP) fitted to one object, "
          "the way Instant-NGP stores a scene. The same object, turned, gives a field with different weights. "
@@ -54,7 +53,6 @@ class RotationsTab(Tab):
         self.view = RotationsView(app.scene)
         self._rot_shown = self._rot_themes = self._rot_plotted = self._rot_levels = None  # what the widgets show
         self._fly_yaw: float | None = None  # the flying camera's heading (deg) at the last frame with the tab open
-        self._changing, self._changed_at = None, 0.0  # the selection's version, and when it last changed
 
     def load(self) -> None:
         """The Load button: the checkpoint and data set in the path inputs, loaded and encoded in the background."""
@@ -78,10 +76,8 @@ class RotationsTab(Tab):
         if visible:
             self.session.ensure_loaded(self.app.said)
         self._follow_camera(visible)
-        if self.session.version != self._changing:
-            self._changing, self._changed_at = self.session.version, now
-        quick = now - self._changed_at < SETTLE_S  # turning or stepping through: small pictures that keep up
-        return self.view.tick(self.session, visible, QUICK_RES if quick else RES)
+        r = self.session
+        return self.view.tick(now, visible, (r.version, id(r.loaded)), RES, r.snapshot)
 
     def _follow_camera(self, visible: bool) -> None:
         """While the tab is open, turning the flying camera (Q / E, arrows, a drag) turns the orbit by as much; opening

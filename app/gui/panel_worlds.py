@@ -23,7 +23,6 @@ CORNERS = ("a (u0 v0)", "b (u1 v0)", "c (u0 v1)", "d (u1 v1)")
 WRAP = 336  # text stays clear of the side panel's scroll bar
 GRID = 120  # the interpolation square's edge on screen (px)
 SQUARE_AT = 12  # its top-left corner in the drawlist (px)
-QUICK_RES, SETTLE_S = 32, 0.3  # while the scrub or the camera moves, pictures at 32² (~4x faster than 64²)
 INTRO = ("One network that holds a whole family of cube worlds (hue, size, height, turn, offset), each one a short "
          "code (a latent). Mix four training worlds with u and v, or sample a new one, and fly round it with the "
          "usual keys: the big viewport shows the mixed world (left) beside the training world whose code is nearest.")
@@ -42,11 +41,9 @@ class WorldsTab(Tab):
         self.training = WorldsTraining()
         """The loaded mNIF training on in the background (the worlds follow its weights)."""
         self.grid_drawn = None  # the (corners, u, v) the interpolation square shows
-        self._moving: tuple | None = None  # (pose, latent version) last seen, and when it last changed
-        self._moved_at = 0.0
 
     def load(self, path) -> None:
-        self.session.load_async(path, self.app.said)
+        self.session.load_async(self.app.said, path)
 
     def train_start(self) -> None:
         """The Train on button: the loaded mNIF trains on in the background; the worlds follow it."""
@@ -84,11 +81,7 @@ class WorldsTab(Tab):
         if done:
             self.app.message(*done)
         pose, res, version = self.key()
-        if (pose, version) != self._moving:
-            self._moving, self._moved_at = (pose, version), now
-        if now - self._moved_at < SETTLE_S:  # scrubbing or flying: a quick small picture that keeps up
-            res = min(res, QUICK_RES)
-        return self.view.tick(self.session, pose, visible, res)
+        return self.view.tick(now, visible, (pose, version), res, self.session.snapshot)
 
     def settled(self) -> bool:
         """With the tab open: its load has ended and, when an mNIF is loaded, the render is of the current latent."""

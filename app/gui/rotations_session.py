@@ -7,8 +7,8 @@ function-space arm (probe-axes); the last two need no checkpoint.
 Every arm reads every field once while loading; the picked arm's rotation is the one the renders undo.
 
 Loading (on a background thread, with progress) encodes every field once: tokens / scales -> encode -> keep only
-the [POS] latents (what the rotation head reads) and the NT-Xent embedding of each field, not the whole latent
-sequence (a thousand fields' full latents would be hundreds of MB). The embeddings' 2-D PCA is computed there too.
+the [POS] latents (what the rotation head reads) and the 2-D PCA of the NT-Xent embeddings, not the whole latent
+sequence (a thousand fields' full latents would be hundreds of MB).
 
 Rotations follow `training.weightspace.losses.relative_rotation`: a field of rotation q holds the canonical object
 rotated by q about the box centre c, and the relative rotation from the reference field (q_ref) to the selected
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from app.gui.training_session import ASSETS
 from app.gui.settings import apply_or_keep
-from app.gui.workers import load_in_background
+from app.gui.tab_parts import LoadingSession
 from renderer.errors import RedcubeError
 from renderer.models.object_field import ObjectField, ObjectFieldConfig
 from renderer.quaternions import angle_between, canonical, matrix
@@ -46,18 +46,13 @@ COLOR_BY = ("object", "rotation")
 
 @dataclass
 class LoadedRotations:
-    model: torch.nn.Module
     tokenizer: object
-    scales: torch.Tensor
     fields: dict[str, torch.Tensor]
     """`training.ngp_dataset.load_fields` tensors: params [N, P], quaternions [N, 4], object_ids, rotation_ids [N]."""
     field_config: ObjectFieldConfig
-    pos_latents: torch.Tensor
-    """[N, P, L]: each field's [POS] latents (the rotation head's input)."""
-    embeddings: torch.Tensor
-    """[N, K]: each field's NT-Xent embedding, L2-normalised (the contrastive loss compares directions)."""
     pca: torch.Tensor
-    """[N, 2]: the embeddings' first two principal components."""
+    """[N, 2]: the first two principal components of each field's NT-Xent embedding, L2-normalised (the contrastive
+    loss compares directions)."""
     heldout: set[int]
     """Objects training never saw (`unseen_objects`)."""
     checkpoint: Path
@@ -97,13 +92,6 @@ def encode_all(model, tokenizer, scales: torch.Tensor, params: torch.Tensor, pro
     return torch.cat(pos), torch.cat(emb)
 
 
-def check_default(checkpoint: Path, data: Path, default: tuple[Path, Path]) -> None:
-    """One sentence when the shipped pair (`default`) is asked for and is not there yet."""
-    if (checkpoint, data) == tuple(default) and not (checkpoint.exists() and data.is_dir()):
-        raise RedcubeError(f"no weight-space model is shipped in {checkpoint.parent} yet ({checkpoint.name} and {data.name}/); "
-                           "train one with redcube train-weightspace, or enter a checkpoint and its data set above and press Load.")
-
-
 def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
                    default: tuple[Path, Path] = (DEFAULT_CHECKPOINT, DEFAULT_FIELDS), grid: str | Path | None = None,
                    default_grid: Path = DEFAULT_GRID) -> LoadedRotations:
@@ -113,14 +101,16 @@ def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
     from training.weightspace.arms import FeatureArm, ProbeArm, SaneArm
 
     checkpoint, data = Path(checkpoint), Path(data)
-    check_default(checkpoint, data, default)
+    if (checkpoint, data) == tuple(default) and not (checkpoint.exists() and data.is_dir()):
+        raise RedcubeError(f"no weight-space model is shipped in {checkpoint.parent} yet ({checkpoint.name} and "
+                           f"{data.name}/); train one with redcube train-weightspace, or enter a checkpoint and its data "
+                           "set above and press Load.")
     if not data.is_dir():
         raise RedcubeError(f"the field data set {data} is not a directory; pass the directory redcube ngp-dataset wrote.")
     sane = SaneArm(checkpoint)
-    model, tokenizer, scales, record = sane.model, sane.tokenizer, sane.scales, sane.record
-    fields, manifest = load_fields(data, tokenizer.layout)  # another layout than the tokenizer's: one sentence
+    fields, manifest = load_fields(data, sane.tokenizer.layout)  # another layout than the tokenizer's: one sentence
     field_config = ObjectFieldConfig(**manifest["settings"]["field"])
-    pos, emb = encode_all(model, tokenizer, scales, fields["params"], progress)
+    pos, emb = encode_all(sane.model, sane.tokenizer, sane.scales, fields["params"], progress)
     arms = {sane.name: (sane, [{"pos": p} for p in pos])}
     grid_arm = load_grid_arm(grid, default_grid)
     if grid_arm is not None:
@@ -128,8 +118,8 @@ def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
         arms[grid_arm.name] = (grid_arm, grid_arm.read(fields["params"]))
     for arm in (FeatureArm(manifest["layout"]), ProbeArm(field_config)):  # need no checkpoint
         arms[arm.name] = (arm, arm.read(fields["params"]))
-    return LoadedRotations(model, tokenizer, scales, fields, field_config, pos, emb, pca2(emb),
-                           unseen_objects(fields, manifest, record), checkpoint, data, int(record.get("step", 0)), arms)
+    return LoadedRotations(sane.tokenizer, fields, field_config, pca2(emb), unseen_objects(fields, manifest, sane.record),
+                           checkpoint, data, int(sane.record.get("step", 0)), arms)
 
 
 def load_grid_arm(grid: str | Path | None, default_grid: Path):
@@ -185,9 +175,10 @@ def rotation_of(q: torch.Tensor) -> torch.Tensor:
     return torch.rad2deg(angle_between(identity, q))
 
 
-class RotationsSession:
+class RotationsSession(LoadingSession):
     def __init__(self, scene: Scene | None = None, checkpoint: Path = DEFAULT_CHECKPOINT, data: Path = DEFAULT_FIELDS,
                  grid: Path = DEFAULT_GRID):
+        super().__init__()
         self.scene = scene or Scene()
         self.default = (Path(checkpoint), Path(data))
         self.default_grid = Path(grid)
@@ -196,21 +187,12 @@ class RotationsSession:
         self.arm = "grid-axes"
         """The arm whose rotation the renders undo (the grid arm when it loaded, else the autoencoder)."""
         self.loaded: LoadedRotations | None = None
-        self.loading: tuple[int, int] | None = None
-        """(fields encoded, of) while a load runs, else None."""
-        self.tried_default = False
-        self.problem = ""
-        """Why the last load failed (shown in the tab while nothing is loaded)."""
         self.object = self.rotation = self.reference = 0
         self.color_by = COLOR_BY[0]
         self.yaw_deg = 35.0
-        self.version = 0
-        """Bumped on every change of what is shown (renders compare it)."""
         self._lock = threading.RLock()
         """Held while a load swaps the pair and resets the selection, and while the GUI thread reads them together."""
         self._prediction: tuple[int, dict] | None = None
-        self._remembered: dict = {}
-        """The last launch's selection (object, rotation, reference), until the first load applies or drops it."""
 
     # -- loading -------------------------------------------------------------------------------
     def load(self, checkpoint: str | Path | None = None, data: str | Path | None = None, progress=None) -> str:
@@ -227,29 +209,20 @@ class RotationsSession:
         return (f"loaded weight-space model {loaded.checkpoint.name} (step {loaded.step}), arms {', '.join(loaded.arms)} and "
                 f"{n} fields of {objs} objects from {loaded.data}" + note)
 
-    def load_async(self, done, checkpoint: str | Path | None = None, data: str | Path | None = None) -> None:
-        """Load on a short thread (encoding every field takes a while); done(text, level) with the outcome."""
+    def load_async(self, done) -> None:
+        """Load the path inputs' pair on a short thread, `loading` saying (fields encoded, of); done(text, level) with
+        the outcome."""
         if self.loading is not None:
             raise RedcubeError("a weight-space model is already loading; wait for it to finish.")
 
         def load():
             torch.set_num_threads(1)  # per thread: the GUI and other work keep the rest of the machine
-            done(self.load(checkpoint, data, lambda i, n: setattr(self, "loading", (i, n))), "info")
+            done(self.load(progress=lambda i, n: setattr(self, "loading", (i, n))), "info")
 
-        def failed(text: str) -> None:
-            self.problem = text
-            self._remembered = {}  # the selection was for a pair that did not load
-            done(text, "error")
+        self._in_background("redcube-rotations-load", load, done, (0, 0), self.checkpoint, "pick another checkpoint")
 
-        self.loading = (0, 0)
-        load_in_background("redcube-rotations-load", load, failed, str(checkpoint or self.checkpoint), "pick another checkpoint",
-                           lambda: setattr(self, "loading", None))
-
-    def ensure_loaded(self, done) -> None:
-        """The first time the tab is shown: load the paths in the inputs (the shipped pair unless changed)."""
-        if not self.tried_default and self.loaded is None and self.loading is None:
-            self.tried_default = True
-            self.load_async(lambda text, level: done(text, "warn" if level == "error" else level))
+    def empty(self) -> bool:
+        return self.loaded is None
 
     # -- remembered between launches -----------------------------------------------------------
     def choices(self) -> dict:
@@ -353,29 +326,27 @@ class RotationsSession:
     def prediction(self) -> dict:
         """Predicted and true relative rotation from the reference field to the selected one (quaternions, axes,
         angles in deg) and the geodesic error (deg) between them. Cheap (one head call), cached per version."""
-        with self._lock:  # not between a new pair and its reset selection
-            return self._predict()
-
-    def _predict(self) -> dict:
-        m = self._need()
-        if self._prediction is not None and self._prediction[0] == (self.version, id(m)):
-            return self._prediction[1]
+        from training.weightspace.axes import quaternion_of
         from training.weightspace.losses import relative_rotation
 
-        from training.weightspace.axes import quaternion_of
-
-        sel, ref = self.rows()
-        q = m.fields["quaternions"]
-        true = canonical(relative_rotation(q[ref], q[sel]))
-        arms = {}
-        for name, (arm, readings) in m.arms.items():  # each arm: reference field -> selected field
-            pred = quaternion_of(arm.rotation(readings[ref], readings[sel]))
-            arms[name] = {"pred": pred, "axis_angle": axis_angle(pred), "error_deg": float(torch.rad2deg(angle_between(true, pred)))}
-        picked = arms[self.arm]
-        out = {"pred": picked["pred"], "true": true, "pred_axis_angle": picked["axis_angle"], "true_axis_angle": axis_angle(true),
-               "error_deg": picked["error_deg"], "rows": (sel, ref), "arm": self.arm, "arms": arms}
-        self._prediction = ((self.version, id(m)), out)
-        return out
+        with self._lock:  # not between a new pair and its reset selection
+            m = self._need()
+            if self._prediction is not None and self._prediction[0] == (self.version, id(m)):
+                return self._prediction[1]
+            sel, ref = self.rows()
+            q = m.fields["quaternions"]
+            true = canonical(relative_rotation(q[ref], q[sel]))
+            arms = {}
+            for name, (arm, readings) in m.arms.items():  # each arm: reference field -> selected field
+                pred = quaternion_of(arm.rotation(readings[ref], readings[sel]))
+                arms[name] = {"pred": pred, "axis_angle": axis_angle(pred),
+                              "error_deg": float(torch.rad2deg(angle_between(true, pred)))}
+            picked = arms[self.arm]
+            out = {"pred": picked["pred"], "true": true, "pred_axis_angle": picked["axis_angle"],
+                   "true_axis_angle": axis_angle(true), "error_deg": picked["error_deg"], "rows": (sel, ref),
+                   "arm": self.arm, "arms": arms}
+            self._prediction = ((self.version, id(m)), out)
+            return out
 
     def describe(self) -> str:
         """The rotation table: the true rotation, then each arm's prediction (axis, angle) and geodesic error in degrees;

@@ -4,20 +4,19 @@ rotation undone, and its hash features per level on a plane through the box cent
 
 All four renders use one camera orbiting the box centre (the tab's yaw, a fixed pitch) so they compare pixel for pixel;
 PSNR of each undone render against the reference render says how well the rotation lines the two fields up.
-Requests are made only while the tab is visible and only when the selection or the camera changed.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from app.gui.rotations_session import make_field, undo_rotation
-from app.gui.workers import LatestWorker
+from app.gui.tab_parts import TabView
 from renderer.camera import forward
 from renderer.scene import Scene
 from training.metrics import psnr
@@ -26,8 +25,9 @@ from training.rotation_baseline import moment_rotation, rotation_error_deg
 
 RES = 88
 """Render resolution; the big viewport scales the pictures up (nearest neighbour keeps the pixels visible)."""
-QUICK_RES = 48
-"""While the selection or the orbit changes: a set of pictures in ~1 s instead of ~3 s (2-core CPU, 1 thread)."""
+QUICK_RES, SETTLE_S = 48, 0.4
+"""While the selection or the orbit changes (and 0.4 s after): a set of pictures in ~1 s instead of ~3 s (2-core CPU,
+1 thread)."""
 SAMPLES = 128
 """Volume-rendering samples per ray (the field evaluation's count)."""
 PITCH = -0.35
@@ -37,7 +37,6 @@ DISTANCE = 1.1
 SLICE_RES = 64
 SLICE_Z = 0.5
 """The feature slices' plane: z = 0.5 in box coordinates (through the box centre), x right, y up."""
-THREADS = 1
 
 
 def orbit_pose(scene: Scene, yaw_deg: float, pitch: float = PITCH, distance: float = DISTANCE) -> torch.Tensor:
@@ -90,54 +89,25 @@ def render_four(snap: dict, scene: Scene, res: int = RES, samples: int = SAMPLES
 @dataclass
 class RotationsFrame:
     key: tuple
-    """(session version) it was rendered for."""
+    """(session version, loaded pair) it was rendered for."""
+    res: int
+    done_at: float
+    """time.perf_counter() when it was finished."""
     images: dict[str, np.ndarray]
     psnr: dict[str, float]
     slices: np.ndarray
     moment_error_deg: float
     """Error of `training.rotation_baseline` (principal axes, no learning) on the same pair."""
     ms: float
-    res: int
-    done_at: float = 0.0
-    """time.perf_counter() when it was finished."""
 
 
-@dataclass
-class RotationsView:
+class RotationsView(TabView):
     """Newest finished set of pictures for the newest selection."""
 
-    scene: Scene
-    frame: RotationsFrame | None = None
-    worker: LatestWorker = field(init=False)
-    _asked: tuple | None = field(default=None, init=False)
+    def __init__(self, scene: Scene):
+        self.scene = scene
+        super().__init__("redcube-rotations", QUICK_RES, SETTLE_S)
 
-    def __post_init__(self):
-        self.worker = LatestWorker("redcube-rotations", self._render)
-
-    def tick(self, session, visible: bool, res: int = RES) -> bool:
-        """Ask for pictures (at `res`) when the tab is visible and the selection changed; True when a new frame
-        arrived."""
-        key = (session.version, id(session.loaded))
-        if visible and (key, res) != self._asked:
-            snap = session.snapshot()
-            if snap is not None:
-                self._asked = (key, res)
-                self.worker.submit((key, snap, res))
-        frame = self.worker.take()
-        if frame is not None:
-            self.frame = frame
-        return frame is not None
-
-    def _render(self, req) -> RotationsFrame:
-        key, snap, res = req
-        if torch.get_num_threads() != THREADS:
-            torch.set_num_threads(THREADS)  # per thread (OpenMP): the other core draws the window
+    def render(self, what, res: int, snap: dict) -> RotationsFrame:
         r = render_four(snap, self.scene, res)
-        return RotationsFrame(key, r["images"], r["psnr"], r["slices"], r["moment_error_deg"], r["ms"], res, time.perf_counter())
-
-    @property
-    def idle(self) -> bool:
-        return self.worker.idle
-
-    def close(self) -> None:
-        self.worker.close()
+        return RotationsFrame(what, res, time.perf_counter(), **r)

@@ -25,7 +25,7 @@ from app.gui.training_session import ASSETS
 from app.video import check_video_args, encode_mp4
 from app.gui.video_session import VideoJob
 from app.gui.settings import apply_or_keep, output_path
-from app.gui.workers import load_in_background
+from app.gui.tab_parts import LoadingSession
 from app.gui.worlds_view import VIDEO_SIZE, render_pair, side_by_side
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
@@ -104,15 +104,12 @@ def around_corners(n: int) -> list[tuple[float, float]]:
     return out
 
 
-class WorldsSession:
+class WorldsSession(LoadingSession):
     def __init__(self, scene: Scene, default: Path = DEFAULT_MNIF):
+        super().__init__()
         self.scene = scene
         self.default = Path(default)
         self.mnif: LoadedMNIF | None = None
-        self.loading: Path | None = None
-        self.tried_default = False
-        self.problem = ""
-        """Why the last load failed (shown in the tab while no mNIF is loaded)."""
         self.corners = [0, 1, 2, 3]
         self.u = self.v = 0.0
         self.override: tuple[torch.Tensor, str] | None = None
@@ -122,12 +119,8 @@ class WorldsSession:
         self.video = dict(VIDEO_DEFAULTS)
         self.job: VideoJob | None = None
         self.sample_ms: float | None = None
-        self.version = 0
-        """Bumped on every change of the current latent (renders compare it)."""
         self._lock = threading.Lock()
         self._nearest: tuple[int, tuple[int, float]] | None = None
-        self._remembered: dict = {}
-        """The last launch's mNIF path and corners, until the first load applies or drops them."""
 
     # -- loading -------------------------------------------------------------------------------
     def load(self, path: str | Path) -> list[tuple[str, str]]:
@@ -140,7 +133,7 @@ class WorldsSession:
             n = len(loaded.latents)
             self.corners = [min(i, n - 1) for i in range(4)]
             notes += self._apply_remembered(loaded)
-            self._changed()
+            self.version += 1
         return notes
 
     def follow(self, model: torch.nn.Module, latents: torch.Tensor, step: int) -> None:
@@ -150,30 +143,21 @@ class WorldsSession:
             m = self.mnif
             self.mnif = LoadedMNIF(model, latents, m.worlds, m.path, step, latents_hash(latents), None,
                                    "the mNIF is training: its diffusion model is retrained when the run ends.")
-            self._changed()
+            self.version += 1
 
-    def load_async(self, path: str | Path, done) -> None:
-        """Load on a short thread (importing diffusers takes seconds); done(text, level) for each message."""
+    def load_async(self, done, path: str | Path | None = None) -> None:
+        """Load an mNIF (default: the last launch's, else the shipped one) on a short thread, `loading` saying which
+        (importing diffusers takes seconds); done(text, level) for each message."""
+        path = path or self._remembered.get("mnif") or self.default
+
         def load():
             for text, level in self.load(path):
                 done(text, level)
 
-        def failed(text: str) -> None:
-            self.problem = text
-            self._remembered = {}  # a remembered mNIF that fails is not tried again next launch
-            done(text, "error")
+        self._in_background("redcube-mnif-load", load, done, Path(path), str(path), "pick another mNIF checkpoint")
 
-        self.loading = Path(path)
-        load_in_background("redcube-mnif-load", load, failed, str(path), "pick another mNIF checkpoint",
-                           lambda: setattr(self, "loading", None))
-
-    def ensure_loaded(self, done) -> None:
-        """The first time the tab is shown: load the last launch's mNIF, else the shipped one, in the background
-        (none shipped: a warning)."""
-        if not self.tried_default and self.mnif is None and self.loading is None:
-            self.tried_default = True
-            path = self._remembered.get("mnif") or self.default
-            self.load_async(path, lambda text, level: done(text, "warn" if level == "error" else level))
+    def empty(self) -> bool:
+        return self.mnif is None
 
     # -- remembered between launches -----------------------------------------------------------
     def choices(self) -> dict:
@@ -220,16 +204,13 @@ class WorldsSession:
             raise RedcubeError("no mNIF is loaded; pick one with Load mNIF (a checkpoint written by redcube train-mnif).")
         return self.mnif
 
-    def _changed(self) -> None:
-        self.version += 1
-
     # -- the current latent --------------------------------------------------------------------
     def set_corner(self, k: int, index: int) -> None:
         m = self._need()
         check_index(k, 4, "corner")
         self.corners[k] = check_index(index, len(m.latents), "corner world")
         self.override = None
-        self._changed()
+        self.version += 1
 
     def set_uv(self, u: float | None = None, v: float | None = None) -> None:
         for name, val in (("u", u), ("v", v)):
@@ -238,7 +219,7 @@ class WorldsSession:
         self.u = self.u if u is None else float(u)
         self.v = self.v if v is None else float(v)
         self.override = None
-        self._changed()
+        self.version += 1
 
     def current(self) -> torch.Tensor:
         """The latent [H] shown: the override, else the interpolation of the corners at (u, v)."""
@@ -274,7 +255,7 @@ class WorldsSession:
         if not (isinstance(res, int) and RES_RANGE[0] <= res <= RES_RANGE[1]):
             raise RedcubeError(f"mNIF render resolution {res!r} is out of range; choose a whole number from {RES_RANGE[0]} to {RES_RANGE[1]}.")
         self.res = res
-        self._changed()
+        self.version += 1
 
     def set_sampling(self, steps: int | None = None, seed: int | None = None) -> None:
         """DDIM steps (checked against the loaded diffusion model when sampling) and seed, as the tab's fields set them."""
@@ -307,7 +288,7 @@ class WorldsSession:
         self.sample_ms = (time.perf_counter() - t0) * 1000
         self.override = (phi, f"sampled by DDIM, {self.steps} steps, seed {self.seed}")
         self.seed += 1
-        self._changed()
+        self.version += 1
         return f"sampled a world by DDIM ({self.steps} steps, seed {self.seed - 1}) in {self.sample_ms:.0f} ms"
 
     def save_latent(self, path: str | Path) -> str:
@@ -319,7 +300,7 @@ class WorldsSession:
         m = self._need()
         z = load_latents(Path(path), m.fingerprint, m.model.config.latent_dim)
         self.override = (z[0], f"loaded from {Path(path).name}" + (f" (row 1 of {len(z)})" if len(z) > 1 else ""))
-        self._changed()
+        self.version += 1
         return f"loaded a latent from {path}"
 
     # -- interpolation video -------------------------------------------------------------------
