@@ -14,10 +14,8 @@ import dearpygui.dearpygui as dpg
 from app.gui.rotations_session import COLOR_BY, RotationsSession
 from app.gui.rotations_view import RES, SLICE_Z, RotationsView
 from app.gui.tab import Panel, Pictures, Tab
+from app.gui.tab_parts import GREY, HEAD, WRAP
 
-HEAD = (150, 200, 255)
-GREY = (170, 170, 170)
-WRAP = 336  # text stays clear of the side panel's scroll bar
 THUMB = 88  # the side panel's one picture: the field undone by the true rotation (the check that undoing works)
 INTRO = ("A field here is a small network (a hash grid of learned features plus a tiny MLP) fitted to one object, "
          "the way Instant-NGP stores a scene. The same object, turned, gives a field with different weights. "
@@ -112,37 +110,33 @@ class RotationsTab(Tab):
                          Panel(f.images["undo_pred"], f"selected, {r.arm}'s turn undone")], note, key=f)
 
     def build(self) -> None:
-        build(self)
+        dpg.add_text(INTRO, color=GREY, wrap=WRAP)
+        _inputs(self)
+        dpg.add_text("", tag="_text_rot_model", wrap=WRAP)
+        _selection(self)
+        _arms(self)
+        with dpg.group(horizontal=True):
+            blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
+            dpg.add_image(blank, tag="_image_rot_undo_true", width=THUMB, height=THUMB)
+            self.app._shown["rot_undo_true"] = (None, blank)
+            dpg.add_text("the selected field undone by the true turn: the check that undoing works "
+                         "(it should match the reference)", color=GREY, wrap=WRAP - THUMB - 8)
+        dpg.add_text("", tag="_text_rot_render", color=GREY, wrap=WRAP)
+        dpg.add_separator()
+        dpg.add_text(f"Hash features per level on the plane z = {SLICE_Z} (box coordinates), coarse to fine",
+                     color=HEAD, wrap=WRAP, tag="_text_rot_levels_head")
+        with dpg.tooltip("_text_rot_levels_head"):
+            dpg.add_text("hash levels: " + TIPS["hash levels"])
+        dpg.add_group(horizontal=True, horizontal_spacing=4, tag="_group_rot_slices")
+        dpg.add_text("", tag="_text_rot_slices", color=GREY, wrap=WRAP)
+        dpg.add_separator()
+        _pca(self)
 
     def refresh(self) -> None:
         from app.gui.layout import show_picture  # layout imports the tabs
 
         refresh(self)
         show(self, show_picture)
-
-
-def build(tab) -> None:
-    dpg.add_text(INTRO, color=GREY, wrap=WRAP)
-    _inputs(tab)
-    dpg.add_text("", tag="_text_rot_model", wrap=WRAP)
-    _selection(tab)
-    _arms(tab)
-    with dpg.group(horizontal=True):
-        blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
-        dpg.add_image(blank, tag="_image_rot_undo_true", width=THUMB, height=THUMB)
-        tab.app._shown["rot_undo_true"] = (None, blank)
-        dpg.add_text("the selected field undone by the true turn: the check that undoing works "
-                     "(it should match the reference)", color=GREY, wrap=WRAP - THUMB - 8)
-    dpg.add_text("", tag="_text_rot_render", color=GREY, wrap=WRAP)
-    dpg.add_separator()
-    dpg.add_text(f"Hash features per level on the plane z = {SLICE_Z} (box coordinates), coarse to fine", color=HEAD,
-                 wrap=WRAP, tag="_text_rot_levels_head")
-    with dpg.tooltip("_text_rot_levels_head"):
-        dpg.add_text("hash levels: " + TIPS["hash levels"])
-    dpg.add_group(horizontal=True, horizontal_spacing=4, tag="_group_rot_slices")
-    dpg.add_text("", tag="_text_rot_slices", color=GREY, wrap=WRAP)
-    dpg.add_separator()
-    _pca(tab)
 
 
 def _inputs(tab) -> None:
@@ -319,17 +313,13 @@ def _follow(tab) -> None:
     n = len(m.rows_of(r.object)) - 1
     limits = {"object": (m.objects[0], m.objects[-1]), "rotation": (0, n), "reference": (0, n)}
     for key, (lo, hi) in limits.items():
-        tag = f"_slider_rot_{key}"
-        dpg.configure_item(tag, min_value=lo, max_value=hi)
-        if not dpg.is_item_active(tag) and dpg.get_value(tag) != getattr(r, key):
-            dpg.set_value(tag, getattr(r, key))
-    if not dpg.is_item_active("_slider_rot_yaw"):
-        dpg.set_value("_slider_rot_yaw", r.yaw_deg)
-    if not dpg.is_item_active("_radio_rot_color"):
-        dpg.set_value("_radio_rot_color", r.color_by)
+        dpg.configure_item(f"_slider_rot_{key}", min_value=lo, max_value=hi)
     dpg.configure_item("_radio_rot_arm", items=list(m.arms))
-    if not dpg.is_item_active("_radio_rot_arm"):
-        dpg.set_value("_radio_rot_arm", r.arm)
+    values = {"_slider_rot_object": r.object, "_slider_rot_rotation": r.rotation, "_slider_rot_reference": r.reference,
+              "_slider_rot_yaw": r.yaw_deg, "_radio_rot_color": r.color_by, "_radio_rot_arm": r.arm}
+    for tag, value in values.items():
+        if not dpg.is_item_active(tag) and dpg.get_value(tag) != value:
+            dpg.set_value(tag, value)
 
 
 def show(tab, show_picture) -> None:

@@ -11,16 +11,14 @@ import dearpygui.dearpygui as dpg
 
 from app.gui.settings import output_path
 from app.gui.tab import Panel, Pictures, Tab
+from app.gui.tab_parts import GREY, HEAD, WRAP
 from app.gui.widgets import path_field
 from app.gui.worlds_session import RES_RANGE, WorldsSession, describe_world
 from app.gui.worlds_training import WorldsTraining
 from app.gui.worlds_view import SAMPLES, WorldsView
 
-HEAD = (150, 200, 255)
-GREY = (170, 170, 170)
 RESOLUTIONS = tuple(r for r in (32, 48, 64, 96, 128) if RES_RANGE[0] <= r <= RES_RANGE[1])
 CORNERS = ("a (u0 v0)", "b (u1 v0)", "c (u0 v1)", "d (u1 v1)")
-WRAP = 336  # text stays clear of the side panel's scroll bar
 GRID = 120  # the interpolation square's edge on screen (px)
 SQUARE_AT = 12  # its top-left corner in the drawlist (px)
 INTRO = ("One network that holds a whole family of cube worlds (hue, size, height, turn, offset), each one a short "
@@ -107,58 +105,79 @@ class WorldsTab(Tab):
                          Panel(f.gt, f"nearest training world #{i}, ground truth")], note, key=f)
 
     def build(self) -> None:
-        build(self.app, self)
+        app, g, w, t = self.app, self.app.guard, self.session, self.training
+        dpg.add_text(INTRO, color=GREY, wrap=WRAP)
+        dpg.add_text("mNIF checkpoint", color=GREY)
+        path_field(app, "_input_worlds_mnif", [("Load", self.load)], "_dialog_mnif_load", default=str(w.default), width=230)
+        dpg.add_text("", tag="_text_worlds_model", wrap=WRAP)
+        with dpg.tooltip("_text_worlds_model"):
+            dpg.add_text(MNIF_TIP)
+        with dpg.group(horizontal=True):
+            for label, fn in (("Train on", self.train_start), ("Pause", t.pause), ("Resume", t.resume), ("Stop", t.stop)):
+                dpg.add_button(label=label, tag=f"_button_worlds_{label.split()[0].lower()}", callback=g(fn))
+            dpg.add_input_float(label="minutes", tag="_input_worlds_minutes", width=70, step=0, format="%.1f",
+                                default_value=t.minutes, callback=lambda s, a: setattr(t, "minutes", a))
+            app.text_inputs.append("_input_worlds_minutes")
+        dpg.add_text("", tag="_text_worlds_training", wrap=WRAP, color=GREY)
+        dpg.add_separator()
+        dpg.add_text("Mix four training worlds", color=HEAD)
+        with dpg.group(horizontal=True):
+            for k in range(4):
+                dpg.add_input_int(tag=f"_input_worlds_corner_{k}", width=70, step=0, default_value=w.corners[k],
+                                  callback=g(lambda s, a, u: w.set_corner(u, a)), user_data=k, on_enter=True)
+                app.text_inputs.append(f"_input_worlds_corner_{k}")
+        dpg.add_text("corners " + ", ".join(CORNERS) + "; click in the square to move the mix (the dot)", color=GREY,
+                     wrap=WRAP)
+        with dpg.group(horizontal=True):
+            with dpg.group():
+                for key in "uv":
+                    dpg.add_slider_float(label=key, tag=f"_slider_worlds_{key}", min_value=0.0, max_value=1.0, width=150,
+                                         callback=g(lambda s, a, u: w.set_uv(**{u: a})), user_data=key)
+            dpg.add_drawlist(GRID + 24, GRID + 34, tag="_draw_worlds_grid")
+        with dpg.item_handler_registry() as clicks:  # a click in the square puts (u, v) there
+            dpg.add_item_clicked_handler(callback=g(lambda: w.set_uv(*_mouse_uv())))
+        dpg.bind_item_handler_registry("_draw_worlds_grid", clicks)
+
+        dpg.add_combo([str(r) for r in RESOLUTIONS], label="render res", tag="_combo_worlds_res", width=100,
+                      default_value=str(w.res), callback=g(lambda s, a: w.set_res(int(a))))
+        dpg.add_text("", tag="_text_worlds_render", color=GREY, wrap=WRAP)
+        dpg.add_text("", tag="_text_worlds_current", wrap=WRAP)
+        dpg.add_text("", tag="_text_worlds_nearest", wrap=WRAP)
+        dpg.add_separator()
+        _sampling(app, w)
+        dpg.add_separator()
+        _video(app, self)
 
     def refresh(self) -> None:
-        refresh(self.app, self)
-
-
-def build(app, tab: WorldsTab) -> None:
-    g, w = app.guard, tab.session
-    dpg.add_text(INTRO, color=GREY, wrap=WRAP)
-    dpg.add_text("mNIF checkpoint", color=GREY)
-    path_field(app, "_input_worlds_mnif", [("Load", tab.load)], "_dialog_mnif_load", default=str(w.default), width=230)
-    dpg.add_text("", tag="_text_worlds_model", wrap=WRAP)
-    with dpg.tooltip("_text_worlds_model"):
-        dpg.add_text(MNIF_TIP)
-    with dpg.group(horizontal=True):
-        t = tab.training
-        dpg.add_button(label="Train on", tag="_button_worlds_train", callback=g(tab.train_start))
-        dpg.add_button(label="Pause", tag="_button_worlds_pause", callback=g(t.pause))
-        dpg.add_button(label="Resume", tag="_button_worlds_resume", callback=g(t.resume))
-        dpg.add_button(label="Stop", tag="_button_worlds_stop", callback=g(t.stop))
-        dpg.add_input_float(label="minutes", tag="_input_worlds_minutes", width=70, step=0, format="%.1f",
-                            default_value=t.minutes, callback=lambda s, a: setattr(t, "minutes", a))
-        app.text_inputs.append("_input_worlds_minutes")
-    dpg.add_text("", tag="_text_worlds_training", wrap=WRAP, color=GREY)
-    dpg.add_separator()
-    dpg.add_text("Mix four training worlds", color=HEAD)
-    with dpg.group(horizontal=True):
-        for k in range(4):
-            dpg.add_input_int(tag=f"_input_worlds_corner_{k}", width=70, step=0, default_value=w.corners[k],
-                              callback=g(lambda s, a, u: w.set_corner(u, a)), user_data=k, on_enter=True)
-            app.text_inputs.append(f"_input_worlds_corner_{k}")
-    dpg.add_text("corners " + ", ".join(CORNERS) + "; click in the square to move the mix (the dot)", color=GREY, wrap=WRAP)
-    with dpg.group(horizontal=True):
-        with dpg.group():
-            dpg.add_slider_float(label="u", tag="_slider_worlds_u", min_value=0.0, max_value=1.0, width=150,
-                                 callback=g(lambda s, a: w.set_uv(u=a)))
-            dpg.add_slider_float(label="v", tag="_slider_worlds_v", min_value=0.0, max_value=1.0, width=150,
-                                 callback=g(lambda s, a: w.set_uv(v=a)))
-        dpg.add_drawlist(GRID + 24, GRID + 34, tag="_draw_worlds_grid")
-    with dpg.item_handler_registry() as clicks:  # a click in the square puts (u, v) there
-        dpg.add_item_clicked_handler(callback=g(lambda: w.set_uv(*square_uv(_in_square()))))
-    dpg.bind_item_handler_registry("_draw_worlds_grid", clicks)
-
-    dpg.add_combo([str(r) for r in RESOLUTIONS], label="render res", tag="_combo_worlds_res", width=100,
-                  default_value=str(w.res), callback=g(lambda s, a: w.set_res(int(a))))
-    dpg.add_text("", tag="_text_worlds_render", color=GREY, wrap=WRAP)
-    dpg.add_text("", tag="_text_worlds_current", wrap=WRAP)
-    dpg.add_text("", tag="_text_worlds_nearest", wrap=WRAP)
-    dpg.add_separator()
-    _sampling(app, w)
-    dpg.add_separator()
-    _video(app, tab)
+        if not self.visible():
+            return
+        w, m, t = self.session, self.session.mnif, self.training
+        _follow(w)
+        _grid(self)
+        dpg.set_value("_text_worlds_training", t.status())
+        enabled = {"train": m is not None and not t.active, "pause": t.state == "running", "resume": t.state == "paused",
+                   "stop": t.active, "sample": m is not None and m.diffusion is not None}
+        for name, on in enabled.items():
+            dpg.configure_item(f"_button_worlds_{name}", enabled=on)
+        if m is None:
+            dpg.set_value("_text_worlds_model", f"loading {w.loading} ..." if w.loading
+                          else f"no mNIF loaded: {w.problem or 'Load mNIF...'}")
+        else:
+            c = m.model.config
+            diffusion = "diffusion model loaded" if m.diffusion is not None else "no diffusion model (Sample is off)"
+            dpg.set_value("_text_worlds_model", f"{m.path.name}: step {m.step}, {c.bases} bases, {c.latent_dim}-number "
+                                                f"latents, {len(m.latents)} training worlds; {diffusion}")
+            i, dist, p = w.nearest()
+            dpg.set_value("_text_worlds_current", w.describe())
+            dpg.set_value("_text_worlds_nearest", f"nearest training world: #{i}, at code distance {dist:.3f}\n"
+                                                  + describe_world(p) + "\n(nearest by code, not by looks: a mix of "
+                                                  "four worlds need not look like any one of them)")
+        f = self.view.frame
+        if f is not None:
+            sampled = f"; last DDIM sample {w.sample_ms:.0f} ms" if w.sample_ms is not None else ""
+            dpg.set_value("_text_worlds_render", f"mNIF {f.res}² in {f.net_ms:.0f} ms ({SAMPLES} samples/ray, cpu, "
+                                                 f"1 thread); rasterizer {f.gt_ms:.1f} ms{sampled}")
+        _progress(w)
 
 
 def _sampling(app, w: WorldsSession) -> None:
@@ -169,15 +188,14 @@ def _sampling(app, w: WorldsSession) -> None:
                                              ("Save", lambda p: app.message(w.save_latent(p)))],
                "_dialog_latent_load", hint="e.g. latents/mine.safetensors", width=180)
     with dpg.group(horizontal=True):
-        dpg.add_input_int(label="steps", tag="_input_worlds_steps", width=80, step=0, default_value=w.steps,
-                          callback=lambda s, a: setattr(w, "steps", a))
-        dpg.add_input_int(label="seed", tag="_input_worlds_seed", width=80, step=0, default_value=w.seed,
-                          callback=lambda s, a: setattr(w, "seed", a))
+        for key in ("steps", "seed"):
+            dpg.add_input_int(label=key, tag=f"_input_worlds_{key}", width=80, step=0, default_value=getattr(w, key),
+                              callback=lambda s, a, u: setattr(w, u, a), user_data=key)
+            app.text_inputs.append(f"_input_worlds_{key}")
         dpg.add_button(label="Sample", tag="_button_worlds_sample", callback=g(lambda: app.message(w.sample())))
     with dpg.tooltip("_button_worlds_sample"):
         dpg.add_text("DDIM: a diffusion model turns random noise into a new latent code in a few dozen steps;\n"
                      "more steps, closer to the codes it learned. Each press draws another (the seed moves on).")
-    app.text_inputs += ["_input_worlds_steps", "_input_worlds_seed"]
 
 
 def _video(app, tab: WorldsTab) -> None:
@@ -204,49 +222,11 @@ def set_out(session: WorldsSession, path: str) -> None:
     dpg.set_value("_input_worlds_out", path)
 
 
-def refresh(app, tab: WorldsTab) -> None:
-    if not tab.visible():
-        return
-    w, m, t = tab.session, tab.session.mnif, tab.training
-    _follow(w)
-    _grid(tab)
-    dpg.set_value("_text_worlds_training", t.status())
-    dpg.configure_item("_button_worlds_train", enabled=m is not None and not t.active)
-    dpg.configure_item("_button_worlds_pause", enabled=t.state == "running")
-    dpg.configure_item("_button_worlds_resume", enabled=t.state == "paused")
-    dpg.configure_item("_button_worlds_stop", enabled=t.active)
-    dpg.configure_item("_button_worlds_sample", enabled=m is not None and m.diffusion is not None)
-    if m is None:
-        dpg.set_value("_text_worlds_model", f"loading {w.loading} ..." if w.loading else f"no mNIF loaded: {w.problem or 'Load mNIF...'}")
-    else:
-        c = m.model.config
-        diffusion = "diffusion model loaded" if m.diffusion is not None else "no diffusion model (Sample is off)"
-        dpg.set_value("_text_worlds_model", f"{m.path.name}: step {m.step}, {c.bases} bases, {c.latent_dim}-number latents, "
-                                            f"{len(m.latents)} training worlds; {diffusion}")
-        i, dist, p = w.nearest()
-        dpg.set_value("_text_worlds_current", w.describe())
-        dpg.set_value("_text_worlds_nearest", f"nearest training world: #{i}, at code distance {dist:.3f}\n"
-                                              + describe_world(p) + "\n(nearest by code, not by looks: a mix of "
-                                              "four worlds need not look like any one of them)")
-    f = tab.view.frame
-    if f is not None:
-        sampled = f"; last DDIM sample {w.sample_ms:.0f} ms" if w.sample_ms is not None else ""
-        dpg.set_value("_text_worlds_render", f"mNIF {f.res}² in {f.net_ms:.0f} ms ({SAMPLES} samples/ray, cpu, 1 thread); "
-                                             f"rasterizer {f.gt_ms:.1f} ms{sampled}")
-    _progress(w)
-
-
-def _in_square() -> tuple[float, float]:
-    """The mouse in the interpolation square's drawlist's own pixels."""
+def _mouse_uv() -> tuple[float, float]:
+    """(u, v) under the mouse in the interpolation square's drawlist, clamped to the square."""
     (mx, my), (x, y) = dpg.get_mouse_pos(local=False), dpg.get_item_rect_min("_draw_worlds_grid")
-    return mx - x, my - y
-
-
-def square_uv(at) -> tuple[float, float]:
-    """(u, v) under a point of the interpolation square's drawlist, clamped to the square."""
-    x, y = at
     clamp = lambda t: min(1.0, max(0.0, t))
-    return clamp((x - SQUARE_AT) / GRID), clamp(1 - (y - SQUARE_AT) / GRID)
+    return clamp((mx - x - SQUARE_AT) / GRID), clamp(1 - (my - y - SQUARE_AT) / GRID)
 
 
 def _grid(tab: WorldsTab) -> None:

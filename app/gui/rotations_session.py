@@ -54,11 +54,11 @@ class LoadedRotations:
     """[N, 2]: the first two principal components of each field's NT-Xent embedding, L2-normalised (the contrastive
     loss compares directions)."""
     heldout: set[int]
-    """Objects training never saw (`unseen_objects`)."""
+    """Objects training never saw (`training.weightspace.eval.unseen_objects`)."""
     checkpoint: Path
     data: Path
     step: int
-    arms: dict = None
+    arms: dict
     """{name: (arm, per-field readings)}: every arm that loaded, in `training.weightspace.arms.READS` order."""
 
     @property
@@ -99,6 +99,7 @@ def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
     bad pair or a grid-arm checkpoint that does not fit (the default grid checkpoint may be absent: no grid arm then)."""
     from training.ngp_dataset import check_layout, load_fields
     from training.weightspace.arms import FeatureArm, ProbeArm, SaneArm
+    from training.weightspace.eval import unseen_objects
 
     checkpoint, data = Path(checkpoint), Path(data)
     if (checkpoint, data) == tuple(default) and not (checkpoint.exists() and data.is_dir()):
@@ -118,8 +119,12 @@ def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
         arms[grid_arm.name] = (grid_arm, grid_arm.read(fields["params"]))
     for arm in (FeatureArm(manifest["layout"]), ProbeArm(field_config)):  # need no checkpoint
         arms[arm.name] = (arm, arm.read(fields["params"]))
-    return LoadedRotations(sane.tokenizer, fields, field_config, pca2(emb), unseen_objects(fields, manifest, sane.record),
-                           checkpoint, data, int(sane.record.get("step", 0)), arms)
+    try:
+        heldout = set(unseen_objects(fields, manifest, sane.record).tolist())
+    except RedcubeError:  # it holds out more objects than this data set has: not its training data, no split to show
+        heldout = set()
+    return LoadedRotations(sane.tokenizer, fields, field_config, pca2(emb), heldout, checkpoint, data,
+                           int(sane.record.get("step", 0)), arms)
 
 
 def load_grid_arm(grid: str | Path | None, default_grid: Path):
@@ -132,17 +137,6 @@ def load_grid_arm(grid: str | Path | None, default_grid: Path):
         raise RedcubeError(f"the grid-arm checkpoint {grid} does not exist; clear that input or pass a file written by "
                            "redcube train-weightspace --arm grid.")
     return GridArm(Path(grid))
-
-
-def unseen_objects(fields: dict, manifest: dict, record: dict) -> set[int]:
-    """The objects training never saw, by `training.weightspace.eval.unseen_objects`' rule; none when the checkpoint
-    holds out more objects than this data set has (it is not the training data set, so there is no split to show)."""
-    from training.weightspace.eval import unseen_objects as rule
-
-    try:
-        return set(rule(fields, manifest, record).tolist())
-    except RedcubeError:
-        return set()
 
 
 def axis_angle(q: torch.Tensor) -> tuple[tuple[float, float, float], float]:
@@ -167,12 +161,6 @@ def undo_rotation(field_fn, q_rel: torch.Tensor, center, box):
         inside = ((y >= lo) & (y <= hi)).all(-1)
         return sigma * inside.to(sigma.dtype), rgb
     return field
-
-
-def rotation_of(q: torch.Tensor) -> torch.Tensor:
-    """Angle (deg) of each rotation q [..., 4] from the identity: what "colour by rotation" shows."""
-    identity = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=q.dtype).expand_as(q)
-    return torch.rad2deg(angle_between(identity, q))
 
 
 class RotationsSession(LoadingSession):
@@ -361,7 +349,10 @@ class RotationsSession(LoadingSession):
     def colors(self) -> torch.Tensor:
         """What each field's PCA point is coloured by: its object id, or its rotation's angle (deg) from the identity."""
         m = self._need()
-        return m.fields["object_ids"].float() if self.color_by == "object" else rotation_of(m.fields["quaternions"])
+        if self.color_by == "object":
+            return m.fields["object_ids"].float()
+        q = m.fields["quaternions"]
+        return torch.rad2deg(angle_between(torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=q.dtype).expand_as(q), q))
 
     def snapshot(self) -> dict | None:
         """What the render thread needs, taken together (None while nothing is loaded)."""

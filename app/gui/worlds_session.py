@@ -120,7 +120,6 @@ class WorldsSession(LoadingSession):
         self.job: VideoJob | None = None
         self.sample_ms: float | None = None
         self._lock = threading.Lock()
-        self._nearest: tuple[int, tuple[int, float]] | None = None
 
     # -- loading -------------------------------------------------------------------------------
     def load(self, path: str | Path) -> list[tuple[str, str]]:
@@ -237,9 +236,7 @@ class WorldsSession(LoadingSession):
     def nearest(self) -> tuple[int, float, WorldParams]:
         """The training world nearest to the current latent (L2 in latent space): index, distance, parameters."""
         m = self._need()
-        if self._nearest is None or self._nearest[0] != self.version:
-            self._nearest = (self.version, nearest_world(m.latents, self.current()))
-        i, dist = self._nearest[1]
+        i, dist = nearest_world(m.latents, self.current())
         return i, dist, m.worlds[i]
 
     def snapshot(self) -> dict | None:
