@@ -161,8 +161,7 @@ def _selection(tab) -> None:
         dpg.add_slider_int(label=label, tag=f"_slider_rot_{key}", min_value=0, max_value=0, width=200,
                            callback=g(lambda s, a, u: u(a)), user_data=setter)
     dpg.add_slider_float(label="camera yaw (deg)", tag="_slider_rot_yaw", min_value=-180.0, max_value=180.0,
-                         default_value=r.yaw_deg, width=200,
-                         callback=g(lambda s, a: r.set_yaw(a)))
+                         default_value=r.yaw_deg, width=200, callback=g(lambda s, a: r.set_yaw(a)))
     with dpg.tooltip("_slider_rot_yaw"):
         dpg.add_text("the orbit's heading: Q / E, the arrow keys or a drag on the pictures turn it too")
 
@@ -197,6 +196,7 @@ def _pca(tab) -> None:
         dpg.add_plot_legend(location=dpg.mvPlot_Location_NorthEast, outside=False)
         dpg.add_plot_axis(dpg.mvXAxis, label="PC 1", tag="_axis_rot_x")
         dpg.add_plot_axis(dpg.mvYAxis, label="PC 2", tag="_axis_rot_y")
+    tab._rot_themes = _themes()
 
 
 def _marker_theme(color, marker, size: float):
@@ -210,15 +210,13 @@ def _marker_theme(color, marker, size: float):
     return theme
 
 
-def _themes(tab) -> dict:
-    """Made once: the palette's themes, the angle ramp's, and the two highlights'."""
-    if tab._rot_themes is None:
-        tab._rot_themes = {"object": [_marker_theme(c, dpg.mvPlotMarker_Circle, 4) for c in PALETTE],
-                           "rotation": [_marker_theme(c, dpg.mvPlotMarker_Circle, 4) for c in ANGLE_COLOURS],
-                           # white and light grey: in neither palette (the angle ramp has a yellow)
-                           "selected": _marker_theme((255, 255, 255), dpg.mvPlotMarker_Diamond, 9),
-                           "reference": _marker_theme((185, 185, 185), dpg.mvPlotMarker_Square, 7)}
-    return tab._rot_themes
+def _themes() -> dict:
+    """The palette's themes, the angle ramp's, and the two highlights'."""
+    return {"object": [_marker_theme(c, dpg.mvPlotMarker_Circle, 4) for c in PALETTE],
+            "rotation": [_marker_theme(c, dpg.mvPlotMarker_Circle, 4) for c in ANGLE_COLOURS],
+            # white and light grey: in neither palette (the angle ramp has a yellow)
+            "selected": _marker_theme((255, 255, 255), dpg.mvPlotMarker_Diamond, 9),
+            "reference": _marker_theme((185, 185, 185), dpg.mvPlotMarker_Square, 7)}
 
 
 def groups(r) -> list[tuple[str, list[int], int]]:
@@ -227,8 +225,7 @@ def groups(r) -> list[tuple[str, list[int], int]]:
     if r.color_by == "object":
         ids = values.long()
         n = len(PALETTE)
-        few = int(ids.max()) < n
-        label = (lambda k: f"object {k}") if few else (lambda k: f"objects {k} mod {n}")
+        label = (lambda k: f"object {k}") if int(ids.max()) < n else (lambda k: f"objects {k} mod {n}")
         return [(label(k), (ids % n == k).nonzero().squeeze(1).tolist(), k) for k in range(n) if (ids % n == k).any()]
     width = 180 / ANGLE_BINS
     bins = (values / width).long().clamp(0, ANGLE_BINS - 1)
@@ -238,13 +235,12 @@ def groups(r) -> list[tuple[str, list[int], int]]:
 
 def _plot(tab) -> None:
     """Rebuild the scatter series when the data, the colour choice or the selection changed."""
-    r = tab.session
-    m = r.loaded
+    r, m = tab.session, tab.session.loaded
     key = (id(m), r.color_by, r.version)
     if m is None or key == tab._rot_plotted:
         return
     tab._rot_plotted = key
-    themes, xy = _themes(tab), m.pca.tolist()
+    themes, xy = tab._rot_themes, m.pca.tolist()
     dpg.delete_item("_axis_rot_y", children_only=True)
     for label, rows, colour in groups(r):
         s = dpg.add_scatter_series([xy[j][0] for j in rows], [xy[j][1] for j in rows], label=label, parent="_axis_rot_y")

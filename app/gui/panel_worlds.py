@@ -37,7 +37,6 @@ class WorldsTab(Tab):
         self.session = WorldsSession(app.scene)
         self.view = WorldsView(app.rasterizer, app.scene)
         self.training = WorldsTraining()
-        """The loaded mNIF training on in the background (the worlds follow its weights)."""
         self.grid_drawn = None  # the (corners, u, v) the interpolation square shows
 
     def load(self, path) -> None:
@@ -108,12 +107,14 @@ class WorldsTab(Tab):
         app, g, w, t = self.app, self.app.guard, self.session, self.training
         dpg.add_text(INTRO, color=GREY, wrap=WRAP)
         dpg.add_text("mNIF checkpoint", color=GREY)
-        path_field(app, "_input_worlds_mnif", [("Load", self.load)], "_dialog_mnif_load", default=str(w.default), width=230)
+        path_field(app, "_input_worlds_mnif", [("Load", self.load)], "_dialog_mnif_load", default=str(w.default),
+                   width=230)
         dpg.add_text("", tag="_text_worlds_model", wrap=WRAP)
         with dpg.tooltip("_text_worlds_model"):
             dpg.add_text(MNIF_TIP)
         with dpg.group(horizontal=True):
-            for label, fn in (("Train on", self.train_start), ("Pause", t.pause), ("Resume", t.resume), ("Stop", t.stop)):
+            buttons = (("Train on", self.train_start), ("Pause", t.pause), ("Resume", t.resume), ("Stop", t.stop))
+            for label, fn in buttons:
                 dpg.add_button(label=label, tag=f"_button_worlds_{label.split()[0].lower()}", callback=g(fn))
             dpg.add_input_float(label="minutes", tag="_input_worlds_minutes", width=70, step=0, format="%.1f",
                                 default_value=t.minutes, callback=lambda s, a: setattr(t, "minutes", a))
@@ -131,8 +132,8 @@ class WorldsTab(Tab):
         with dpg.group(horizontal=True):
             with dpg.group():
                 for key in "uv":
-                    dpg.add_slider_float(label=key, tag=f"_slider_worlds_{key}", min_value=0.0, max_value=1.0, width=150,
-                                         callback=g(lambda s, a, u: w.set_uv(**{u: a})), user_data=key)
+                    dpg.add_slider_float(label=key, tag=f"_slider_worlds_{key}", min_value=0.0, max_value=1.0,
+                                         width=150, callback=g(lambda s, a, u: w.set_uv(**{u: a})), user_data=key)
             dpg.add_drawlist(GRID + 24, GRID + 34, tag="_draw_worlds_grid")
         with dpg.item_handler_registry() as clicks:  # a click in the square puts (u, v) there
             dpg.add_item_clicked_handler(callback=g(lambda: w.set_uv(*_mouse_uv())))
@@ -155,8 +156,8 @@ class WorldsTab(Tab):
         _follow(w)
         _grid(self)
         dpg.set_value("_text_worlds_training", t.status())
-        enabled = {"train": m is not None and not t.active, "pause": t.state == "running", "resume": t.state == "paused",
-                   "stop": t.active, "sample": m is not None and m.diffusion is not None}
+        enabled = {"train": m is not None and not t.active, "pause": t.state == "running",
+                   "resume": t.state == "paused", "stop": t.active, "sample": m is not None and m.diffusion is not None}
         for name, on in enabled.items():
             dpg.configure_item(f"_button_worlds_{name}", enabled=on)
         if m is None:

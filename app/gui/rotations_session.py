@@ -104,8 +104,8 @@ def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
     checkpoint, data = Path(checkpoint), Path(data)
     if (checkpoint, data) == tuple(default) and not (checkpoint.exists() and data.is_dir()):
         raise RedcubeError(f"no weight-space model is shipped in {checkpoint.parent} yet ({checkpoint.name} and "
-                           f"{data.name}/); train one with redcube train-weightspace, or enter a checkpoint and its data "
-                           "set above and press Load.")
+                           f"{data.name}/); train one with redcube train-weightspace, or enter a checkpoint and its "
+                           "data set above and press Load.")
     if not data.is_dir():
         raise RedcubeError(f"the field data set {data} is not a directory; pass the directory redcube ngp-dataset wrote.")
     sane = SaneArm(checkpoint)

@@ -77,33 +77,32 @@ class WorldsTraining:
         if self.proc is not None and self.active:
             self.proc.stop()
 
-    def follow(self, worlds) -> bool:
+    def follow(self, worlds) -> None:
         """New live weights and latents into the tab's mNIF (a copy: renders in flight keep theirs); when the run has
-        ended, its checkpoint (and its new diffusion model) is loaded. True when the worlds changed."""
+        ended, its checkpoint (and its new diffusion model) is loaded."""
         from app.gui.training_session import _changed
         from training.checkpoint import load_live_weights, split_live_extra
 
         if self.proc is None or worlds.mnif is None:
-            return False
+            return
         self.proc.poll()
         if not self.active and not self.reloaded and self.proc.latest_checkpoint() is not None:
             self.reloaded = True
             worlds.load(self.proc.latest_checkpoint())
-            return True
+            return
         path, self._seen = _changed(self.proc.live_path, self._seen)
         if path is None:
-            return False
+            return
         try:
             state, kind, step = load_live_weights(path)
         except RedcubeError:
-            return False  # replaced while read: the next one comes in half a second
+            return  # replaced while read: the next one comes in half a second
         weights, extra = split_live_extra(state)
         if kind != "mnif" or "latents" not in extra:
-            return False
+            return
         model = copy.deepcopy(worlds.mnif.model)
         model.load_state_dict(weights)
         worlds.follow(model, extra["latents"], step)
-        return True
 
     def status(self) -> str:
         s = self.state

@@ -67,6 +67,7 @@ class WorldsView(TabView):
 
     def render(self, what, res: int, snap: dict) -> WorldsFrame:
         pose, version = what
-        net, gt, net_ms, gt_ms = render_pair(snap["model"], snap["latent"], snap["world"], torch.tensor(pose, dtype=torch.float32),
-                                             res, self.rasterizer, self.base)
+        pose_t = torch.tensor(pose, dtype=torch.float32)
+        net, gt, net_ms, gt_ms = render_pair(snap["model"], snap["latent"], snap["world"], pose_t, res, self.rasterizer,
+                                             self.base)
         return WorldsFrame((pose, res, version), net, gt, net_ms, gt_ms, res, snap["index"], time.perf_counter())
