@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from app.commands.sample_mnif import diffusion_path, load_latents, save_latents
@@ -94,14 +95,9 @@ def bilinear(corners: torch.Tensor, u: float, v: float) -> torch.Tensor:
 
 def around_corners(n: int) -> list[tuple[float, float]]:
     """n (u, v) points evenly along the square's edges a -> b -> d -> c -> a, one step short of the start (a loop)."""
-    path = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
-    out = []
-    for i in range(n):
-        s = 4 * i / n
-        k, t = int(s), s - int(s)
-        (u0, v0), (u1, v1) = path[k], path[(k + 1) % 4]
-        out.append((u0 + t * (u1 - u0), v0 + t * (v1 - v0)))
-    return out
+    s = 4 * np.arange(n) / n  # 0 to 4: one unit per edge
+    u, v = np.interp(s, range(5), [0, 1, 1, 0, 0]), np.interp(s, range(5), [0, 0, 1, 1, 0])
+    return list(zip(u.tolist(), v.tolist()))
 
 
 class WorldsSession(LoadingSession):
