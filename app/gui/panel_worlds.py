@@ -94,14 +94,13 @@ class WorldsTab(Tab):
         f, w = self.view.frame, self.session
         if f is None or w.mnif is None:
             return None
-        i = f.nearest
         pose, res, version = self.key()
         stale = (f.key[0], f.key[2]) != (pose, version)
         note = (f"rendering... the picture is {time.perf_counter() - f.done_at:.1f} s old" if stale
                 else f"mNIF {f.res}² in {f.net_ms:.0f} ms on the CPU; ground truth {f.gt_ms:.1f} ms")
         quick = "  (quick preview; sharper when still)" if f.res < res and not stale else ""
         return Pictures([Panel(f.net, f"mixed world, network {f.res}²" + ("  (rendering...)" if stale else quick)),
-                         Panel(f.gt, f"nearest training world #{i}, ground truth")], note, key=f)
+                         Panel(f.gt, f"nearest training world #{f.nearest}, ground truth")], note, key=f)
 
     def build(self) -> None:
         app, g, w, t = self.app, self.app.guard, self.session, self.training
