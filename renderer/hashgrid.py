@@ -27,7 +27,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from renderer.errors import RedcubeError
@@ -135,14 +134,13 @@ def corner_indices(config: HashGridConfig, levels: list[Level], x: torch.Tensor)
     frac = pos - base
     base = base.long()
     rows = []
-    dense = [i for i, lv in enumerate(levels) if lv.dense]
-    hashed = [i for i, lv in enumerate(levels) if not lv.dense]
-    for group, is_dense in ((dense, True), (hashed, False)):
-        if not group:
+    n_dense = sum(lv.dense for lv in levels)  # the coarsest levels: resolution grows with the level, the size does not
+    for part, is_dense in ((slice(0, n_dense), True), (slice(n_dense, None), False)):
+        lv = levels[part]
+        if not lv:
             continue
-        g = base[:, group[0]:group[-1] + 1] if group == list(range(group[0], group[-1] + 1)) else base[:, group]
+        g = base[:, part]
         c = torch.stack([g, g + 1], dim=-1)  # [N, Lg, 3, 2]: coordinate of corner bit 0 / 1 per dimension
-        lv = [levels[i] for i in group]
         size = torch.tensor([v.size for v in lv], device=x.device)
         if is_dense:
             res = torch.tensor([v.resolution for v in lv], device=x.device)
@@ -154,11 +152,8 @@ def corner_indices(config: HashGridConfig, levels: list[Level], x: torch.Tensor)
             # products keep them exact, so no explicit 32-bit wrap is needed.
             t0, t1, t2 = c[:, :, 0] * PRIMES[0], c[:, :, 1] * PRIMES[1], c[:, :, 2] * PRIMES[2]
             idx = (t0[..., None, None, :] ^ t1[..., None, :, None] ^ t2[..., :, None, None]) & (size[:, None, None, None] - 1)
-        rows.append(idx.reshape(n, len(group), 8))
+        rows.append(idx.reshape(n, len(lv), 8))
     idx = rows[0] if len(rows) == 1 else torch.cat(rows, dim=1)
-    if dense and hashed and dense[-1] > hashed[0]:  # levels grouped out of order: restore level order
-        order = torch.tensor(dense + hashed, device=x.device).argsort()
-        idx = idx[:, order]
     offsets = torch.tensor([lv.offset for lv in levels], device=x.device)
     return idx + offsets[None, :, None], frac
 

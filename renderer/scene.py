@@ -137,6 +137,3 @@ class Scene:
         if not isinstance(data, dict):
             raise RedcubeError(f"scene config {path} has a [scene] entry that is not a table; put the settings under [scene] or at the top.")
         return cls.from_dict(data)
-
-
-DEFAULT_SCENE = Scene()

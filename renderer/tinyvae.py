@@ -101,11 +101,6 @@ class TinyVAE(nn.Module):
         m, s = self.latent_magnitude, float(self.config["latent_shift"])
         return (latents[..., :channels] / (2 * m) + s).clamp(0, 1)
 
-    def latent_from_picture(self, picture: torch.Tensor) -> torch.Tensor:
-        """Inverse of `latent_picture` for all channels (lossless up to the clamp)."""
-        m, s = self.latent_magnitude, float(self.config["latent_shift"])
-        return (picture - s) * (2 * m)
-
     _channels_last = False
 
     def use_channels_last(self, on: bool = True) -> "TinyVAE":

@@ -9,7 +9,7 @@ Every world is a plain `Scene`; the family only says which scenes exist. Ranges 
   offset   [-0.6, 0.6]^2 m  (x, z) of the cube's centre
 
 Splits are seeded: `train_worlds()` and `heldout_worlds()` never share a world (different generators).
-`analytic_field` is the family's exact radiance field: density and colour at 3-D points, matching the
+`field_of_cubes` is the family's exact radiance field: density and colour at 3-D points, matching the
 rasterizer's shading (grid lines, Lambert + ambient, no view dependence), used to supervise the mNIF.
 """
 
@@ -50,7 +50,6 @@ class WorldParams:
 RANGES: dict[str, tuple[float, float]] = {
     "hue": (0.0, 1.0), "size": (0.6, 1.1), "height": (0.75, 1.25), "yaw_deg": (0.0, 90.0), "x": (-0.6, 0.6), "z": (-0.6, 0.6),
 }
-PARAM_NAMES = tuple(RANGES)
 
 
 def hue_color(hue: float) -> tuple[float, float, float]:
@@ -163,12 +162,6 @@ def field_of_cubes(base: Scene, cubes: Cubes, points: torch.Tensor) -> tuple[tor
     ground_rgb = torch.where(on_line[..., None], vec(base.grid_color), vec(base.ground_color))
     rgb = torch.where(in_cube[..., None], cube_rgb, torch.where(in_ground[..., None], ground_rgb, vec(base.sky_color)))
     return (in_cube | in_ground).to(dt), rgb
-
-
-def analytic_field(scene: Scene, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One world's exact field: occupancy [N] and colour [N, 3] at points [N, 3] (see `field_of_cubes`)."""
-    occ, rgb = field_of_cubes(scene, Cubes.of([scene], points.device), points[None].float())
-    return occ[0].to(points.dtype), rgb[0].to(points.dtype)
 
 
 def inside_cube(scene: Scene, points: torch.Tensor, margin: float = 0.0) -> torch.Tensor:

@@ -47,7 +47,7 @@ def test_conventions_match_diffusers_through_the_pretrained_loader(random_taesd,
         assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
         # TAESD's uint8 latent storage: our latent picture, quantised, decodes like diffusers' forward()
         q = torch.round(vae.latent_picture(z, channels=4) * 255) / 255
-        y_q = vae.decode(vae.latent_from_picture(q))
+        y_q = vae.decode((q - float(vae.config["latent_shift"])) * (2 * vae.latent_magnitude))  # the picture's inverse
         torch.testing.assert_close(y_q, ((ae(x.permute(0, 3, 1, 2) * 2 - 1).sample.permute(0, 2, 3, 1) + 1) / 2).clamp(0, 1))
 
 
