@@ -415,8 +415,6 @@ def unavailable_reason() -> str | None:
     return _STATE.get("why")
 
 
-
-
 def render_rays(o: torch.Tensor, d: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, dt: float, k: int, lo: torch.Tensor,
                 size: torch.Tensor, occupied: torch.Tensor, shape: tuple[int, int, int], table: torch.Tensor, levels: ctypes.Array,
                 f: int, smooth: bool, layers: list[torch.nn.Linear], cut: float, sky: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -282,7 +282,7 @@ class RadianceField(nn.Module):
         t0, t1 = self._span(o, d)
         t, dt = volume.stratified(t0, t1, self.config.warmup_samples, jitter=True)
         sigma, rgb = self.field(self.normalise(o[:, None, :] + t[..., None] * d[:, None, :]).reshape(-1, 3))
-        return volume.composite(sigma.reshape(t.shape), rgb.reshape(*t.shape, 3), dt, self.sky)[0]
+        return volume.composite(sigma.reshape(t.shape), rgb.reshape(*t.shape, 3), dt, self.sky)
 
     def _march_densities(self, o, d, t, counts, segment: int = 16):
         """The march steps light reaches, as (ray, column) ids [M] into t, with their density [M] and colour [M, 3]."""
@@ -314,4 +314,4 @@ class RadianceField(nn.Module):
         (zero density where no sample was taken)."""
         dense_sigma = sigma.new_zeros(shape).index_put((ray, col), sigma)
         dense_rgb = rgb.new_zeros(*shape, 3).index_put((ray, col), rgb)
-        return volume.composite(dense_sigma, dense_rgb, torch.full(shape, self.dt, device=sigma.device), self.sky)[0]
+        return volume.composite(dense_sigma, dense_rgb, torch.full(shape, self.dt, device=sigma.device), self.sky)
