@@ -23,6 +23,7 @@ gather and sum into one loop (3-4x faster forward on the CPU, measured in `redcu
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -202,14 +203,10 @@ def input_grad(x: torch.Tensor, table: torch.Tensor, grad_out: torch.Tensor, con
     return (torch.stack([gx, gy, gz], dim=-1) * scales[None, :, None]).sum(1)
 
 
-_COMPILED: dict = {}
-
-
-def _compiled(name: str):
+@functools.cache
+def _compiled(fn):
     """torch.compile of `encode` / `scatter_terms`, made once per process (grids of equal config share it)."""
-    if name not in _COMPILED:
-        _COMPILED[name] = torch.compile({"encode": encode, "scatter": scatter_terms}[name], dynamic=True)
-    return _COMPILED[name]
+    return torch.compile(fn, dynamic=True)
 
 
 class _HashGridFunction(torch.autograd.Function):
@@ -305,10 +302,10 @@ class HashGrid(nn.Module):
         if self.backend == "cpp":
             return cpu_kernels.encode_forward(x, table, self._cpp_levels, self.config.n_features_per_level,
                                                self.config.interpolation == "smoothstep")
-        return (_compiled("encode") if self.fused else encode)(x, table.detach(), self.config, self.levels)
+        return (_compiled(encode) if self.fused else encode)(x, table.detach(), self.config, self.levels)
 
     def _scatter(self, x: torch.Tensor, grad_out: torch.Tensor):
-        return (_compiled("scatter") if self.fused else scatter_terms)(x, grad_out, self.config, self.levels)
+        return (_compiled(scatter_terms) if self.fused else scatter_terms)(x, grad_out, self.config, self.levels)
 
     def _forward_tcnn(self, x: torch.Tensor) -> torch.Tensor:
         import tinycudann as tcnn

@@ -119,11 +119,6 @@ class TinyVAE(nn.Module):
         return {"name": self.name, "sha256": h.hexdigest()[:16], "latent_channels": self.latent_channels}
 
     # ---- pretrained (diffusers) layout ---------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the diffusers layout (config.json + safetensors weights) that `from_pretrained` reads."""
-        self.ae.save_pretrained(str(directory), safe_serialization=True)
-        return Path(directory)
-
     @classmethod
     def from_pretrained(cls, source: str | Path) -> "TinyVAE":
         """TAESD-layout weights through diffusers' `from_pretrained(..., local_files_only=True)`: a diffusers directory, a

@@ -84,11 +84,10 @@ def heldout_worlds(n: int = N_HELDOUT) -> list[WorldParams]:
 GRID_PER_AXIS = {"hue": 12, "size": 3, "height": 3, "yaw_deg": 3, "x": 3, "z": 3}
 
 
-def parameter_grid(per_axis: dict[str, int] | None = None) -> list[WorldParams]:
-    """A grid over the family (cell centres on each axis; default GRID_PER_AXIS: 12 hues x 3 sizes x 3 heights x
-    3 yaws x 3 x 3 offsets)."""
-    per_axis = {**GRID_PER_AXIS, **(per_axis or {})}
-    axes = [lo + (np.arange(per_axis[k]) + 0.5) / per_axis[k] * (hi - lo) for k, (lo, hi) in RANGES.items()]
+def parameter_grid() -> list[WorldParams]:
+    """A grid over the family (cell centres on each axis, GRID_PER_AXIS: 12 hues x 3 sizes x 3 heights x 3 yaws x
+    3 x 3 offsets)."""
+    axes = [lo + (np.arange(GRID_PER_AXIS[k]) + 0.5) / GRID_PER_AXIS[k] * (hi - lo) for k, (lo, hi) in RANGES.items()]
     mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(RANGES))
     return [WorldParams(*map(float, row)) for row in mesh]
 
@@ -111,8 +110,8 @@ class Cubes:
     color: torch.Tensor
 
     @classmethod
-    def of(cls, scenes: list[Scene], device=None) -> "Cubes":
-        t = lambda v: torch.tensor(v, dtype=torch.float32, device=device)
+    def of(cls, scenes: list[Scene]) -> "Cubes":
+        t = lambda v: torch.tensor(v, dtype=torch.float32)
         return cls(t([s.cube_center for s in scenes]), t([s.cube_size for s in scenes]),
                    t([math.radians(s.cube_yaw_deg) for s in scenes]), t([s.cube_color for s in scenes]))
 

@@ -1,7 +1,4 @@
-"""Model registry: every renderer network by name, with its config dataclass.
-
-Later models (latent, mNIF) add one line to `MODELS`.
-"""
+"""Model registry: every renderer network by name, with its config dataclass."""
 
 from __future__ import annotations
 
