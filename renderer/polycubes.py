@@ -70,26 +70,13 @@ class Polycube:
         return self.cells.mean(0)
 
 
-def symmetries(cells: np.ndarray, color_ids: np.ndarray | None = None) -> list[np.ndarray]:
-    """The rotations other than the identity that map the cells [n, 3] (and, when given, the face colour ids [6] per
-    direction) onto themselves; an empty list means the object is asymmetric."""
+def symmetries(cells: np.ndarray) -> list[np.ndarray]:
+    """The rotations other than the identity that map the cells [n, 3] onto themselves; an empty list means the object
+    is asymmetric."""
     n = len(cells)
     centred = n * cells - cells.sum(0)  # n x (cell - centroid): exact integers
     own = {tuple(c) for c in centred}
-    found = []
-    for rot in CUBE_ROTATIONS[1:]:
-        if {tuple(c) for c in centred @ rot.T} != own:
-            continue
-        if color_ids is not None:
-            image = [direction_index(rot @ d) for d in DIRECTIONS]
-            if any(color_ids[image[k]] != color_ids[k] for k in range(6)):
-                continue
-        found.append(rot)
-    return found
-
-
-def direction_index(d: np.ndarray) -> int:
-    return int(np.flatnonzero((DIRECTIONS == d).all(1))[0])
+    return [rot for rot in CUBE_ROTATIONS[1:] if {tuple(c) for c in centred @ rot.T} == own]
 
 
 def grow_cells(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -25,8 +25,13 @@ def test_cube_group_has_24_rotations():
 
 def test_asymmetry_check_rejects_symmetric_objects():
     assert len(symmetries(LINE)) == 7  # a rod: 3 turns about its axis, 4 flips end over end
-    assert len(symmetries(LINE, np.zeros(6, int))) == 7  # one colour everywhere keeps them all
-    assert symmetries(LINE, np.arange(6)) == []  # six distinct face colours break every one
+
+    def keeps_colours(rot, color_ids):  # rot maps each face direction onto one of the same colour
+        image = [int(np.flatnonzero((DIRECTIONS == rot @ d).all(1))[0]) for d in DIRECTIONS]
+        return all(color_ids[image[k]] == color_ids[k] for k in range(6))
+
+    assert all(keeps_colours(r, np.zeros(6, int)) for r in symmetries(LINE))  # one colour everywhere keeps them all
+    assert not any(keeps_colours(r, np.arange(6)) for r in symmetries(LINE))  # six distinct face colours break every one
 
 
 def test_polycubes_are_seeded_asymmetric_and_fit_the_box():
