@@ -102,19 +102,16 @@ def _cube_triangles(center, size, yaw_deg: float = 0.0) -> np.ndarray:
     c, h = np.asarray(center, dtype=np.float64), size / 2
     out = []
     for axis in range(3):
+        a, b = [i for i in range(3) if i != axis]
         for sign in (-1.0, 1.0):
             n = np.zeros(3)
             n[axis] = sign
-            a, b = [i for i in range(3) if i != axis]
-            quad = []
-            for sa, sb in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+            for sa, sb in ((-1, -1), (1, -1), (1, 1), (-1, -1), (1, 1), (-1, 1)):  # the face's two triangles
                 p = c.copy()
                 p[axis] += sign * h
                 p[a] += sa * h
                 p[b] += sb * h
-                quad.append(p)
-            for i in (0, 1, 2, 0, 2, 3):
-                out.append(np.concatenate([quad[i], n]))
+                out.append(np.concatenate([p, n]))
     out = np.array(out)
     rot = yaw_matrix(yaw_deg)
     out[:, :3] = (out[:, :3] - c) @ rot.T + c
