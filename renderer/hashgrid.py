@@ -255,21 +255,17 @@ class HashGrid(nn.Module):
         self.tcnn_importable = config.backend not in ("torch", "cpp") and tcnn_available()
         self._tcnn = None
         self._cpp_levels = cpu_kernels.level_table(self.levels)
-        if config.backend == "cpp" and self._cpp() is None:
+        if config.backend == "cpp" and cpu_kernels.kernels() is None:
             raise RedcubeError(f"hash grid backend 'cpp' was asked for but its C kernels did not build ({cpu_kernels.unavailable_reason()}); "
                                "install g++ or use backend 'torch'.")
 
     @property
     def backend(self) -> str:
-        """The implementation forward uses on the module's current device: 'tcnn' or 'torch'."""
+        """The implementation forward uses on the module's current device: 'tcnn', 'cpp' or 'torch'."""
         if self.params.is_cuda:
             return "tcnn" if self.tcnn_importable else "torch"
-        if self.config.backend in ("auto", "cpp") and self.params.dtype == torch.float32 and self._cpp() is not None:
-            return "cpp"
-        return "torch"
-
-    def _cpp(self):
-        return cpu_kernels.kernels() if self.config.backend in ("auto", "cpp") else None
+        cpp_allowed = self.config.backend in ("auto", "cpp") and self.params.dtype == torch.float32
+        return "cpp" if cpp_allowed and cpu_kernels.kernels() is not None else "torch"
 
     @property
     def n_output_dims(self) -> int:

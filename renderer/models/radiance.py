@@ -160,7 +160,7 @@ class RadianceField(nn.Module):
 
     @property
     def backend(self) -> str:
-        """The hash grid's implementation in use: 'tcnn' or 'torch'."""
+        """The hash grid's implementation in use: 'tcnn', 'cpp' or 'torch'."""
         return self.encoding.backend
 
     # ---- the field -------------------------------------------------------------------------------
