@@ -92,7 +92,6 @@ class Scene:
             (isinstance(self.supersample, numbers.Integral) and not isinstance(self.supersample, bool) and 1 <= self.supersample <= 8, "supersample must be an integer from 1 to 8"),
             (_numbers(self.light_dir, 3) and any(v != 0 for v in self.light_dir), "light_dir must be three numbers, not the zero vector"),
             (_numbers(self.cube_center, 3), "cube_center must be three numbers"),
-            (_numbers((self.cube_yaw_deg,), 1), "cube_yaw_deg must be a finite number"),
         ]
         for ok, msg in checks:
             if not ok:
