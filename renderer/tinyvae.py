@@ -135,8 +135,7 @@ class TinyVAE(nn.Module):
                                    "downloads; copy TAESD's diffusers files to a directory and pass --vae DIR.") from None
             raise RedcubeError(f"{where} does not hold loadable AutoencoderTiny weights ({type(e).__name__}); point --vae at "
                                "TAESD weights in diffusers layout.") from None
-        vae = cls(_plain_config(ae.config), name=f"pretrained:{name}", ae=ae)
-        return vae.eval()
+        return cls(name=f"pretrained:{name}", ae=ae).eval()
 
 
 def pretrained_source(source: str | Path) -> tuple[str, str | None, str]:
