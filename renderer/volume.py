@@ -49,7 +49,7 @@ def stratified(t0: torch.Tensor, t1: torch.Tensor, k: int, jitter: bool = False)
 
 
 def composite(sigma: torch.Tensor, rgb: torch.Tensor, dt: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
-    """(3)-(5) Pixel colours [B, 3]: sigma [B, K], rgb [B, K, 3] over intervals dt [B, K], in front of background [3]."""
+    """(3)-(5) Pixel colours [B, 3] of sigma [B, K], rgb [B, K, 3] on intervals dt [B, K], over background [3]."""
     tau = sigma * dt
     alpha = 1.0 - torch.exp(-tau)
     transmittance = torch.exp(-(torch.cumsum(tau, dim=1) - tau))

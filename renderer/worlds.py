@@ -9,7 +9,7 @@ Every world is a plain `Scene`; the family only says which scenes exist. Ranges 
   offset   [-0.6, 0.6]^2 m  (x, z) of the cube's centre
 
 Splits are seeded: `train_worlds()` and `heldout_worlds()` never share a world (different generators).
-`field_of_cubes` is the family's exact radiance field: density and colour at 3-D points, matching the
+`field_of_cubes` is the family's exact field: occupancy and colour at 3-D points of many worlds at once, matching the
 rasterizer's shading (grid lines, Lambert + ambient, no view dependence), used to supervise the mNIF.
 """
 

@@ -31,7 +31,7 @@ def test_asymmetry_check_rejects_symmetric_objects():
         return all(color_ids[image[k]] == color_ids[k] for k in range(6))
 
     assert all(keeps_colours(r, np.zeros(6, int)) for r in symmetries(LINE))  # one colour everywhere keeps them all
-    assert not any(keeps_colours(r, np.arange(6)) for r in symmetries(LINE))  # six distinct face colours break every one
+    assert not any(keeps_colours(r, np.arange(6)) for r in symmetries(LINE))  # six distinct colours break every one
 
 
 def test_polycubes_are_seeded_asymmetric_and_fit_the_box():

@@ -43,7 +43,8 @@ from renderer.scene import Scene
 
 @dataclass
 class RadianceFieldConfig(HashGridConfig):
-    """The hash grid's settings (`HashGridConfig`, smaller defaults), then the MLP's, the march's and the occupancy grid's."""
+    """The hash grid's settings (`HashGridConfig`, smaller defaults), then the MLP's, the march's and the occupancy
+    grid's."""
 
     n_levels: int = 8
     log2_hashmap_size: int = 16
