@@ -41,12 +41,14 @@ import torch
 
 log = logging.getLogger(__name__)
 
-_SOURCE = r"""
+_PRELUDE = r"""
 #include <math.h>
 #include <stdint.h>
 
 typedef struct { float scale; int64_t res, size, offset, dense; } Level;
+"""
 
+_SOURCE = _PRELUDE + r"""
 /* The 8 corner rows (into the whole table) and weights of point p on one level. */
 static inline void corners(const float* p, const Level* lv, int smooth, int64_t rows[8], float w[8]) {
     int64_t c[3]; float a[3][2];
@@ -132,18 +134,13 @@ void march(const float* o, const float* d, const float* t0, const float* t1, con
 }
 """
 
-_RENDER_SOURCE = r"""
-#include <math.h>
-#include <stdint.h>
-
+_RENDER_SOURCE = _PRELUDE + r"""
 /* Sizes are compile-time constants (one build per field shape: NL levels of NF features, SMOOTH interpolation,
    NLAYERS dense layers of widths DIMS[0..NLAYERS], the widest MAXW), so the compiler unrolls and vectorises.
    Rays go in tiles of TILE: each round every live ray of the tile marches to its next occupied step, then the
    field runs on that batch of points with SIMD across points (hash-grid gathers, a small matrix product), then
    each ray composites its sample and stops once opaque. */
 #define TILE 64
-
-typedef struct { float scale; int64_t res, size, offset, dense; } Level;
 
 /* feat [NL NF][TILE] = the hash grid's features of box points x [3][TILE] (tiny-cuda-nn's corners, as in the
    training kernels: dense levels index the voxel grid, hashed ones the coherent prime hash). Points run along the
@@ -413,8 +410,6 @@ def encode_backward(x: torch.Tensor, grad_out: torch.Tensor, grad_table: torch.T
 def unavailable_reason() -> str | None:
     """Why `kernels()` returned None (after it was called), else None."""
     return _STATE.get("why")
-
-
 
 
 def render_rays(o: torch.Tensor, d: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, dt: float, k: int, lo: torch.Tensor,

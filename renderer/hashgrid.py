@@ -23,11 +23,11 @@ gather and sum into one loop (3-4x faster forward on the CPU, measured in `redcu
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from renderer.errors import RedcubeError
@@ -135,14 +135,13 @@ def corner_indices(config: HashGridConfig, levels: list[Level], x: torch.Tensor)
     frac = pos - base
     base = base.long()
     rows = []
-    dense = [i for i, lv in enumerate(levels) if lv.dense]
-    hashed = [i for i, lv in enumerate(levels) if not lv.dense]
-    for group, is_dense in ((dense, True), (hashed, False)):
-        if not group:
+    n_dense = sum(lv.dense for lv in levels)  # the coarsest levels: resolution grows with the level, the size does not
+    for part, is_dense in ((slice(0, n_dense), True), (slice(n_dense, None), False)):
+        lv = levels[part]
+        if not lv:
             continue
-        g = base[:, group[0]:group[-1] + 1] if group == list(range(group[0], group[-1] + 1)) else base[:, group]
+        g = base[:, part]
         c = torch.stack([g, g + 1], dim=-1)  # [N, Lg, 3, 2]: coordinate of corner bit 0 / 1 per dimension
-        lv = [levels[i] for i in group]
         size = torch.tensor([v.size for v in lv], device=x.device)
         if is_dense:
             res = torch.tensor([v.resolution for v in lv], device=x.device)
@@ -154,11 +153,8 @@ def corner_indices(config: HashGridConfig, levels: list[Level], x: torch.Tensor)
             # products keep them exact, so no explicit 32-bit wrap is needed.
             t0, t1, t2 = c[:, :, 0] * PRIMES[0], c[:, :, 1] * PRIMES[1], c[:, :, 2] * PRIMES[2]
             idx = (t0[..., None, None, :] ^ t1[..., None, :, None] ^ t2[..., :, None, None]) & (size[:, None, None, None] - 1)
-        rows.append(idx.reshape(n, len(group), 8))
+        rows.append(idx.reshape(n, len(lv), 8))
     idx = rows[0] if len(rows) == 1 else torch.cat(rows, dim=1)
-    if dense and hashed and dense[-1] > hashed[0]:  # levels grouped out of order: restore level order
-        order = torch.tensor(dense + hashed, device=x.device).argsort()
-        idx = idx[:, order]
     offsets = torch.tensor([lv.offset for lv in levels], device=x.device)
     return idx + offsets[None, :, None], frac
 
@@ -207,14 +203,10 @@ def input_grad(x: torch.Tensor, table: torch.Tensor, grad_out: torch.Tensor, con
     return (torch.stack([gx, gy, gz], dim=-1) * scales[None, :, None]).sum(1)
 
 
-_COMPILED: dict = {}
-
-
-def _compiled(name: str):
+@functools.cache
+def _compiled(fn):
     """torch.compile of `encode` / `scatter_terms`, made once per process (grids of equal config share it)."""
-    if name not in _COMPILED:
-        _COMPILED[name] = torch.compile({"encode": encode, "scatter": scatter_terms}[name], dynamic=True)
-    return _COMPILED[name]
+    return torch.compile(fn, dynamic=True)
 
 
 class _HashGridFunction(torch.autograd.Function):
@@ -263,21 +255,17 @@ class HashGrid(nn.Module):
         self.tcnn_importable = config.backend not in ("torch", "cpp") and tcnn_available()
         self._tcnn = None
         self._cpp_levels = cpu_kernels.level_table(self.levels)
-        if config.backend == "cpp" and self._cpp() is None:
+        if config.backend == "cpp" and cpu_kernels.kernels() is None:
             raise RedcubeError(f"hash grid backend 'cpp' was asked for but its C kernels did not build ({cpu_kernels.unavailable_reason()}); "
                                "install g++ or use backend 'torch'.")
 
     @property
     def backend(self) -> str:
-        """The implementation forward uses on the module's current device: 'tcnn' or 'torch'."""
+        """The implementation forward uses on the module's current device: 'tcnn', 'cpp' or 'torch'."""
         if self.params.is_cuda:
             return "tcnn" if self.tcnn_importable else "torch"
-        if self.config.backend in ("auto", "cpp") and self.params.dtype == torch.float32 and self._cpp() is not None:
-            return "cpp"
-        return "torch"
-
-    def _cpp(self):
-        return cpu_kernels.kernels() if self.config.backend in ("auto", "cpp") else None
+        cpp_allowed = self.config.backend in ("auto", "cpp") and self.params.dtype == torch.float32
+        return "cpp" if cpp_allowed and cpu_kernels.kernels() is not None else "torch"
 
     @property
     def n_output_dims(self) -> int:
@@ -310,10 +298,10 @@ class HashGrid(nn.Module):
         if self.backend == "cpp":
             return cpu_kernels.encode_forward(x, table, self._cpp_levels, self.config.n_features_per_level,
                                                self.config.interpolation == "smoothstep")
-        return (_compiled("encode") if self.fused else encode)(x, table.detach(), self.config, self.levels)
+        return (_compiled(encode) if self.fused else encode)(x, table.detach(), self.config, self.levels)
 
     def _scatter(self, x: torch.Tensor, grad_out: torch.Tensor):
-        return (_compiled("scatter") if self.fused else scatter_terms)(x, grad_out, self.config, self.levels)
+        return (_compiled(scatter_terms) if self.fused else scatter_terms)(x, grad_out, self.config, self.levels)
 
     def _forward_tcnn(self, x: torch.Tensor) -> torch.Tensor:
         import tinycudann as tcnn

@@ -34,15 +34,15 @@ def fits_float32(v) -> bool:
 
 
 def check_number(name: str, value, lo: float | None = None, hi: float | None = None, *, integer: bool = False,
-                 lo_open: bool = False, dtype: str = "float32") -> float | int:
+                 lo_open: bool = False) -> float | int:
     """`value` as a number in [lo, hi] (or (lo, hi] with lo_open), or one sentence naming `name`, the range and the dtype."""
-    kind = "a whole number" if integer else f"a finite {dtype} number"
+    kind = "a whole number" if integer else "a finite float32 number"
     ok = is_real(value)
     if ok and integer:
         ok = isinstance(value, numbers.Integral) or (math.isfinite(as_float(value)) and float(value).is_integer())
         ok = ok and abs(int(value)) <= INT64_MAX
     elif ok:
-        ok = math.isfinite(as_float(value)) and (dtype != "float32" or abs(as_float(value)) <= FLOAT32_MAX)
+        ok = fits_float32(value)
     if ok and lo is not None:
         ok = value > lo if lo_open else value >= lo
     if ok and hi is not None:

@@ -70,34 +70,13 @@ class Polycube:
         return self.cells.mean(0)
 
 
-def symmetries(cells: np.ndarray, color_ids: np.ndarray | None = None) -> list[np.ndarray]:
-    """The rotations other than the identity that map the cells [n, 3] (and, when given, the face colour ids [6] per
-    direction) onto themselves; an empty list means the object is asymmetric."""
+def symmetries(cells: np.ndarray) -> list[np.ndarray]:
+    """The rotations other than the identity that map the cells [n, 3] onto themselves; an empty list means the object
+    is asymmetric."""
     n = len(cells)
     centred = n * cells - cells.sum(0)  # n x (cell - centroid): exact integers
     own = {tuple(c) for c in centred}
-    found = []
-    for rot in CUBE_ROTATIONS[1:]:
-        if {tuple(c) for c in centred @ rot.T} != own:
-            continue
-        if color_ids is not None:
-            image = [direction_index(rot @ d) for d in DIRECTIONS]
-            if any(color_ids[image[k]] != color_ids[k] for k in range(6)):
-                continue
-        found.append(rot)
-    return found
-
-
-def direction_index(d: np.ndarray) -> int:
-    return int(np.flatnonzero((DIRECTIONS == d).all(1))[0])
-
-
-def check_asymmetric(cells: np.ndarray, color_ids: np.ndarray | None = None) -> None:
-    """One sentence when some rotation other than the identity maps the object onto itself."""
-    found = symmetries(cells, color_ids)
-    if found:
-        raise RedcubeError(f"this polycube looks the same under {len(found)} rotation(s) besides the identity, so its rotation "
-                           "is ill-defined; use an asymmetric one (polycube(seed) draws only those).")
+    return [rot for rot in CUBE_ROTATIONS[1:] if {tuple(c) for c in centred @ rot.T} == own]
 
 
 def grow_cells(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -169,21 +148,18 @@ def polycube_field(obj: Polycube, q, points: torch.Tensor) -> tuple[torch.Tensor
     cells = torch.from_numpy(obj.cells - lo)
     occupied[cells[:, 0], cells[:, 1], cells[:, 2]] = True
     rel = cell - torch.from_numpy(lo)
-    inside_grid = ((rel >= 0) & (rel < torch.tensor(shape))).all(-1)
-    safe = rel.clamp_min(0).minimum(torch.tensor(shape) - 1)
-    occ = occupied[safe[:, 0], safe[:, 1], safe[:, 2]] & inside_grid
+    occ = _occupied_at(occupied, rel)
     # nearest outer face of the point's cell: 0.5 - (signed offset along the face's direction)
-    outer = ~_neighbour_occupied(occupied, safe)  # [N, 6]
+    outer = ~_occupied_at(occupied, rel[:, None, :] + torch.from_numpy(DIRECTIONS))  # [N, 6]
     offset = (u - cell.to(u.dtype)) @ torch.from_numpy(DIRECTIONS).to(u.dtype).T  # [N, 6]
     dist = torch.where(outer, 0.5 - offset, torch.full_like(offset, float("inf")))
     rgb = torch.from_numpy(obj.colors).to(points.dtype)[dist.argmin(-1)]
     return occ.to(points.dtype), torch.where(occ[:, None], rgb, torch.zeros_like(rgb))
 
 
-def _neighbour_occupied(occupied: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-    """[N, 6]: whether the neighbour of each grid cell [N, 3] in each of the six directions is occupied."""
+def _occupied_at(occupied: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """Whether grid cells [..., 3] are occupied (a cell outside the grid is not)."""
     shape = torch.tensor(occupied.shape)
-    nb = cell[:, None, :] + torch.from_numpy(DIRECTIONS)[None]
-    valid = ((nb >= 0) & (nb < shape)).all(-1)
-    nb = nb.clamp_min(0).minimum(shape - 1)
-    return occupied[nb[..., 0], nb[..., 1], nb[..., 2]] & valid
+    valid = ((cells >= 0) & (cells < shape)).all(-1)
+    cells = cells.clamp_min(0).minimum(shape - 1)
+    return occupied[cells[..., 0], cells[..., 1], cells[..., 2]] & valid

@@ -102,19 +102,16 @@ def _cube_triangles(center, size, yaw_deg: float = 0.0) -> np.ndarray:
     c, h = np.asarray(center, dtype=np.float64), size / 2
     out = []
     for axis in range(3):
+        a, b = [i for i in range(3) if i != axis]
         for sign in (-1.0, 1.0):
             n = np.zeros(3)
             n[axis] = sign
-            a, b = [i for i in range(3) if i != axis]
-            quad = []
-            for sa, sb in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+            for sa, sb in ((-1, -1), (1, -1), (1, 1), (-1, -1), (1, 1), (-1, 1)):  # the face's two triangles
                 p = c.copy()
                 p[axis] += sign * h
                 p[a] += sa * h
                 p[b] += sb * h
-                quad.append(p)
-            for i in (0, 1, 2, 0, 2, 3):
-                out.append(np.concatenate([quad[i], n]))
+                out.append(np.concatenate([p, n]))
     out = np.array(out)
     rot = yaw_matrix(yaw_deg)
     out[:, :3] = (out[:, :3] - c) @ rot.T + c
@@ -219,10 +216,8 @@ class Rasterizer:
         self._jobs: queue.Queue = queue.Queue()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="redcube-egl", daemon=True)
-        ready: Future = Future()
         self._thread.start()
-        self._jobs.put((None, ready))
-        ready.result()  # re-raises a missing-EGL error in the caller's thread
+        self._run(lambda gl: None)  # builds the GL state: re-raises a missing-EGL error in the caller's thread
 
     def _loop(self) -> None:
         gl = None
@@ -238,7 +233,7 @@ class Rasterizer:
             try:
                 if gl is None:
                     gl = _GLState(self.scene)
-                fut.set_result(job(gl) if job else None)
+                fut.set_result(job(gl))
             except BaseException as e:  # hand every failure back to the caller
                 fut.set_exception(e)
 
@@ -251,14 +246,10 @@ class Rasterizer:
             self._check_world(world)
         if supersample is not None and (not isinstance(supersample, (int, np.integer)) or not 1 <= supersample <= 8):
             raise RedcubeError(f"supersample {supersample!r} is invalid; choose a whole number from 1 to 8.")
-        if self._closed:
-            raise RedcubeError(_CLOSED)
         p = np.asarray(poses, dtype=np.float32)
         single = p.ndim == 1
         p = p.reshape(-1, POSE_DIM)
-        fut: Future = Future()
-        self._jobs.put((lambda gl: self._render_job(gl, p, res, supersample, world), fut))
-        rgb, depth = fut.result()
+        rgb, depth = self._run(lambda gl: self._render_job(gl, p, res, supersample, world))
         return (rgb[0], depth[0]) if single else (rgb, depth)
 
     def _render_job(self, gl: _GLState, poses: np.ndarray, res: int, supersample: int | None, world: Scene | None):
@@ -282,12 +273,16 @@ class Rasterizer:
     def set_world(self, scene: Scene) -> None:
         """Switch to a scene that differs from the current one only in its cube (renderer.worlds' family)."""
         self._check_world(scene)
+        self._run(lambda gl: gl.set_cube(scene))
+        self.scene = scene
+
+    def _run(self, job):
+        """`job(gl)` on the EGL thread; its result, or its exception raised in the caller's thread."""
         if self._closed:
             raise RedcubeError(_CLOSED)
         fut: Future = Future()
-        self._jobs.put((lambda gl: gl.set_cube(scene), fut))
-        fut.result()
-        self.scene = scene
+        self._jobs.put((job, fut))
+        return fut.result()
 
     def close(self) -> None:
         self._closed = True

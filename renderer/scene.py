@@ -92,7 +92,6 @@ class Scene:
             (isinstance(self.supersample, numbers.Integral) and not isinstance(self.supersample, bool) and 1 <= self.supersample <= 8, "supersample must be an integer from 1 to 8"),
             (_numbers(self.light_dir, 3) and any(v != 0 for v in self.light_dir), "light_dir must be three numbers, not the zero vector"),
             (_numbers(self.cube_center, 3), "cube_center must be three numbers"),
-            (_numbers((self.cube_yaw_deg,), 1), "cube_yaw_deg must be a finite number"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -137,6 +136,3 @@ class Scene:
         if not isinstance(data, dict):
             raise RedcubeError(f"scene config {path} has a [scene] entry that is not a table; put the settings under [scene] or at the top.")
         return cls.from_dict(data)
-
-
-DEFAULT_SCENE = Scene()

@@ -101,11 +101,6 @@ class TinyVAE(nn.Module):
         m, s = self.latent_magnitude, float(self.config["latent_shift"])
         return (latents[..., :channels] / (2 * m) + s).clamp(0, 1)
 
-    def latent_from_picture(self, picture: torch.Tensor) -> torch.Tensor:
-        """Inverse of `latent_picture` for all channels (lossless up to the clamp)."""
-        m, s = self.latent_magnitude, float(self.config["latent_shift"])
-        return (picture - s) * (2 * m)
-
     _channels_last = False
 
     def use_channels_last(self, on: bool = True) -> "TinyVAE":
@@ -124,11 +119,6 @@ class TinyVAE(nn.Module):
         return {"name": self.name, "sha256": h.hexdigest()[:16], "latent_channels": self.latent_channels}
 
     # ---- pretrained (diffusers) layout ---------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the diffusers layout (config.json + safetensors weights) that `from_pretrained` reads."""
-        self.ae.save_pretrained(str(directory), safe_serialization=True)
-        return Path(directory)
-
     @classmethod
     def from_pretrained(cls, source: str | Path) -> "TinyVAE":
         """TAESD-layout weights through diffusers' `from_pretrained(..., local_files_only=True)`: a diffusers directory, a
@@ -145,8 +135,7 @@ class TinyVAE(nn.Module):
                                    "downloads; copy TAESD's diffusers files to a directory and pass --vae DIR.") from None
             raise RedcubeError(f"{where} does not hold loadable AutoencoderTiny weights ({type(e).__name__}); point --vae at "
                                "TAESD weights in diffusers layout.") from None
-        vae = cls(_plain_config(ae.config), name=f"pretrained:{name}", ae=ae)
-        return vae.eval()
+        return cls(name=f"pretrained:{name}", ae=ae).eval()
 
 
 def pretrained_source(source: str | Path) -> tuple[str, str | None, str]:

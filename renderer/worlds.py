@@ -9,7 +9,7 @@ Every world is a plain `Scene`; the family only says which scenes exist. Ranges 
   offset   [-0.6, 0.6]^2 m  (x, z) of the cube's centre
 
 Splits are seeded: `train_worlds()` and `heldout_worlds()` never share a world (different generators).
-`analytic_field` is the family's exact radiance field: density and colour at 3-D points, matching the
+`field_of_cubes` is the family's exact field: occupancy and colour at 3-D points of many worlds at once, matching the
 rasterizer's shading (grid lines, Lambert + ambient, no view dependence), used to supervise the mNIF.
 """
 
@@ -50,7 +50,6 @@ class WorldParams:
 RANGES: dict[str, tuple[float, float]] = {
     "hue": (0.0, 1.0), "size": (0.6, 1.1), "height": (0.75, 1.25), "yaw_deg": (0.0, 90.0), "x": (-0.6, 0.6), "z": (-0.6, 0.6),
 }
-PARAM_NAMES = tuple(RANGES)
 
 
 def hue_color(hue: float) -> tuple[float, float, float]:
@@ -85,11 +84,10 @@ def heldout_worlds(n: int = N_HELDOUT) -> list[WorldParams]:
 GRID_PER_AXIS = {"hue": 12, "size": 3, "height": 3, "yaw_deg": 3, "x": 3, "z": 3}
 
 
-def parameter_grid(per_axis: dict[str, int] | None = None) -> list[WorldParams]:
-    """A grid over the family (cell centres on each axis; default GRID_PER_AXIS: 12 hues x 3 sizes x 3 heights x
-    3 yaws x 3 x 3 offsets)."""
-    per_axis = {**GRID_PER_AXIS, **(per_axis or {})}
-    axes = [lo + (np.arange(per_axis[k]) + 0.5) / per_axis[k] * (hi - lo) for k, (lo, hi) in RANGES.items()]
+def parameter_grid() -> list[WorldParams]:
+    """A grid over the family (cell centres on each axis, GRID_PER_AXIS: 12 hues x 3 sizes x 3 heights x 3 yaws x
+    3 x 3 offsets)."""
+    axes = [lo + (np.arange(GRID_PER_AXIS[k]) + 0.5) / GRID_PER_AXIS[k] * (hi - lo) for k, (lo, hi) in RANGES.items()]
     mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(RANGES))
     return [WorldParams(*map(float, row)) for row in mesh]
 
@@ -112,8 +110,8 @@ class Cubes:
     color: torch.Tensor
 
     @classmethod
-    def of(cls, scenes: list[Scene], device=None) -> "Cubes":
-        t = lambda v: torch.tensor(v, dtype=torch.float32, device=device)
+    def of(cls, scenes: list[Scene]) -> "Cubes":
+        t = lambda v: torch.tensor(v, dtype=torch.float32)
         return cls(t([s.cube_center for s in scenes]), t([s.cube_size for s in scenes]),
                    t([math.radians(s.cube_yaw_deg) for s in scenes]), t([s.cube_color for s in scenes]))
 
@@ -163,12 +161,6 @@ def field_of_cubes(base: Scene, cubes: Cubes, points: torch.Tensor) -> tuple[tor
     ground_rgb = torch.where(on_line[..., None], vec(base.grid_color), vec(base.ground_color))
     rgb = torch.where(in_cube[..., None], cube_rgb, torch.where(in_ground[..., None], ground_rgb, vec(base.sky_color)))
     return (in_cube | in_ground).to(dt), rgb
-
-
-def analytic_field(scene: Scene, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One world's exact field: occupancy [N] and colour [N, 3] at points [N, 3] (see `field_of_cubes`)."""
-    occ, rgb = field_of_cubes(scene, Cubes.of([scene], points.device), points[None].float())
-    return occ[0].to(points.dtype), rgb[0].to(points.dtype)
 
 
 def inside_cube(scene: Scene, points: torch.Tensor, margin: float = 0.0) -> torch.Tensor:

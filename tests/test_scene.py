@@ -8,7 +8,7 @@ import math
 import pytest
 
 from renderer.errors import RedcubeError
-from renderer.scene import DEFAULT_SCENE, Scene
+from renderer.scene import Scene
 
 
 def to_toml(d: dict, table: str | None = None) -> str:
@@ -34,7 +34,6 @@ def to_toml(d: dict, table: str | None = None) -> str:
 
 def test_defaults_match_design():
     s = Scene()
-    assert s == DEFAULT_SCENE
     # Ground plane y = 0 over x, z in [-2, 2]; grid lines on the integers.
     assert s.ground_half_size == 2.0
     assert 0 < s.grid_line_width < 0.2

@@ -13,8 +13,8 @@ from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
 from renderer.volume import render_views
-from renderer.worlds import (RANGES, analytic_field, check_index, family_box, heldout_worlds, parameter_grid, train_worlds,
-                             world_poses, world_scene)
+from renderer.worlds import (RANGES, Cubes, check_index, family_box, field_of_cubes, heldout_worlds, parameter_grid,
+                             train_worlds, world_poses, world_scene)
 from training.metrics import psnr
 
 POSES = np.stack([Camera(x=0.3, z=2.0, yaw=0.2).pose().numpy(), Camera(x=-1.5, z=1.2, yaw=-0.9).pose().numpy()])
@@ -56,8 +56,8 @@ def test_analytic_field_renders_like_the_rasterizer():
     lo, hi = family_box(scene)
 
     def field(x):
-        occ, rgb = analytic_field(scene, x)
-        return 400.0 * occ, rgb
+        occ, rgb = field_of_cubes(scene, Cubes.of([scene]), x[None])
+        return 400.0 * occ[0], rgb[0]
 
     pred = render_views(field, scene, poses, 64, lo, hi, 128, supersample=2)
     with Rasterizer(scene) as r:

@@ -1,12 +1,10 @@
-"""Model registry: every renderer network by name, with its config dataclass.
-
-Later models (latent, mNIF) add one line to `MODELS`.
-"""
+"""Model registry: every renderer network by name, with its config dataclass."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import torch
 from torch import nn
 
 from renderer.errors import RedcubeError
@@ -14,6 +12,7 @@ from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.models.posemlp import PoseMLP, PoseMLPConfig
 from renderer.models.radiance import RadianceField, RadianceFieldConfig
 from renderer.models.siren import Siren, SirenConfig
+from renderer.numbers import check_number
 from renderer.scene import Scene
 
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
@@ -51,8 +50,6 @@ MAX_PARAMETERS = 200_000_000
 
 def _check_setting(kind: str, name: str, default, value) -> None:
     """A setting's value has its default's type (bool, whole number, finite float32 number, text) and a sane size."""
-    from renderer.numbers import check_number
-
     where = f"{kind} setting {name}"
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -69,8 +66,6 @@ def _check_setting(kind: str, name: str, default, value) -> None:
 
 def check_size(kind: str, config, scene: Scene) -> None:
     """Refuse a model too large to allocate, counted on the meta device (no memory used) before it is built."""
-    import torch
-
     try:
         with torch.device("meta"):
             n = sum(p.numel() for p in MODELS[kind][1](config, scene).parameters())

@@ -148,17 +148,6 @@ class MNIF(nn.Module):
                 h = torch.sin(self.config.w0 * h)
         return h
 
-    def mixture_raw(self, points: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-        """(6) The literal mixture: every basis's layer output, alpha-weighted, for points [B, N, 3] (tests; O(M) per point)."""
-        h = 2 * (points - self.lo) / (self.hi - self.lo) - 1
-        alpha = self.coefficients(self.check_latent(phi))
-        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            g = torch.einsum("moi,bni->bnmo", w, h) + b  # g_m(h) [B, N, M, out]
-            h = (alpha[:, k][:, None, :, None] * g).sum(2)
-            if k < self.n_layers - 1:
-                h = torch.sin(self.config.w0 * h)
-        return h
-
     @torch.no_grad()
     def average(self, phi: torch.Tensor) -> PointSiren:
         """One world's network (eq. 9 applied once): a plain SIREN whose size does not depend on M."""

@@ -28,13 +28,10 @@ from renderer.scene import Scene
 from renderer.volume import occupancy_density
 
 
-def small_grid() -> HashGridConfig:
-    return HashGridConfig(n_levels=8, n_features_per_level=2, log2_hashmap_size=12, base_resolution=8, per_level_scale=1.5)
-
-
 @dataclass
 class ObjectFieldConfig:
-    grid: HashGridConfig = field(default_factory=small_grid)
+    grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
+        n_levels=8, n_features_per_level=2, log2_hashmap_size=12, base_resolution=8, per_level_scale=1.5))
     """Hash-grid encoding over the object's box (default 8 levels x 2 features, T = 2^12, resolutions 8 x 1.5^l)."""
     width: int = 32
     """Hidden units of the MLP."""

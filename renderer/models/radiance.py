@@ -42,21 +42,14 @@ from renderer.scene import Scene
 
 
 @dataclass
-class RadianceFieldConfig:
+class RadianceFieldConfig(HashGridConfig):
+    """The hash grid's settings (`HashGridConfig`, smaller defaults), then the MLP's, the march's and the occupancy
+    grid's."""
+
     n_levels: int = 8
-    """Hash-grid levels."""
-    n_features_per_level: int = 2
-    """Features per hash-grid entry (1, 2, 4 or 8)."""
     log2_hashmap_size: int = 16
-    """log2 of the most entries per level."""
-    base_resolution: int = 16
-    """Coarsest grid resolution over the scene box."""
     per_level_scale: float = 1.6
     """Resolution growth per level (8 levels from 16 reach ~430 cells across the box: 1 cm)."""
-    interpolation: str = "linear"
-    """Hash-grid interpolation: 'linear' or 'smoothstep'."""
-    backend: str = "auto"
-    """Hash-grid backend: 'auto' (tinycudann on CUDA when it imports), 'torch' or 'tcnn'."""
     fused: bool = False
     """Run the torch backend's gather and scatter through torch.compile (~30 s of compiling once per process;
     the C kernels of backend 'cpp' need none of it)."""
@@ -90,17 +83,13 @@ class RadianceFieldConfig:
     """A ray stops once this little light gets through."""
 
     def __post_init__(self):
-        HashGridConfig(**self.grid_settings())  # unsupported encoding settings: one sentence
+        super().__post_init__()  # unsupported encoding settings: one sentence
         if self.width < 1 or self.hidden_layers < 1 or self.steps < 2 or self.occupancy_res < 2 or self.occupancy_every < 1 \
                 or self.warmup_forwards < 0 or self.warmup_samples < 1 or not self.density_init > 0:
             raise RedcubeError("ngp width, hidden_layers, occupancy_every, warmup_samples and density_init must be positive, "
                                "warmup_forwards >= 0, and steps, occupancy_res at least 2; fix the model config.")
         if not (0 <= self.occupancy_decay <= 1 and 0 < self.occupancy_threshold < 1 and 0 <= self.min_transmittance < 1 and self.margin >= 0):
             raise RedcubeError("ngp occupancy_decay must lie in [0, 1], occupancy_threshold and min_transmittance in (0, 1) and margin >= 0; fix the model config.")
-
-    def grid_settings(self) -> dict:
-        return {k: getattr(self, k) for k in ("n_levels", "n_features_per_level", "log2_hashmap_size", "base_resolution",
-                                              "per_level_scale", "interpolation", "backend")}
 
 
 class _TruncExp(torch.autograd.Function):
@@ -143,7 +132,7 @@ class RadianceField(nn.Module):
     def __init__(self, config: RadianceFieldConfig, scene: Scene):
         super().__init__()
         self.config, self.scene = config, scene
-        self.encoding = HashGrid(HashGridConfig(**config.grid_settings()), fused=config.fused)
+        self.encoding = HashGrid(config, fused=config.fused)
         self.mlp = ngp_mlp(self.encoding.n_output_dims, config.width, config.hidden_layers)  # sigma (raw), rgb (raw)
         with torch.no_grad():
             self.mlp[-1].bias[0] = math.log(config.density_init)
@@ -172,7 +161,7 @@ class RadianceField(nn.Module):
 
     @property
     def backend(self) -> str:
-        """The hash grid's implementation in use: 'tcnn' or 'torch'."""
+        """The hash grid's implementation in use: 'tcnn', 'cpp' or 'torch'."""
         return self.encoding.backend
 
     # ---- the field -------------------------------------------------------------------------------
@@ -294,7 +283,7 @@ class RadianceField(nn.Module):
         t0, t1 = self._span(o, d)
         t, dt = volume.stratified(t0, t1, self.config.warmup_samples, jitter=True)
         sigma, rgb = self.field(self.normalise(o[:, None, :] + t[..., None] * d[:, None, :]).reshape(-1, 3))
-        return volume.composite(sigma.reshape(t.shape), rgb.reshape(*t.shape, 3), dt, self.sky)[0]
+        return volume.composite(sigma.reshape(t.shape), rgb.reshape(*t.shape, 3), dt, self.sky)
 
     def _march_densities(self, o, d, t, counts, segment: int = 16):
         """The march steps light reaches, as (ray, column) ids [M] into t, with their density [M] and colour [M, 3]."""
@@ -326,4 +315,4 @@ class RadianceField(nn.Module):
         (zero density where no sample was taken)."""
         dense_sigma = sigma.new_zeros(shape).index_put((ray, col), sigma)
         dense_rgb = rgb.new_zeros(*shape, 3).index_put((ray, col), rgb)
-        return volume.composite(dense_sigma, dense_rgb, torch.full(shape, self.dt, device=sigma.device), self.sky)[0]
+        return volume.composite(dense_sigma, dense_rgb, torch.full(shape, self.dt, device=sigma.device), self.sky)

@@ -18,11 +18,23 @@ def _model(**kw) -> MNIF:
     return MNIF(MNIFConfig(**{"bases": 8, "width": 32, "latent_dim": 16, **kw}), Scene())
 
 
+def mixture_raw(model: MNIF, points: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """(6) The literal mixture: every basis's layer output, alpha-weighted, for points [B, N, 3] (O(M) per point)."""
+    h = 2 * (points - model.lo) / (model.hi - model.lo) - 1
+    alpha = model.coefficients(model.check_latent(phi))
+    for k, (w, b) in enumerate(zip(model.weights, model.biases)):
+        g = torch.einsum("moi,bni->bnmo", w, h) + b  # g_m(h) [B, N, M, out]
+        h = (alpha[:, k][:, None, :, None] * g).sum(2)
+        if k < model.n_layers - 1:
+            h = torch.sin(model.config.w0 * h)
+    return h
+
+
 def test_averaged_network_equals_the_mixture():
     model = _model()
     phi = torch.randn(3, 16)
     x = torch.rand(3, 200, 3) * 3 - 1
-    mix = model.mixture_raw(x, phi)  # eq. 6: every basis evaluated and mixed per layer
+    mix = mixture_raw(model, x, phi)  # eq. 6: every basis evaluated and mixed per layer
     assert torch.allclose(model.raw(x, phi), mix, atol=1e-4)  # eq. 8 with batched averaged weights
     for j in range(3):
         net = model.average(phi[j])  # eq. 9 once: a plain SIREN

@@ -36,12 +36,13 @@ def test_tokenize_then_detokenize_is_exact(field, tokenizer):
     flat = torch.stack([field.flat(), -2 * field.flat()])
     tokens = tokenizer.tokenize(flat)
     assert tokens.shape == (2, 380 + int((tokenizer.kind == MLP).sum()) + 10, 8 * 8 * 2)
-    assert torch.equal(tokenizer.detokenize(tokens, base=flat), flat)
-    alone = tokenizer.detokenize(tokens)  # no base: what the tokens hold, zeros elsewhere
+    alone = tokenizer.detokenize(tokens)  # what the tokens hold, zeros elsewhere
     held = tokenizer.counts > 0
     assert torch.equal(alone[:, held], flat[:, held]) and (alone[:, ~held] == 0).all()
     n_hash = field.layout()["hash_params"]
     assert held[n_hash:].all() and 0.3 < tokenizer.coverage < 1.0  # every MLP parameter, part of the hash table
+    mlp = tokenizer.index[(tokenizer.kind == MLP)[:, None] & tokenizer.mask]
+    assert len(mlp) == len(mlp.unique()) == flat.shape[1] - n_hash  # each MLP parameter sits in exactly one token
     assert (tokens[:, tokenizer.kind == POS] == 0).all() and (tokens * ~tokenizer.mask == 0).all()
 
 
@@ -71,7 +72,6 @@ def test_bad_inputs_are_one_sentence(field, tokenizer, one_sentence):
     other = dict(layout, levels=layout["levels"][:-1] + [dict(layout["levels"][-1], size=8)])
     for call in (lambda: tokenizer.tokenize(torch.zeros(5)),
                  lambda: tokenizer.detokenize(torch.zeros(3, 7)),
-                 lambda: tokenizer.detokenize(tokenizer.tokenize(field.flat()), base=torch.zeros(4)),
                  lambda: Tokenizer(layout, torch.full((4, 3), 1.5)),
                  lambda: grid_of(other)):
         with pytest.raises(RedcubeError) as e:

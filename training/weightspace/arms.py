@@ -66,7 +66,17 @@ class SaneArm:
         return evaluate(self.model, eval_set(fields, self.tokenizer, objects, self.scales), self.tokenizer.mask)
 
 
-class GridArm:
+class _AxesArm:
+    """An arm whose readings are occupancy grids: the rotation and the figures come from their principal axes."""
+
+    def rotation(self, a: dict, b: dict) -> torch.Tensor:
+        return match(a, b)[0]
+
+    def evaluate(self, fields: dict, rows: torch.Tensor) -> dict:
+        return pairwise(self.read(fields["params"][rows]), fields["quaternions"][rows], fields["object_ids"][rows])
+
+
+class GridArm(_AxesArm):
     name = "grid-axes"
 
     def __init__(self, path: Path):
@@ -80,14 +90,8 @@ class GridArm:
 
         return grid_arm_grids(self.model, flat, self.layout)
 
-    def rotation(self, a: dict, b: dict) -> torch.Tensor:
-        return match(a, b)[0]
 
-    def evaluate(self, fields: dict, rows: torch.Tensor) -> dict:
-        return pairwise(self.read(fields["params"][rows]), fields["quaternions"][rows], fields["object_ids"][rows])
-
-
-class FeatureArm:
+class FeatureArm(_AxesArm):
     """The grid arm's input without its net: a control for what the learning adds. Needs only the fields' layout."""
     name = "feature-axes"
 
@@ -100,14 +104,8 @@ class FeatureArm:
             out += [prepared(w) for w in feature_magnitude(feature_grids(part, self.layout, dense_levels(self.layout), PROBE_RES))]
         return out
 
-    def rotation(self, a: dict, b: dict) -> torch.Tensor:
-        return match(a, b)[0]
 
-    def evaluate(self, fields: dict, rows: torch.Tensor) -> dict:
-        return pairwise(self.read(fields["params"][rows]), fields["quaternions"][rows], fields["object_ids"][rows])
-
-
-class ProbeArm:
+class ProbeArm(_AxesArm):
     """The function-space arm: needs no checkpoint, only the fields' own settings."""
     name = "probe-axes"
 
@@ -116,12 +114,6 @@ class ProbeArm:
 
     def read(self, flat: torch.Tensor) -> list[dict]:
         return [prepared(o) for o in field_occupancy(flat, self.field_config, PROBE_RES)]
-
-    def rotation(self, a: dict, b: dict) -> torch.Tensor:
-        return match(a, b)[0]
-
-    def evaluate(self, fields: dict, rows: torch.Tensor) -> dict:
-        return pairwise(self.read(fields["params"][rows]), fields["quaternions"][rows], fields["object_ids"][rows])
 
 
 def load_arm(path: str | Path):

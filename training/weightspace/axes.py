@@ -77,7 +77,6 @@ def rotation_angle_deg(r_est: torch.Tensor, r_true: torch.Tensor) -> float:
     return float(torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0))))
 
 
-
 def pairwise(grids: list[dict], quaternions: torch.Tensor, objects: torch.Tensor) -> dict:
     """Every ordered pair of grids: the rotation error (deg) of each same-object pair against q_b q_a^-1, and retrieval
     top-1 (each grid's most similar other grid is of its own object). Returns the figures and the raw errors."""

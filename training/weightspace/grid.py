@@ -36,13 +36,8 @@ def probe_points(res: int) -> torch.Tensor:
 
 
 def dense_levels(layout: dict) -> int:
-    """How many of the layout's levels, from the coarsest, are stored densely."""
-    n = 0
-    for level in layout["levels"]:
-        if level["resolution"] ** 3 > level["size"]:
-            break
-        n += 1
-    return n
+    """How many of the layout's levels, from the coarsest, are stored densely (they always come first)."""
+    return sum(level["resolution"] ** 3 <= level["size"] for level in layout["levels"])
 
 
 def coarse_grid(layout: dict, levels: int) -> tuple[HashGridConfig, list, int]:

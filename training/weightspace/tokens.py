@@ -16,7 +16,7 @@ within the group. `mask` [C, D] is 1 where a token value is a real parameter (th
 Tokenizing is a gather through `index` [C, D] (flat positions, -1 for padding). The way back: every MLP parameter
 sits in exactly one token, so it returns exactly; a hash entry gathered several times (neighbouring points share
 corners, hashing collides) gets the mean of its copies, computed in float64 so identical copies return their value
-exactly; entries no point reaches keep the values of `base` (zeros by default) — `coverage` says how many are reached.
+exactly; entries no point reaches are zero — `coverage` says how many are reached.
 
 Coverage bounds what any decoder can give back. Measured on two fitted fields (default ObjectFieldConfig, 64², 2 views,
 tokens -> weights with zeros where no token reaches, rendered against the field itself): 380 uniform points (the
@@ -98,7 +98,6 @@ class Tokenizer:
                               for l, g in enumerate(groups)])
         self.nlk[:, 0] = torch.arange(len(self.index))
         self.xyz = torch.cat([self.points, torch.zeros(len(self.index) - len(points), 3)])
-        self._check_mlp_once()
         self.counts = torch.zeros(self.n_params, dtype=torch.float64).index_add_(
             0, self.index[self.mask], torch.ones(int(self.mask.sum()), dtype=torch.float64))
         self.coverage = float((self.counts[:layout["hash_params"]] > 0).double().mean())
@@ -108,26 +107,16 @@ class Tokenizer:
     def n_tokens(self) -> int:
         return len(self.index)
 
-    def _check_mlp_once(self) -> None:
-        mlp = self.index[self.kind == MLP]
-        mlp = mlp[mlp >= 0]
-        expected = self.n_params - self.layout["hash_params"]
-        assert len(mlp) == expected and len(torch.unique(mlp)) == expected, "every MLP parameter must sit in exactly one token"
-
-    def _check(self, flat: torch.Tensor) -> torch.Tensor:
+    def tokenize(self, flat: torch.Tensor) -> torch.Tensor:
+        """Flat vectors [B, P] (or [P]) -> tokens [B, C, D] (or [C, D]), zeros at padding and [POS] tokens."""
         if flat.shape[-1] != self.n_params:
             raise RedcubeError(f"field vectors of {flat.shape[-1]} parameters do not fit this tokenizer's layout of {self.n_params}; "
                                "fields from a different hash-grid layout need a tokenizer built for their layout.")
-        return flat
-
-    def tokenize(self, flat: torch.Tensor) -> torch.Tensor:
-        """Flat vectors [B, P] (or [P]) -> tokens [B, C, D] (or [C, D]), zeros at padding and [POS] tokens."""
-        flat = self._check(flat)
         return flat[..., self.index.clamp_min(0)] * self.mask.to(flat.dtype)
 
-    def detokenize(self, tokens: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+    def detokenize(self, tokens: torch.Tensor) -> torch.Tensor:
         """Tokens [B, C, D] (or [C, D]) -> flat vectors [B, P]: MLP values as they stand, each hash entry the mean of
-        its copies, entries no token holds from `base` [B, P] (zeros when None)."""
+        its copies, zero where no token holds the entry."""
         if tokens.shape[-2:] != self.index.shape:
             raise RedcubeError(f"tokens of shape {list(tokens.shape)} do not fit this tokenizer's [{self.n_tokens}, {self.dim}] "
                                "sequences; decode them with the tokenizer that made them.")
@@ -135,8 +124,7 @@ class Tokenizer:
         values = tokens.reshape(-1, *self.index.shape)[:, self.mask].double()  # [B, real values]
         sums = torch.zeros(len(values), self.n_params, dtype=torch.float64).index_add_(1, self.index[self.mask], values)
         held = self.counts > 0
-        out = torch.zeros(len(values), self.n_params, dtype=tokens.dtype) if base is None else \
-            self._check(base).reshape(-1, self.n_params).clone()
+        out = torch.zeros(len(values), self.n_params, dtype=tokens.dtype)
         out[:, held] = (sums[:, held] / self.counts[held]).to(out.dtype)
         return out.reshape(*lead, self.n_params)
 
