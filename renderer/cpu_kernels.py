@@ -294,7 +294,7 @@ def _compile(name: str, source: str, flags: list[str], libs: tuple[str, ...] = (
     """Compile `source` into the torch extensions cache, named by its hash (a second process reuses it)."""
     from torch.utils.cpp_extension import get_default_build_root
 
-    digest = hashlib.sha256((source + " ".join([*flags, *libs]) + _cpu_id(flags)).encode()).hexdigest()[:16]
+    digest = hashlib.sha256((source + " ".join([*flags, *_LINK, *libs]) + _cpu_id(flags)).encode()).hexdigest()[:16]
     folder = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()) / "redcube_cpu_kernels"
     lib = folder / f"{name}_{digest}.so"
     if not lib.exists():
@@ -302,11 +302,13 @@ def _compile(name: str, source: str, flags: list[str], libs: tuple[str, ...] = (
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             src = Path(tmp) / f"{name}.c"
             src.write_text(source)
-            out = Path(tmp) / lib.name
-            done = subprocess.run([os.environ.get("CC", "gcc"), *flags, str(src), "-o", str(out), *libs],
-                                  capture_output=True, text=True)
-            if done.returncode != 0:
-                raise RuntimeError(f"the compiler failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+            obj, out = Path(tmp) / f"{name}.o", Path(tmp) / lib.name
+            # compiled and linked apart: -ffast-math at link time adds crtfastmath.o, which turns on flush-to-zero
+            # for the whole process (torch, numpy and hypothesis then lose denormal floats)
+            for args in ([*flags, "-c", str(src), "-o", str(obj)], [*_LINK, str(obj), "-o", str(out), *libs]):
+                done = subprocess.run([os.environ.get("CC", "gcc"), *args], capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise RuntimeError(f"the compiler failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
             os.replace(out, lib)  # atomic: a concurrent build leaves one whole file
     return ctypes.CDLL(str(lib))
 
@@ -348,6 +350,7 @@ def _build_render(shape: tuple) -> ctypes.CDLL:
     return so
 
 
+_LINK = ["-shared", "-fopenmp"]
 _FLAGS = ["-O3", "-fopenmp", "-shared", "-fPIC", "-std=c99"]
 _RENDER_FLAGS = ["-O3", "-ffast-math", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu99"]
 _RENDER_FLAGS_PLAIN = ["-O3", "-fopenmp", "-shared", "-fPIC", "-std=gnu99"]

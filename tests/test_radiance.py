@@ -176,6 +176,7 @@ def test_fused_renderer_draws_the_module_paths_picture(scene, shape):
     m.fused, m.tight, m.last_evals = True, False, None  # the module path's grid: the same samples
     fast = render_image(m, pose, 32)
     assert m.last_evals is not None and 0 < m.last_evals < m.config.steps  # the fused kernel ran, and stopped rays early
+    assert torch.tensor(1e-39) * 1.0 != 0  # loading it left the process's denormal floats alone (no flush-to-zero)
     torch.testing.assert_close(fast, ref, atol=2e-5, rtol=0)
     m.tight = True  # the cells over the threshold alone: fewer evaluations
     evals = m.last_evals
