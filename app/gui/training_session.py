@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.gui.settings import outputs_dir
@@ -111,7 +111,6 @@ class TrainingSession:
         self.proc = None
         self.curves = Curves()
         self.last: dict = {}
-        self.started_at: float | None = None
         self.out_dir: Path | None = None
         self._ckpt_seen: tuple | None = None
         self._live_seen: tuple | None = None
@@ -167,7 +166,7 @@ class TrainingSession:
         proc = TrainingProcess(self.job(), cpu_share=self.choices.cpu_share, follow=True)
         proc.start()
         self.proc, self.curves, self.last = proc, Curves(), {}
-        self.started_at, self._ckpt_seen, self._live_seen, self.reported_failure = time.time(), None, None, False
+        self._ckpt_seen, self._live_seen, self.reported_failure = None, None, False
 
     def pause(self) -> None:
         if self.proc is not None and self.state == "running":
@@ -196,7 +195,7 @@ class TrainingSession:
     def reset(self) -> None:
         """Stop the run (its final checkpoint is kept on disk) and clear the panel for a new one."""
         self.stop()
-        self.proc, self.curves, self.last, self.started_at, self.out_dir = None, Curves(), {}, None, None
+        self.proc, self.curves, self.last, self.out_dir = None, Curves(), {}, None
 
     def close(self) -> None:
         """At exit: stop a running trainer and wait for its final checkpoint."""
@@ -215,19 +214,14 @@ class TrainingSession:
             self.last.update({k: v for k, v in r.items() if v is not None})
         return records
 
-    def new_checkpoint(self) -> Path | None:
-        """The run's newest checkpoint if it changed since the last call (cheap: a stat, no read)."""
+    def new_files(self) -> tuple[Path | None, Path | None]:
+        """(live weights, newest checkpoint) of the run, each only if it changed since the last call (cheap: a stat,
+        no read)."""
         if self.proc is None or not self.follows_view:
-            return None
-        path, self._ckpt_seen = _changed(self.proc.latest_checkpoint(), self._ckpt_seen)
-        return path
-
-    def new_weights(self) -> Path | None:
-        """The run's live weights file if it changed since the last call."""
-        if self.proc is None or not self.follows_view:
-            return None
-        path, self._live_seen = _changed(self.proc.live_path, self._live_seen)
-        return path
+            return None, None
+        live, self._live_seen = _changed(self.proc.live_path, self._live_seen)
+        ckpt, self._ckpt_seen = _changed(self.proc.latest_checkpoint(), self._ckpt_seen)
+        return live, ckpt
 
     # -- reading -------------------------------------------------------------------------------
     def owns(self, path: Path | None) -> bool:
@@ -280,9 +274,6 @@ class TrainingSession:
         if left is not None and s in ("running", "paused"):
             parts.append(f"{int(left // 60)}:{int(left % 60):02d} left")
         return " | ".join(parts)
-
-    def to_dict(self) -> dict:
-        return asdict(self.choices)
 
 
 def _changed(path: Path | None, seen: tuple | None) -> tuple[Path | None, tuple | None]:

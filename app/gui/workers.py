@@ -222,16 +222,6 @@ class ModelSlot:
 
         start_thread("redcube-weights", run)
 
-    def load_now(self, path: Path) -> LoadedModel:
-        """Synchronous load (command line, tests); raises RedcubeError."""
-        box: dict = {}
-        done = threading.Event()
-        self.load(path, lambda m, e: (box.update(m=m, e=e), done.set()))
-        done.wait()
-        if box["e"]:
-            raise RedcubeError(box["e"])
-        return box["m"]
-
     def snapshot(self) -> LoadedModel | None:
         with self._lock:
             return self.current
