@@ -116,15 +116,16 @@ def _picture(app) -> None:
 
 
 def _dialog(app, tag: str, label: str, exts: tuple[str, ...], on_path, default: str = "") -> None:
+    """A file dialog (no extensions: a folder dialog); the typed path field beside it shows what it chose."""
     def chosen(sender, data):
         path = data["file_path_name"]
-        field = app.path_fields.get(tag)  # the typed path beside this dialog shows what it chose
+        field = app.path_fields.get(tag)
         if field is not None:
             dpg.set_value(field, path)
         app.guard(on_path)(path)
     app.file_dialogs[tag] = chosen
     with dpg.file_dialog(label=label, tag=tag, show=False, modal=True, width=640, height=420, callback=chosen,
-                         default_filename=default):
+                         default_filename=default, directory_selector=not exts):
         for ext in exts:
             dpg.add_file_extension(ext)
 
@@ -142,15 +143,8 @@ def _dialogs(app) -> None:
     _dialog(app, "_dialog_latent_save", "Save latent as", (".safetensors",), lambda p: app.message(worlds.session.save_latent(p)), "latent")
     _dialog(app, "_dialog_ws_checkpoint", "Weight-space checkpoint", (".safetensors", ".*"),
             lambda p: _set_path(app, "checkpoint", p))
-    _dir_dialog(app, "_dialog_ws_fields", "Field data set directory", lambda p: _set_path(app, "data", p))
+    _dialog(app, "_dialog_ws_fields", "Field data set directory", (), lambda p: _set_path(app, "data", p), ".")
     _dialog(app, "_dialog_worlds_video", "Export interpolation video to", (".mp4",), lambda p: panel_worlds.set_out(worlds.session, p), "worlds")
-
-
-def _dir_dialog(app, tag: str, label: str, on_path) -> None:
-    def chosen(sender, data):
-        app.guard(on_path)(data["file_path_name"])
-    dpg.add_file_dialog(label=label, tag=tag, show=False, modal=True, width=640, height=420, callback=chosen,
-                        directory_selector=True)
 
 
 def _set_path(app, key: str, path: str) -> None:
