@@ -112,7 +112,6 @@ class TrainingTab(Tab):
             app.slot.load_weights(live, lambda m: None)
         elif ckpt is not None and not (shown is not None and s.owns(shown.path)):  # the run's first checkpoint
             app.slot.load(ckpt, lambda m, e: app.later(lambda: self._followed(m, e)))
-        app.viewer.training = s.state == "running"
         self._share_cores()
         return bool(records)
 

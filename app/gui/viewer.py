@@ -39,14 +39,11 @@ def device_name(threads: int) -> str:
 @dataclass
 class Stats:
     inference_ms: float = 0.0
-    fps: float = 0.0
-    """Window redraws per second."""
-    net_fps: float = 0.0
-    """Network pictures reaching the screen per second (over the last second or so)."""
+    fps: float = 0.0  # window redraws per second
+    net_fps: float = 0.0  # network pictures reaching the screen per second (over the last second or so)
     psnr: float | None = None
     psnr_res: int | None = None
-    net_res: int | None = None
-    """Resolution of the network picture on screen (dynamic while flying)."""
+    net_res: int | None = None  # of the network picture on screen (dynamic while flying)
     threads: int = 1
 
     def line(self) -> str:
@@ -62,10 +59,8 @@ class Viewer:
         self.scene, self.fly, self.view, self.slot = scene, fly, view, slot
         self.gt_view = GroundTruthView(rasterizer)
         self.net_view = NetworkView(rasterizer, slot, gain=lambda: self.view.error_gain)
-        self.left: np.ndarray | None = None
-        """[S, S, 3] picture of the left (or only) panel."""
-        self.right: np.ndarray | None = None
-        """[S, S, 3] network picture in side-by-side mode, else None."""
+        self.left: np.ndarray | None = None  # [S, S, 3] picture of the left (or only) panel
+        self.right: np.ndarray | None = None  # [S, S, 3] network picture in side-by-side mode, else None
         self.gt: GTFrame | None = None
         self.net: NetFrame | None = None
         self.stats = Stats()
@@ -77,10 +72,8 @@ class Viewer:
         self._frame_times: deque = deque(maxlen=60)
         self._net_times: deque = deque(maxlen=30)
         self.dynamic = DynamicResolution(view.target_fps)
-        self.training = False
-        """A training run shares the CPU: the viewport then renders with the cores it leaves."""
         self.render_threads = 2
-        """Inference threads while no training runs (the app sets it from the training CPU share otherwise)."""
+        """Inference threads: the Training tab leaves the viewport the cores a running training does not use."""
 
     # -- per frame ------------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> bool:

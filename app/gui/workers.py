@@ -138,8 +138,7 @@ class LoadedModel:
     path: Path | None
     step: int
     version: int
-    vae: Any = None
-    """The TinyVAE that decodes a latent network's output (None for pixel networks)."""
+    vae: Any = None  # the TinyVAE that decodes a latent network's output (None for pixel networks)
     network: int = 0
     """The version of the checkpoint load this network came from: live weights loaded into it keep it (same
     network, same cost per pixel), another checkpoint changes it."""
@@ -153,7 +152,6 @@ class ModelSlot:
         self.current: LoadedModel | None = None
         self._version = 0
         self.loading: Path | None = None
-        self.messages: list[str] = []
 
     def load(self, path: Path, on_done: Callable[[LoadedModel | None, str | None], None] | None = None,
              publish: bool = True) -> None:
@@ -166,9 +164,7 @@ class ModelSlot:
             done = None
             try:
                 ckpt = load_checkpoint(path)
-                model = ckpt.build_model(DEVICE).eval()
-                for p in model.parameters():
-                    p.requires_grad_(False)
+                model = ckpt.build_model(DEVICE).eval().requires_grad_(False)
                 render_image(model, torch.tensor(WARMUP_POSE), 16)  # builds any kernel now, not in the first frame
                 vae = None
                 if ckpt.record.get("vae"):  # a latent network: the VAE it was trained with, or one sentence
@@ -233,23 +229,17 @@ class NetFrame:
     res: int
     version: int
     net: np.ndarray
-    gt: np.ndarray | None
-    """Same-resolution ground truth, rendered for a still camera or the error view (None while flying)."""
+    gt: np.ndarray | None  # same-resolution ground truth, for a still camera or the error view (None while flying)
     err: np.ndarray | None
     psnr: float | None
-    ms: float
-    """Inference time of the network alone (latent networks: network and TinyVAE decoding)."""
+    ms: float  # inference time of the network alone (latent networks: network and TinyVAE decoding)
     threads: int
     latent: np.ndarray | None = None
     """Latent networks: the first three latent channels as a picture [res/8, res/8, 3] (the blog's latent view)."""
-    still: bool = True
-    """Rendered for a still camera at the full resolution (else a flying frame at the dynamic resolution)."""
-    step: int = 0
-    """The training step of the weights that drew it."""
-    done_at: float = 0.0
-    """time.perf_counter() when it finished."""
-    network: int = 0
-    """`LoadedModel.network` of the weights that drew it."""
+    still: bool = True  # a still camera's full-resolution picture (else a flying frame at the dynamic resolution)
+    step: int = 0  # the training step of the weights that drew it
+    done_at: float = 0.0  # time.perf_counter() when it finished
+    network: int = 0  # `LoadedModel.network` of the weights that drew it
 
 
 @dataclass
@@ -270,8 +260,7 @@ class NetworkView:
     rasterizer: Any
     slot: ModelSlot
     gain: Callable[[], float] = lambda: 4.0
-    threads: int = 2
-    """torch threads for inference; the app drops it to 1 while a training run shares the cores."""
+    threads: int = 2  # torch threads for inference (the viewer sets them each frame)
     worker: LatestWorker = field(init=False)
 
     def __post_init__(self):
