@@ -39,7 +39,12 @@ def build(app) -> None:
     app.path_fields = {}  # file dialog tag -> the typed path field beside it
     app.file_dialogs = {}  # file dialog tag -> what choosing a file does
     _theme()
-    _texture(app)
+    dpg.add_texture_registry(tag="_registry")
+    app._shown = {}  # side -> (picture shown, its texture)
+    app._live = {}  # side -> (raw texture, size, frame it was made)
+    app._layout_size = app.view.display
+    app._viewport_owner = None  # the tab whose pictures fill the big viewport (None: the viewer's)
+    app._tab_pictures = None  # the key of the tab pictures on screen
     _dialogs(app)
     # No window background: the viewport's clear paints the same colour, and in software GL (llvmpipe)
     # a blended full-window quad cost a third of a still frame. Not a dearpygui "primary window" either:
@@ -78,15 +83,6 @@ def _theme() -> None:
     dpg.bind_theme(theme)
 
 
-def _texture(app) -> None:
-    dpg.add_texture_registry(tag="_registry")
-    app._shown = {}  # side -> (picture shown, its texture)
-    app._live = {}  # side -> (raw texture, size, frame it was made)
-    app._layout_size = app.view.display
-    app._viewport_owner = None  # the tab whose pictures fill the big viewport (None: the viewer's)
-    app._tab_pictures = None  # the key of the tab pictures on screen
-
-
 def _menu(app) -> None:
     g = app.guard
     with dpg.menu_bar():
@@ -109,7 +105,10 @@ def _picture(app) -> None:
     dpg.add_text("", tag="_text_label_right", pos=(app.view.display + 16, 0))  # placed beside the left one each frame
     dpg.add_text("", tag="_text_label_third", pos=(app.view.display + 16, 0))
     with dpg.group(horizontal=True, horizontal_spacing=0, tag="_group_images"):
-        _images(app)
+        for side in SIDES:
+            blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
+            dpg.add_image(blank, tag=f"_image_{side}", width=app.view.display, height=app.view.display)
+            app._shown[side] = (None, blank)
     dpg.add_text("", tag="_text_stats", wrap=2 * app.view.display)
     dpg.add_text("", tag="_text_warning", color=COLORS["warn"], wrap=2 * app.view.display)
     dpg.add_text("", tag="_text_message", wrap=2 * app.view.display)
@@ -163,14 +162,6 @@ def _help(app) -> None:
                 with dpg.table_row():
                     dpg.add_text(key, color=(255, 210, 120))
                     dpg.add_text(what)
-
-
-def _images(app) -> None:
-    s = app.view.display
-    for side in SIDES:
-        blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
-        dpg.add_image(blank, tag=f"_image_{side}", width=s, height=s, parent="_group_images")
-        app._shown[side] = (None, blank)
 
 
 def show_texture(app) -> None:

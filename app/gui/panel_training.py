@@ -111,7 +111,7 @@ class TrainingTab(Tab):
         if live is not None and shown is not None and s.owns(shown.path):  # the run is on screen: its weights alone
             app.slot.load_weights(live, lambda m: None)
         elif ckpt is not None and not (shown is not None and s.owns(shown.path)):  # the run's first checkpoint
-            app.slot.load(ckpt, lambda m, e: app.later(lambda: self._followed(m, e)))
+            app.slot.load(ckpt, lambda m, e: app.later(lambda: self._followed(m, e)), publish=False)
         self._share_cores()
         return bool(records)
 
@@ -119,13 +119,13 @@ class TrainingTab(Tab):
         """A training checkpoint arrived: it is what the next launch opens."""
         if err:
             self.app.message(err, "error")
-        elif self.session.owns(loaded.path):  # not a run already reset
+        elif not self.session.owns(loaded.path):  # a run already reset
+            self.app.slot.publish(loaded)
+        else:
             self.app.settings.checkpoint = str(loaded.path)
-            self.app.on_screen(loaded)
             # a pixel network is shown at the resolution it learns at (256² of a 64² run costs 16x); an NGP field has
             # no resolution of its own and the fused renderer draws the view's 256² in ~0.15 s: the view keeps its own
-            if not self.app.net_res_locked and loaded.record["model"]["kind"] != "ngp":
-                self.app.view.set(net_res=int(self.session.choices.res))
+            self.app.show(loaded, None if loaded.record["model"]["kind"] == "ngp" else int(self.session.choices.res))
 
     def _share_cores(self) -> None:
         """The viewport renders with the cores a running training leaves it (all of them otherwise)."""

@@ -18,7 +18,7 @@ DISPLAY_SIZES = (320, 384, 448, 512, 640)
 MAP = 130  # the top-down map's edge (px)
 SHIPPED = (("ngp_256.safetensors", "NGP field"), ("posemlp_64.safetensors", "posemlp 64²"),
            ("posemlp_32.safetensors", "posemlp 32²"))
-"""Pixel networks in assets/ a click opens (the first is the app's default)."""
+"""Pixel networks in assets/ a click opens; the first found opens on a first launch."""
 TIPS = {
     "_radio_mode": "Abs error heat map: |network - ground truth| per pixel, dark where they agree (keys 1-6 switch views).\n"
                    "Latent channels: what a latent network predicts before the TinyVAE decoder turns it into pixels.",
