@@ -22,16 +22,12 @@ SHIFT = (dpg.mvKey_LShift, dpg.mvKey_RShift)
 assert set(HELD) == set(MOVE_KEYS)
 
 
-def typing(app) -> bool:
-    """True while a text or number field has keyboard focus."""
-    return any(dpg.is_item_active(tag) for tag in app.text_inputs if dpg.does_item_exist(tag))
-
-
 def poll(app, now: float) -> bool:
     """Apply held keys, presses and drags; True if the user did anything (the mouse moved included)."""
     dt = now - getattr(app, "_keys_t", now)
     app._keys_t = now
-    active = typing(app)  # a focused text field redraws at full rate
+    # While a text or number field has keyboard focus the keys type into it, and the window redraws at full rate.
+    active = any(dpg.is_item_active(tag) for tag in app.text_inputs if dpg.does_item_exist(tag))
     if not active:
         held = {name for name, code in HELD.items() if dpg.is_key_down(code)}
         if held:

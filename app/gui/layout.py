@@ -49,7 +49,7 @@ def build(app) -> None:
     # No window background: the viewport's clear paints the same colour, and in software GL (llvmpipe)
     # a blended full-window quad cost a third of a still frame. Not a dearpygui "primary window" either:
     # that draws its background whatever the flags (an empty 1200x740 window: 10.3 vs 1.5 ms CPU a frame,
-    # measured); a plain undecorated window that `fit_main_window` keeps at the viewport's size looks the same.
+    # measured); a plain undecorated window that `refresh` keeps at the viewport's size looks the same.
     with dpg.window(tag="_window_main", no_scrollbar=True, no_background=True, no_title_bar=True, no_move=True,
                     no_resize=True, no_collapse=True, no_bring_to_front_on_focus=True, pos=(0, 0),
                     width=app.size[0], height=app.size[1]):
@@ -279,14 +279,6 @@ def _labels(app) -> tuple[str, str]:
     return (gt_label if v.mode == "gt" else net_label), ""
 
 
-def fit_main_window(app) -> None:
-    """Keep the main window covering the viewport (it follows resizes)."""
-    size = (dpg.get_viewport_client_width(), dpg.get_viewport_client_height())
-    if size != getattr(app, "_fitted", None) and min(size) > 0:
-        app._fitted = size
-        dpg.configure_item("_window_main", width=size[0], height=size[1])
-
-
 def _stale(app) -> str:
     """'rendering...' and the picture's age while the network picture on screen is not of the current camera or
     weights (a slow network keeps its old picture up until the new one is done)."""
@@ -313,7 +305,10 @@ def _captions(app) -> tuple[list[str], int, str]:
 
 
 def refresh(app) -> None:
-    fit_main_window(app)
+    size = (dpg.get_viewport_client_width(), dpg.get_viewport_client_height())
+    if size != getattr(app, "_fitted", None) and min(size) > 0:  # the main window covers the viewport, resized too
+        app._fitted = size
+        dpg.configure_item("_window_main", width=size[0], height=size[1])
     captions, width, line = _captions(app)
     x, y = dpg.get_item_pos("_text_label_left")
     for k, (side, text) in enumerate(zip(SIDES, captions)):

@@ -219,19 +219,20 @@ def build_plots() -> None:
     dpg.add_text("Training curves appear here once a run starts.", tag="_text_no_plots", color=GREY)
     with dpg.group(tag="_group_plots", show=False):
         dpg.add_text("MSE: mean squared pixel error; lower is better.", color=GREY, wrap=0)
-        _plot("loss", "MSE", log=True, series=(("train", "_series_train_loss"), ("held-out", "_series_test_loss")))
+        _plot("loss", "MSE", log=True)
         dpg.add_text(PSNR_WORDS, color=GREY, wrap=0)
-        _plot("psnr", "PSNR (dB)", log=False, series=(("train", "_series_train_psnr"), ("held-out", "_series_test_psnr")))
+        _plot("psnr", "PSNR (dB)", log=False)
 
 
-def _plot(name: str, ylabel: str, log: bool, series) -> None:
+def _plot(name: str, ylabel: str, log: bool) -> None:
+    """A plot of the train and held-out `name` curves (the series `_series_train_{name}`, `_series_test_{name}`)."""
     with dpg.plot(tag=f"_plot_{name}", height=180, width=-1, no_menus=True, no_box_select=True, no_title=True):
         dpg.add_plot_legend(location=dpg.mvPlot_Location_NorthEast if name == "loss" else dpg.mvPlot_Location_SouthEast)
         dpg.add_plot_axis(dpg.mvXAxis, label="step", tag=f"_axis_{name}_x")
         with dpg.plot_axis(dpg.mvYAxis, label=ylabel, tag=f"_axis_{name}_y",
                            scale=dpg.mvPlotScale_Log10 if log else dpg.mvPlotScale_Linear):
-            for label, tag in series:
-                dpg.add_line_series([], [], label=label, tag=tag)
+            for label, curve in (("train", "train"), ("held-out", "test")):
+                dpg.add_line_series([], [], label=label, tag=f"_series_{curve}_{name}")
 
 
 def _follow_choices(s: TrainingSession) -> None:
@@ -250,14 +251,13 @@ def _plot_curves(c) -> None:
     dpg.configure_item("_text_no_plots", show=not c.train_step)
     if not c.train_step:
         return
-    dpg.set_value("_series_train_loss", [c.train_step, c.train_loss])
-    dpg.set_value("_series_test_loss", [c.test_step, c.test_loss])
-    dpg.set_value("_series_train_psnr", [c.train_step, c.train_psnr])
-    dpg.set_value("_series_test_psnr", [c.test_step, c.test_psnr])
     last = max(c.train_step[-1], c.test_step[-1] if c.test_step else 0)
-    for name, values, log in (("loss", c.train_loss + c.test_loss, True), ("psnr", c.train_psnr + c.test_psnr, False)):
+    for name, log in (("loss", True), ("psnr", False)):
+        train, test = getattr(c, f"train_{name}"), getattr(c, f"test_{name}")
+        dpg.set_value(f"_series_train_{name}", [c.train_step, train])
+        dpg.set_value(f"_series_test_{name}", [c.test_step, test])
         dpg.set_axis_limits(f"_axis_{name}_x", 0, max(1, last) * 1.02)
-        dpg.set_axis_limits(f"_axis_{name}_y", *fit(values, log))
+        dpg.set_axis_limits(f"_axis_{name}_y", *fit(train + test, log))
 
 
 def fit(values: list[float], log: bool) -> tuple[float, float]:

@@ -7,6 +7,7 @@ poll, state, latest_checkpoint); never reaches into the trainer. The panel's but
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -63,8 +64,6 @@ def check_share(share) -> float:
 
 def shipped_recipe(model: str, res: int) -> dict:
     """Training settings recorded in the shipped checkpoint of this model (the nearest resolution), or {}."""
-    import json
-
     found = []
     for path in ASSETS.glob(f"{model}_*.json"):
         try:
@@ -152,11 +151,6 @@ class TrainingSession:
 
         return Job("vae", {"train": VAETrainConfig(**budget, out=pixel.out_dir)})
 
-    @property
-    def follows_view(self) -> bool:
-        """Whether the viewport shows the network this run trains (a TinyVAE run trains in the background only)."""
-        return self.choices.kind != "vae"
-
     def start(self) -> None:
         """Start a new run with the current choices (raises RedcubeError on bad choices)."""
         from training.control import TrainingProcess
@@ -217,7 +211,7 @@ class TrainingSession:
     def new_files(self) -> tuple[Path | None, Path | None]:
         """(live weights, newest checkpoint) of the run, each only if it changed since the last call (cheap: a stat,
         no read)."""
-        if self.proc is None or not self.follows_view:
+        if self.proc is None or self.choices.kind == "vae":  # a TinyVAE run trains in the background only
             return None, None
         live, self._live_seen = _changed(self.proc.live_path, self._live_seen)
         ckpt, self._ckpt_seen = _changed(self.proc.latest_checkpoint(), self._ckpt_seen)

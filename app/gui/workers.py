@@ -281,20 +281,19 @@ class NetworkView:
         t = torch.tensor(pose, dtype=torch.float32)
         cancel = self.worker.superseded if still else None  # a flying frame is the newest picture there is: keep it
         t0 = time.perf_counter()
+        vae = loaded.vae  # a latent network: latents at res/8 (at least 16²), decoded to 8x that
+        out = render_image(loaded.model, t, max(16, res // 8) if vae is not None else res,
+                           chunk=infer_chunk(loaded.model), cancelled=cancel)
+        if out is None:
+            return None
         latent = None
-        if loaded.vae is not None:  # latents at res/8 (at least 16²), decoded to 8x that
-            z = render_image(loaded.model, t, max(16, res // 8), chunk=infer_chunk(loaded.model), cancelled=cancel)
-            if z is None:
-                return None
+        if vae is not None:
             with torch.inference_mode():
-                net = loaded.vae.decode(z[None])[0].cpu().numpy()
-                latent = loaded.vae.latent_picture(z).cpu().numpy()
+                net = vae.decode(out[None])[0].cpu().numpy()
+                latent = vae.latent_picture(out).cpu().numpy()
             res = net.shape[0]
         else:
-            net = render_image(loaded.model, t, res, chunk=infer_chunk(loaded.model), cancelled=cancel)
-            if net is None:
-                return None
-            net = net.clamp(0, 1).cpu().numpy()
+            net = out.clamp(0, 1).cpu().numpy()
         ms = (time.perf_counter() - t0) * 1000
         gt = err = score = None
         if truth:
