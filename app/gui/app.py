@@ -219,18 +219,13 @@ class App:
         else the shipped one; with neither, the current network stays and a message names the fix."""
         if kind == (self.switching or self.shown_kind()):
             return
-        path = self._network_for(kind)
+        remembered = getattr(self.settings, f"{kind}_checkpoint")  # gone from disk: the shipped one instead
+        path = next((Path(p) for p in (remembered, self.defaults[kind]) if p and Path(p).exists()), None)
         if path is None:
             self.message(NO_NETWORK[kind], "warn")
             return
         self.switching = kind
         self.open_checkpoint(path)
-
-    def _network_for(self, kind: str) -> Path | None:
-        for path in (getattr(self.settings, f"{kind}_checkpoint"), self.defaults[kind]):
-            if path and Path(path).exists():  # a remembered file that is gone falls back to the shipped one
-                return Path(path)
-        return None
 
     def show(self, loaded, res: int | None) -> None:
         """Put a loaded network on screen in the same frame as the network resolution it is first shown at (None, or

@@ -1,8 +1,7 @@
-"""The training panel's state, without GUI calls: the run's choices, its controller and its curves.
+"""The Training tab's state, without GUI calls: the run's choices, its controller and its curves.
 
-Talks to the trainer only through `training.control.TrainingProcess` (start, pause, resume, stop,
-poll, state, latest_checkpoint); never reaches into the trainer. The panel's buttons call `start`,
-`pause`, `resume`, `stop` and `reset`; the frame loop calls `poll` a few times a second.
+Talks to the trainer only through `training.control.TrainingProcess` (start, pause, resume, stop, poll, state, its
+newest files); never reaches into the trainer.
 """
 
 from __future__ import annotations

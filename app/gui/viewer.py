@@ -151,7 +151,8 @@ class Viewer:
             latent = self.net.latent if self.net is not None else None
             net, mode = (upscale(latent, size, "nearest") if latent is not None else None), "network"
         if mode == "side_by_side":
-            self.left, self.right = gt, _or_grey(net, gt)
+            net = np.full_like(gt, 0.2) if net is None else net  # dark grey while no network is loaded
+            self.left, self.right = gt, np.ascontiguousarray(net, dtype=np.float32)
         elif mode == "split":
             self.left, self.right = compose("split", gt, net, None, self.view.split), None
         else:
@@ -179,8 +180,3 @@ def _rate(times) -> float:
     """Events per second over a list of their times."""
     times = list(times)
     return (len(times) - 1) / max(1e-6, times[-1] - times[0]) if len(times) > 1 else 0.0
-
-
-def _or_grey(net: np.ndarray | None, like: np.ndarray) -> np.ndarray:
-    """The network picture, or a dark grey panel while no network is loaded."""
-    return np.ascontiguousarray(net, dtype=np.float32) if net is not None else np.full_like(like, 0.2)
