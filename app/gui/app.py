@@ -85,14 +85,13 @@ class App:
         self.switching: str | None = None
         """The kind the render-mode switch is loading: the View tab's radio shows it until the load ends."""
         self.viewer = Viewer(self.scene, self.rasterizer, self.fly, self.view, self.slot)
+        # The side tabs by short name, in the tab bar's order; each owns its state.
         self.tabs: dict[str, Tab] = {t.name: t for t in (cls(self) for cls in layout.TABS)}
-        """The side tabs by short name, in the tab bar's order; each owns its state."""
         self.show_help = False
         self.frame = 0
         self._later: queue.SimpleQueue = queue.SimpleQueue()
         self.max_fps: float | None = MAX_FPS
-        self.net_res_locked = False
-        """True when the user chose the network resolution on the command line."""
+        self.net_res_locked = False  # the user chose the network resolution on the command line
         self._active_at = 0.0
         self._drag_from = None
         self.size = (width or self.settings.window.get("width", WINDOW[0]), height or self.settings.window.get("height", WINDOW[1]))

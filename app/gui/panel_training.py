@@ -199,19 +199,25 @@ class TrainingTab(Tab):
     def refresh(self) -> None:
         if not self.visible():
             return
-        s = self.session
-        _follow_choices(s)
+        s, c = self.session, self.session.choices
+        for name, *_ in COMBOS:  # the choices, also when not made here (a restart, `redcube bench`)
+            dpg.set_value(f"_combo_train_{name}", str(getattr(c, name)))
+        dpg.set_value("_combo_budget_unit", c.unit)
+        if not dpg.is_item_active("_input_budget"):
+            dpg.set_value("_input_budget", float(c.budget))
+        if not dpg.is_item_active("_slider_cpu_share"):
+            dpg.set_value("_slider_cpu_share", c.cpu_share)
         dpg.set_value("_text_train_status", s.status(self.shown_step()))
         dpg.set_value("_text_train_folder", f"this run: {s.out_dir}" if s.out_dir else f"runs are saved under {s.runs_dir}")
         state = s.state
         for button, enabled in (("start", not s.active), ("pause", state == "running"), ("resume", state == "paused"),
                                 ("stop", state in ("running", "paused")), ("reset", s.proc is not None)):
             dpg.configure_item(f"_button_{button}", enabled=enabled)
-        c = s.curves
-        key = (id(c), len(c.train_step), len(c.test_step))
+        curves = s.curves
+        key = (id(curves), len(curves.train_step), len(curves.test_step))
         if key != self._plotted:  # redraw the curves only when a record arrived
             self._plotted = key
-            _plot_curves(c)
+            _plot_curves(curves)
 
 
 def build_plots() -> None:
@@ -233,17 +239,6 @@ def _plot(name: str, ylabel: str, log: bool) -> None:
                            scale=dpg.mvPlotScale_Log10 if log else dpg.mvPlotScale_Linear):
             for label, curve in (("train", "train"), ("held-out", "test")):
                 dpg.add_line_series([], [], label=label, tag=f"_series_{curve}_{name}")
-
-
-def _follow_choices(s: TrainingSession) -> None:
-    c = s.choices
-    for name, *_ in COMBOS:
-        dpg.set_value(f"_combo_train_{name}", str(getattr(c, name)))
-    dpg.set_value("_combo_budget_unit", c.unit)
-    if not dpg.is_item_active("_input_budget"):
-        dpg.set_value("_input_budget", float(c.budget))
-    if not dpg.is_item_active("_slider_cpu_share"):
-        dpg.set_value("_slider_cpu_share", c.cpu_share)
 
 
 def _plot_curves(c) -> None:

@@ -193,9 +193,8 @@ def _keyframe_rows(tab: VideoTab) -> None:
                                     default_value=value, on_enter=True, user_data=(i, name, scale),
                                     callback=g(lambda s, a, u: tab.set_keyframe(u[0], **{u[1]: a * u[2]})))
                 tab.app.text_inputs.append(tag)
-            dpg.add_button(label="go", user_data=i, callback=g(lambda s, a, u: tab.go_to(u)))
-            dpg.add_button(label="here", user_data=i, callback=g(lambda s, a, u: tab.set_keyframe(u)))
-            dpg.add_button(label="x", user_data=i, callback=g(lambda s, a, u: tab.delete_keyframe(u)))
+            for label, fn in (("go", tab.go_to), ("here", tab.set_keyframe), ("x", tab.delete_keyframe)):
+                dpg.add_button(label=label, user_data=(fn, i), callback=g(lambda s, a, u: u[0](u[1])))
     if keys:
         dpg.add_text("keyframe: x, z (m), yaw; go: fly there; here: move it to the camera; x: delete",
                      color=GREY, wrap=0, parent="_group_keyframes")

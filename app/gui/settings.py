@@ -75,8 +75,7 @@ def load_settings(path: Path | None = None) -> tuple[Settings, str | None]:
     return Settings(**kept), "\n".join(notes) or None
 
 
-WINDOW_RANGE = (200, 8192)
-"""Window edges in pixels a remembered size may have (a 1e8-pixel window would abort the app)."""
+WINDOW_RANGE = (200, 8192)  # window edges in pixels a remembered size may have (a 1e8-pixel window aborts the app)
 
 
 def check_entries(raw: dict) -> tuple[dict, list[str]]:

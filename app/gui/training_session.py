@@ -50,8 +50,7 @@ class TrainChoices:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainChoices":
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 def check_share(share) -> float:
