@@ -114,7 +114,7 @@ def _fly(app, seconds: float) -> dict:
     res = [net.res for net in shown]
     return {"network_fps": len(res) / dt, "network_res_mean": sum(res) / max(1, len(res)),
             "network_res_min": min(res, default=0), "window_fps": frames / dt,
-            "inference_ms": app.viewer.stats.inference_ms, "render_threads": app.viewer.render_threads,
+            "inference_ms": app.viewer.stats.inference_ms, "render_threads": app.viewer.net_view.threads,
             "shown_step": app.viewer.net.step}
 
 

@@ -132,8 +132,9 @@ class TrainingTab(Tab):
         from training.control import threads_for
 
         cores = os.cpu_count() or 1
-        running = self.session.state == "running"
-        self.app.viewer.render_threads = max(1, cores - threads_for(self.session.choices.cpu_share)) if running else cores
+        if self.session.state == "running":
+            cores = max(1, cores - threads_for(self.session.choices.cpu_share))
+        self.app.viewer.net_view.threads = cores
 
     def choices(self) -> dict:
         return asdict(self.session.choices)

@@ -72,8 +72,6 @@ class Viewer:
         self._frame_times: deque = deque(maxlen=60)
         self._net_times: deque = deque(maxlen=30)
         self.dynamic = DynamicResolution(view.target_fps)
-        self.render_threads = 2
-        """Inference threads: the Training tab leaves the viewport the cores a running training does not use."""
 
     # -- per frame ------------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> bool:
@@ -99,7 +97,6 @@ class Viewer:
         if gt_req != self._asked_gt:
             self._asked_gt = gt_req
             self.gt_view.request(*gt_req)
-        self.net_view.threads = self.render_threads
         loaded = self.slot.snapshot()
         refine = now - self._moved_at > REFINE_AFTER_S
         self.dynamic.target_fps = self.view.target_fps

@@ -260,7 +260,7 @@ class NetworkView:
     rasterizer: Any
     slot: ModelSlot
     gain: Callable[[], float] = lambda: 4.0
-    threads: int = 2  # torch threads for inference (the viewer sets them each frame)
+    threads: int = 2  # torch threads for inference (the Training tab sets them: the cores a training run leaves)
     worker: LatestWorker = field(init=False)
 
     def __post_init__(self):
