@@ -27,10 +27,8 @@ from app.viewport import upscale
 BACKGROUND = (37, 37, 38, 255)  # dearpygui's default window colour, painted by the viewport clear
 COLORS = {"info": (190, 200, 210), "warn": (255, 190, 80), "error": (255, 100, 90)}
 MESSAGE_SHOWN_S = 12.0
-TABS = (ViewTab, TrainingTab, ModelTab, VideoTab, WorldsTab, RotationsTab)
-"""The side tabs, in the tab bar's order."""
-SIDES = ("left", "right", "third")
-"""The big viewport's picture slots: the viewer uses two, a tab up to three."""
+TABS = (ViewTab, TrainingTab, ModelTab, VideoTab, WorldsTab, RotationsTab)  # the side tabs, in the tab bar's order
+SIDES = ("left", "right", "third")  # the big viewport's picture slots: the viewer uses two, a tab up to three
 STALE_AFTER_S = 0.3  # a picture this far behind the camera is marked "rendering..."
 
 

@@ -45,8 +45,7 @@ class TrainingTab(Tab):
     def __init__(self, app):
         super().__init__(app)
         self.session = TrainingSession(TrainChoices.from_dict(app.settings.training))
-        self.before_run: str | None = None
-        """The network on screen when the run started: Reset puts it back."""
+        self.before_run: str | None = None  # the network on screen when the run started: Reset puts it back
         self._plotted = None  # (curves, record counts) the plots show
         self._last_poll = 0.0
 

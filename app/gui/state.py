@@ -178,8 +178,7 @@ class ViewSettings:
     upscale: str = "nearest"
     split: float = 0.5  # the split slider: ground truth left of it, network right
     display: int = 384  # edge of one displayed panel in screen pixels
-    error_gain: float = 4.0
-    """Heat-map scale: an absolute error of 1 / gain maps to the top of the colour map."""
+    error_gain: float = 4.0  # heat-map scale: an absolute error of 1 / gain maps to the top of the colour map
     flying_res: int = 128
     """Latent networks while the camera moves: decoded at most this size (16² latents at 128), since a 512² decode
     takes seconds on a CPU; the still camera then gets net_res."""

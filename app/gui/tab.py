@@ -27,8 +27,7 @@ class Pictures:
 
     panels: list[Panel]
     note: str = ""  # under the pictures: how current they are and what good looks like
-    key: object = field(default=None, compare=False)
-    """Changes when a panel's picture changes (the window uploads textures only then)."""
+    key: object = field(default=None, compare=False)  # changes with a picture (the window uploads textures only then)
 
 
 class Tab:

@@ -19,8 +19,7 @@ from renderer.errors import RedcubeError
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 BUDGET_UNITS = ("minutes", "steps")
 RECIPES = ("shipped", "defaults")
-TRAIN_KINDS = ("pixel", "latent", "vae")
-"""What the Training tab trains: the chosen model on pixels or on TinyVAE latents, or the TinyVAE itself."""
+TRAIN_KINDS = ("pixel", "latent", "vae")  # the chosen model on pixels or on TinyVAE latents, or the TinyVAE itself
 RECIPE_FIELDS = ("model_config", "batch_size", "lr", "warmup_steps", "lr_final", "eval_every")
 TRAIN_RESOLUTIONS = (32, 64, 128, 256)
 CHECKPOINT_EVERY_S = 5.0  # the viewport picks up new weights this often

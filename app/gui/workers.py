@@ -1,13 +1,8 @@
-"""Background renderers for the viewport, so the GUI thread only composes and draws.
+"""Background renderers for the viewport, so the GUI thread only composes and draws, and the network on screen.
 
-`LatestWorker` runs a function on its own thread for the newest request only (a stale camera pose
-is never rendered). `GroundTruthView` renders the displayed ground truth; `NetworkView` runs the
-network at the resolution the viewer asks for (plus, for a still camera or the error view, ground truth at that
-resolution for the PSNR and the error map); a full-resolution render for a still camera is cancelled between chunks
-as soon as the camera moves again, so it is never shown late. A latent network (TinyVAE latents) is run at res/8
-and decoded on that same worker thread, which takes seconds on a CPU, so the window stays responsive and shows the
-newest finished frame. `ModelSlot` holds the network shown and swaps in new weights loaded off the GUI thread: a
-whole checkpoint, or a training run's live weights into a copy of the network on screen.
+A latent network (TinyVAE latents) is run at res/8 and decoded on its render thread too: that takes seconds on a CPU,
+and the window stays responsive, showing the newest finished frame. `ModelSlot` swaps in new weights loaded off the
+GUI thread: a whole checkpoint, or a training run's live weights into a copy of the network on screen.
 """
 
 from __future__ import annotations
@@ -249,8 +244,7 @@ class GTFrame:
     supersample: int
     rgb: np.ndarray
     ms: float
-    still: bool
-    """The final picture for a still camera (full size, anti-aliased), not the quick one shown while flying."""
+    still: bool  # the final picture for a still camera (full size, anti-aliased), not the quick one of flying
 
 
 @dataclass
