@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import queue
 import time
 
 import pytest
@@ -16,6 +17,15 @@ from renderer.models import build_model
 from test_control import config, last_step, wait_for
 from training.checkpoint import load_live_weights, save_checkpoint, save_live_weights
 from training.control import CpuShare, TrainingProcess, threads_for
+
+
+def load_now(slot, path):
+    """The slot's background load of a checkpoint, waited for."""
+    got = queue.SimpleQueue()
+    slot.load(path, lambda loaded, err: got.put((loaded, err)))
+    loaded, err = got.get(timeout=120)
+    assert err is None, err
+    return loaded
 
 
 def test_live_weights_round_trip_and_a_foreign_file_is_one_sentence(tmp_path, scene):
@@ -34,7 +44,7 @@ def test_the_slot_takes_live_weights_into_a_copy_and_ignores_another_kind(tmp_pa
     shown = build_model("posemlp", {"width": 16, "layers": 2}, scene)
     path = save_checkpoint(tmp_path / "run" / "checkpoint.safetensors", shown, scene, step=5)
     slot = ModelSlot()
-    first = slot.load_now(path)
+    first = load_now(slot, path)
     newer = build_model("posemlp", {"width": 16, "layers": 2}, scene)  # other weights, same network
     save_live_weights(tmp_path / "run" / "live.safetensors", newer, step=9)
     got = []

@@ -291,7 +291,7 @@ def test_training_session_config_and_curves(tmp_path, one_sentence):
     c = s.config()
     assert (c.model, c.res, c.data, c.steps, c.minutes) == ("posemlp", 32, "fixed", 500, None)
     assert c.checkpoint_every_s <= 10 and str(tmp_path) in c.out_dir  # the viewport sees new weights often
-    assert s.state == "idle" and s.new_checkpoint() is None and "Start" in s.status()
+    assert s.state == "idle" and s.new_files() == (None, None) and "Start" in s.status()
     s.choices.budget = 0
     with pytest.raises(RedcubeError) as e:
         s.config()

@@ -9,6 +9,7 @@ Widgets are built in `app.gui.layout` and the panels.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import queue
@@ -21,6 +22,7 @@ import dearpygui.dearpygui as dpg
 from app.gui import keys, layout
 from app.gui.settings import Settings, load_settings, output_path, save_settings
 from app.gui.state import FlyCamera, ViewSettings, VIEW_MODES, network_kind
+from app.gui.panel_view import SHIPPED
 from app.gui.tab import Tab
 from app.gui.training_session import ASSETS
 from app.gui.viewer import Viewer
@@ -29,8 +31,6 @@ from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
 
-DEFAULT_CHECKPOINTS = ("ngp_256.safetensors", "posemlp_64.safetensors", "posemlp_32.safetensors")
-"""The first one found opens on a first launch: the sharpest shipped network that keeps up with the camera."""
 LATENT_DEFAULT = "posemlp_latent512.safetensors"  # the shipped latent network, written by `redcube train --latent --res 512`
 NO_NETWORK = {  # the render-mode switch found no network of that kind
     "pixels": "no pixel network yet: train one in the Training tab or load a pixel checkpoint (File > Load checkpoint).",
@@ -43,10 +43,8 @@ WINDOW = (1200, 740)  # software GL (Xvfb, llvmpipe) spends most of a frame fill
 
 
 def default_checkpoint() -> Path | None:
-    for name in DEFAULT_CHECKPOINTS:
-        if (ASSETS / name).exists():
-            return ASSETS / name
-    return None
+    """The first shipped network found: the sharpest that keeps up with the camera opens on a first launch."""
+    return next((ASSETS / name for name, _ in SHIPPED if (ASSETS / name).exists()), None)
 
 
 _UNSET = object()  # an argument the caller did not pass
@@ -71,8 +69,10 @@ class App:
     def __init__(self, checkpoint: Path | None = None, scene: Scene | None = None, settings_path: Path | None = None,
                  width: int | None = None, height: int | None = None):
         self.settings_path = settings_path
+        self.messages: list[Message] = []
         self.settings, note = load_settings(settings_path)
-        self._early_notes: list[str] = []  # said once the message list exists
+        for line in (note or "").splitlines():  # one line per bad entry of the settings file
+            self.message(line, "warn")
         self._worker_said: dict[str, str | None] = {}  # the last error each render worker reported
         self.scene = scene or Scene()
         self.rasterizer = Rasterizer(self.scene)
@@ -85,20 +85,16 @@ class App:
         self.switching: str | None = None
         """The kind the render-mode switch is loading: the View tab's radio shows it until the load ends."""
         self.viewer = Viewer(self.scene, self.rasterizer, self.fly, self.view, self.slot)
+        # The side tabs by short name, in the tab bar's order; each owns its state.
         self.tabs: dict[str, Tab] = {t.name: t for t in (cls(self) for cls in layout.TABS)}
-        """The side tabs by short name, in the tab bar's order; each owns its state."""
-        self.messages: list[Message] = []
         self.show_help = False
         self.frame = 0
         self._later: queue.SimpleQueue = queue.SimpleQueue()
         self.max_fps: float | None = MAX_FPS
-        self.net_res_locked = False
-        """True when the user chose the network resolution on the command line."""
+        self.net_res_locked = False  # the user chose the network resolution on the command line
         self._active_at = 0.0
         self._drag_from = None
         self.size = (width or self.settings.window.get("width", WINDOW[0]), height or self.settings.window.get("height", WINDOW[1]))
-        for line in (note or "").splitlines() + self._early_notes:  # one line per bad entry of the settings file
-            self.message(line, "warn")
         self._restore_tabs()
         self._build()
         self.open_checkpoint(checkpoint or self._startup_checkpoint(), remember=checkpoint is not None)
@@ -108,7 +104,7 @@ class App:
         try:
             return ViewSettings.from_dict(self.settings.view)
         except (RedcubeError, TypeError, ValueError) as e:
-            self._early_notes.append(f"settings file: the remembered view does not fit ({e}); the default view is used.")
+            self.message(f"settings file: the remembered view does not fit ({e}); the default view is used.", "warn")
             return ViewSettings()
 
     def _restore_camera(self) -> None:
@@ -119,7 +115,7 @@ class App:
             if "pose" in c:
                 self.fly.set_pose(**c["pose"])
         except (RedcubeError, TypeError, ValueError) as e:
-            self._early_notes.append(f"settings file: the remembered camera does not fit ({e}); the camera starts at home.")
+            self.message(f"settings file: the remembered camera does not fit ({e}); the camera starts at home.", "warn")
             self.fly.reset()
 
     def _restore_tabs(self) -> None:
@@ -132,9 +128,7 @@ class App:
 
     def _startup_checkpoint(self) -> Path | None:
         last = self.settings.checkpoint
-        if last and Path(last).exists():
-            return Path(last)
-        return default_checkpoint()
+        return Path(last) if last and Path(last).exists() else default_checkpoint()
 
     def _build(self) -> None:
         dpg.create_context()
@@ -184,9 +178,8 @@ class App:
         }
         for tab in self.tabs.values():
             actions.update(tab.keys())
-        modes = list(VIEW_MODES)
         if name in ("1", "2", "3", "4", "5", "6"):
-            self.view.set(mode=modes[int(name) - 1])
+            self.view.set(mode=list(VIEW_MODES)[int(name) - 1])
         elif name in actions:
             actions[name]()
 
@@ -204,14 +197,11 @@ class App:
             if err:
                 self.message(err, "error")
                 return
-            self.on_screen(loaded)
             first = remember or self.settings.checkpoint is None
             if first:
                 self.settings.checkpoint = str(loaded.path)
-            res = loaded.record.get("train", {}).get("res")
-            if first and not self.net_res_locked and isinstance(res, int) and 32 <= res <= 512:
-                self.view.set(net_res=res)  # a newly opened network is first shown at the resolution it learned
-            self.slot.publish(loaded)  # in the same frame as its resolution
+            res = loaded.record.get("train", {}).get("res")  # a newly opened network: the resolution it learned
+            self.show(loaded, res if first and isinstance(res, int) and 32 <= res <= 512 else None)
             self.message(f"loaded {loaded.path.name}: {loaded.record['model']['kind']}, step {loaded.step}")
             if Scene.from_dict(loaded.record["scene"]) != self.scene:
                 self.message("this network was trained on a different scene config than the one shown; "
@@ -228,22 +218,21 @@ class App:
         else the shipped one; with neither, the current network stays and a message names the fix."""
         if kind == (self.switching or self.shown_kind()):
             return
-        path = self._network_for(kind)
+        remembered = getattr(self.settings, f"{kind}_checkpoint")  # gone from disk: the shipped one instead
+        path = next((Path(p) for p in (remembered, self.defaults[kind]) if p and Path(p).exists()), None)
         if path is None:
             self.message(NO_NETWORK[kind], "warn")
             return
         self.switching = kind
         self.open_checkpoint(path)
 
-    def _network_for(self, kind: str) -> Path | None:
-        for path in (getattr(self.settings, f"{kind}_checkpoint"), self.defaults[kind]):
-            if path and Path(path).exists():  # a remembered file that is gone falls back to the shipped one
-                return Path(path)
-        return None
-
-    def on_screen(self, loaded) -> None:
-        """A network reached the screen: the render-mode switch comes back to it."""
+    def show(self, loaded, res: int | None) -> None:
+        """Put a loaded network on screen in the same frame as the network resolution it is first shown at (None, or
+        one chosen on the command line: the view's stays); the render-mode switch comes back to it."""
         setattr(self.settings, f"{network_kind(loaded.record)}_checkpoint", str(loaded.path))
+        if res is not None and not self.net_res_locked:
+            self.view.set(net_res=res)
+        self.slot.publish(loaded)
 
     def later(self, fn) -> None:
         """Run fn on the GUI thread at the start of the next frame (for background threads' results)."""
@@ -313,8 +302,7 @@ class App:
         path = output_path(path or Path("screenshots") / time.strftime("redcube-%Y%m%d-%H%M%S.png"))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "ab"):
-                pass
+            path.open("ab").close()  # writable, before the frame buffer is asked for
         except OSError as e:
             raise RedcubeError(f"cannot write the screenshot to {path} ({e.strerror}); choose a writable location.") from None
         dpg.output_frame_buffer(file=str(path))
@@ -420,12 +408,10 @@ class App:
         for tab in self.tabs.values():
             if tab.settings_key:
                 setattr(s, tab.settings_key, tab.choices())
-        try:
+        with contextlib.suppress(Exception):
             w, h = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
             if w > 200 and h > 200:
                 s.window = {"width": w, "height": h}
-        except Exception:
-            pass
         err = save_settings(s, self.settings_path)
         if err:
             print(f"redcube gui: {err}")

@@ -18,13 +18,31 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.gui.training_session import ASSETS, TrainChoices
+
 WARMUP_FRAMES = 30
 MEASURE_S = 6.0
 NET_RES = 64  # the issue's target view: ground truth + a 64² posemlp
 
 
+def _frames(app, seconds: float, turn: bool) -> tuple[int, list, float, float]:
+    """Run the loop for `seconds` (with `turn`, every frame is a new pose: flying): the frames drawn, the network
+    pictures that reached the screen, the seconds and the process's CPU seconds (all its threads) it took."""
+    frames, shown, t0, cpu0 = 0, [], time.perf_counter(), time.process_time()
+    last = app.viewer.net
+    while time.perf_counter() - t0 < seconds:
+        if turn:
+            app.on_keys({"left"}, 1 / 60)
+        app.step()
+        frames += 1
+        if app.viewer.net is not last:
+            last = app.viewer.net
+            shown.append(last)
+    return frames, shown, time.perf_counter() - t0, time.process_time() - cpu0
+
+
 def _measure(app, seconds: float, turn: bool) -> dict:
-    """Frames per second of the whole loop; with `turn`, every frame is a new pose (flying)."""
+    """Frames per second of the whole loop, flying or with a still camera."""
     if turn:
         for _ in range(WARMUP_FRAMES):
             app.on_keys({"left"}, 1 / 60)
@@ -32,19 +50,9 @@ def _measure(app, seconds: float, turn: bool) -> dict:
     else:
         while not app.viewer.idle() or app.viewer.net is None:
             app.step()  # the still picture is final: nothing left to render
-    frames, net_frames, t0, cpu0 = 0, 0, time.perf_counter(), time.process_time()
-    last_net = app.viewer.net
-    while time.perf_counter() - t0 < seconds:
-        if turn:
-            app.on_keys({"left"}, 1 / 60)
-        app.step()
-        frames += 1
-        if app.viewer.net is not last_net:
-            net_frames, last_net = net_frames + 1, app.viewer.net
-    dt = time.perf_counter() - t0
+    frames, shown, dt, cpu = _frames(app, seconds, turn)
     # CPU of the app's process (all its threads) per frame: a figure that other load on the machine disturbs less.
-    return {"fps": frames / dt, "network_fps": net_frames / dt,
-            "cpu_ms_per_frame": (time.process_time() - cpu0) / frames * 1000,
+    return {"fps": frames / dt, "network_fps": len(shown) / dt, "cpu_ms_per_frame": cpu / frames * 1000,
             "inference_ms": app.viewer.stats.inference_ms}
 
 
@@ -52,27 +60,33 @@ def _both(app, measure_s: float) -> dict:
     return {"flying": _measure(app, measure_s, turn=True), "still": _measure(app, measure_s / 2, turn=False)}
 
 
-def _child(checkpoint: str, measure_s: float) -> dict:
-    """Runs inside the Xvfb subprocess: open the app, start training, measure, pause, measure."""
+def _open(checkpoint: str):
+    """The app on a scratch settings file and runs folder, once its network is loaded."""
     from app.gui.app import App
-    from app.gui.training_session import TrainChoices
 
     tmp = Path(tempfile.mkdtemp(prefix="redcube-bench-"))
     app = App(checkpoint=Path(checkpoint), settings_path=tmp / "settings.json")
     app.tabs["training"].session.runs_dir = tmp / "runs"
+    while app.slot.loading is not None or app.slot.current is None:
+        app.step()
+    return app
+
+
+def _child(checkpoint: str, measure_s: float) -> dict:
+    """Runs inside the Xvfb subprocess: open the app, start training, measure, pause, measure."""
+    app = _open(checkpoint)
     app.max_fps = None  # measure what the window can do, not the cap
+    training = app.tabs["training"].session
     try:
-        while app.slot.loading is not None or app.slot.current is None:
-            app.step()
         app.net_res_locked = True
         app.view.set(net_res=NET_RES)
-        app.tabs["training"].session.choices = TrainChoices(model="posemlp", res=64, data="stream", budget=30, unit="minutes")
+        training.choices = TrainChoices(model="posemlp", res=64, data="stream", budget=30, unit="minutes")
         if (failed := _train(app)) is not None:
             return failed
         out = {"training": _both(app, measure_s)}
-        app.tabs["training"].session.poll()
-        out["train_samples_per_s"] = app.tabs["training"].session.last.get("samples_per_s")
-        app.tabs["training"].session.pause()
+        training.poll()
+        out["train_samples_per_s"] = training.last.get("samples_per_s")
+        training.pause()
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < 2.0:
             app.step()  # the trainer finishes its step and idles
@@ -86,31 +100,21 @@ def _child(checkpoint: str, measure_s: float) -> dict:
 def _train(app) -> dict | None:
     """Start the training run the panel holds and wait until it really steps; an error record if it does not."""
     app.tabs["training"].start()
+    s = app.tabs["training"].session
     t0 = time.perf_counter()
-    while not app.tabs["training"].session.curves.train_step and time.perf_counter() - t0 < 180:
+    while not s.curves.train_step and time.perf_counter() - t0 < 180:
         app.step()
-    if app.tabs["training"].session.state != "running":
-        s = app.tabs["training"].session
-        return {"error": f"training did not start ({s.state}: {s.error})"}
-    return None
+    return None if s.state == "running" else {"error": f"training did not start ({s.state}: {s.error})"}
 
 
 def _fly(app, seconds: float) -> dict:
     """Turn the camera every frame for `seconds`: network pictures reaching the screen per second, their mean
     resolution, and the window's frames per second."""
-    frames, shown, t0 = 0, [], time.perf_counter()
-    last = app.viewer.net
-    while time.perf_counter() - t0 < seconds:
-        app.on_keys({"left"}, 1 / 60)
-        app.step()
-        frames += 1
-        if app.viewer.net is not last:
-            last = app.viewer.net
-            shown.append(last.res)
-    dt = time.perf_counter() - t0
-    return {"network_fps": len(shown) / dt, "network_res_mean": sum(shown) / max(1, len(shown)),
-            "network_res_min": min(shown, default=0), "window_fps": frames / dt,
-            "inference_ms": app.viewer.stats.inference_ms, "render_threads": app.viewer.render_threads,
+    frames, shown, dt, _ = _frames(app, seconds, turn=True)
+    res = [net.res for net in shown]
+    return {"network_fps": len(res) / dt, "network_res_mean": sum(res) / max(1, len(res)),
+            "network_res_min": min(res, default=0), "window_fps": frames / dt,
+            "inference_ms": app.viewer.stats.inference_ms, "render_threads": app.viewer.net_view.threads,
             "shown_step": app.viewer.net.step}
 
 
@@ -136,19 +140,15 @@ def _child_viewport(checkpoint: str, measure_s: float) -> dict:
     run (NGP, 64², the app's default CPU share) going in the background. The view follows the run's weights, so the
     flight is measured twice: during the run's warm-up (a fog over the whole box, every cell marched: the worst
     case, a few seconds long) and once the run's occupancy grid has taken over (what a user flies through)."""
-    from app.gui.app import App
-    from app.gui.training_session import TrainChoices
-
-    tmp = Path(tempfile.mkdtemp(prefix="redcube-bench-"))
-    app = App(checkpoint=Path(checkpoint), settings_path=tmp / "settings.json")
-    app.tabs["training"].session.runs_dir = tmp / "runs"
+    app = _open(checkpoint)
+    training = app.tabs["training"].session
     try:
-        while app.slot.loading is not None or app.slot.current is None or app.viewer.net is None:
+        while app.viewer.net is None:
             app.step()
         out = {"net_res": app.view.net_res, "target_fps": app.view.target_fps, "idle": _fly(app, measure_s / 2)}
         out["idle_refine_ms"] = _refine(app)
         shipped_step = app.slot.current.step
-        app.tabs["training"].session.choices = TrainChoices(model="ngp", res=64, data="stream", budget=30, unit="minutes")
+        training.choices = TrainChoices(model="ngp", res=64, data="stream", budget=30, unit="minutes")
         if (failed := _train(app)) is not None:
             return failed
         out["warmup"] = _fly(app, min(3.0, measure_s / 2))
@@ -156,9 +156,10 @@ def _child_viewport(checkpoint: str, measure_s: float) -> dict:
             return failed
         out["training"] = _fly(app, measure_s)
         out["refine_ms"] = _refine(app)
-        app.tabs["training"].session.poll()
-        out.update(train_samples_per_s=app.tabs["training"].session.last.get("samples_per_s"), cpu_share=app.tabs["training"].session.choices.cpu_share,
-                   followed_step=app.viewer.net.step if app.viewer.net else None, trained_step=app.tabs["training"].session.last.get("step"))
+        training.poll()
+        out.update(train_samples_per_s=training.last.get("samples_per_s"), cpu_share=training.choices.cpu_share,
+                   followed_step=app.viewer.net.step if app.viewer.net else None,
+                   trained_step=training.last.get("step"))
         return out
     finally:
         app.run(frames=0)  # closes the app (stops training) through the normal path
@@ -217,8 +218,6 @@ def gui_bench(checkpoint: Path | None = None, measure_s: float = MEASURE_S, vide
 
     Takes a few minutes on a 2-core CPU: the 300-frame video alone is minutes of network inference.
     """
-    from app.gui.training_session import ASSETS
-
     checkpoint = checkpoint or ASSETS / "posemlp_64.safetensors"  # the view this group has always measured
     if not checkpoint.exists():
         return {"error": f"{checkpoint} is missing: no network to benchmark the GUI with"}

@@ -21,24 +21,19 @@ import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
-FLOOR = 64
-"""The smallest flying resolution (below it the picture says little)."""
+FLOOR = 64  # the smallest flying resolution (below it the picture says little)
 STEP = 16
-CHANGE = 0.2
-"""Relative change below which the flying resolution stays put."""
-HEADROOM = 0.9
-"""Share of a frame's time a picture may cost: a little slack for the variation from one frame to the next."""
-WINDOW = 8
-"""Renders in the running cost estimate."""
+CHANGE = 0.2  # relative change below which the flying resolution stays put
+HEADROOM = 0.9  # share of a frame's time a picture may cost: a little slack for the variation between frames
+WINDOW = 8  # renders in the running cost estimate
 
 
 @dataclass
 class DynamicResolution:
     target_fps: float = 30.0
-    flying: int = 128
-    """The resolution used while the camera moves."""
-    costs: deque = field(default_factory=lambda: deque(maxlen=WINDOW))
-    """Milliseconds per pixel of the last renders."""
+    flying: int = 128  # the resolution used while the camera moves
+    costs: deque = field(default_factory=lambda: deque(maxlen=WINDOW))  # milliseconds per pixel of the last renders
+    network: int | None = None  # the network the costs were measured on (another one starts the estimate afresh)
 
     @property
     def ms_per_pixel(self) -> float | None:
@@ -47,9 +42,6 @@ class DynamicResolution:
             return None
         costs = sorted(self.costs)
         return statistics.fmean(costs[:-1] if len(costs) > 2 else costs)
-
-    network: int | None = None
-    """The network the costs were measured on (another one starts the estimate afresh)."""
 
     def measure(self, network: int, res: int, ms: float) -> None:
         """A render of res² pixels by `network` took ms milliseconds."""

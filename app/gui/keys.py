@@ -10,28 +10,23 @@ import dearpygui.dearpygui as dpg
 
 from app.gui.state import MOVE_KEYS
 
-HELD = {name: getattr(dpg, f"mvKey_{code}") for name, code in {
-    "w": "W", "a": "A", "s": "S", "d": "D", "q": "Q", "e": "E", "c": "C",
-    "up": "Up", "down": "Down", "left": "Left", "right": "Right", "space": "Spacebar",
-}.items()}
-PRESSED = {name: getattr(dpg, f"mvKey_{code}") for name, code in {
-    "r": "R", "f": "F", "p": "P", "k": "K", "h": "H", "f1": "F1", "f12": "F12",
-    "1": "1", "2": "2", "3": "3", "4": "4", "5": "5", "6": "6",
-}.items()}
+
+def _code(name: str) -> int:
+    """dearpygui's code for a key name: `mvKey_` and the name capitalised (the space bar is `Spacebar`)."""
+    return getattr(dpg, f"mvKey_{'Spacebar' if name == 'space' else name.capitalize()}")
+
+
+HELD = {name: _code(name) for name in MOVE_KEYS}
+PRESSED = {name: _code(name) for name in ("r", "f", "p", "k", "h", "f1", "f12", "1", "2", "3", "4", "5", "6")}
 SHIFT = (dpg.mvKey_LShift, dpg.mvKey_RShift)
-assert set(HELD) == set(MOVE_KEYS)
-
-
-def typing(app) -> bool:
-    """True while a text or number field has keyboard focus."""
-    return any(dpg.is_item_active(tag) for tag in app.text_inputs if dpg.does_item_exist(tag))
 
 
 def poll(app, now: float) -> bool:
     """Apply held keys, presses and drags; True if the user did anything (the mouse moved included)."""
     dt = now - getattr(app, "_keys_t", now)
     app._keys_t = now
-    active = typing(app)  # a focused text field redraws at full rate
+    # While a text or number field has keyboard focus the keys type into it, and the window redraws at full rate.
+    active = any(dpg.is_item_active(tag) for tag in app.text_inputs if dpg.does_item_exist(tag))
     if not active:
         held = {name for name, code in HELD.items() if dpg.is_key_down(code)}
         if held:

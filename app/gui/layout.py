@@ -27,10 +27,8 @@ from app.viewport import upscale
 BACKGROUND = (37, 37, 38, 255)  # dearpygui's default window colour, painted by the viewport clear
 COLORS = {"info": (190, 200, 210), "warn": (255, 190, 80), "error": (255, 100, 90)}
 MESSAGE_SHOWN_S = 12.0
-TABS = (ViewTab, TrainingTab, ModelTab, VideoTab, WorldsTab, RotationsTab)
-"""The side tabs, in the tab bar's order."""
-SIDES = ("left", "right", "third")
-"""The big viewport's picture slots: the viewer uses two, a tab up to three."""
+TABS = (ViewTab, TrainingTab, ModelTab, VideoTab, WorldsTab, RotationsTab)  # the side tabs, in the tab bar's order
+SIDES = ("left", "right", "third")  # the big viewport's picture slots: the viewer uses two, a tab up to three
 STALE_AFTER_S = 0.3  # a picture this far behind the camera is marked "rendering..."
 
 
@@ -39,12 +37,17 @@ def build(app) -> None:
     app.path_fields = {}  # file dialog tag -> the typed path field beside it
     app.file_dialogs = {}  # file dialog tag -> what choosing a file does
     _theme()
-    _texture(app)
+    dpg.add_texture_registry(tag="_registry")
+    app._shown = {}  # side -> (picture shown, its texture)
+    app._live = {}  # side -> (raw texture, size, frame it was made)
+    app._layout_size = app.view.display
+    app._viewport_owner = None  # the tab whose pictures fill the big viewport (None: the viewer's)
+    app._tab_pictures = None  # the key of the tab pictures on screen
     _dialogs(app)
     # No window background: the viewport's clear paints the same colour, and in software GL (llvmpipe)
     # a blended full-window quad cost a third of a still frame. Not a dearpygui "primary window" either:
     # that draws its background whatever the flags (an empty 1200x740 window: 10.3 vs 1.5 ms CPU a frame,
-    # measured); a plain undecorated window that `fit_main_window` keeps at the viewport's size looks the same.
+    # measured); a plain undecorated window that `refresh` keeps at the viewport's size looks the same.
     with dpg.window(tag="_window_main", no_scrollbar=True, no_background=True, no_title_bar=True, no_move=True,
                     no_resize=True, no_collapse=True, no_bring_to_front_on_focus=True, pos=(0, 0),
                     width=app.size[0], height=app.size[1]):
@@ -78,15 +81,6 @@ def _theme() -> None:
     dpg.bind_theme(theme)
 
 
-def _texture(app) -> None:
-    dpg.add_texture_registry(tag="_registry")
-    app._shown = {}  # side -> (picture shown, its texture)
-    app._live = {}  # side -> (raw texture, size, frame it was made)
-    app._layout_size = app.view.display
-    app._viewport_owner = None  # the tab whose pictures fill the big viewport (None: the viewer's)
-    app._tab_pictures = None  # the key of the tab pictures on screen
-
-
 def _menu(app) -> None:
     g = app.guard
     with dpg.menu_bar():
@@ -109,22 +103,26 @@ def _picture(app) -> None:
     dpg.add_text("", tag="_text_label_right", pos=(app.view.display + 16, 0))  # placed beside the left one each frame
     dpg.add_text("", tag="_text_label_third", pos=(app.view.display + 16, 0))
     with dpg.group(horizontal=True, horizontal_spacing=0, tag="_group_images"):
-        _images(app)
+        for side in SIDES:
+            blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
+            dpg.add_image(blank, tag=f"_image_{side}", width=app.view.display, height=app.view.display)
+            app._shown[side] = (None, blank)
     dpg.add_text("", tag="_text_stats", wrap=2 * app.view.display)
     dpg.add_text("", tag="_text_warning", color=COLORS["warn"], wrap=2 * app.view.display)
     dpg.add_text("", tag="_text_message", wrap=2 * app.view.display)
 
 
 def _dialog(app, tag: str, label: str, exts: tuple[str, ...], on_path, default: str = "") -> None:
+    """A file dialog (no extensions: a folder dialog); the typed path field beside it shows what it chose."""
     def chosen(sender, data):
         path = data["file_path_name"]
-        field = app.path_fields.get(tag)  # the typed path beside this dialog shows what it chose
+        field = app.path_fields.get(tag)
         if field is not None:
             dpg.set_value(field, path)
         app.guard(on_path)(path)
     app.file_dialogs[tag] = chosen
     with dpg.file_dialog(label=label, tag=tag, show=False, modal=True, width=640, height=420, callback=chosen,
-                         default_filename=default):
+                         default_filename=default, directory_selector=not exts):
         for ext in exts:
             dpg.add_file_extension(ext)
 
@@ -142,15 +140,8 @@ def _dialogs(app) -> None:
     _dialog(app, "_dialog_latent_save", "Save latent as", (".safetensors",), lambda p: app.message(worlds.session.save_latent(p)), "latent")
     _dialog(app, "_dialog_ws_checkpoint", "Weight-space checkpoint", (".safetensors", ".*"),
             lambda p: _set_path(app, "checkpoint", p))
-    _dir_dialog(app, "_dialog_ws_fields", "Field data set directory", lambda p: _set_path(app, "data", p))
+    _dialog(app, "_dialog_ws_fields", "Field data set directory", (), lambda p: _set_path(app, "data", p), ".")
     _dialog(app, "_dialog_worlds_video", "Export interpolation video to", (".mp4",), lambda p: panel_worlds.set_out(worlds.session, p), "worlds")
-
-
-def _dir_dialog(app, tag: str, label: str, on_path) -> None:
-    def chosen(sender, data):
-        app.guard(on_path)(data["file_path_name"])
-    dpg.add_file_dialog(label=label, tag=tag, show=False, modal=True, width=640, height=420, callback=chosen,
-                        directory_selector=True)
 
 
 def _set_path(app, key: str, path: str) -> None:
@@ -169,14 +160,6 @@ def _help(app) -> None:
                 with dpg.table_row():
                     dpg.add_text(key, color=(255, 210, 120))
                     dpg.add_text(what)
-
-
-def _images(app) -> None:
-    s = app.view.display
-    for side in SIDES:
-        blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
-        dpg.add_image(blank, tag=f"_image_{side}", width=s, height=s, parent="_group_images")
-        app._shown[side] = (None, blank)
 
 
 def show_texture(app) -> None:
@@ -294,14 +277,6 @@ def _labels(app) -> tuple[str, str]:
     return (gt_label if v.mode == "gt" else net_label), ""
 
 
-def fit_main_window(app) -> None:
-    """Keep the main window covering the viewport (it follows resizes)."""
-    size = (dpg.get_viewport_client_width(), dpg.get_viewport_client_height())
-    if size != getattr(app, "_fitted", None) and min(size) > 0:
-        app._fitted = size
-        dpg.configure_item("_window_main", width=size[0], height=size[1])
-
-
 def _stale(app) -> str:
     """'rendering...' and the picture's age while the network picture on screen is not of the current camera or
     weights (a slow network keeps its old picture up until the new one is done)."""
@@ -328,7 +303,10 @@ def _captions(app) -> tuple[list[str], int, str]:
 
 
 def refresh(app) -> None:
-    fit_main_window(app)
+    size = (dpg.get_viewport_client_width(), dpg.get_viewport_client_height())
+    if size != getattr(app, "_fitted", None) and min(size) > 0:  # the main window covers the viewport, resized too
+        app._fitted = size
+        dpg.configure_item("_window_main", width=size[0], height=size[1])
     captions, width, line = _captions(app)
     x, y = dpg.get_item_pos("_text_label_left")
     for k, (side, text) in enumerate(zip(SIDES, captions)):

@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import subprocess
+from dataclasses import asdict
 
 import dearpygui.dearpygui as dpg
 
@@ -26,6 +27,17 @@ INTRO = ("Teach a small network to draw this world from the camera's pose alone.
 PSNR_WORDS = ("PSNR: how close the network's pictures are to the ground truth, in dB; higher is better. "
               "Above 30 dB the two are hard to tell apart; 20 dB looks blurry. Held-out: views never trained on.")
 
+COMBOS = (  # (choice, label, values, tooltip): the run's choices picked from a list
+    ("kind", "kind", TRAIN_KINDS, "pixel: the model learns pictures; latent: it learns the scene TinyVAE's latents "
+     "(res 128 or more)\nand the viewport decodes them; vae: the scene TinyVAE itself learns the renders"),
+    ("model", "model", PIXEL_MODELS, None),
+    ("res", "resolution", TRAIN_RESOLUTIONS, None),
+    ("data", "data", DATA_MODES, "stream: fresh random views rendered while training (never the same picture twice)\n"
+     "fixed: one set of views rendered once and reused"),
+    ("recipe", "recipe", RECIPES, "shipped: the settings that trained the default network in assets/\n"
+     "defaults: the model's own defaults (posemlp: the blog's pose input)"),
+)
+
 
 class TrainingTab(Tab):
     name, label, settings_key = "training", "Training", "training"
@@ -33,8 +45,7 @@ class TrainingTab(Tab):
     def __init__(self, app):
         super().__init__(app)
         self.session = TrainingSession(TrainChoices.from_dict(app.settings.training))
-        self.before_run: str | None = None
-        """The network on screen when the run started: Reset puts it back."""
+        self.before_run: str | None = None  # the network on screen when the run started: Reset puts it back
         self._plotted = None  # (curves, record counts) the plots show
         self._last_poll = 0.0
 
@@ -94,13 +105,12 @@ class TrainingTab(Tab):
         if s.state == "failed" and not s.reported_failure:
             s.reported_failure = True
             app.message(f"training stopped: {s.error or 'the training process ended without a final record.'}", "error")
-        live, ckpt = s.new_weights(), s.new_checkpoint()
+        live, ckpt = s.new_files()
         shown = app.slot.snapshot()
         if live is not None and shown is not None and s.owns(shown.path):  # the run is on screen: its weights alone
             app.slot.load_weights(live, lambda m: None)
         elif ckpt is not None and not (shown is not None and s.owns(shown.path)):  # the run's first checkpoint
-            app.slot.load(ckpt, lambda m, e: app.later(lambda: self._followed(m, e)))
-        app.viewer.training = s.state == "running"
+            app.slot.load(ckpt, lambda m, e: app.later(lambda: self._followed(m, e)), publish=False)
         self._share_cores()
         return bool(records)
 
@@ -108,24 +118,25 @@ class TrainingTab(Tab):
         """A training checkpoint arrived: it is what the next launch opens."""
         if err:
             self.app.message(err, "error")
-        elif self.session.owns(loaded.path):  # not a run already reset
+        elif not self.session.owns(loaded.path):  # a run already reset
+            self.app.slot.publish(loaded)
+        else:
             self.app.settings.checkpoint = str(loaded.path)
-            self.app.on_screen(loaded)
             # a pixel network is shown at the resolution it learns at (256² of a 64² run costs 16x); an NGP field has
             # no resolution of its own and the fused renderer draws the view's 256² in ~0.15 s: the view keeps its own
-            if not self.app.net_res_locked and loaded.record["model"]["kind"] != "ngp":
-                self.app.view.set(net_res=int(self.session.choices.res))
+            self.app.show(loaded, None if loaded.record["model"]["kind"] == "ngp" else int(self.session.choices.res))
 
     def _share_cores(self) -> None:
         """The viewport renders with the cores a running training leaves it (all of them otherwise)."""
         from training.control import threads_for
 
         cores = os.cpu_count() or 1
-        running = self.session.state == "running"
-        self.app.viewer.render_threads = max(1, cores - threads_for(self.session.choices.cpu_share)) if running else cores
+        if self.session.state == "running":
+            cores = max(1, cores - threads_for(self.session.choices.cpu_share))
+        self.app.viewer.net_view.threads = cores
 
     def choices(self) -> dict:
-        return self.session.to_dict()
+        return asdict(self.session.choices)
 
     def close(self) -> None:
         self.session.close()
@@ -139,7 +150,48 @@ class TrainingTab(Tab):
 
     # -- widgets -----------------------------------------------------------------------------------
     def build(self) -> None:
-        build(self.app, self)
+        g, c = self.app.guard, self.session.choices
+        dpg.add_text(INTRO, color=GREY, wrap=0)
+        for name, label, values, tip in COMBOS:
+            tag = f"_combo_train_{name}"
+            dpg.add_combo([str(v) for v in values], label=label, tag=tag, width=160, user_data=name,
+                          default_value=str(getattr(c, name)),
+                          callback=lambda s, a, u: setattr(self.session.choices, u, int(a) if u == "res" else a))
+            if tip:
+                with dpg.tooltip(tag):
+                    dpg.add_text(tip)
+        with dpg.group(horizontal=True):
+            dpg.add_input_float(label="", tag="_input_budget", width=100, default_value=float(c.budget), step=0,
+                                format="%.0f", callback=lambda s, a: setattr(self.session.choices, "budget", a))
+            dpg.add_combo(list(BUDGET_UNITS), tag="_combo_budget_unit", width=100, default_value=c.unit,
+                          callback=lambda s, a: setattr(self.session.choices, "unit", a))
+            dpg.add_text("budget")
+        self.app.text_inputs.append("_input_budget")
+        dpg.add_slider_float(label="training CPU share", tag="_slider_cpu_share", width=160, min_value=0.1,
+                             max_value=1.0, default_value=c.cpu_share, format="%.2f",
+                             callback=g(lambda s, a: self.set_cpu_share(a)))
+        with dpg.tooltip("_slider_cpu_share"):
+            dpg.add_text("The share of this machine's processor the run keeps to (it sleeps when it runs ahead);\n"
+                         "the viewport renders the network with the rest. Changes apply to a run that is going.")
+        with dpg.group(horizontal=True):
+            for label, tag, fn, tip in (
+                    ("Start", "_button_start", self.start, "start a new run with the choices above"),
+                    ("Pause", "_button_pause", self.session.pause,
+                     "hold the run (P); Resume goes on from the same step"),
+                    ("Resume", "_button_resume", self.session.resume, "go on with a paused run (P)"),
+                    ("Stop", "_button_stop", self.stop,
+                     "end the run now: it writes its final checkpoint; the curves stay"),
+                    ("Reset", "_button_reset", self.reset, "end the run, clear the curves and show the network from "
+                                                           "before the run (the run's checkpoint stays on disk)")):
+                dpg.add_button(label=label, tag=tag, width=62, callback=g(fn))
+                with dpg.tooltip(tag):
+                    dpg.add_text(tip)
+        dpg.add_text("", tag="_text_train_status", wrap=0)
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="Open folder", tag="_button_train_folder", callback=g(self.open_folder))
+            dpg.add_button(label="Back to the shipped network", tag="_button_train_shipped",
+                           callback=g(self.shipped))
+        dpg.add_text("", tag="_text_train_folder", color=GREY, wrap=0)
         # The curves live in this tab (as in Instant-NGP's testbed): ImPlot redraws them every frame, ~4 ms of
         # software GL a frame that flying the camera in the View tab does not pay.
         build_plots()
@@ -147,73 +199,25 @@ class TrainingTab(Tab):
     def refresh(self) -> None:
         if not self.visible():
             return
-        s = self.session
-        _follow_choices(s)
+        s, c = self.session, self.session.choices
+        for name, *_ in COMBOS:  # the choices, also when not made here (a restart, `redcube bench`)
+            dpg.set_value(f"_combo_train_{name}", str(getattr(c, name)))
+        dpg.set_value("_combo_budget_unit", c.unit)
+        if not dpg.is_item_active("_input_budget"):
+            dpg.set_value("_input_budget", float(c.budget))
+        if not dpg.is_item_active("_slider_cpu_share"):
+            dpg.set_value("_slider_cpu_share", c.cpu_share)
         dpg.set_value("_text_train_status", s.status(self.shown_step()))
         dpg.set_value("_text_train_folder", f"this run: {s.out_dir}" if s.out_dir else f"runs are saved under {s.runs_dir}")
         state = s.state
-        dpg.configure_item("_button_start", enabled=not s.active)
-        dpg.configure_item("_button_pause", enabled=state == "running")
-        dpg.configure_item("_button_resume", enabled=state == "paused")
-        dpg.configure_item("_button_stop", enabled=state in ("running", "paused"))
-        dpg.configure_item("_button_reset", enabled=s.proc is not None)
-        c = s.curves
-        key = (id(c), len(c.train_step), len(c.test_step))
+        for button, enabled in (("start", not s.active), ("pause", state == "running"), ("resume", state == "paused"),
+                                ("stop", state in ("running", "paused")), ("reset", s.proc is not None)):
+            dpg.configure_item(f"_button_{button}", enabled=enabled)
+        curves = s.curves
+        key = (id(curves), len(curves.train_step), len(curves.test_step))
         if key != self._plotted:  # redraw the curves only when a record arrived
             self._plotted = key
-            _plot_curves(c)
-
-
-def build(app, tab: TrainingTab) -> None:
-    g, c = app.guard, tab.session.choices
-    dpg.add_text(INTRO, color=GREY, wrap=0)
-    dpg.add_combo(list(TRAIN_KINDS), label="kind", tag="_combo_train_kind", width=160, default_value=c.kind,
-                  callback=lambda s, a: setattr(tab.session.choices, "kind", a))
-    with dpg.tooltip("_combo_train_kind"):
-        dpg.add_text("pixel: the model learns pictures; latent: it learns the scene TinyVAE's latents (res 128 or more)\n"
-                     "and the viewport decodes them; vae: the scene TinyVAE itself learns the renders")
-    dpg.add_combo(list(PIXEL_MODELS), label="model", tag="_combo_train_model", width=160, default_value=c.model,
-                  callback=lambda s, a: setattr(tab.session.choices, "model", a))
-    dpg.add_combo([str(r) for r in TRAIN_RESOLUTIONS], label="resolution", tag="_combo_train_res", width=160,
-                  default_value=str(c.res), callback=lambda s, a: setattr(tab.session.choices, "res", int(a)))
-    dpg.add_combo(list(DATA_MODES), label="data", tag="_combo_train_data", width=160, default_value=c.data,
-                  callback=lambda s, a: setattr(tab.session.choices, "data", a))
-    with dpg.tooltip("_combo_train_data"):
-        dpg.add_text("stream: fresh random views rendered while training (never the same picture twice)\n"
-                     "fixed: one set of views rendered once and reused")
-    dpg.add_combo(list(RECIPES), label="recipe", tag="_combo_train_recipe", width=160, default_value=c.recipe,
-                  callback=lambda s, a: setattr(tab.session.choices, "recipe", a))
-    with dpg.tooltip("_combo_train_recipe"):
-        dpg.add_text("shipped: the settings that trained the default network in assets/\n"
-                     "defaults: the model's own defaults (posemlp: the blog's pose input)")
-    with dpg.group(horizontal=True):
-        dpg.add_input_float(label="", tag="_input_budget", width=100, default_value=float(c.budget), step=0, format="%.0f",
-                            callback=lambda s, a: setattr(tab.session.choices, "budget", a))
-        dpg.add_combo(list(BUDGET_UNITS), tag="_combo_budget_unit", width=100, default_value=c.unit,
-                      callback=lambda s, a: setattr(tab.session.choices, "unit", a))
-        dpg.add_text("budget")
-    app.text_inputs.append("_input_budget")
-    dpg.add_slider_float(label="training CPU share", tag="_slider_cpu_share", width=160, min_value=0.1, max_value=1.0,
-                         default_value=c.cpu_share, format="%.2f", callback=g(lambda s, a: tab.set_cpu_share(a)))
-    with dpg.tooltip("_slider_cpu_share"):
-        dpg.add_text("The share of this machine's processor the run keeps to (it sleeps when it runs ahead);\n"
-                     "the viewport renders the network with the rest. Changes apply to a run that is going.")
-    with dpg.group(horizontal=True):
-        for label, tag, fn, tip in (
-                ("Start", "_button_start", tab.start, "start a new run with the choices above"),
-                ("Pause", "_button_pause", tab.session.pause, "hold the run (P); Resume goes on from the same step"),
-                ("Resume", "_button_resume", tab.session.resume, "go on with a paused run (P)"),
-                ("Stop", "_button_stop", tab.stop, "end the run now: it writes its final checkpoint; the curves stay"),
-                ("Reset", "_button_reset", tab.reset, "end the run, clear the curves and show the network from before "
-                                                      "the run (the run's checkpoint stays on disk)")):
-            dpg.add_button(label=label, tag=tag, width=62, callback=g(fn))
-            with dpg.tooltip(tag):
-                dpg.add_text(tip)
-    dpg.add_text("", tag="_text_train_status", wrap=0)
-    with dpg.group(horizontal=True):
-        dpg.add_button(label="Open folder", tag="_button_train_folder", callback=g(tab.open_folder))
-        dpg.add_button(label="Back to the shipped network", tag="_button_train_shipped", callback=g(tab.shipped))
-    dpg.add_text("", tag="_text_train_folder", color=GREY, wrap=0)
+            _plot_curves(curves)
 
 
 def build_plots() -> None:
@@ -221,30 +225,20 @@ def build_plots() -> None:
     dpg.add_text("Training curves appear here once a run starts.", tag="_text_no_plots", color=GREY)
     with dpg.group(tag="_group_plots", show=False):
         dpg.add_text("MSE: mean squared pixel error; lower is better.", color=GREY, wrap=0)
-        _plot("loss", "MSE", log=True, series=(("train", "_series_train_loss"), ("held-out", "_series_test_loss")))
+        _plot("loss", "MSE", log=True)
         dpg.add_text(PSNR_WORDS, color=GREY, wrap=0)
-        _plot("psnr", "PSNR (dB)", log=False, series=(("train", "_series_train_psnr"), ("held-out", "_series_test_psnr")))
+        _plot("psnr", "PSNR (dB)", log=False)
 
 
-def _plot(name: str, ylabel: str, log: bool, series) -> None:
+def _plot(name: str, ylabel: str, log: bool) -> None:
+    """A plot of the train and held-out `name` curves (the series `_series_train_{name}`, `_series_test_{name}`)."""
     with dpg.plot(tag=f"_plot_{name}", height=180, width=-1, no_menus=True, no_box_select=True, no_title=True):
         dpg.add_plot_legend(location=dpg.mvPlot_Location_NorthEast if name == "loss" else dpg.mvPlot_Location_SouthEast)
         dpg.add_plot_axis(dpg.mvXAxis, label="step", tag=f"_axis_{name}_x")
         with dpg.plot_axis(dpg.mvYAxis, label=ylabel, tag=f"_axis_{name}_y",
                            scale=dpg.mvPlotScale_Log10 if log else dpg.mvPlotScale_Linear):
-            for label, tag in series:
-                dpg.add_line_series([], [], label=label, tag=tag)
-
-
-def _follow_choices(s: TrainingSession) -> None:
-    c = s.choices
-    for tag, value in (("_combo_train_kind", c.kind), ("_combo_train_model", c.model), ("_combo_train_res", str(c.res)), ("_combo_train_data", c.data),
-                       ("_combo_train_recipe", c.recipe), ("_combo_budget_unit", c.unit)):
-        dpg.set_value(tag, value)
-    if not dpg.is_item_active("_input_budget"):
-        dpg.set_value("_input_budget", float(c.budget))
-    if not dpg.is_item_active("_slider_cpu_share"):
-        dpg.set_value("_slider_cpu_share", c.cpu_share)
+            for label, curve in (("train", "train"), ("held-out", "test")):
+                dpg.add_line_series([], [], label=label, tag=f"_series_{curve}_{name}")
 
 
 def _plot_curves(c) -> None:
@@ -252,14 +246,13 @@ def _plot_curves(c) -> None:
     dpg.configure_item("_text_no_plots", show=not c.train_step)
     if not c.train_step:
         return
-    dpg.set_value("_series_train_loss", [c.train_step, c.train_loss])
-    dpg.set_value("_series_test_loss", [c.test_step, c.test_loss])
-    dpg.set_value("_series_train_psnr", [c.train_step, c.train_psnr])
-    dpg.set_value("_series_test_psnr", [c.test_step, c.test_psnr])
     last = max(c.train_step[-1], c.test_step[-1] if c.test_step else 0)
-    for name, values, log in (("loss", c.train_loss + c.test_loss, True), ("psnr", c.train_psnr + c.test_psnr, False)):
+    for name, log in (("loss", True), ("psnr", False)):
+        train, test = getattr(c, f"train_{name}"), getattr(c, f"test_{name}")
+        dpg.set_value(f"_series_train_{name}", [c.train_step, train])
+        dpg.set_value(f"_series_test_{name}", [c.test_step, test])
         dpg.set_axis_limits(f"_axis_{name}_x", 0, max(1, last) * 1.02)
-        dpg.set_axis_limits(f"_axis_{name}_y", *fit(values, log))
+        dpg.set_axis_limits(f"_axis_{name}_y", *fit(train + test, log))
 
 
 def fit(values: list[float], log: bool) -> tuple[float, float]:

@@ -90,13 +90,84 @@ class VideoTab(Tab):
         self.app.fly.set_camera(self.session.path.keyframes[i])
 
     def build(self) -> None:
-        build(self.app, self)
+        app, g, v = self.app, self.app.guard, self.session.options
+        dpg.add_text("A camera path is a few keyframes (poses) the camera glides through; play it here or export it "
+                     "as an mp4 of the ground truth beside the network. Add the camera as a keyframe with K.",
+                     color=GREY, wrap=0)
+        dpg.add_text("Camera path", color=(150, 200, 255))
+        dpg.add_text("", tag="_text_path")
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="Add keyframe (K)", callback=g(self.add_keyframe))
+            dpg.add_button(label="Clear", callback=g(self.session.clear))
+            dpg.add_checkbox(label="loop", tag="_check_loop",
+                             callback=lambda s, a: setattr(self.session.path, "loop", a))
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="Preset: orbit", callback=g(lambda: self.use_preset("orbit")))
+            dpg.add_button(label="Preset: walk", callback=g(lambda: self.use_preset("walk")))
+        with dpg.group(horizontal=True):
+            dpg.add_drawlist(MAP, MAP, tag="_draw_video_map")
+            dpg.add_text("map, seen from above:\n\ngreen: the camera\nand what it sees\n\nred: the cube\n\n"
+                         "blue: the path\nyellow: keyframes", color=GREY)
+        dpg.add_group(tag="_group_keyframes")
+        dpg.add_text("Path file (JSON)", color=GREY)
+        path_field(app, "_input_path_file", [("Load", self.load_path), ("Save", self.save_path)],
+                   "_dialog_path_load", hint="e.g. paths/orbit.json")
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="Play preview", callback=g(lambda: self.session.play(time.perf_counter())))
+            dpg.add_input_float(label="seconds", tag="_input_video_seconds", width=70, step=0, format="%.1f",
+                                default_value=float(v["seconds"]), callback=lambda s, a: v.update(seconds=a))
+            app.text_inputs.append("_input_video_seconds")
+            dpg.add_button(label="Stop", callback=g(self.session.stop))
+        dpg.add_separator()
+        dpg.add_text("Export mp4", color=(150, 200, 255))
+        labels = {label: key for key, label in PANELS.items()}
+        dpg.add_combo(list(labels), label="panel", tag="_combo_video_panel", width=160,
+                      default_value=PANELS.get(v["panel"], "Side by side"),
+                      callback=lambda s, a: v.update(panel=labels[a]))
+        for key, label in (("res", "resolution"), ("fps", "fps")):
+            tag = f"_input_video_{key}"
+            dpg.add_input_int(label=label, tag=tag, width=160, step=0, default_value=int(v[key]),
+                              callback=lambda s, a, u: v.update({u: a}), user_data=key)
+            app.text_inputs.append(tag)
+        with dpg.group(horizontal=True):
+            dpg.add_input_text(tag="_input_video_out", width=260, default_value=str(v["out"]),
+                               callback=lambda s, a: v.update(out=a))
+            dpg.add_button(label="...", callback=lambda: dpg.show_item("_dialog_video_out"))
+        app.text_inputs.append("_input_video_out")
+        dpg.add_text("", tag="_text_video_frames", color=GREY, wrap=0)
+        dpg.add_text("", tag="_text_video_out", color=GREY, wrap=0)
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="Export", tag="_button_export", callback=g(self.export))
+            dpg.add_button(label="Cancel", tag="_button_cancel", callback=g(self.session.cancel))
+        dpg.add_progress_bar(tag="_progress_video", width=-1, default_value=0.0, overlay="")
 
     def refresh(self) -> None:
         if not self.visible():
             return
-        refresh(self.session)
-        p, cam = self.session.path, self.app.fly.camera
+        video, p = self.session, self.session.path
+        dpg.set_value("_text_path", f"{len(p.keyframes)} keyframes" + (" (loop)" if p.loop else "") +
+                      ("  - playing" if video.playback else ""))
+        dpg.set_value("_check_loop", p.loop)
+        o = video.options
+        for key, kind in (("res", int), ("fps", int), ("seconds", float), ("out", str)):  # changes not made by typing
+            tag = f"_input_video_{key}"
+            if not dpg.is_item_active(tag):
+                dpg.set_value(tag, kind(o[key]))
+        try:
+            dpg.set_value("_text_video_frames",
+                          f"{video.frames()} frames: the path lasts {o['seconds']:g} s at {o['fps']} fps")
+        except RedcubeError as e:
+            dpg.set_value("_text_video_frames", str(e))
+        dpg.set_value("_combo_video_panel", PANELS.get(o["panel"], "Side by side"))
+        dpg.set_value("_text_video_out", f"writes {output_path(o['out'])}")
+        job, running = video.job, video.running
+        dpg.configure_item("_button_export", enabled=not running)
+        dpg.configure_item("_button_cancel", enabled=running)
+        if job is not None:
+            dpg.set_value("_progress_video", job.done / max(1, job.total))
+            dpg.configure_item("_progress_video",
+                               overlay=f"{job.done} / {job.total} frames" + ("" if running else " - done"))
+        cam = self.app.fly.camera
         keys = tuple(tuple(vars(c).values()) for c in p.keyframes)
         if self._listed != (keys, p.loop):
             self._listed = (keys, p.loop)
@@ -106,57 +177,6 @@ class VideoTab(Tab):
             self._mapped = mapped
             path = p.sample(64 if p.loop else 65) if len(p.keyframes) > 1 else []
             draw_map("_draw_video_map", MAP, self.app.scene, cam, path + path[:1] if p.loop else path, p.keyframes)
-
-
-def build(app, tab: VideoTab) -> None:
-    g, v = app.guard, tab.session.options
-    dpg.add_text("A camera path is a few keyframes (poses) the camera glides through; play it here or export it as "
-                 "an mp4 of the ground truth beside the network. Add the camera as a keyframe with K.",
-                 color=GREY, wrap=0)
-    dpg.add_text("Camera path", color=(150, 200, 255))
-    dpg.add_text("", tag="_text_path")
-    with dpg.group(horizontal=True):
-        dpg.add_button(label="Add keyframe (K)", callback=g(tab.add_keyframe))
-        dpg.add_button(label="Clear", callback=g(tab.session.clear))
-        dpg.add_checkbox(label="loop", tag="_check_loop", callback=lambda s, a: setattr(tab.session.path, "loop", a))
-    with dpg.group(horizontal=True):
-        dpg.add_button(label="Preset: orbit", callback=g(lambda: tab.use_preset("orbit")))
-        dpg.add_button(label="Preset: walk", callback=g(lambda: tab.use_preset("walk")))
-    with dpg.group(horizontal=True):
-        dpg.add_drawlist(MAP, MAP, tag="_draw_video_map")
-        dpg.add_text("map, seen from above:\n\ngreen: the camera\nand what it sees\n\nred: the cube\n\nblue: the path\n"
-                     "yellow: keyframes", color=GREY)
-    dpg.add_group(tag="_group_keyframes")
-    dpg.add_text("Path file (JSON)", color=GREY)
-    path_field(app, "_input_path_file", [("Load", tab.load_path), ("Save", tab.save_path)], "_dialog_path_load",
-               hint="e.g. paths/orbit.json")
-    with dpg.group(horizontal=True):
-        dpg.add_button(label="Play preview", callback=g(lambda: tab.session.play(time.perf_counter())))
-        dpg.add_input_float(label="seconds", tag="_input_video_seconds", width=70, step=0, format="%.1f",
-                            default_value=float(v["seconds"]), callback=lambda s, a: v.update(seconds=a))
-        app.text_inputs.append("_input_video_seconds")
-        dpg.add_button(label="Stop", callback=g(tab.session.stop))
-    dpg.add_separator()
-    dpg.add_text("Export mp4", color=(150, 200, 255))
-    labels = {label: key for key, label in PANELS.items()}
-    dpg.add_combo(list(labels), label="panel", tag="_combo_video_panel", width=160, default_value=PANELS.get(v["panel"], "Side by side"),
-                  callback=lambda s, a: v.update(panel=labels[a]))
-    for key, label in (("res", "resolution"), ("fps", "fps")):
-        tag = f"_input_video_{key}"
-        dpg.add_input_int(label=label, tag=tag, width=160, step=0, default_value=int(v[key]),
-                          callback=lambda s, a, u: v.update({u: a}), user_data=key)
-        app.text_inputs.append(tag)
-    with dpg.group(horizontal=True):
-        dpg.add_input_text(tag="_input_video_out", width=260, default_value=str(v["out"]),
-                           callback=lambda s, a: v.update(out=a))
-        dpg.add_button(label="...", callback=lambda: dpg.show_item("_dialog_video_out"))
-    app.text_inputs.append("_input_video_out")
-    dpg.add_text("", tag="_text_video_frames", color=GREY, wrap=0)
-    dpg.add_text("", tag="_text_video_out", color=GREY, wrap=0)
-    with dpg.group(horizontal=True):
-        dpg.add_button(label="Export", tag="_button_export", callback=g(tab.export))
-        dpg.add_button(label="Cancel", tag="_button_cancel", callback=g(tab.session.cancel))
-    dpg.add_progress_bar(tag="_progress_video", width=-1, default_value=0.0, overlay="")
 
 
 def _keyframe_rows(tab: VideoTab) -> None:
@@ -173,9 +193,8 @@ def _keyframe_rows(tab: VideoTab) -> None:
                                     default_value=value, on_enter=True, user_data=(i, name, scale),
                                     callback=g(lambda s, a, u: tab.set_keyframe(u[0], **{u[1]: a * u[2]})))
                 tab.app.text_inputs.append(tag)
-            dpg.add_button(label="go", user_data=i, callback=g(lambda s, a, u: tab.go_to(u)))
-            dpg.add_button(label="here", user_data=i, callback=g(lambda s, a, u: tab.set_keyframe(u)))
-            dpg.add_button(label="x", user_data=i, callback=g(lambda s, a, u: tab.delete_keyframe(u)))
+            for label, fn in (("go", tab.go_to), ("here", tab.set_keyframe), ("x", tab.delete_keyframe)):
+                dpg.add_button(label=label, user_data=(fn, i), callback=g(lambda s, a, u: u[0](u[1])))
     if keys:
         dpg.add_text("keyframe: x, z (m), yaw; go: fly there; here: move it to the camera; x: delete",
                      color=GREY, wrap=0, parent="_group_keyframes")
@@ -184,28 +203,3 @@ def _keyframe_rows(tab: VideoTab) -> None:
 def set_out(session: VideoSession, path: str) -> None:
     session.options["out"] = path
     dpg.set_value("_input_video_out", path)
-
-
-def refresh(video: VideoSession) -> None:
-    p = video.path
-    dpg.set_value("_text_path", f"{len(p.keyframes)} keyframes" + (" (loop)" if p.loop else "") +
-                  ("  - playing" if video.playback else ""))
-    dpg.set_value("_check_loop", p.loop)
-    o = video.options
-    for key, kind in (("res", int), ("fps", int), ("seconds", float), ("out", str)):  # changes not made by typing
-        tag = f"_input_video_{key}"
-        if not dpg.is_item_active(tag):
-            dpg.set_value(tag, kind(o[key]))
-    try:
-        dpg.set_value("_text_video_frames", f"{video.frames()} frames: the path lasts {o['seconds']:g} s at {o['fps']} fps")
-    except RedcubeError as e:
-        dpg.set_value("_text_video_frames", str(e))
-    dpg.set_value("_combo_video_panel", PANELS.get(o["panel"], "Side by side"))
-    dpg.set_value("_text_video_out", f"writes {output_path(o['out'])}")
-    job, running = video.job, video.running
-    dpg.configure_item("_button_export", enabled=not running)
-    dpg.configure_item("_button_cancel", enabled=running)
-    if job is not None:
-        frac = job.done / max(1, job.total)
-        dpg.set_value("_progress_video", frac)
-        dpg.configure_item("_progress_video", overlay=f"{job.done} / {job.total} frames" + ("" if running else " - done"))

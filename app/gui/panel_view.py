@@ -18,7 +18,7 @@ DISPLAY_SIZES = (320, 384, 448, 512, 640)
 MAP = 130  # the top-down map's edge (px)
 SHIPPED = (("ngp_256.safetensors", "NGP field"), ("posemlp_64.safetensors", "posemlp 64²"),
            ("posemlp_32.safetensors", "posemlp 32²"))
-"""Pixel networks in assets/ a click opens (the first is the app's default)."""
+"""Pixel networks in assets/ a click opens; the first found opens on a first launch."""
 TIPS = {
     "_radio_mode": "Abs error heat map: |network - ground truth| per pixel, dark where they agree (keys 1-6 switch views).\n"
                    "Latent channels: what a latent network predicts before the TinyVAE decoder turns it into pixels.",
@@ -45,71 +45,85 @@ class ViewTab(Tab):
         self._mapped = None  # the camera pose the map shows
 
     def build(self) -> None:
-        build(self.app)
+        app, g, v = self.app, self.app.guard, self.app.view
+        dpg.add_text(INTRO, color=(150, 150, 150), wrap=0)
+        labels = {label: mode for mode, label in VIEW_MODES.items()}
+        kinds = {label: kind for kind, label in NETWORK_KINDS.items()}
+        dpg.add_text("Network", color=(150, 200, 255))
+        dpg.add_radio_button(list(kinds), tag="_radio_network", horizontal=True,
+                             default_value=NETWORK_KINDS["pixels"], callback=g(lambda s, a: app.show_network(kinds[a])))
+        with dpg.group(horizontal=True):
+            dpg.add_text("shipped:")
+            for name, label in SHIPPED:
+                if (ASSETS / name).exists():
+                    tag = f"_button_shipped_{name.split('.')[0]}"
+                    dpg.add_button(label=label, tag=tag, user_data=name,
+                                   callback=g(lambda s, a, u: app.open_checkpoint(ASSETS / u)))
+                    with dpg.tooltip(tag):
+                        dpg.add_text(_figures(ASSETS / name))
+        dpg.add_separator()
+        dpg.add_text("Viewport", color=(150, 200, 255))
+        dpg.add_radio_button(list(labels), tag="_radio_mode", default_value=VIEW_MODES[v.mode],
+                             callback=g(lambda s, a: v.set(mode=labels[a])))
+        dpg.add_slider_float(label="split", tag="_slider_split", min_value=0.0, max_value=1.0, default_value=v.split,
+                             width=200, callback=g(lambda s, a: v.set(split=a)))
+        dpg.add_combo([str(r) for r in NET_RESOLUTIONS], label="network res", tag="_combo_net_res", width=200,
+                      default_value=str(v.net_res), callback=g(lambda s, a: v.set(net_res=int(a))))
+        with dpg.group(horizontal=True):
+            dpg.add_checkbox(label="dynamic res, target", tag="_check_dynamic", default_value=v.dynamic,
+                             callback=g(lambda s, a: v.set(dynamic=bool(a))))
+            dpg.add_input_float(tag="_input_target_fps", width=90, step=0, format="%.0f fps",
+                                default_value=v.target_fps, on_enter=True, callback=g(lambda s, a: v.set(target_fps=a)))
+        with dpg.tooltip("_check_dynamic"):
+            dpg.add_text("While the camera moves, the network renders at the resolution that keeps this many pictures "
+                         "a second (at least 64²);\nonce it stops, at the network res above. Off: always the network "
+                         "res.")
+        app.text_inputs.append("_input_target_fps")
+        dpg.add_combo([str(r) for r in FLYING_RESOLUTIONS], label="latent res while flying", tag="_combo_flying_res",
+                      width=200, default_value=str(v.flying_res), callback=g(lambda s, a: v.set(flying_res=int(a))))
+        dpg.add_radio_button(list(UPSCALE), tag="_radio_upscale", horizontal=True, default_value=v.upscale,
+                             callback=g(lambda s, a: v.set(upscale=a)))
+        dpg.add_combo([str(d) for d in DISPLAY_SIZES], label="display size", tag="_combo_display", width=200,
+                      default_value=str(v.display), callback=g(lambda s, a: v.set(display=int(a))))
+        dpg.add_slider_float(label="error gain", tag="_slider_gain", min_value=1.0, max_value=20.0,
+                             default_value=v.error_gain, width=200, callback=g(lambda s, a: v.set(error_gain=a)))
+        for tag, tip in TIPS.items():
+            with dpg.tooltip(tag):
+                dpg.add_text(tip)
+        dpg.add_separator()
+        _camera(app)
 
     def refresh(self) -> None:
-        if self._view_shown != self.app.view.version:  # changed by a key, a load or the settings file
-            self._view_shown = self.app.view.version
-            _show_view(self.app.view)
-        refresh(self.app)
-        pose = tuple(vars(self.app.fly.camera).values())
+        app, c, v = self.app, self.app.fly.camera, self.app.view
+        if self._view_shown != v.version:  # changed by a key, a load or the settings file
+            self._view_shown = v.version
+            for tag, value in (("_radio_mode", VIEW_MODES[v.mode]), ("_combo_net_res", str(v.net_res)),
+                               ("_combo_flying_res", str(v.flying_res)), ("_radio_upscale", v.upscale),
+                               ("_combo_display", str(v.display)), ("_slider_split", v.split),
+                               ("_slider_gain", v.error_gain), ("_check_dynamic", v.dynamic),
+                               ("_input_target_fps", v.target_fps)):
+                dpg.set_value(tag, value)
+        for name, _, scale in POSE_FIELDS:
+            tag = f"_input_pose_{name}"
+            if not dpg.is_item_active(tag):
+                dpg.set_value(tag, getattr(c, name) / scale)
+            dpg.configure_item(tag, enabled=app.fly.free or name not in ("y", "pitch"))
+        dpg.set_value("_check_free", app.fly.free)
+        shown = NETWORK_KINDS[app.switching or app.shown_kind() or "pixels"]  # on screen, or being switched to
+        if dpg.get_value("_radio_network") != shown:
+            dpg.set_value("_radio_network", shown)
+        if not dpg.is_item_active("_slider_speed"):
+            dpg.set_value("_slider_speed", app.fly.speed)
+        dpg.configure_item("_slider_split", enabled=v.mode == "split")
+        pose = tuple(vars(c).values())
         if self.visible() and self._mapped != pose:
             self._mapped = pose
-            draw_map("_draw_view_map", MAP, self.app.scene, self.app.fly.camera)
+            draw_map("_draw_view_map", MAP, app.scene, c)
 
 
 INTRO = ("Fly the camera (WASD, arrows, drag the picture) and compare the ground truth (left, drawn by the "
          "rasterizer) with what the network draws from the same pose (right). The line under the pictures says how "
          "fast and how close: PSNR is higher when closer, and above 30 dB the two are hard to tell apart.")
-
-
-def build(app) -> None:
-    g, v = app.guard, app.view
-    dpg.add_text(INTRO, color=(150, 150, 150), wrap=0)
-    labels = {label: mode for mode, label in VIEW_MODES.items()}
-    kinds = {label: kind for kind, label in NETWORK_KINDS.items()}
-    dpg.add_text("Network", color=(150, 200, 255))
-    dpg.add_radio_button(list(kinds), tag="_radio_network", horizontal=True, default_value=NETWORK_KINDS["pixels"],
-                         callback=g(lambda s, a: app.show_network(kinds[a])))
-    with dpg.group(horizontal=True):
-        dpg.add_text("shipped:")
-        for name, label in SHIPPED:
-            if (ASSETS / name).exists():
-                tag = f"_button_shipped_{name.split('.')[0]}"
-                dpg.add_button(label=label, tag=tag, user_data=name,
-                               callback=g(lambda s, a, u: app.open_checkpoint(ASSETS / u)))
-                with dpg.tooltip(tag):
-                    dpg.add_text(_figures(ASSETS / name))
-    dpg.add_separator()
-    dpg.add_text("Viewport", color=(150, 200, 255))
-    dpg.add_radio_button(list(labels), tag="_radio_mode", default_value=VIEW_MODES[v.mode],
-                         callback=g(lambda s, a: v.set(mode=labels[a])))
-    dpg.add_slider_float(label="split", tag="_slider_split", min_value=0.0, max_value=1.0, default_value=v.split,
-                         width=200, callback=g(lambda s, a: v.set(split=a)))
-    dpg.add_combo([str(r) for r in NET_RESOLUTIONS], label="network res", tag="_combo_net_res", width=200,
-                  default_value=str(v.net_res), callback=g(lambda s, a: v.set(net_res=int(a))))
-    with dpg.group(horizontal=True):
-        dpg.add_checkbox(label="dynamic res, target", tag="_check_dynamic", default_value=v.dynamic,
-                         callback=g(lambda s, a: v.set(dynamic=bool(a))))
-        dpg.add_input_float(tag="_input_target_fps", width=90, step=0, format="%.0f fps", default_value=v.target_fps,
-                            on_enter=True, callback=g(lambda s, a: v.set(target_fps=a)))
-    with dpg.tooltip("_check_dynamic"):
-        dpg.add_text("While the camera moves, the network renders at the resolution that keeps this many pictures a "
-                     "second (at least 64²);\nonce it stops, at the network res above. Off: always the network res.")
-    app.text_inputs.append("_input_target_fps")
-    dpg.add_combo([str(r) for r in FLYING_RESOLUTIONS], label="latent res while flying", tag="_combo_flying_res", width=200,
-                  default_value=str(v.flying_res), callback=g(lambda s, a: v.set(flying_res=int(a))))
-    dpg.add_radio_button(list(UPSCALE), tag="_radio_upscale", horizontal=True, default_value=v.upscale,
-                         callback=g(lambda s, a: v.set(upscale=a)))
-    dpg.add_combo([str(d) for d in DISPLAY_SIZES], label="display size", tag="_combo_display", width=200,
-                  default_value=str(v.display), callback=g(lambda s, a: v.set(display=int(a))))
-    dpg.add_slider_float(label="error gain", tag="_slider_gain", min_value=1.0, max_value=20.0, default_value=v.error_gain,
-                         width=200, callback=g(lambda s, a: v.set(error_gain=a)))
-    for tag, tip in TIPS.items():
-        with dpg.tooltip(tag):
-            dpg.add_text(tip)
-    dpg.add_separator()
-    _camera(app)
 
 
 def _figures(path) -> str:
@@ -145,26 +159,3 @@ def _camera(app) -> None:
         dpg.add_button(label="Into the cube", callback=g(lambda: fly.set_pose(x=0.0, z=0.3, yaw=0.0)))
         dpg.add_button(label="Shortcuts (H)", callback=app.toggle_help)
 
-
-def refresh(app) -> None:
-    c, v = app.fly.camera, app.view
-    for name, _, scale in POSE_FIELDS:
-        tag = f"_input_pose_{name}"
-        if not dpg.is_item_active(tag):
-            dpg.set_value(tag, getattr(c, name) / scale)
-        dpg.configure_item(tag, enabled=app.fly.free or name not in ("y", "pitch"))
-    dpg.set_value("_check_free", app.fly.free)
-    shown = NETWORK_KINDS[app.switching or app.shown_kind() or "pixels"]  # what is on screen, or being switched to
-    if dpg.get_value("_radio_network") != shown:
-        dpg.set_value("_radio_network", shown)
-    if not dpg.is_item_active("_slider_speed"):
-        dpg.set_value("_slider_speed", app.fly.speed)
-    dpg.configure_item("_slider_split", enabled=v.mode == "split")
-
-
-def _show_view(v) -> None:
-    for tag, value in (("_radio_mode", VIEW_MODES[v.mode]), ("_combo_net_res", str(v.net_res)), ("_combo_flying_res", str(v.flying_res)),
-                       ("_radio_upscale", v.upscale), ("_combo_display", str(v.display)),
-                       ("_slider_split", v.split), ("_slider_gain", v.error_gain), ("_check_dynamic", v.dynamic),
-                       ("_input_target_fps", v.target_fps)):
-        dpg.set_value(tag, value)

@@ -6,6 +6,7 @@ file means defaults; a damaged one is set aside (renamed *.bad) with a message, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -35,26 +36,16 @@ def output_path(name: str | Path) -> Path:
 
 @dataclass
 class Settings:
-    checkpoint: str | None = None
-    """The checkpoint shown at the last exit (loaded again at start)."""
-    pixels_checkpoint: str | None = None
-    """The last pixel network on screen: the View tab's render-mode switch opens it again."""
-    latent_checkpoint: str | None = None
-    """The last latent (TinyVAE) network on screen, for the same switch."""
-    view: dict = field(default_factory=dict)
-    """ViewSettings.to_dict()."""
-    camera: dict = field(default_factory=dict)
-    """speed, free mode and the last pose."""
-    training: dict = field(default_factory=dict)
-    """The training panel's choices: model, res, data, budget."""
-    video: dict = field(default_factory=dict)
-    """The video panel's choices: panel, res, fps, frames, last output."""
-    window: dict = field(default_factory=dict)
-    """Window width and height."""
-    worlds: dict = field(default_factory=dict)
-    """WorldsSession.choices(): the mNIF, corner worlds, u, v, render res."""
-    rotations: dict = field(default_factory=dict)
-    """RotationsSession.choices(): the checkpoint and data set, object, rotations, camera yaw, colour-by."""
+    checkpoint: str | None = None  # the checkpoint shown at the last exit (loaded again at start)
+    pixels_checkpoint: str | None = None  # the last pixel network on screen: the render-mode switch opens it again
+    latent_checkpoint: str | None = None  # the last latent (TinyVAE) network on screen, for the same switch
+    view: dict = field(default_factory=dict)  # ViewSettings.to_dict()
+    camera: dict = field(default_factory=dict)  # speed, free mode and the last pose
+    training: dict = field(default_factory=dict)  # the Training tab's TrainChoices
+    video: dict = field(default_factory=dict)  # the Path & video tab's export choices
+    window: dict = field(default_factory=dict)  # width and height
+    worlds: dict = field(default_factory=dict)  # WorldsSession.choices()
+    rotations: dict = field(default_factory=dict)  # RotationsSession.choices()
 
 
 def apply_or_keep(*calls: Callable[[], None]) -> None:
@@ -77,17 +68,14 @@ def load_settings(path: Path | None = None) -> tuple[Settings, str | None]:
         return Settings(), None
     except (OSError, ValueError) as e:
         bad = path.with_suffix(".json.bad")
-        try:
+        with contextlib.suppress(OSError):
             path.replace(bad)
-        except OSError:
-            pass
         return Settings(), f"settings file {path} was unreadable ({e}); it was moved to {bad.name} and defaults are used."
     kept, notes = check_entries(raw)
     return Settings(**kept), "\n".join(notes) or None
 
 
-WINDOW_RANGE = (200, 8192)
-"""Window edges in pixels a remembered size may have (a 1e8-pixel window would abort the app)."""
+WINDOW_RANGE = (200, 8192)  # window edges in pixels a remembered size may have (a 1e8-pixel window aborts the app)
 
 
 def check_entries(raw: dict) -> tuple[dict, list[str]]:
@@ -115,7 +103,10 @@ def _check_section(name: str, d: dict) -> tuple[dict, str | None]:
         ok = all(isinstance(d.get(k), int) and not isinstance(d.get(k), bool) and lo <= d[k] <= hi for k in ("width", "height") if k in d)
         return (d, None) if ok else ({}, f"size {d.get('width')!r} x {d.get('height')!r} is not two whole numbers from {lo} to {hi}")
     if name in ("training", "view"):
-        return _same_types(d, _defaults(name))
+        from app.gui.state import ViewSettings
+        from app.gui.training_session import TrainChoices
+
+        return _same_types(d, asdict(TrainChoices() if name == "training" else ViewSettings()))
     if name == "camera":
         bad = [k for k in ("speed",) if k in d and not (fits_float32(d[k]) and d[k] > 0)]
         bad += ["free"] if "free" in d and not isinstance(d["free"], bool) else []
@@ -123,13 +114,6 @@ def _check_section(name: str, d: dict) -> tuple[dict, str | None]:
         bad += ["pose"] if not (isinstance(pose, dict) and all(fits_float32(v) for v in pose.values())) else []
         return ({k: v for k, v in d.items() if k not in bad}, f"entries {bad} had bad values") if bad else (d, None)
     return d, None
-
-
-def _defaults(name: str) -> dict:
-    from app.gui.state import ViewSettings
-    from app.gui.training_session import TrainChoices
-
-    return asdict(TrainChoices() if name == "training" else ViewSettings())
 
 
 def _same_types(d: dict, defaults: dict) -> tuple[dict, str | None]:

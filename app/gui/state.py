@@ -76,12 +76,9 @@ class FlyCamera:
     scene: Scene
     home: Camera = field(default_factory=lambda: Camera(x=1.5, z=1.5, yaw=math.pi / 4))
     """Start and reset pose: a three-quarter view of the cube (yaw pi/4 looks at the origin from (1.5, 1.5))."""
-    speed: float = 1.0
-    """Movement speed in metres per second."""
-    turn_rate: float = 1.6
-    """Key turning speed in radians per second."""
-    drag_sensitivity: float = 0.005
-    """Radians of turn per pixel of mouse drag."""
+    speed: float = 1.0  # metres per second
+    turn_rate: float = 1.6  # key turning, radians per second
+    drag_sensitivity: float = 0.005  # radians of turn per pixel of mouse drag
     free: bool = False
     camera: Camera = field(init=False)
     version: int = field(default=0, init=False)
@@ -179,20 +176,16 @@ class ViewSettings:
     mode: str = "side_by_side"
     net_res: int = 64
     upscale: str = "nearest"
-    split: float = 0.5
-    """Split slider position: ground truth left of it, network right."""
-    display: int = 384
-    """Edge of one displayed panel in screen pixels."""
-    error_gain: float = 4.0
-    """Heat-map scale: an absolute error of 1 / gain maps to the top of the colour map."""
+    split: float = 0.5  # the split slider: ground truth left of it, network right
+    display: int = 384  # edge of one displayed panel in screen pixels
+    error_gain: float = 4.0  # heat-map scale: an absolute error of 1 / gain maps to the top of the colour map
     flying_res: int = 128
     """Latent networks while the camera moves: decoded at most this size (16² latents at 128), since a 512² decode
     takes seconds on a CPU; the still camera then gets net_res."""
     target_fps: float = 30.0
     """Pixel networks while the camera moves: network pictures per second that the dynamic resolution holds (at
     least 64²); a still camera then gets net_res."""
-    dynamic: bool = True
-    """Dynamic resolution on (off: every picture at net_res, however long it takes)."""
+    dynamic: bool = True  # dynamic resolution (off: every picture at net_res, however long it takes)
     version: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:

@@ -17,8 +17,7 @@ import numpy as np
 class Panel:
     """One picture of the big viewport and its caption."""
 
-    image: np.ndarray
-    """[H, W, 3] float32 in [0, 1]; shown square, scaled by the window."""
+    image: np.ndarray  # [H, W, 3] float32 in [0, 1]; shown square, scaled by the window
     caption: str
 
 
@@ -27,18 +26,14 @@ class Pictures:
     """What an open tab puts in the big viewport: one to three panels side by side, and a line under them."""
 
     panels: list[Panel]
-    note: str = ""
-    """Under the pictures: how current they are and what good looks like."""
-    key: object = field(default=None, compare=False)
-    """Changes when a panel's picture changes (the window uploads textures only then)."""
+    note: str = ""  # under the pictures: how current they are and what good looks like
+    key: object = field(default=None, compare=False)  # changes with a picture (the window uploads textures only then)
 
 
 class Tab:
-    name = ""
-    """Short name: the tab's tag is `_tab_{name}`, `redcube gui --tab NAME` opens it."""
+    name = ""  # short name: the tab's tag is `_tab_{name}`, `redcube gui --tab NAME` opens it
     label = ""
-    settings_key: str | None = None
-    """The `Settings` field its choices are remembered in (None: nothing remembered)."""
+    settings_key: str | None = None  # the `Settings` field its choices are remembered in (None: nothing remembered)
 
     def __init__(self, app):
         self.app = app

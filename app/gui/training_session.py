@@ -1,16 +1,16 @@
-"""The training panel's state, without GUI calls: the run's choices, its controller and its curves.
+"""The Training tab's state, without GUI calls: the run's choices, its controller and its curves.
 
-Talks to the trainer only through `training.control.TrainingProcess` (start, pause, resume, stop,
-poll, state, latest_checkpoint); never reaches into the trainer. The panel's buttons call `start`,
-`pause`, `resume`, `stop` and `reset`; the frame loop calls `poll` a few times a second.
+Talks to the trainer only through `training.control.TrainingProcess` (start, pause, resume, stop, poll, state, its
+newest files); never reaches into the trainer.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.gui.settings import outputs_dir
@@ -19,8 +19,7 @@ from renderer.errors import RedcubeError
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 BUDGET_UNITS = ("minutes", "steps")
 RECIPES = ("shipped", "defaults")
-TRAIN_KINDS = ("pixel", "latent", "vae")
-"""What the Training tab trains: the chosen model on pixels or on TinyVAE latents, or the TinyVAE itself."""
+TRAIN_KINDS = ("pixel", "latent", "vae")  # the chosen model on pixels or on TinyVAE latents, or the TinyVAE itself
 RECIPE_FIELDS = ("model_config", "batch_size", "lr", "warmup_steps", "lr_final", "eval_every")
 TRAIN_RESOLUTIONS = (32, 64, 128, 256)
 CHECKPOINT_EVERY_S = 5.0  # the viewport picks up new weights this often
@@ -50,8 +49,7 @@ class TrainChoices:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainChoices":
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 def check_share(share) -> float:
@@ -63,8 +61,6 @@ def check_share(share) -> float:
 
 def shipped_recipe(model: str, res: int) -> dict:
     """Training settings recorded in the shipped checkpoint of this model (the nearest resolution), or {}."""
-    import json
-
     found = []
     for path in ASSETS.glob(f"{model}_*.json"):
         try:
@@ -111,7 +107,6 @@ class TrainingSession:
         self.proc = None
         self.curves = Curves()
         self.last: dict = {}
-        self.started_at: float | None = None
         self.out_dir: Path | None = None
         self._ckpt_seen: tuple | None = None
         self._live_seen: tuple | None = None
@@ -153,11 +148,6 @@ class TrainingSession:
 
         return Job("vae", {"train": VAETrainConfig(**budget, out=pixel.out_dir)})
 
-    @property
-    def follows_view(self) -> bool:
-        """Whether the viewport shows the network this run trains (a TinyVAE run trains in the background only)."""
-        return self.choices.kind != "vae"
-
     def start(self) -> None:
         """Start a new run with the current choices (raises RedcubeError on bad choices)."""
         from training.control import TrainingProcess
@@ -167,7 +157,7 @@ class TrainingSession:
         proc = TrainingProcess(self.job(), cpu_share=self.choices.cpu_share, follow=True)
         proc.start()
         self.proc, self.curves, self.last = proc, Curves(), {}
-        self.started_at, self._ckpt_seen, self._live_seen, self.reported_failure = time.time(), None, None, False
+        self._ckpt_seen, self._live_seen, self.reported_failure = None, None, False
 
     def pause(self) -> None:
         if self.proc is not None and self.state == "running":
@@ -196,7 +186,7 @@ class TrainingSession:
     def reset(self) -> None:
         """Stop the run (its final checkpoint is kept on disk) and clear the panel for a new one."""
         self.stop()
-        self.proc, self.curves, self.last, self.started_at, self.out_dir = None, Curves(), {}, None, None
+        self.proc, self.curves, self.last, self.out_dir = None, Curves(), {}, None
 
     def close(self) -> None:
         """At exit: stop a running trainer and wait for its final checkpoint."""
@@ -215,19 +205,14 @@ class TrainingSession:
             self.last.update({k: v for k, v in r.items() if v is not None})
         return records
 
-    def new_checkpoint(self) -> Path | None:
-        """The run's newest checkpoint if it changed since the last call (cheap: a stat, no read)."""
-        if self.proc is None or not self.follows_view:
-            return None
-        path, self._ckpt_seen = _changed(self.proc.latest_checkpoint(), self._ckpt_seen)
-        return path
-
-    def new_weights(self) -> Path | None:
-        """The run's live weights file if it changed since the last call."""
-        if self.proc is None or not self.follows_view:
-            return None
-        path, self._live_seen = _changed(self.proc.live_path, self._live_seen)
-        return path
+    def new_files(self) -> tuple[Path | None, Path | None]:
+        """(live weights, newest checkpoint) of the run, each only if it changed since the last call (cheap: a stat,
+        no read)."""
+        if self.proc is None or self.choices.kind == "vae":  # a TinyVAE run trains in the background only
+            return None, None
+        live, self._live_seen = _changed(self.proc.live_path, self._live_seen)
+        ckpt, self._ckpt_seen = _changed(self.proc.latest_checkpoint(), self._ckpt_seen)
+        return live, ckpt
 
     # -- reading -------------------------------------------------------------------------------
     def owns(self, path: Path | None) -> bool:
@@ -280,9 +265,6 @@ class TrainingSession:
         if left is not None and s in ("running", "paused"):
             parts.append(f"{int(left // 60)}:{int(left % 60):02d} left")
         return " | ".join(parts)
-
-    def to_dict(self) -> dict:
-        return asdict(self.choices)
 
 
 def _changed(path: Path | None, seen: tuple | None) -> tuple[Path | None, tuple | None]:

@@ -39,14 +39,11 @@ def device_name(threads: int) -> str:
 @dataclass
 class Stats:
     inference_ms: float = 0.0
-    fps: float = 0.0
-    """Window redraws per second."""
-    net_fps: float = 0.0
-    """Network pictures reaching the screen per second (over the last second or so)."""
+    fps: float = 0.0  # window redraws per second
+    net_fps: float = 0.0  # network pictures reaching the screen per second (over the last second or so)
     psnr: float | None = None
     psnr_res: int | None = None
-    net_res: int | None = None
-    """Resolution of the network picture on screen (dynamic while flying)."""
+    net_res: int | None = None  # of the network picture on screen (dynamic while flying)
     threads: int = 1
 
     def line(self) -> str:
@@ -62,10 +59,8 @@ class Viewer:
         self.scene, self.fly, self.view, self.slot = scene, fly, view, slot
         self.gt_view = GroundTruthView(rasterizer)
         self.net_view = NetworkView(rasterizer, slot, gain=lambda: self.view.error_gain)
-        self.left: np.ndarray | None = None
-        """[S, S, 3] picture of the left (or only) panel."""
-        self.right: np.ndarray | None = None
-        """[S, S, 3] network picture in side-by-side mode, else None."""
+        self.left: np.ndarray | None = None  # [S, S, 3] picture of the left (or only) panel
+        self.right: np.ndarray | None = None  # [S, S, 3] network picture in side-by-side mode, else None
         self.gt: GTFrame | None = None
         self.net: NetFrame | None = None
         self.stats = Stats()
@@ -77,10 +72,6 @@ class Viewer:
         self._frame_times: deque = deque(maxlen=60)
         self._net_times: deque = deque(maxlen=30)
         self.dynamic = DynamicResolution(view.target_fps)
-        self.training = False
-        """A training run shares the CPU: the viewport then renders with the cores it leaves."""
-        self.render_threads = 2
-        """Inference threads while no training runs (the app sets it from the training CPU share otherwise)."""
 
     # -- per frame ------------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> bool:
@@ -106,7 +97,6 @@ class Viewer:
         if gt_req != self._asked_gt:
             self._asked_gt = gt_req
             self.gt_view.request(*gt_req)
-        self.net_view.threads = self.render_threads
         loaded = self.slot.snapshot()
         refine = now - self._moved_at > REFINE_AFTER_S
         self.dynamic.target_fps = self.view.target_fps
@@ -158,7 +148,8 @@ class Viewer:
             latent = self.net.latent if self.net is not None else None
             net, mode = (upscale(latent, size, "nearest") if latent is not None else None), "network"
         if mode == "side_by_side":
-            self.left, self.right = gt, _or_grey(net, gt)
+            net = np.full_like(gt, 0.2) if net is None else net  # dark grey while no network is loaded
+            self.left, self.right = gt, np.ascontiguousarray(net, dtype=np.float32)
         elif mode == "split":
             self.left, self.right = compose("split", gt, net, None, self.view.split), None
         else:
@@ -186,8 +177,3 @@ def _rate(times) -> float:
     """Events per second over a list of their times."""
     times = list(times)
     return (len(times) - 1) / max(1e-6, times[-1] - times[0]) if len(times) > 1 else 0.0
-
-
-def _or_grey(net: np.ndarray | None, like: np.ndarray) -> np.ndarray:
-    """The network picture, or a dark grey panel while no network is loaded."""
-    return np.ascontiguousarray(net, dtype=np.float32) if net is not None else np.full_like(like, 0.2)

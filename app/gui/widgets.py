@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dearpygui.dearpygui as dpg
 
+from renderer.errors import RedcubeError
+
 PATH_WIDTH = 210
 
 
@@ -23,8 +25,6 @@ def path_field(app, tag: str, buttons: list[tuple[str, object]], dialog: str, de
 
 
 def _typed(tag: str) -> str:
-    from renderer.errors import RedcubeError
-
     path = dpg.get_value(tag).strip()
     if not path:
         raise RedcubeError("the path field is empty; type a file's path there or pick one with the ... button.")

@@ -1,13 +1,8 @@
-"""Background renderers for the viewport, so the GUI thread only composes and draws.
+"""Background renderers for the viewport, so the GUI thread only composes and draws, and the network on screen.
 
-`LatestWorker` runs a function on its own thread for the newest request only (a stale camera pose
-is never rendered). `GroundTruthView` renders the displayed ground truth; `NetworkView` runs the
-network at the resolution the viewer asks for (plus, for a still camera or the error view, ground truth at that
-resolution for the PSNR and the error map); a full-resolution render for a still camera is cancelled between chunks
-as soon as the camera moves again, so it is never shown late. A latent network (TinyVAE latents) is run at res/8
-and decoded on that same worker thread, which takes seconds on a CPU, so the window stays responsive and shows the
-newest finished frame. `ModelSlot` holds the network shown and swaps in new weights loaded off the GUI thread: a
-whole checkpoint, or a training run's live weights into a copy of the network on screen.
+A latent network (TinyVAE latents) is run at res/8 and decoded on its render thread too: that takes seconds on a CPU,
+and the window stays responsive, showing the newest finished frame. `ModelSlot` swaps in new weights loaded off the
+GUI thread: a whole checkpoint, or a training run's live weights into a copy of the network on screen.
 """
 
 from __future__ import annotations
@@ -138,8 +133,7 @@ class LoadedModel:
     path: Path | None
     step: int
     version: int
-    vae: Any = None
-    """The TinyVAE that decodes a latent network's output (None for pixel networks)."""
+    vae: Any = None  # the TinyVAE that decodes a latent network's output (None for pixel networks)
     network: int = 0
     """The version of the checkpoint load this network came from: live weights loaded into it keep it (same
     network, same cost per pixel), another checkpoint changes it."""
@@ -153,7 +147,6 @@ class ModelSlot:
         self.current: LoadedModel | None = None
         self._version = 0
         self.loading: Path | None = None
-        self.messages: list[str] = []
 
     def load(self, path: Path, on_done: Callable[[LoadedModel | None, str | None], None] | None = None,
              publish: bool = True) -> None:
@@ -166,9 +159,7 @@ class ModelSlot:
             done = None
             try:
                 ckpt = load_checkpoint(path)
-                model = ckpt.build_model(DEVICE).eval()
-                for p in model.parameters():
-                    p.requires_grad_(False)
+                model = ckpt.build_model(DEVICE).eval().requires_grad_(False)
                 render_image(model, torch.tensor(WARMUP_POSE), 16)  # builds any kernel now, not in the first frame
                 vae = None
                 if ckpt.record.get("vae"):  # a latent network: the VAE it was trained with, or one sentence
@@ -222,16 +213,6 @@ class ModelSlot:
 
         start_thread("redcube-weights", run)
 
-    def load_now(self, path: Path) -> LoadedModel:
-        """Synchronous load (command line, tests); raises RedcubeError."""
-        box: dict = {}
-        done = threading.Event()
-        self.load(path, lambda m, e: (box.update(m=m, e=e), done.set()))
-        done.wait()
-        if box["e"]:
-            raise RedcubeError(box["e"])
-        return box["m"]
-
     def snapshot(self) -> LoadedModel | None:
         with self._lock:
             return self.current
@@ -243,23 +224,17 @@ class NetFrame:
     res: int
     version: int
     net: np.ndarray
-    gt: np.ndarray | None
-    """Same-resolution ground truth, rendered for a still camera or the error view (None while flying)."""
+    gt: np.ndarray | None  # same-resolution ground truth, for a still camera or the error view (None while flying)
     err: np.ndarray | None
     psnr: float | None
-    ms: float
-    """Inference time of the network alone (latent networks: network and TinyVAE decoding)."""
+    ms: float  # inference time of the network alone (latent networks: network and TinyVAE decoding)
     threads: int
     latent: np.ndarray | None = None
     """Latent networks: the first three latent channels as a picture [res/8, res/8, 3] (the blog's latent view)."""
-    still: bool = True
-    """Rendered for a still camera at the full resolution (else a flying frame at the dynamic resolution)."""
-    step: int = 0
-    """The training step of the weights that drew it."""
-    done_at: float = 0.0
-    """time.perf_counter() when it finished."""
-    network: int = 0
-    """`LoadedModel.network` of the weights that drew it."""
+    still: bool = True  # a still camera's full-resolution picture (else a flying frame at the dynamic resolution)
+    step: int = 0  # the training step of the weights that drew it
+    done_at: float = 0.0  # time.perf_counter() when it finished
+    network: int = 0  # `LoadedModel.network` of the weights that drew it
 
 
 @dataclass
@@ -269,8 +244,7 @@ class GTFrame:
     supersample: int
     rgb: np.ndarray
     ms: float
-    still: bool
-    """The final picture for a still camera (full size, anti-aliased), not the quick one shown while flying."""
+    still: bool  # the final picture for a still camera (full size, anti-aliased), not the quick one of flying
 
 
 @dataclass
@@ -280,8 +254,7 @@ class NetworkView:
     rasterizer: Any
     slot: ModelSlot
     gain: Callable[[], float] = lambda: 4.0
-    threads: int = 2
-    """torch threads for inference; the app drops it to 1 while a training run shares the cores."""
+    threads: int = 2  # torch threads for inference (the Training tab sets them: the cores a training run leaves)
     worker: LatestWorker = field(init=False)
 
     def __post_init__(self):
@@ -302,20 +275,19 @@ class NetworkView:
         t = torch.tensor(pose, dtype=torch.float32)
         cancel = self.worker.superseded if still else None  # a flying frame is the newest picture there is: keep it
         t0 = time.perf_counter()
+        vae = loaded.vae  # a latent network: latents at res/8 (at least 16²), decoded to 8x that
+        out = render_image(loaded.model, t, max(16, res // 8) if vae is not None else res,
+                           chunk=infer_chunk(loaded.model), cancelled=cancel)
+        if out is None:
+            return None
         latent = None
-        if loaded.vae is not None:  # latents at res/8 (at least 16²), decoded to 8x that
-            z = render_image(loaded.model, t, max(16, res // 8), chunk=infer_chunk(loaded.model), cancelled=cancel)
-            if z is None:
-                return None
+        if vae is not None:
             with torch.inference_mode():
-                net = loaded.vae.decode(z[None])[0].cpu().numpy()
-                latent = loaded.vae.latent_picture(z).cpu().numpy()
+                net = vae.decode(out[None])[0].cpu().numpy()
+                latent = vae.latent_picture(out).cpu().numpy()
             res = net.shape[0]
         else:
-            net = render_image(loaded.model, t, res, chunk=infer_chunk(loaded.model), cancelled=cancel)
-            if net is None:
-                return None
-            net = net.clamp(0, 1).cpu().numpy()
+            net = out.clamp(0, 1).cpu().numpy()
         ms = (time.perf_counter() - t0) * 1000
         gt = err = score = None
         if truth:

@@ -4,6 +4,7 @@ latent loss; a latent checkpoint refuses a VAE it was not trained with, in one s
 from __future__ import annotations
 
 import json
+import queue
 
 import pytest
 import torch
@@ -70,13 +71,22 @@ def test_latent_checkpoint_with_another_vae_is_one_sentence(latent_run, vaes, tm
     assert (latent_run / "checkpoint.safetensors").read_bytes() == before  # nothing lost
 
 
+def load_now(slot, path):
+    """The slot's background load of a checkpoint, waited for."""
+    got = queue.SimpleQueue()
+    slot.load(path, lambda loaded, err: got.put((loaded, err)))
+    loaded, err = got.get(timeout=120)
+    assert err is None, err
+    return loaded
+
+
 def test_viewport_worker_decodes_a_latent_network_off_the_calling_thread(latent_run, rasterizer):
     import time
 
     from app.gui.workers import ModelSlot, NetworkView
 
     slot = ModelSlot()
-    loaded = slot.load_now(latent_run)
+    loaded = load_now(slot, latent_run)
     assert loaded.vae is not None
     view = NetworkView(rasterizer, slot, threads=1)
     try:
@@ -102,7 +112,7 @@ def test_viewer_decodes_smaller_latents_while_the_camera_moves(tiny_latent, rast
     from app.gui.workers import ModelSlot
 
     slot = ModelSlot()
-    slot.load_now(tiny_latent)
+    load_now(slot, tiny_latent)
     viewer = Viewer(scene, rasterizer, FlyCamera(scene), ViewSettings(net_res=512, flying_res=128, display=128), slot)
 
     def frame_at(res, now):
