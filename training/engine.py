@@ -17,10 +17,11 @@ resumed trains the same weights as one run straight through.
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -33,18 +34,17 @@ from training.checkpoint import DEFAULT_NAME, Checkpoint, load_checkpoint, resto
 from training.disk import check_free_space, checkpoint_bytes, why_write_failed
 from training.distributed import Dist
 from training.run_dir import claim, lock
-from training.schedules import cosine
 
 
 @dataclass
 class Plan:
     """How the engine runs a kind: budget, schedule, cadence and place. Each kind fills it from its own config."""
 
-    steps: int | None
+    steps: int | None = None
     """Step budget (the schedule spans it); at least one of steps and minutes."""
-    minutes: float | None
+    minutes: float | None = None
     """Wall-clock budget in minutes."""
-    out_dir: str | None
+    out_dir: str | None = None
     """Run directory for log.jsonl and the checkpoint; None writes nothing (a fit inside a larger job)."""
     seed: int = 0
     """Seeds the batch generator (each rank under torchrun adds its own offset)."""
@@ -80,6 +80,15 @@ class Plan:
         if self.eval_every is not None:
             check_number("--eval-every", self.eval_every, 1, 10 ** 12, integer=True)
 
+    @classmethod
+    def of(cls, config, **kw) -> "Plan":
+        """A kind's plan from the fields its config names alike (steps, minutes, seed, eval_every, ...; `out` for
+        out_dir), `kw` overriding them."""
+        same = {f.name: getattr(config, f.name) for f in fields(cls) if hasattr(config, f.name)}
+        if hasattr(config, "out"):
+            same["out_dir"] = config.out
+        return cls(**{**same, **kw})
+
 
 @dataclass
 class Hooks:
@@ -112,6 +121,10 @@ class Engine:
     """True for a kind that writes into another run's directory (the diffusion model beside its mNIF)."""
     eval_is_training_time = True
     """False where evaluation costs seconds (decoding frames, rendering worlds): the budget's clock skips it."""
+    config = None
+    """The kind's training config (a dataclass): its checkpoint records it but for the fields in `config_skip` (a model
+    config it records as the model's)."""
+    config_skip: tuple[str, ...] = ()
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -167,17 +180,9 @@ class Engine:
         """The metrics an evaluation records (a kind may add figures derived from the train loss)."""
         return {"train_loss": train_loss, **self.evaluate()}
 
-    def config_dict(self) -> dict:
-        """The training config as the checkpoint records it."""
-        return {}
-
-    def extra_tensors(self) -> dict[str, torch.Tensor]:
-        """Tensors the checkpoint holds beyond the model, optimizer and batch generator."""
-        return {}
-
-    def record_extra(self) -> dict:
-        """Record entries beyond model, config, metrics and elapsed time."""
-        return {}
+    def saved_extra(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """(tensors, record entries) the checkpoint holds beyond the model, optimizer, generators, config and metrics."""
+        return {}, {}
 
     def live_tensors(self) -> dict[str, torch.Tensor]:
         """Tensors a viewer following the run needs beside the model's weights (an mNIF's latents)."""
@@ -224,7 +229,8 @@ class Engine:
             return (self.step + 1) / p.warmup_steps
         if done < p.warmup_share:
             return max(done / p.warmup_share, 0.01)
-        return cosine(1.0, (done - p.warmup_share) / max(1 - p.warmup_share, 1e-9), floor=p.lr_floor)
+        cos = min((done - p.warmup_share) / max(1 - p.warmup_share, 1e-9), 1.0)
+        return p.lr_floor + (1 - p.lr_floor) * 0.5 * (1 + math.cos(math.pi * cos))
 
     def set_lr(self) -> None:
         """Groups with a `peak` follow the schedule; the others (an mNIF's latents, meta rates) keep their rate."""
@@ -261,12 +267,14 @@ class Engine:
         if self.ckpt_path is None:
             return None
         try:
+            config = asdict(self.config) if self.config is not None else {}
+            tensors, record = self.saved_extra()
             path = save_checkpoint(
-                self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics, train=self.config_dict(),
-                optimizer=self.optimizer, extra_tensors={"rng.batch": self.gen.get_state(), "rng.torch": self.rng_torch(),
-                                                          **self.extra_tensors()},
+                self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics,
+                train={k: v for k, v in config.items() if k not in self.config_skip},
+                optimizer=self.optimizer, extra_tensors={"rng.batch": self.gen.get_state(), "rng.torch": self.rng_torch(), **tensors},
                 extra={"elapsed_s": self.elapsed, "run_kind": self.kind, **({"lr_scale": self.lr_scale} if self.lr_scale != 1.0 else {}),
-                       **self.record_extra()})
+                       **record})
         except Exception as e:  # safetensors wraps OS errors in its own type
             kept, again = ((f"the previous checkpoint (step {self.saved_step}) is kept", "rerun with --resume")
                            if self.saved_step is not None else ("no earlier checkpoint exists", "run the command again"))
@@ -439,15 +447,16 @@ class Engine:
 class Fit(Engine):
     """A small fit in memory through the engine (nothing written, no rollback: it follows its seed exactly): a module,
     its optimizer (groups with a `peak` follow the cosine, the others keep their rate) and a loss of no arguments.
-    `evaluate` (optional) runs every `eval_every` steps and at the end; its records reach `hooks.on_record`."""
+    `evaluate` (optional) runs every `eval_every` steps and at the end; its records reach `hooks.on_record`. `seed`
+    seeds the engine's batch generator (`self.gen`)."""
 
     kind = "fit"
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: Callable[[], torch.Tensor], steps: int,
                  evaluate: Callable[[], dict] | None = None, eval_every: int | None = None, hooks: Hooks | None = None,
-                 lr_floor: float = 0.05):
+                 lr_floor: float = 0.05, seed: int = 0):
         self.model, self.optimizer, self.loss, self._evaluate, self.scene = model, optimizer, loss, evaluate, Scene()
-        super().__init__(Plan(steps, None, None, lr_floor=lr_floor, log_every=steps, eval_every=eval_every, guard=False), hooks)
+        super().__init__(Plan(steps, seed=seed, lr_floor=lr_floor, log_every=steps, eval_every=eval_every, guard=False), hooks)
 
     def setup(self, ckpt) -> None:
         pass  # built by the caller

@@ -6,8 +6,7 @@ It runs in the one loop (`training.engine`), which serves the CLI, the experimen
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
 import torch
@@ -20,7 +19,7 @@ from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
 from training.data import PixelSet, fixed_pixels, heldout_poses
 from training.distributed import Dist
-from training.engine import SPIKE_FACTOR, SPIKE_STEPS, Engine, Hooks, LossSpikes, Plan, SaveFailed  # noqa: F401 (re-exported)
+from training.engine import Engine, Hooks, Plan
 from training.evaluate import Evaluation, predict
 from training.metrics import mse_to_psnr
 from training.stream import FrameStream, StreamConfig
@@ -86,22 +85,15 @@ class TrainConfig:
         if self.data not in self.DATA_MODES:
             latent = "; shards are latent mode's (redcube train latent)" if self.data == "shards" else ""
             raise RedcubeError(f"data mode {self.data!r} is not offered here; choose one of {list(self.DATA_MODES)}{latent}.")
-        if self.steps is None and self.minutes is None:
-            raise RedcubeError("training needs a budget; pass --steps N or --minutes M.")
+        self.plan()  # the budget, --eval-every and log_every: finite and in range (a NaN budget would train forever)
         self._check_numbers()
 
     def _check_numbers(self) -> None:
-        """Every number finite and in range (a NaN budget would train forever; --eval-every 0 divides by zero)."""
-        if self.steps is not None:
-            check_number("--steps", self.steps, 1, 10 ** 12, integer=True)
-        if self.minutes is not None:
-            check_number("--minutes", self.minutes, 0, 10 ** 7, lo_open=True)
+        """Every other number finite and in range."""
         check_number("--batch-size", self.batch_size, 1, 2 ** 24, integer=True)
         check_number("--lr", self.lr, 0, 10, lo_open=True)
         check_number("--warmup-steps", self.warmup_steps, 0, 10 ** 9, integer=True)
         check_number("lr_final", self.lr_final, 0, 1)
-        check_number("--eval-every", self.eval_every, 1, 10 ** 12, integer=True)
-        check_number("log_every", self.log_every, 1, 10 ** 12, integer=True)
         check_number("--heldout", self.heldout, 1, 10 ** 5, integer=True)
         check_number("--fixed-samples", self.fixed_samples, 1, 10 ** 9, integer=True)
         check_number("--checkpoint-every", self.checkpoint_every_s, 0, 1e12, lo_open=True)
@@ -109,18 +101,8 @@ class TrainConfig:
         check_number("--seed", self.seed, 0, 2 ** 62, integer=True)
         check_number("--threads", self.threads, 0, 4096, integer=True)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     def plan(self) -> Plan:
-        return Plan(self.steps, self.minutes, self.out_dir, seed=self.seed, warmup_steps=self.warmup_steps,
-                    lr_floor=self.lr_final, log_every=self.log_every, eval_every=self.eval_every,
-                    checkpoint_every_s=self.checkpoint_every_s, first_checkpoint_s=self.first_checkpoint_s)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return Plan.of(self, lr_floor=self.lr_final)
 
 
 class Trainer(Engine):
@@ -133,7 +115,7 @@ class Trainer(Engine):
         """`overwrite`: a run already in out_dir is moved aside (without it, and without `resume`, it is refused)."""
         self.config, self._scene_arg = config, scene
         dist = Dist.from_env()
-        dist.check_same("training config", config.to_dict())
+        dist.check_same("training config", asdict(config))
         if config.batch_size % dist.world:
             raise RedcubeError(f"batch size {config.batch_size} does not split over {dist.world} ranks; "
                                f"pass a --batch-size that is a multiple of {dist.world}.")
@@ -168,9 +150,6 @@ class Trainer(Engine):
     def restore(self, ckpt) -> None:
         ckpt.build_model()  # one sentence when the weights do not fit the recorded model
         super().restore(ckpt)
-
-    def config_dict(self) -> dict:
-        return self.config.to_dict()
 
     def on_rollback(self) -> None:
         self.config.lr *= 0.5  # the recorded config says the rate it now trains at

@@ -10,9 +10,7 @@ much that the grey ground is never learnt.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -118,11 +116,8 @@ class VAETrainer(Engine):
     def __init__(self, config: VAETrainConfig, scene: Scene | None = None, hooks: Hooks | None = None,
                  resume: bool = False, overwrite: bool = False):
         self.config, self.scene = config, scene or Scene()
-        c = config
-        plan = Plan(c.steps, c.minutes, c.out, seed=c.seed, warmup_steps=50, lr_floor=0.02, log_every=25,
-                    eval_every=c.eval_every, save_on_eval=True)
-        self.joins_run = inside(c.init, c.out)  # --init from the run in --out continues its weights in place
-        super().__init__(plan, hooks, resume=resume, overwrite=overwrite)
+        self.joins_run = inside(config.init, config.out)  # --init from the run in --out continues its weights in place
+        super().__init__(Plan.of(config, warmup_steps=50, lr_floor=0.02, save_on_eval=True), hooks, resume, overwrite)
 
     def setup(self, ckpt) -> None:
         c = self.config
@@ -165,25 +160,12 @@ class VAETrainer(Engine):
         loss = torch.nn.functional.mse_loss(vae.decode(z), x) + c.latent_range_weight * excess
         return loss, {}
 
-    def evaluate(self) -> dict:
+    def eval_record(self, train_loss: float) -> dict:
         """3. held-out whole frames."""
         ev = evaluate_vae(self.model, self.test)
-        return {"test_psnr": ev["psnr"], "test_ssim": ev["ssim"], "latent_excess": ev["latent_excess"],
-                "res": self.config.res, "heldout": self.config.heldout}
+        return {"train_loss": train_loss, "train_psnr": mse_to_psnr(train_loss), "test_psnr": ev["psnr"],
+                "test_ssim": ev["ssim"], "latent_excess": ev["latent_excess"], "res": self.config.res,
+                "heldout": self.config.heldout}
 
-    def eval_record(self, train_loss: float) -> dict:
-        return {"train_loss": train_loss, "train_psnr": mse_to_psnr(train_loss), **self.evaluate()}
-
-    def config_dict(self) -> dict:
-        return dataclasses.asdict(self.config)
-
-    def extra_tensors(self) -> dict:
-        return {"pool_poses": self.pool_poses} if self.pool_poses is not None else {}
-
-    def record_extra(self) -> dict:
-        return {"vae": self.model.identity()}
-
-
-def train_vae(config: VAETrainConfig, scene: Scene | None = None, on_record: Callable[[dict], None] | None = None) -> dict:
-    """Train a scene TinyVAE; returns the final held-out metrics. Checkpoint: <out>/checkpoint.safetensors."""
-    return VAETrainer(config, scene, Hooks(on_record=on_record)).run()
+    def saved_extra(self) -> tuple[dict, dict]:
+        return {"pool_poses": self.pool_poses} if self.pool_poses is not None else {}, {"vae": self.model.identity()}

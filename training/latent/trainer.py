@@ -11,7 +11,6 @@ which VAE it was trained with (checked on every load by `training.vae.vae_for_ch
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -71,14 +70,10 @@ def trainer_for(config: TrainConfig, **kw) -> Trainer:
 
 
 @torch.no_grad()
-def predict_latents(model: nn.Module, poses: torch.Tensor, latent_res: int) -> torch.Tensor:
-    """Network latents [N, r, r, 4] for poses [N, 5] (raw, not clamped)."""
-    return torch.stack([render_image(model, p, latent_res).float().cpu() for p in poses])
-
-
 def evaluate_latent(model: nn.Module, vae: TinyVAE, poses: torch.Tensor, gt: torch.Tensor) -> tuple[Evaluation, torch.Tensor]:
-    """Decoded network pictures against ground truth gt [N, R, R, 3]; also returns the latents [N, R/8, R/8, 4]."""
-    z = predict_latents(model, poses, gt.shape[1] // DOWNSCALE)
+    """Decoded network pictures against ground truth gt [N, R, R, 3]; also returns the network's latents [N, R/8, R/8, 4]
+    (raw, not clamped)."""
+    z = torch.stack([render_image(model, p, gt.shape[1] // DOWNSCALE).float().cpu() for p in poses])
     return Evaluation(poses, gt, decode_latents(vae, z)), z
 
 
@@ -133,14 +128,5 @@ class LatentTrainer(Trainer):
         return {"test_loss": float(((z - self.test_latents) ** 2).mean()), "test_psnr": s["psnr"],
                 "test_psnr_pooled": s["psnr_pooled"], "test_ssim": s["ssim"], "test_image_mse": s["mse"]}
 
-    def record_extra(self) -> dict:
-        return {"vae": self.vae_record, "latent_res": self.config.latent_res}
-
-
-def config_from_record(record: dict) -> TrainConfig:
-    """The training config recorded in a checkpoint: latent or pixel."""
-    train = record.get("train") or {}
-    names = {f.name for f in dataclasses.fields(LatentTrainConfig)}
-    if record.get("vae"):
-        return LatentTrainConfig(**{k: v for k, v in train.items() if k in names})
-    return TrainConfig.from_dict(train)
+    def saved_extra(self) -> tuple[dict, dict]:
+        return {}, {"vae": self.vae_record, "latent_res": self.config.latent_res}

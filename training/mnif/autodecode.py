@@ -192,8 +192,7 @@ class MNIFTrainer(Engine):
                  resume: bool = False, overwrite: bool = False):
         self.config, self.model_config, self.scene = config, model_config, base or Scene()
         self.joins_run = inside(config.init_from, config.out)  # continuing the run in --out writes over it
-        c = config
-        super().__init__(Plan(c.steps, c.minutes, c.out, seed=c.seed, log_every=50, eval_every=None), hooks, resume, overwrite)
+        super().__init__(Plan.of(config, log_every=50, eval_every=None), hooks, resume, overwrite)
 
     def setup(self, ckpt) -> None:
         c = self.config
@@ -244,14 +243,8 @@ class MNIFTrainer(Engine):
         return {"train_loss": train_loss, **fitted, "method": self.method, "steps": self.step,
                 "train_seconds": round(self.elapsed, 1), "threads": self.config.threads}
 
-    def config_dict(self) -> dict:
-        return asdict(self.config)
-
-    def extra_tensors(self) -> dict:
-        return mnif_parts(self.train_latents(), self.method, self.method_record(), self.method_tensors())[0]
-
-    def record_extra(self) -> dict:
-        return mnif_parts(self.train_latents(), self.method, self.method_record(), self.method_tensors())[1]
+    def saved_extra(self) -> tuple[dict, dict]:
+        return mnif_parts(self.train_latents(), self.method, self.method_record(), self.method_tensors())
 
     def method_tensors(self) -> dict[str, torch.Tensor]:
         return {}
@@ -261,12 +254,6 @@ class MNIFTrainer(Engine):
 
 
 # ---- auto-decoding -------------------------------------------------------------------------------------
-def train_mnif(config: MNIFTrainConfig, model_config: MNIFConfig, base: Scene,
-               on_record: Callable[[dict], None] | None = None) -> dict:
-    """Auto-decode the training worlds (steps 1-4), then evaluate and save `out/checkpoint.safetensors`."""
-    return MNIFTrainer(config, model_config, base, Hooks(on_record=on_record)).run()
-
-
 @torch.no_grad()
 def continue_from(config: MNIFTrainConfig, model: MNIF, latents: torch.nn.Parameter) -> dict:
     """Load `config.init_from` into model and latents (one sentence if it does not fit this run); returns what it was."""

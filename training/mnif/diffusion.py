@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -193,8 +193,7 @@ class DiffusionTrainer(Engine):
                  out_dir: str | None = None, hooks: Hooks | None = None, resume: bool = False):
         self.latents, self.config, self.denoiser = latents, config or DiffusionTrainConfig(), denoiser
         self.scene, self.losses = Scene(), []
-        c = self.config
-        super().__init__(Plan(c.steps, None, out_dir, seed=c.seed, lr_floor=0.0, log_every=100, eval_every=None), hooks, resume)
+        super().__init__(Plan.of(self.config, out_dir=out_dir, lr_floor=0.0, log_every=100, eval_every=None), hooks, resume)
 
     def setup(self, ckpt) -> None:
         torch.manual_seed(self.config.seed)
@@ -221,14 +220,8 @@ class DiffusionTrainer(Engine):
         return {"diffusion_steps": self.step, "diffusion_final_loss": sum(tail) / len(tail),
                 "diffusion_seconds": round(time.time() - self.started, 1)}
 
-    def config_dict(self) -> dict:
-        return asdict(self.config)
-
-    def extra_tensors(self) -> dict:
-        return self.ld.tensors()
-
-    def record_extra(self) -> dict:
-        return self.ld.record()
+    def saved_extra(self) -> tuple[dict, dict]:
+        return self.ld.tensors(), self.ld.record()
 
 
 def train_diffusion(latents: torch.Tensor, steps: int = DiffusionTrainConfig.steps, batch: int = 64, lr: float = 1e-3, seed: int = 0,

@@ -31,7 +31,7 @@ from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.scene import Scene
 from renderer.worlds import Cubes, world_scene
 from training.checkpoint import load_checkpoint
-from training.engine import Engine, Hooks
+from training.engine import Engine
 from training.mnif.autodecode import LatentFit, MNIFTrainConfig, MNIFTrainer, point_loss, sample_points, select
 
 METHOD = "meta"
@@ -156,11 +156,6 @@ class MetaTrainer(MNIFTrainer):
 
     def method_record(self) -> dict:
         return asdict(self.meta)
-
-
-def train_mnif_meta(config: MNIFTrainConfig, meta: MetaConfig, model_config: MNIFConfig, base: Scene, on_record=None) -> dict:
-    """Meta-learn the bases, T and the rates (Algorithm 1), adapt every training world, evaluate, save the checkpoint."""
-    return MetaTrainer(config, meta, model_config, base, Hooks(on_record=on_record)).run()
 
 
 def checkpoint_fit(path) -> LatentFit | None:
