@@ -147,6 +147,10 @@ class Engine:
         self.step, self.elapsed, self.metrics, self.lr_scale = 0, 0.0, {}, 1.0
         self._rng_after_step = None
         try:
+            if self.config is not None:  # the kind's weights start from its seed, on its threads (0: torch's default)
+                torch.manual_seed(self.config.seed)
+                if getattr(self.config, "threads", 0) > 0:
+                    torch.set_num_threads(self.config.threads)
             self.setup(ckpt)
             if ckpt:
                 self.restore(ckpt)
@@ -158,7 +162,8 @@ class Engine:
 
     # ---- what a kind supplies ------------------------------------------------------------------
     def setup(self, ckpt: Checkpoint | None) -> None:
-        """Build self.model, self.optimizer and self.scene (the checkpoint, when resuming, is restored after)."""
+        """Build self.model, self.optimizer and self.scene (torch is seeded from the config's seed before; the
+        checkpoint, when resuming, is restored after)."""
         raise NotImplementedError
 
     def open(self) -> dict:

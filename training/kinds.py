@@ -123,15 +123,12 @@ def _after_mnif(parts, hooks):
 
 
 def _weightspace(parts, scene, hooks, resume, overwrite):
+    """Either weight-space arm: its training config carries the model's."""
+    from training.weightspace.grid_train import GridTrainConfig, GridTrainer
     from training.weightspace.train import WeightSpaceTrainer
 
-    return WeightSpaceTrainer(dataclasses.replace(parts["train"], model=parts["model"]), hooks, resume, overwrite)
-
-
-def _grid(parts, scene, hooks, resume, overwrite):
-    from training.weightspace.grid_train import GridTrainer
-
-    return GridTrainer(dataclasses.replace(parts["train"], model=parts["model"]), hooks, resume, overwrite)
+    engine = GridTrainer if isinstance(parts["train"], GridTrainConfig) else WeightSpaceTrainer
+    return engine(dataclasses.replace(parts["train"], model=parts["model"]), hooks, resume, overwrite)
 
 
 @cache
@@ -175,6 +172,6 @@ def kinds() -> dict[str, Kind]:
               Part("model", WeightSpaceConfig)), _weightspace, out),
         Kind("weightspace-grid", "the grid arm: a 3-D conv net on the densely stored hash levels of an NGP field data set",
              (Part("train", GridTrainConfig, skip=("model",)), Part("model", GridConfig, "grid-", skip=("features_per_level",))),
-             _grid, out),
+             _weightspace, out),
     ]
     return {k.name: k for k in kinds}

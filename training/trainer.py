@@ -126,9 +126,6 @@ class Trainer(Engine):
     def setup(self, ckpt) -> None:
         c = self.config
         self.scene = ckpt.scene if ckpt else (self._scene_arg or Scene())
-        if c.threads > 0:
-            torch.set_num_threads(c.threads)
-        torch.manual_seed(c.seed)
         self.model = build_model(c.model, c.model_config, self.scene)
         self.forward = self.dist.wrap(self.model)  # DistributedDataParallel under torchrun, else the model itself
         if c.compile:

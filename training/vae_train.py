@@ -121,8 +121,6 @@ class VAETrainer(Engine):
 
     def setup(self, ckpt) -> None:
         c = self.config
-        torch.set_num_threads(c.threads)
-        torch.manual_seed(c.seed)
         self.model = (load_vae(c.init) if c.init and ckpt is None else TinyVAE()).train()
         self.model.name = f"scene-{self.out_dir.name}"
         self.optimizer = torch.optim.Adam([{"params": self.model.parameters(), "lr": c.lr, "peak": c.lr}], lr=c.lr)

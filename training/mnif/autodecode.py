@@ -196,8 +196,6 @@ class MNIFTrainer(Engine):
 
     def setup(self, ckpt) -> None:
         c = self.config
-        torch.set_num_threads(c.threads)
-        torch.manual_seed(c.seed)
         self.params = train_worlds(c.worlds)
         self.cubes = Cubes.of([world_scene(p, self.scene) for p in self.params])
         self.model = build_model("mnif", self.model_config, self.scene)
@@ -238,7 +236,7 @@ class MNIFTrainer(Engine):
 
     def eval_record(self, train_loss: float) -> dict:
         self.model.eval()
-        fitted = evaluate(self.model, self.train_latents(), self.params, self.scene, self.config, None, self.latent_fit())
+        fitted = evaluate(self.model, self.train_latents(), self.params, self.scene, self.config, self.latent_fit())
         self.model.train()
         return {"train_loss": train_loss, **fitted, "method": self.method, "steps": self.step,
                 "train_seconds": round(self.elapsed, 1), "threads": self.config.threads}
@@ -310,23 +308,19 @@ def eval_poses(scene: Scene, views: int, index: int, split: str) -> torch.Tensor
     return world_poses(scene, views, seed=EVAL_POSE_SEED + index + (100_000 if split == "heldout" else 0), margin=0.5, aim=True)
 
 
-def ground_truth(scene: Scene, poses: torch.Tensor, res: int, supersample: int) -> torch.Tensor:
-    from renderer.rasterizer import Rasterizer
-
-    with Rasterizer(scene) as r:
-        rgb, _ = r.render(poses.numpy(), res, supersample=supersample)
-    return torch.from_numpy(rgb)
-
-
 def world_psnrs(model: MNIF, latents: torch.Tensor, params: list[WorldParams], base: Scene, split: str,
                 config: MNIFTrainConfig) -> list[float]:
     """Per world: PSNR of its volume renders against the rasterizer over its held-out views."""
+    from renderer.rasterizer import Rasterizer
+
     out = []
     for i, (p, phi) in enumerate(zip(params, latents)):
         scene = world_scene(p, base)
         poses = eval_poses(scene, config.eval_views, i, split)
         pred = render_latent(model, phi, scene, poses, config.eval_res, config.samples, config.supersample)
-        out.append(psnr(pred, ground_truth(scene, poses, config.eval_res, config.supersample)))
+        with Rasterizer(scene) as r:
+            gt = torch.from_numpy(r.render(poses.numpy(), config.eval_res, supersample=config.supersample)[0])
+        out.append(psnr(pred, gt))
     return out
 
 
@@ -366,7 +360,7 @@ def adam_fit(config: MNIFTrainConfig, latents: torch.Tensor) -> LatentFit:
 
 
 def evaluate(model: MNIF, latents: torch.Tensor, params: list[WorldParams], base: Scene, config: MNIFTrainConfig,
-             on_record: Callable[[dict], None] | None = None, fit: LatentFit | None = None) -> dict:
+             fit: LatentFit | None = None) -> dict:
     """Training worlds' reconstruction and held-out worlds fitted by `fit` (default: Adam from the best training latent),
     by rendering."""
     n = config.eval_worlds
@@ -382,8 +376,6 @@ def evaluate(model: MNIF, latents: torch.Tensor, params: list[WorldParams], base
                "eval": {"res": config.eval_res, "views_per_world": config.eval_views, "worlds": n,
                         "samples_per_ray": config.samples, "supersample": config.supersample,
                         "fit": fit.info, "fit_seconds": round(fit_s, 1)}}
-    if on_record:
-        on_record({"event": "eval", **metrics})
     return metrics
 
 

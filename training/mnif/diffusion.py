@@ -196,7 +196,6 @@ class DiffusionTrainer(Engine):
         super().__init__(Plan.of(self.config, out_dir=out_dir, lr_floor=0.0, log_every=100, eval_every=None), hooks, resume)
 
     def setup(self, ckpt) -> None:
-        torch.manual_seed(self.config.seed)
         self.ld = LatentDiffusion.for_latents(self.latents, self.denoiser)
         self.model = self.ld.model.train()
         lr = self.config.lr

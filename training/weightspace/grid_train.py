@@ -116,8 +116,6 @@ class GridTrainer(Engine):
 
     def setup(self, ckpt) -> None:
         c = self.config
-        torch.set_num_threads(c.threads)
-        torch.manual_seed(c.seed)
         self.fields, manifest = load_fields(Path(c.data))  # 1.
         self.layout, seed = manifest["layout"], manifest["settings"]["seed"]
         c.model.features_per_level = self.layout["hash_grid"]["n_features_per_level"]  # the net's input width follows the data

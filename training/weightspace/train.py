@@ -158,8 +158,6 @@ class WeightSpaceTrainer(Engine):
 
     def setup(self, ckpt) -> None:
         c = self.config
-        torch.set_num_threads(c.threads)
-        torch.manual_seed(c.seed)
         fields, manifest = load_fields(Path(c.data))  # 1.
         train_objs, held_objs = split_objects(fields["object_ids"], c.heldout, c.seed)
         self.tokenizer = Tokenizer(manifest["layout"], sample_token_points(c.points, c.seed), c.n_pos)
