@@ -163,8 +163,7 @@ class Engine:
     # ---- what a kind supplies ------------------------------------------------------------------
     def setup(self, ckpt: Checkpoint | None) -> None:
         """Build self.model, self.optimizer and self.scene (torch is seeded from the config's seed before; the
-        checkpoint, when resuming, is restored after)."""
-        raise NotImplementedError
+        checkpoint, when resuming, is restored after). `Fit` is handed them built."""
 
     def open(self) -> dict:
         """Before the loop: make the data ready; returns fields for the start record."""
@@ -462,9 +461,6 @@ class Fit(Engine):
                  lr_floor: float = 0.05, seed: int = 0):
         self.model, self.optimizer, self.loss, self._evaluate, self.scene = model, optimizer, loss, evaluate, Scene()
         super().__init__(Plan(steps, seed=seed, lr_floor=lr_floor, log_every=steps, eval_every=eval_every, guard=False), hooks)
-
-    def setup(self, ckpt) -> None:
-        pass  # built by the caller
 
     def train_step(self) -> tuple[torch.Tensor, dict]:
         return self.loss(), {}

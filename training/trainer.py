@@ -154,20 +154,25 @@ class Trainer(Engine):
     # ---- data ----------------------------------------------------------------------------------
     def open(self) -> dict:
         c = self.config
+        self.data = self._stored_pixels()  # first: a refusal comes before any rendering
         with Rasterizer(self.scene) as rast:
             self.test_poses = heldout_poses(self.scene, c.heldout, c.seed)
             self.test_rgb = torch.from_numpy(rast.render(self.test_poses.numpy(), c.res)[0])
             if c.data == "fixed":
                 self.data = fixed_pixels(rast, c.res, c.fixed_samples, c.seed)
-            else:
-                self.stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step, rank=self.dist.rank).start()
-        return self._start_record()
-
-    def _start_record(self) -> dict:
-        if self.stream is not None:
+        if self.data is None:
+            self.stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step, rank=self.dist.rank,
+                                      vae=self.stream_vae).start()
             self.data = self._next_buffer(self.stream, wait=True)
-        return {"data": self.config.data, **({"backend": self.model.backend} if hasattr(self.model, "backend") else {}),
+        return {"data": c.data, **({"backend": self.model.backend} if hasattr(self.model, "backend") else {}),
                 **self._ranks(self.data)}
+
+    stream_vae: str | None = None
+    """The TinyVAE the stream's producers encode their renders with (None: they deliver the pictures)."""
+
+    def _stored_pixels(self) -> PixelSet | None:
+        """Training pixels read from disk (latent mode's shards); None: they are rendered."""
+        return None
 
     def close(self) -> None:
         if self.stream is not None:

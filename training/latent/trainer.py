@@ -18,13 +18,12 @@ import torch
 from torch import nn
 
 from renderer.errors import RedcubeError
-from renderer.rasterizer import Rasterizer
 from renderer.render import render_image
 from renderer.tinyvae import DOWNSCALE, TinyVAE
-from training.data import PixelSet, heldout_poses
+from training.data import PixelSet
 from training.evaluate import Evaluation
 from training.latent.shards import load_latents
-from training.stream import FrameStream, StreamConfig
+from training.stream import StreamConfig
 from training.trainer import TrainConfig, Trainer
 from training.vae import DEFAULT_SOURCE, check_latent_res, decode_latents, encode_frames, load_vae, vae_for_checkpoint
 
@@ -97,20 +96,19 @@ class LatentTrainer(Trainer):
         return ckpt
 
     def open(self) -> dict:
-        c = self.config
-        self.data = self._shard_pixels() if c.data == "shards" else None  # first: a refusal comes before any rendering
-        with Rasterizer(self.scene) as rast:
-            self.test_poses = heldout_poses(self.scene, c.heldout, c.seed)
-            self.test_rgb = torch.from_numpy(rast.render(self.test_poses.numpy(), c.res)[0])
+        start = super().open()
         self.test_latents = encode_frames(self.vae, self.test_rgb)
-        if self.data is None:
-            self.stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step, rank=self.dist.rank,
-                                      vae=c.vae if c.encode_in == "producer" else None).start()
-        return self._start_record()
+        return start
 
-    def _shard_pixels(self) -> PixelSet:
+    @property
+    def stream_vae(self) -> str | None:
+        return self.config.vae if self.config.encode_in == "producer" else None
+
+    def _stored_pixels(self) -> PixelSet | None:
         """Every latent pixel of the pre-encoded shards; one sentence if they were made by another VAE, res or scene.
         Under torchrun every rank holds them all and draws its own batches (the per-rank generator)."""
+        if self.config.data != "shards":
+            return None
         poses, latents, _ = load_latents(self.config.shards, self.vae_record, self.config.res, self.scene.to_dict())
         return PixelSet.from_frames(poses, latents)
 

@@ -242,13 +242,7 @@ class MNIFTrainer(Engine):
                 "train_seconds": round(self.elapsed, 1), "threads": self.config.threads}
 
     def saved_extra(self) -> tuple[dict, dict]:
-        return mnif_parts(self.train_latents(), self.method, self.method_record(), self.method_tensors())
-
-    def method_tensors(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def method_record(self) -> dict | None:
-        return self.earlier
+        return mnif_parts(self.train_latents(), self.method, self.earlier)
 
 
 # ---- auto-decoding -------------------------------------------------------------------------------------
