@@ -16,6 +16,7 @@ resumed trains the same weights as one run straight through.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import signal
@@ -429,7 +430,7 @@ class Engine:
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         return {"model": {k: v.clone() for k, v in self.model.state_dict().items()},
                 "params": [p.detach().clone() for p in params],
-                "optim": _clone_state(self.optimizer.state_dict()), "step": self.step}
+                "optim": copy.deepcopy(self.optimizer.state_dict()), "step": self.step}
 
     @torch.no_grad()
     def _rollback(self, good: dict, why: str) -> None:
@@ -437,7 +438,7 @@ class Engine:
         self.model.load_state_dict(good["model"])
         for p, saved in zip((p for g in self.optimizer.param_groups for p in g["params"]), good["params"]):
             p.copy_(saved)
-        self.optimizer.load_state_dict(_clone_state(good["optim"]))
+        self.optimizer.load_state_dict(copy.deepcopy(good["optim"]))
         bad_step, self.step = self.step, good["step"]
         self.lr_scale *= 0.5
         self.on_rollback()
@@ -499,12 +500,6 @@ class LossSpikes:
         self.avg = loss if self.avg is None else 0.98 * self.avg + 0.02 * loss
         self.best = self.avg if self.best is None else min(self.best, self.avg)
         return not (armed and self.avg > DRIFT_FACTOR * self.best)
-
-
-def _clone_state(sd: dict) -> dict:
-    """Deep copy of an optimizer state dict (tensors cloned)."""
-    return {"state": {k: {n: (t.clone() if torch.is_tensor(t) else t) for n, t in v.items()} for k, v in sd["state"].items()},
-            "param_groups": [dict(g) for g in sd["param_groups"]]}
 
 
 def progress_bar(plan: Plan):

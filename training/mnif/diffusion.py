@@ -112,12 +112,9 @@ class LatentDiffusion:
         config = config or DenoiserConfig(latent_dim=latents.shape[1])
         return cls(config, latents.mean(0), latents.std(0).clamp_min(1e-6), latents_hash(latents))
 
-    def normalise(self, phi: torch.Tensor) -> torch.Tensor:
-        return (phi - self.mean) / self.std
-
     def loss(self, phi: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Training steps 1-3 on a batch of latents [B, H]."""
-        z0 = self.normalise(phi)
+        z0 = (phi - self.mean) / self.std
         t = torch.randint(0, self.config.train_timesteps, (len(z0),), generator=generator)
         eps = torch.randn(z0.shape, generator=generator)
         zt = self.train_scheduler.add_noise(z0, eps, t)
@@ -144,15 +141,12 @@ class LatentDiffusion:
                                "pass the diffusion checkpoint written for this mNIF, or retrain it with redcube train-mnif --diffusion-only.")
 
     def save(self, path: str | Path, metrics: dict | None = None) -> Path:
-        return save_checkpoint(path, self.model, Scene(), metrics=metrics, extra_tensors=self.tensors(), extra=self.record())
+        tensors, record = self.parts()
+        return save_checkpoint(path, self.model, Scene(), metrics=metrics, extra_tensors=tensors, extra=record)
 
-    def tensors(self) -> dict[str, torch.Tensor]:
-        """What a checkpoint holds beyond the denoiser: the latents' normalisation."""
-        return {"latent_mean": self.mean, "latent_std": self.std}
-
-    def record(self) -> dict:
-        """What a checkpoint's record says beyond the denoiser: which mNIF it belongs to."""
-        return {"mnif_latents_hash": self.mnif_hash, "role": FORMAT}
+    def parts(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """What a checkpoint holds beyond the denoiser: the latents' normalisation, and which mNIF it belongs to."""
+        return {"latent_mean": self.mean, "latent_std": self.std}, {"mnif_latents_hash": self.mnif_hash, "role": FORMAT}
 
     @classmethod
     def load(cls, path: str | Path) -> "LatentDiffusion":
@@ -220,7 +214,7 @@ class DiffusionTrainer(Engine):
                 "diffusion_seconds": round(time.time() - self.started, 1)}
 
     def saved_extra(self) -> tuple[dict, dict]:
-        return self.ld.tensors(), self.ld.record()
+        return self.ld.parts()
 
 
 def train_diffusion(latents: torch.Tensor, steps: int = DiffusionTrainConfig.steps, batch: int = 64, lr: float = 1e-3, seed: int = 0,
