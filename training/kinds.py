@@ -106,13 +106,12 @@ def _mnif(parts, scene, hooks, resume, overwrite):
 
 def _diffusion(parts, hooks, resume=False):
     """The denoiser on the training latents of the mNIF in `diffusion.mnif`, written beside it."""
-    from training.mnif.diffusion import DenoiserConfig, DiffusionTrainer
+    from training.mnif.diffusion import DiffusionTrainer
     from training.mnif.autodecode import load_mnif
 
     d = parts["diffusion"]
     _, latents, _ = load_mnif(Path(d.mnif) / "checkpoint.safetensors")
-    denoiser = DenoiserConfig(latent_dim=latents.shape[1], **{k: v for k, v in dataclasses.asdict(parts["denoiser"]).items()
-                                                             if k != "latent_dim"})
+    denoiser = dataclasses.replace(parts["denoiser"], latent_dim=latents.shape[1])
     return DiffusionTrainer(latents, d, denoiser, d.mnif, hooks, resume)
 
 

@@ -216,9 +216,3 @@ class FrameStream:
         self._pool = None
         ipc_registry.forget(*self._ipc)
         atexit.unregister(self.close)
-
-    def __enter__(self) -> "FrameStream":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()

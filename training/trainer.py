@@ -24,12 +24,9 @@ from training.evaluate import Evaluation, predict
 from training.metrics import mse_to_psnr
 from training.stream import FrameStream, StreamConfig
 
-DATA_MODES = ("stream", "fixed")
-
-
 @dataclass
 class TrainConfig:
-    DATA_MODES: ClassVar[tuple[str, ...]] = DATA_MODES
+    DATA_MODES: ClassVar[tuple[str, ...]] = ("stream", "fixed")
     """The data modes this config trains from (latent mode offers others)."""
     model: str = "posemlp"
     """Model name from the registry (renderer.models.MODELS)."""

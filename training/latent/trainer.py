@@ -28,12 +28,11 @@ from training.trainer import TrainConfig, Trainer
 from training.vae import DEFAULT_SOURCE, check_latent_res, decode_latents, encode_frames, load_vae, vae_for_checkpoint
 
 ENCODE_IN = ("producer", "trainer")
-LATENT_DATA_MODES = ("stream", "shards")
 
 
 @dataclass
 class LatentTrainConfig(TrainConfig):
-    DATA_MODES: ClassVar[tuple[str, ...]] = LATENT_DATA_MODES
+    DATA_MODES: ClassVar[tuple[str, ...]] = ("stream", "shards")
     """'stream': renders encoded as they stream; 'shards': the latents `redcube encode-latents` wrote to `shards`."""
     res: int = 512
     """Side of the ground-truth renders; the network is trained on their (res/8)² latents."""
