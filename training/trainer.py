@@ -109,7 +109,6 @@ class Trainer(Engine):
 
     def __init__(self, config: TrainConfig, scene: Scene | None = None, resume: bool = False, hooks: Hooks | None = None,
                  overwrite: bool = False):
-        """`overwrite`: a run already in out_dir is moved aside (without it, and without `resume`, it is refused)."""
         self.config, self._scene_arg = config, scene
         dist = Dist.from_env()
         dist.check_same("training config", asdict(config))

@@ -218,11 +218,9 @@ class DiffusionTrainer(Engine):
 
 
 def train_diffusion(latents: torch.Tensor, steps: int = DiffusionTrainConfig.steps, batch: int = 64, lr: float = 1e-3, seed: int = 0,
-                    config: DenoiserConfig | None = None, log=None) -> tuple[LatentDiffusion, dict]:
+                    config: DenoiserConfig | None = None) -> tuple[LatentDiffusion, dict]:
     """Fit the denoiser to the latents in memory (nothing written); returns it and its training figures."""
-    hooks = Hooks(on_record=(lambda r: r.get("event") == "train" and log(f"diffusion step {r['step']}: loss {r['train_loss']:.4f}"))
-                  if log else None)
-    trainer = DiffusionTrainer(latents, DiffusionTrainConfig(steps=steps, batch=batch, lr=lr, seed=seed), config, hooks=hooks)
+    trainer = DiffusionTrainer(latents, DiffusionTrainConfig(steps=steps, batch=batch, lr=lr, seed=seed), config)
     stats = trainer.run()
     trainer.model.eval()
     return trainer.ld, stats
