@@ -102,10 +102,11 @@ def save_checkpoint(path: str | Path, model: nn.Module, scene: Scene, *, step: i
     path = resolve(path)
     module = getattr(model, "_orig_mod", model)  # never leak torch.compile's wrapper into the file
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    config = asdict(module.config) if is_dataclass(module.config) else module.config
     record = {
         "format": FORMAT,
         "version": VERSION,
-        "model": {"kind": module.kind, "config": asdict(module.config) if is_dataclass(module.config) else module.config,
+        "model": {"kind": module.kind, "config": config,
                   "parameters": sum(p.numel() for p in module.parameters()),
                   **({"backend": module.backend} if hasattr(module, "backend") else {})},
         "scene": scene.to_dict(),

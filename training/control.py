@@ -106,7 +106,8 @@ def _run(job_dict: dict, scene_dict: dict | None, resume: bool, records, pause, 
 class TrainingProcess:
     """Start/pause/resume/stop a training run of any kind in a background process and follow its log."""
 
-    def __init__(self, job: Job, scene=None, resume: bool = False, cpu_share: float | None = None, follow: bool = False):
+    def __init__(self, job: Job, scene=None, resume: bool = False, cpu_share: float | None = None,
+                 follow: bool = False):
         """`cpu_share`: the share of the machine's cores the run keeps to (None: no limit); `follow`: hand the
         weights to `live_path` every LIVE_EVERY_S seconds for a viewer."""
         self.job, self.scene, self.resume_run, self.follow = job, scene, resume, follow

@@ -186,7 +186,7 @@ class Engine:
         return {"train_loss": train_loss, **self.evaluate()}
 
     def saved_extra(self) -> tuple[dict[str, torch.Tensor], dict]:
-        """(tensors, record entries) the checkpoint holds beyond the model, optimizer, generators, config and metrics."""
+        """(tensors, record entries) a checkpoint holds beyond model, optimizer, generators, config and metrics."""
         return {}, {}
 
     def live_tensors(self) -> dict[str, torch.Tensor]:
@@ -277,7 +277,8 @@ class Engine:
             path = save_checkpoint(
                 self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics,
                 train={k: v for k, v in config.items() if k not in self.config_skip},
-                optimizer=self.optimizer, extra_tensors={"rng.batch": self.gen.get_state(), "rng.torch": self.rng_torch(), **tensors},
+                optimizer=self.optimizer,
+                extra_tensors={"rng.batch": self.gen.get_state(), "rng.torch": self.rng_torch(), **tensors},
                 extra={"elapsed_s": self.elapsed, "run_kind": self.kind, **({"lr_scale": self.lr_scale} if self.lr_scale != 1.0 else {}),
                        **record})
         except Exception as e:  # safetensors wraps OS errors in its own type
@@ -461,7 +462,8 @@ class Fit(Engine):
                  evaluate: Callable[[], dict] | None = None, eval_every: int | None = None, hooks: Hooks | None = None,
                  lr_floor: float = 0.05, seed: int = 0):
         self.model, self.optimizer, self.loss, self._evaluate, self.scene = model, optimizer, loss, evaluate, Scene()
-        super().__init__(Plan(steps, seed=seed, lr_floor=lr_floor, log_every=steps, eval_every=eval_every, guard=False), hooks)
+        plan = Plan(steps, seed=seed, lr_floor=lr_floor, log_every=steps, eval_every=eval_every, guard=False)
+        super().__init__(plan, hooks)
 
     def train_step(self) -> tuple[torch.Tensor, dict]:
         return self.loss(), {}

@@ -98,7 +98,8 @@ def fit_field(obj: Polycube, q, config: FitConfig | None = None, field_config: O
     record = {}
 
     def loss() -> torch.Tensor:
-        total, parts = point_loss(field, point_batch(obj, q, c.points, c.near_fraction, fit.gen, field.box), c.rgb_weight)
+        batch = point_batch(obj, q, c.points, c.near_fraction, fit.gen, field.box)
+        total, parts = point_loss(field, batch, c.rgb_weight)
         record.setdefault("first", {"loss": float(total.detach()), **parts})
         record["last"] = {"loss": float(total.detach()), **parts}
         return total

@@ -69,8 +69,8 @@ def trainer_for(config: TrainConfig, **kw) -> Trainer:
 
 @torch.no_grad()
 def evaluate_latent(model: nn.Module, vae: TinyVAE, poses: torch.Tensor, gt: torch.Tensor) -> tuple[Evaluation, torch.Tensor]:
-    """Decoded network pictures against ground truth gt [N, R, R, 3]; also returns the network's latents [N, R/8, R/8, 4]
-    (raw, not clamped)."""
+    """Decoded network pictures against ground truth gt [N, R, R, 3]; also returns the network's latents
+    [N, R/8, R/8, 4] (raw, not clamped)."""
     z = torch.stack([render_image(model, p, gt.shape[1] // DOWNSCALE).float().cpu() for p in poses])
     return Evaluation(poses, gt, decode_latents(vae, z)), z
 

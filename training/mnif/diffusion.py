@@ -187,7 +187,8 @@ class DiffusionTrainer(Engine):
                  out_dir: str | None = None, hooks: Hooks | None = None, resume: bool = False):
         self.latents, self.config, self.denoiser = latents, config or DiffusionTrainConfig(), denoiser
         self.scene, self.losses = Scene(), []
-        super().__init__(Plan.of(self.config, out_dir=out_dir, lr_floor=0.0, log_every=100, eval_every=None), hooks, resume)
+        plan = Plan.of(self.config, out_dir=out_dir, lr_floor=0.0, log_every=100, eval_every=None)
+        super().__init__(plan, hooks, resume)
 
     def setup(self, ckpt) -> None:
         self.ld = LatentDiffusion.for_latents(self.latents, self.denoiser)

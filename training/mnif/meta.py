@@ -32,7 +32,8 @@ from renderer.scene import Scene
 from renderer.worlds import Cubes, world_scene
 from training.checkpoint import load_checkpoint
 from training.engine import Engine
-from training.mnif.autodecode import LatentFit, MNIFTrainConfig, MNIFTrainer, mnif_parts, point_loss, sample_points, select
+from training.mnif.autodecode import (LatentFit, MNIFTrainConfig, MNIFTrainer, mnif_parts, point_loss, sample_points,
+                                      select)
 
 METHOD = "meta"
 

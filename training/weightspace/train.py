@@ -190,8 +190,9 @@ class WeightSpaceTrainer(Engine):
                 "train_rotation_error_deg": on_train["median_rotation_error_deg"], "train_retrieval_top1": on_train["retrieval_top1"]}
 
     def saved_extra(self) -> tuple[dict, dict]:
+        tokens = {"tokens.points": self.tokenizer.points, "tokens.scales": self.scales}
         tokenizer = {"layout": self.tokenizer.layout, "n_pos": int((self.tokenizer.kind == 2).sum())}
-        return {"tokens.points": self.tokenizer.points, "tokens.scales": self.scales}, {"tokenizer": tokenizer, "data": self.data}
+        return tokens, {"tokenizer": tokenizer, "data": self.data}
 
 
 def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None] | None = None) -> dict:
