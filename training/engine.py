@@ -459,11 +459,9 @@ class Fit(Engine):
     kind = "fit"
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: Callable[[], torch.Tensor], steps: int,
-                 evaluate: Callable[[], dict] | None = None, eval_every: int | None = None, hooks: Hooks | None = None,
-                 lr_floor: float = 0.05, seed: int = 0):
+                 evaluate: Callable[[], dict] | None = None, eval_every: int | None = None, seed: int = 0):
         self.model, self.optimizer, self.loss, self._evaluate, self.scene = model, optimizer, loss, evaluate, Scene()
-        plan = Plan(steps, seed=seed, lr_floor=lr_floor, log_every=steps, eval_every=eval_every, guard=False)
-        super().__init__(plan, hooks)
+        super().__init__(Plan(steps, seed=seed, log_every=steps, eval_every=eval_every, guard=False))
 
     def train_step(self) -> tuple[torch.Tensor, dict]:
         return self.loss(), {}

@@ -96,17 +96,6 @@ def latent_excess(vae: TinyVAE, z: torch.Tensor) -> torch.Tensor:
     return torch.relu(z.abs() - vae.latent_magnitude).square().mean()
 
 
-@torch.no_grad()
-def evaluate_vae(vae: TinyVAE, frames: torch.Tensor) -> dict:
-    """Round trip of whole frames [N, R, R, 3]: PSNR (mean per frame), SSIM, latents' excess and the reconstructions."""
-    was = vae.training
-    vae.eval()
-    z = encode_frames(vae, frames)
-    recon = decode_latents(vae, z)
-    vae.train(was)
-    return {"psnr": psnr(recon, frames), "ssim": ssim(recon, frames), "latent_excess": float(latent_excess(vae, z)), "recon": recon}
-
-
 class VAETrainer(Engine):
     """The TinyVAE kind: round trips of random crops of fresh renders; held-out whole frames at every evaluation."""
 
@@ -158,12 +147,16 @@ class VAETrainer(Engine):
         loss = torch.nn.functional.mse_loss(vae.decode(z), x) + c.latent_range_weight * excess
         return loss, {}
 
+    @torch.no_grad()
     def eval_record(self, train_loss: float) -> dict:
-        """3. held-out whole frames."""
-        ev = evaluate_vae(self.model, self.test)
-        return {"train_loss": train_loss, "train_psnr": mse_to_psnr(train_loss), "test_psnr": ev["psnr"],
-                "test_ssim": ev["ssim"], "latent_excess": ev["latent_excess"], "res": self.config.res,
-                "heldout": self.config.heldout}
+        """3. the round trip of held-out whole frames: PSNR (mean per frame), SSIM and the latents' excess."""
+        self.model.eval()
+        z = encode_frames(self.model, self.test)
+        recon = decode_latents(self.model, z)
+        self.model.train()
+        return {"train_loss": train_loss, "train_psnr": mse_to_psnr(train_loss), "test_psnr": psnr(recon, self.test),
+                "test_ssim": ssim(recon, self.test), "latent_excess": float(latent_excess(self.model, z)),
+                "res": self.config.res, "heldout": self.config.heldout}
 
     def saved_extra(self) -> tuple[dict, dict]:
         return {"pool_poses": self.pool_poses} if self.pool_poses is not None else {}, {"vae": self.model.identity()}
