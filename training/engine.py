@@ -234,8 +234,8 @@ class Engine:
             return (self.step + 1) / p.warmup_steps
         if done < p.warmup_share:
             return max(done / p.warmup_share, 0.01)
-        cos = min((done - p.warmup_share) / max(1 - p.warmup_share, 1e-9), 1.0)
-        return p.lr_floor + (1 - p.lr_floor) * 0.5 * (1 + math.cos(math.pi * cos))
+        along = min((done - p.warmup_share) / max(1 - p.warmup_share, 1e-9), 1.0)  # how far down the cosine
+        return p.lr_floor + (1 - p.lr_floor) * 0.5 * (1 + math.cos(math.pi * along))
 
     def set_lr(self) -> None:
         """Groups with a `peak` follow the schedule; the others (an mNIF's latents, meta rates) keep their rate."""

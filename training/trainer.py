@@ -83,10 +83,6 @@ class TrainConfig:
             latent = "; shards are latent mode's (redcube train latent)" if self.data == "shards" else ""
             raise RedcubeError(f"data mode {self.data!r} is not offered here; choose one of {list(self.DATA_MODES)}{latent}.")
         self.plan()  # the budget, --eval-every and log_every: finite and in range (a NaN budget would train forever)
-        self._check_numbers()
-
-    def _check_numbers(self) -> None:
-        """Every other number finite and in range."""
         check_number("--batch-size", self.batch_size, 1, 2 ** 24, integer=True)
         check_number("--lr", self.lr, 0, 10, lo_open=True)
         check_number("--warmup-steps", self.warmup_steps, 0, 10 ** 9, integer=True)
@@ -132,12 +128,12 @@ class Trainer(Engine):
     def resume_checkpoint(self):
         ckpt = super().resume_checkpoint()
         # the recorded fields as they are (rebuilding a config would refuse a latent run's settings as a pixel run's)
-        saved = {k: ckpt.record["train"].get(k) for k in ("model", "model_config", "res")}
-        if (saved["model"], saved["model_config"], saved["res"]) != (self.config.model, self.config.model_config, self.config.res):
-            raise RedcubeError(
-                f"{self.ckpt_path} holds a {saved['model']} {saved['model_config']} at {saved['res']}px, not the requested "
-                f"{self.config.model} {self.config.model_config} at {self.config.res}px; resume with the same model or use another --out."
-            )
+        c = self.config
+        model, model_config, res = (ckpt.record["train"].get(k) for k in ("model", "model_config", "res"))
+        if (model, model_config, res) != (c.model, c.model_config, c.res):
+            raise RedcubeError(f"{self.ckpt_path} holds a {model} {model_config} at {res}px, not the requested "
+                               f"{c.model} {c.model_config} at {c.res}px; "
+                               "resume with the same model or use another --out.")
         return ckpt
 
     def restore(self, ckpt) -> None:
