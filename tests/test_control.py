@@ -12,15 +12,16 @@ import pytest
 from renderer.errors import RedcubeError
 from training.checkpoint import load_checkpoint
 from training.control import TrainingProcess
+from training.kinds import Job
 from training.trainer import TrainConfig
 
 
-def config(out_dir, **kw) -> TrainConfig:
-    """Endless tiny training (it runs until stopped) with a train record every step."""
+def pixel(out_dir, **kw) -> Job:
+    """Endless tiny pixel training (it runs until stopped) with a train record every step."""
     base = dict(model="posemlp", model_config={"width": 32, "layers": 3}, res=16, data="fixed", fixed_samples=4096,
                 steps=1_000_000, batch_size=256, warmup_steps=5, log_every=1, eval_every=10_000, heldout=2,
                 threads=1, out_dir=str(out_dir))
-    return TrainConfig(**{**base, **kw})
+    return Job("pixel", {"train": TrainConfig(**{**base, **kw})})
 
 
 def wait_for(tp: TrainingProcess, cond, what: str, timeout: float = 180.0) -> None:
@@ -40,7 +41,7 @@ def last_step(tp: TrainingProcess) -> int:
 
 
 def test_start_pause_resume_stop(tmp_path):
-    tp = TrainingProcess(config(tmp_path))
+    tp = TrainingProcess(pixel(tmp_path))
     assert tp.state == "idle" and tp.latest_checkpoint() is None
     tp.start()
     try:
@@ -75,7 +76,7 @@ def test_start_pause_resume_stop(tmp_path):
 
 
 def test_a_run_that_fails_in_the_child_reports_its_sentence(tmp_path, one_sentence):
-    tp = TrainingProcess(config(tmp_path / "nothing-here"), resume=True).start()
+    tp = TrainingProcess(pixel(tmp_path / "nothing-here"), resume=True).start()
     try:
         deadline = time.monotonic() + 180
         while tp.error is None and time.monotonic() < deadline:
@@ -91,7 +92,7 @@ def test_a_run_that_fails_in_the_child_reports_its_sentence(tmp_path, one_senten
 
 
 def test_stop_after_the_trainer_was_killed_while_paused(tmp_path):
-    tp = TrainingProcess(config(tmp_path)).start()
+    tp = TrainingProcess(pixel(tmp_path)).start()
     try:
         wait_for(tp, lambda: last_step(tp) >= 2, "two training steps")
         tp.pause()

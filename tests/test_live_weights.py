@@ -14,7 +14,7 @@ import torch
 from app.gui.workers import ModelSlot
 from renderer.errors import RedcubeError
 from renderer.models import build_model
-from test_control import config, last_step, wait_for
+from test_control import last_step, pixel, wait_for
 from training.checkpoint import load_live_weights, save_checkpoint, save_live_weights
 from training.control import CpuShare, TrainingProcess, threads_for
 
@@ -66,7 +66,7 @@ def test_the_slot_takes_live_weights_into_a_copy_and_ignores_another_kind(tmp_pa
 
 
 def test_a_followed_run_writes_live_weights_as_it_trains(tmp_path):
-    tp = TrainingProcess(config(tmp_path), cpu_share=1.0, follow=True)
+    tp = TrainingProcess(pixel(tmp_path), cpu_share=1.0, follow=True)
     tp.start()
     try:
         wait_for(tp, lambda: tp.live_path.exists() and last_step(tp) >= 20, "live weights")

@@ -19,7 +19,8 @@ from renderer.models import build_model
 from training.checkpoint import load_checkpoint
 from training.data import heldout_poses
 from training.evaluate import evaluate
-from training.trainer import Hooks, TrainConfig, Trainer
+from training.engine import Hooks
+from training.trainer import TrainConfig, Trainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")
 
@@ -263,7 +264,7 @@ def test_plucker_skip_posemlp_streamed_for_three_minutes_clears_19_db(tmp_path):
 
 
 def test_loss_spikes_trip_only_on_a_lasting_jump():
-    from training.trainer import SPIKE_FACTOR, SPIKE_STEPS, LossSpikes
+    from training.engine import SPIKE_FACTOR, SPIKE_STEPS, LossSpikes
 
     s = LossSpikes()
     for _ in range(50):
@@ -280,7 +281,7 @@ def test_loss_spikes_trip_only_on_a_lasting_jump():
 def test_loss_drift_trips_on_a_collapse_that_creeps_up():
     """Three 256² ngp runs collapsed this way: 6e-4 to 0.09 over about a hundred steps, never 20x the running
     average at any one step."""
-    from training.trainer import LossSpikes
+    from training.engine import LossSpikes
 
     s = LossSpikes()
     noisy = [6e-4 * (1 + 4 * (i % 7 == 0)) for i in range(300)]  # training noise: a 5x batch now and then

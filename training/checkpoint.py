@@ -95,10 +95,6 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
-def _plain(x):
-    return asdict(x) if is_dataclass(x) else x
-
-
 def save_checkpoint(path: str | Path, model: nn.Module, scene: Scene, *, step: int = 0, metrics: dict | None = None,
                     train: dict | None = None, optimizer: torch.optim.Optimizer | None = None,
                     extra_tensors: dict[str, torch.Tensor] | None = None, extra: dict | None = None) -> Path:
@@ -106,14 +102,15 @@ def save_checkpoint(path: str | Path, model: nn.Module, scene: Scene, *, step: i
     path = resolve(path)
     module = getattr(model, "_orig_mod", model)  # never leak torch.compile's wrapper into the file
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    config = asdict(module.config) if is_dataclass(module.config) else module.config
     record = {
         "format": FORMAT,
         "version": VERSION,
-        "model": {"kind": module.kind, "config": _plain(module.config),
+        "model": {"kind": module.kind, "config": config,
                   "parameters": sum(p.numel() for p in module.parameters()),
                   **({"backend": module.backend} if hasattr(module, "backend") else {})},
         "scene": scene.to_dict(),
-        "train": _plain(train) or {},
+        "train": train or {},
         "step": int(step),
         "metrics": metrics or {},
         **(extra or {}),

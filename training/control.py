@@ -57,15 +57,6 @@ def threads_for(share: float) -> int:
     return max(1, math.ceil(share * (os.cpu_count() or 1) - 1e-9))
 
 
-def job_of(config) -> Job:
-    """A Job as it is, or the pixel (latent) kind of a TrainConfig (LatentTrainConfig): the app's first API."""
-    if isinstance(config, Job):
-        return config
-    from training.latent.trainer import LatentTrainConfig
-
-    return Job("latent" if isinstance(config, LatentTrainConfig) else "pixel", {"train": config})
-
-
 def _run(job_dict: dict, scene_dict: dict | None, resume: bool, records, pause, stop, threads, parent: int,
          share=None, live: str | None = None) -> None:
     """Child process body: run the job's engines, whose hooks read the shared events.
@@ -115,12 +106,11 @@ def _run(job_dict: dict, scene_dict: dict | None, resume: bool, records, pause, 
 class TrainingProcess:
     """Start/pause/resume/stop a training run of any kind in a background process and follow its log."""
 
-    def __init__(self, config, scene=None, resume: bool = False, cpu_share: float | None = None, follow: bool = False):
-        """`config`: a `training.kinds.Job`, or a TrainConfig / LatentTrainConfig for the pixel / latent kind;
-        `cpu_share`: the share of the machine's cores the run keeps to (None: no limit); `follow`: hand the
+    def __init__(self, job: Job, scene=None, resume: bool = False, cpu_share: float | None = None,
+                 follow: bool = False):
+        """`cpu_share`: the share of the machine's cores the run keeps to (None: no limit); `follow`: hand the
         weights to `live_path` every LIVE_EVERY_S seconds for a viewer."""
-        self.job = job_of(config)
-        self.config, self.scene, self.resume_run, self.follow = config, scene, resume, follow
+        self.job, self.scene, self.resume_run, self.follow = job, scene, resume, follow
         self._ctx = mp.get_context("spawn")
         self._proc = None
         self._records = self._ctx.Queue()
@@ -131,10 +121,6 @@ class TrainingProcess:
         self.history: list[dict] = []
         self.error: str | None = None
         self._done = False
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.job.out_dir / self.job.spec.checkpoint_name
 
     @property
     def live_path(self) -> Path:
@@ -166,10 +152,6 @@ class TrainingProcess:
             if self._proc.is_alive():
                 self._proc.terminate()
         self.poll()
-
-    def set_threads(self, n: int) -> None:
-        """Threads the trainer uses from its next step on (the app lowers this while it draws)."""
-        self._threads.value = int(n)
 
     def set_cpu_share(self, share: float) -> None:
         """The share of the machine's cores the run keeps to from its next step on (its threads follow)."""
@@ -211,6 +193,10 @@ class TrainingProcess:
         if self._stop.is_set():
             return "stopping"
         return "paused" if self._pause.is_set() else "running"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.job.out_dir / self.job.spec.checkpoint_name
 
     def latest_checkpoint(self) -> Path | None:
         p = self.checkpoint_path

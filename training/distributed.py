@@ -2,7 +2,7 @@
 
 `redcube train` runs unchanged under `torchrun ... --no-python redcube train ...`: torchrun sets
 RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR in the environment, `Dist.from_env()` joins the group
-(NCCL on GPUs, gloo on CPUs), and the trainer wraps its model in DistributedDataParallel. Without
+(gloo: the trainer trains on the CPU), and the trainer wraps its model in DistributedDataParallel. Without
 torchrun every call here is a no-op on a world of one, so the single-process path pays nothing.
 """
 
@@ -32,7 +32,6 @@ BARRIER_TIMEOUT = datetime.timedelta(seconds=30)  # how long a leaving rank wait
 class Dist:
     rank: int = 0
     world: int = 1
-    local_rank: int = 0
     backend: str | None = None
 
     @property
@@ -45,41 +44,32 @@ class Dist:
         return self.world > 1
 
     @classmethod
-    def from_env(cls, cuda: bool = False) -> "Dist":
-        """Join torchrun's process group when launched by it (WORLD_SIZE > 1), else a world of one.
-        NCCL when the model trains on CUDA, gloo on the CPU (the trainer trains on the CPU today)."""
+    def from_env(cls) -> "Dist":
+        """Join torchrun's process group (gloo) when launched by it (WORLD_SIZE > 1), else a world of one."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
-        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-        backend = "nccl" if cuda else "gloo"
         if not dist.is_initialized():
-            if backend == "nccl":
-                torch.cuda.set_device(local)
-            dist.init_process_group(backend, timeout=TIMEOUT)
+            dist.init_process_group("gloo", timeout=TIMEOUT)
             # A rank that leaves without destroying the group (a refused config raised before training)
             # aborts at exit in gloo's destructor (SIGABRT), and torchrun then kills its peers mid-sentence.
             atexit.register(_destroy_group)
-        return cls(rank, world, local, backend)
+        return cls(int(os.environ["RANK"]), world, "gloo")
 
     # -- collectives (no-ops on a world of one) ---------------------------------------------------
-    def device(self) -> torch.device:
-        return torch.device("cuda", self.local_rank) if self.backend == "nccl" else torch.device("cpu")
-
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """DistributedDataParallel around `model` (gradients averaged over ranks each step), or the model itself."""
         if not self.active:
             return model
         from torch.nn.parallel import DistributedDataParallel
 
-        ids = [self.local_rank] if self.backend == "nccl" else None
-        return DistributedDataParallel(model, device_ids=ids)
+        return DistributedDataParallel(model)
 
     def all_true(self, flag: bool) -> bool:
         """True on every rank only if `flag` is True on every rank (keeps loop exits and rollbacks in step)."""
         if not self.active:
             return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device())
+        t = torch.tensor([1.0 if flag else 0.0])
         dist.all_reduce(t, op=dist.ReduceOp.MIN)
         return bool(t.item() > 0.5)
 

@@ -16,11 +16,13 @@ resumed trains the same weights as one run straight through.
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -33,18 +35,17 @@ from training.checkpoint import DEFAULT_NAME, Checkpoint, load_checkpoint, resto
 from training.disk import check_free_space, checkpoint_bytes, why_write_failed
 from training.distributed import Dist
 from training.run_dir import claim, lock
-from training.schedules import cosine
 
 
 @dataclass
 class Plan:
     """How the engine runs a kind: budget, schedule, cadence and place. Each kind fills it from its own config."""
 
-    steps: int | None
+    steps: int | None = None
     """Step budget (the schedule spans it); at least one of steps and minutes."""
-    minutes: float | None
+    minutes: float | None = None
     """Wall-clock budget in minutes."""
-    out_dir: str | None
+    out_dir: str | None = None
     """Run directory for log.jsonl and the checkpoint; None writes nothing (a fit inside a larger job)."""
     seed: int = 0
     """Seeds the batch generator (each rank under torchrun adds its own offset)."""
@@ -80,6 +81,15 @@ class Plan:
         if self.eval_every is not None:
             check_number("--eval-every", self.eval_every, 1, 10 ** 12, integer=True)
 
+    @classmethod
+    def of(cls, config, **kw) -> "Plan":
+        """A kind's plan from the fields its config names alike (steps, minutes, seed, eval_every, ...; `out` for
+        out_dir), `kw` overriding them."""
+        same = {f.name: getattr(config, f.name) for f in fields(cls) if hasattr(config, f.name)}
+        if hasattr(config, "out"):
+            same["out_dir"] = config.out
+        return cls(**{**same, **kw})
+
 
 @dataclass
 class Hooks:
@@ -112,6 +122,10 @@ class Engine:
     """True for a kind that writes into another run's directory (the diffusion model beside its mNIF)."""
     eval_is_training_time = True
     """False where evaluation costs seconds (decoding frames, rendering worlds): the budget's clock skips it."""
+    config = None
+    """The kind's training config (a dataclass): its checkpoint records it but for the fields in `config_skip` (a model
+    config it records as the model's)."""
+    config_skip: tuple[str, ...] = ()
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -134,6 +148,10 @@ class Engine:
         self.step, self.elapsed, self.metrics, self.lr_scale = 0, 0.0, {}, 1.0
         self._rng_after_step = None
         try:
+            if self.config is not None:  # the kind's weights start from its seed, on its threads (0: torch's default)
+                torch.manual_seed(self.config.seed)
+                if getattr(self.config, "threads", 0) > 0:
+                    torch.set_num_threads(self.config.threads)
             self.setup(ckpt)
             if ckpt:
                 self.restore(ckpt)
@@ -145,8 +163,8 @@ class Engine:
 
     # ---- what a kind supplies ------------------------------------------------------------------
     def setup(self, ckpt: Checkpoint | None) -> None:
-        """Build self.model, self.optimizer and self.scene (the checkpoint, when resuming, is restored after)."""
-        raise NotImplementedError
+        """Build self.model, self.optimizer and self.scene (torch is seeded from the config's seed before; the
+        checkpoint, when resuming, is restored after). `Fit` is handed them built."""
 
     def open(self) -> dict:
         """Before the loop: make the data ready; returns fields for the start record."""
@@ -167,17 +185,9 @@ class Engine:
         """The metrics an evaluation records (a kind may add figures derived from the train loss)."""
         return {"train_loss": train_loss, **self.evaluate()}
 
-    def config_dict(self) -> dict:
-        """The training config as the checkpoint records it."""
-        return {}
-
-    def extra_tensors(self) -> dict[str, torch.Tensor]:
-        """Tensors the checkpoint holds beyond the model, optimizer and batch generator."""
-        return {}
-
-    def record_extra(self) -> dict:
-        """Record entries beyond model, config, metrics and elapsed time."""
-        return {}
+    def saved_extra(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """(tensors, record entries) a checkpoint holds beyond model, optimizer, generators, config and metrics."""
+        return {}, {}
 
     def live_tensors(self) -> dict[str, torch.Tensor]:
         """Tensors a viewer following the run needs beside the model's weights (an mNIF's latents)."""
@@ -224,7 +234,8 @@ class Engine:
             return (self.step + 1) / p.warmup_steps
         if done < p.warmup_share:
             return max(done / p.warmup_share, 0.01)
-        return cosine(1.0, (done - p.warmup_share) / max(1 - p.warmup_share, 1e-9), floor=p.lr_floor)
+        along = min((done - p.warmup_share) / max(1 - p.warmup_share, 1e-9), 1.0)  # how far down the cosine
+        return p.lr_floor + (1 - p.lr_floor) * 0.5 * (1 + math.cos(math.pi * along))
 
     def set_lr(self) -> None:
         """Groups with a `peak` follow the schedule; the others (an mNIF's latents, meta rates) keep their rate."""
@@ -261,12 +272,15 @@ class Engine:
         if self.ckpt_path is None:
             return None
         try:
+            config = asdict(self.config) if self.config is not None else {}
+            tensors, record = self.saved_extra()
             path = save_checkpoint(
-                self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics, train=self.config_dict(),
-                optimizer=self.optimizer, extra_tensors={"rng.batch": self.gen.get_state(), "rng.torch": self.rng_torch(),
-                                                          **self.extra_tensors()},
+                self.ckpt_path, self.model, self.scene, step=self.step, metrics=self.metrics,
+                train={k: v for k, v in config.items() if k not in self.config_skip},
+                optimizer=self.optimizer,
+                extra_tensors={"rng.batch": self.gen.get_state(), "rng.torch": self.rng_torch(), **tensors},
                 extra={"elapsed_s": self.elapsed, "run_kind": self.kind, **({"lr_scale": self.lr_scale} if self.lr_scale != 1.0 else {}),
-                       **self.record_extra()})
+                       **record})
         except Exception as e:  # safetensors wraps OS errors in its own type
             kept, again = ((f"the previous checkpoint (step {self.saved_step}) is kept", "rerun with --resume")
                            if self.saved_step is not None else ("no earlier checkpoint exists", "run the command again"))
@@ -417,7 +431,7 @@ class Engine:
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         return {"model": {k: v.clone() for k, v in self.model.state_dict().items()},
                 "params": [p.detach().clone() for p in params],
-                "optim": _clone_state(self.optimizer.state_dict()), "step": self.step}
+                "optim": copy.deepcopy(self.optimizer.state_dict()), "step": self.step}
 
     @torch.no_grad()
     def _rollback(self, good: dict, why: str) -> None:
@@ -425,7 +439,7 @@ class Engine:
         self.model.load_state_dict(good["model"])
         for p, saved in zip((p for g in self.optimizer.param_groups for p in g["params"]), good["params"]):
             p.copy_(saved)
-        self.optimizer.load_state_dict(_clone_state(good["optim"]))
+        self.optimizer.load_state_dict(copy.deepcopy(good["optim"]))
         bad_step, self.step = self.step, good["step"]
         self.lr_scale *= 0.5
         self.on_rollback()
@@ -439,18 +453,15 @@ class Engine:
 class Fit(Engine):
     """A small fit in memory through the engine (nothing written, no rollback: it follows its seed exactly): a module,
     its optimizer (groups with a `peak` follow the cosine, the others keep their rate) and a loss of no arguments.
-    `evaluate` (optional) runs every `eval_every` steps and at the end; its records reach `hooks.on_record`."""
+    `evaluate` (optional) runs every `eval_every` steps and at the end; its records reach `hooks.on_record`. `seed`
+    seeds the engine's batch generator (`self.gen`)."""
 
     kind = "fit"
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: Callable[[], torch.Tensor], steps: int,
-                 evaluate: Callable[[], dict] | None = None, eval_every: int | None = None, hooks: Hooks | None = None,
-                 lr_floor: float = 0.05):
+                 evaluate: Callable[[], dict] | None = None, eval_every: int | None = None, seed: int = 0):
         self.model, self.optimizer, self.loss, self._evaluate, self.scene = model, optimizer, loss, evaluate, Scene()
-        super().__init__(Plan(steps, None, None, lr_floor=lr_floor, log_every=steps, eval_every=eval_every, guard=False), hooks)
-
-    def setup(self, ckpt) -> None:
-        pass  # built by the caller
+        super().__init__(Plan(steps, seed=seed, log_every=steps, eval_every=eval_every, guard=False))
 
     def train_step(self) -> tuple[torch.Tensor, dict]:
         return self.loss(), {}
@@ -489,12 +500,6 @@ class LossSpikes:
         self.avg = loss if self.avg is None else 0.98 * self.avg + 0.02 * loss
         self.best = self.avg if self.best is None else min(self.best, self.avg)
         return not (armed and self.avg > DRIFT_FACTOR * self.best)
-
-
-def _clone_state(sd: dict) -> dict:
-    """Deep copy of an optimizer state dict (tensors cloned)."""
-    return {"state": {k: {n: (t.clone() if torch.is_tensor(t) else t) for n, t in v.items()} for k, v in sd["state"].items()},
-            "param_groups": [dict(g) for g in sd["param_groups"]]}
 
 
 def progress_bar(plan: Plan):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,15 +37,10 @@ class Evaluation:
 
 
 def evaluate(model: nn.Module, scene: Scene, poses: torch.Tensor, res: int, rasterizer: Rasterizer | None = None) -> Evaluation:
-    """Render poses [N, 5] with the network and the rasterizer at res x res."""
+    """Render poses [N, 5] with the network and the rasterizer at res x res (a `rasterizer` passed in stays open)."""
     res = check_res(res)
-    own = rasterizer is None
-    rast = rasterizer or Rasterizer(scene)
-    try:
+    with (nullcontext(rasterizer) if rasterizer is not None else Rasterizer(scene)) as rast:
         gt = torch.from_numpy(rast.render(poses.numpy(), res)[0])
-    finally:
-        if own:
-            rast.close()
     return Evaluation(poses, gt, predict(model, poses, res))
 
 

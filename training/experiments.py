@@ -53,8 +53,8 @@ assets/ngp_64 (Instant-NGP's lr 1e-2; a step marches 4,096 rays, not 16k pixels 
 
 def run_arms(configs: dict[str, TrainConfig], out_dir: Path, on_record=None) -> dict:
     """Train each arm in turn into out_dir/<arm>; returns {arm: {"final": metrics, "curve": eval records}}."""
+    from training.engine import Hooks
     from training.latent.trainer import trainer_for
-    from training.trainer import Hooks
 
     results = {}
     for arm, cfg in configs.items():
@@ -64,7 +64,7 @@ def run_arms(configs: dict[str, TrainConfig], out_dir: Path, on_record=None) -> 
         final = trainer_for(cfg, hooks=hooks, overwrite=True).run()  # a rerun moves the arm's old run aside
         curve = [{k: r[k] for k in ("step", "time", "train_loss", "train_psnr", "test_psnr", "test_psnr_pooled", "test_ssim") if k in r}
                  for r in read_log(log) if r.get("event") == "eval"]
-        results[arm] = {"final": final, "curve": curve, "config": cfg.to_dict()}
+        results[arm] = {"final": final, "curve": curve, "config": dataclasses.asdict(cfg)}
     return results
 
 

@@ -106,13 +106,12 @@ def _mnif(parts, scene, hooks, resume, overwrite):
 
 def _diffusion(parts, hooks, resume=False):
     """The denoiser on the training latents of the mNIF in `diffusion.mnif`, written beside it."""
-    from training.mnif.diffusion import DenoiserConfig, DiffusionTrainer
+    from training.mnif.diffusion import DiffusionTrainer
     from training.mnif.autodecode import load_mnif
 
     d = parts["diffusion"]
     _, latents, _ = load_mnif(Path(d.mnif) / "checkpoint.safetensors")
-    denoiser = DenoiserConfig(latent_dim=latents.shape[1], **{k: v for k, v in dataclasses.asdict(parts["denoiser"]).items()
-                                                             if k != "latent_dim"})
+    denoiser = dataclasses.replace(parts["denoiser"], latent_dim=latents.shape[1])
     return DiffusionTrainer(latents, d, denoiser, d.mnif, hooks, resume)
 
 
@@ -123,15 +122,12 @@ def _after_mnif(parts, hooks):
 
 
 def _weightspace(parts, scene, hooks, resume, overwrite):
+    """Either weight-space arm: its training config carries the model's."""
+    from training.weightspace.grid_train import GridTrainConfig, GridTrainer
     from training.weightspace.train import WeightSpaceTrainer
 
-    return WeightSpaceTrainer(dataclasses.replace(parts["train"], model=parts["model"]), hooks, resume, overwrite)
-
-
-def _grid(parts, scene, hooks, resume, overwrite):
-    from training.weightspace.grid_train import GridTrainer
-
-    return GridTrainer(dataclasses.replace(parts["train"], model=parts["model"]), hooks, resume, overwrite)
+    engine = GridTrainer if isinstance(parts["train"], GridTrainConfig) else WeightSpaceTrainer
+    return engine(dataclasses.replace(parts["train"], model=parts["model"]), hooks, resume, overwrite)
 
 
 @cache
@@ -175,6 +171,6 @@ def kinds() -> dict[str, Kind]:
               Part("model", WeightSpaceConfig)), _weightspace, out),
         Kind("weightspace-grid", "the grid arm: a 3-D conv net on the densely stored hash levels of an NGP field data set",
              (Part("train", GridTrainConfig, skip=("model",)), Part("model", GridConfig, "grid-", skip=("features_per_level",))),
-             _grid, out),
+             _weightspace, out),
     ]
     return {k.name: k for k in kinds}

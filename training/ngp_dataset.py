@@ -169,16 +169,6 @@ def write_manifest(config: DatasetConfig, out: Path) -> None:
     shards.write_manifest(out, MANIFEST, record)
 
 
-def shards_to_make(config: DatasetConfig, out: Path, mine: list[int], log: Callable[[str], None]) -> list[int]:
-    """The shards among `mine` that are missing, or present but empty or partial (said in one line each)."""
-    expected = field_layout(config.field)
-
-    def read(path: Path) -> None:
-        check_layout(read_shard(path)[1]["layout"], expected, str(path))
-
-    return shards.shards_to_make(out, mine, read, REGENERATE, log)
-
-
 def generate(config: DatasetConfig, out: Path, workers: int = 1, threads: int = 1, log: Callable[[str], None] = print,
              dist: Dist | None = None) -> dict:
     """Make every missing shard of the data set in `out` (this rank's share of them), `workers` processes at a time.
@@ -192,7 +182,9 @@ def generate(config: DatasetConfig, out: Path, workers: int = 1, threads: int = 
     check_manifest(config, out)
     if dist.main:
         write_manifest(config, out)
-    todo = shards_to_make(config, out, mine, log)
+    layout = field_layout(config.field)
+    todo = shards.shards_to_make(out, mine, lambda path: check_layout(read_shard(path)[1]["layout"], layout, str(path)),
+                                 REGENERATE, log)
     log(f"rank {dist.rank}: {len(mine) - len(todo)} of {len(mine)} shard(s) already done, {len(todo)} to make "
         f"with {workers} worker(s)")
     start, made = time.time(), []

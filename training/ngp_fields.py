@@ -30,7 +30,7 @@ from renderer.polycubes import DIRECTIONS, Polycube, outer_faces, polycube_field
 from renderer.quaternions import check_quaternion
 from renderer.scene import Scene
 from renderer.volume import render_views
-from training.engine import Engine, Plan
+from training.engine import Fit
 from training.metrics import psnr
 
 PUSH_SCALES = (0.01, 0.05, 0.15)
@@ -85,43 +85,28 @@ def point_loss(field: ObjectField, batch: dict, rgb_weight: float) -> tuple[torc
     return bce + rgb_weight * mse, {"bce": float(bce.detach()), "rgb_mse": float(mse.detach())}
 
 
-class FieldFitter(Engine):
-    """The NGP-field kind: one field fitted to one rotated polycube in memory (a data set fits thousands; nothing is
-    written per field). Adam with Instant-NGP's settings, lr cosine-decayed to 5%; no rollback, so every field follows
-    its seed exactly."""
-
-    kind = "ngp-field"
-
-    def __init__(self, obj: Polycube, q: torch.Tensor, config: FitConfig, field_config: ObjectFieldConfig | None,
-                 seed: int, scene: Scene | None, init_seed: int | None):
-        self.obj, self.q, self.config, self.field_config = obj, q, config, field_config
-        self.init_seed, self.scene, self.first = seed if init_seed is None else init_seed, scene or Scene(), None
-        super().__init__(Plan(config.steps, None, None, seed=seed, log_every=config.steps, eval_every=None, guard=False))
-
-    def setup(self, ckpt) -> None:
-        torch.manual_seed(self.init_seed)
-        self.model = ObjectField(self.field_config or ObjectFieldConfig(), self.scene)
-        lr = self.config.lr
-        self.optimizer = torch.optim.Adam([{"params": self.model.parameters(), "lr": lr, "peak": lr}], lr=lr,
-                                          betas=(0.9, 0.99), eps=1e-15)
-
-    def train_step(self) -> tuple[torch.Tensor, dict]:
-        c = self.config
-        batch = point_batch(self.obj, self.q, c.points, c.near_fraction, self.gen, self.model.box)
-        loss, self.parts = point_loss(self.model, batch, c.rgb_weight)
-        self.first = self.first or {"loss": float(loss.detach()), **self.parts}
-        self.last = {"loss": float(loss.detach()), **self.parts}
-        return loss, self.parts
-
-
 def fit_field(obj: Polycube, q, config: FitConfig | None = None, field_config: ObjectFieldConfig | None = None,
               seed: int = 0, scene: Scene | None = None, init_seed: int | None = None) -> tuple[ObjectField, dict]:
     """A field fitted to `obj` rotated by unit quaternion q [4] and its loss record: initial weights from `init_seed`
-    (default `seed`), points from `seed`."""
-    fitter = FieldFitter(obj, check_quaternion(q), config or FitConfig(), field_config, seed, scene, init_seed)
-    start = time.time()
-    fitter.run()
-    return fitter.model, {"first": fitter.first, "last": fitter.last, "steps": fitter.step, "seconds": time.time() - start}
+    (default `seed`), points from `seed`. Adam with Instant-NGP's settings, lr cosine-decayed to 5%, in the engine
+    without rollback, so every field follows its seed exactly; nothing is written (a data set fits thousands)."""
+    c, q, start = config or FitConfig(), check_quaternion(q), time.time()
+    torch.manual_seed(seed if init_seed is None else init_seed)
+    field = ObjectField(field_config or ObjectFieldConfig(), scene or Scene())
+    optimizer = torch.optim.Adam([{"params": field.parameters(), "lr": c.lr, "peak": c.lr}], lr=c.lr, betas=(0.9, 0.99),
+                                 eps=1e-15)
+    record = {}
+
+    def loss() -> torch.Tensor:
+        batch = point_batch(obj, q, c.points, c.near_fraction, fit.gen, field.box)
+        total, parts = point_loss(field, batch, c.rgb_weight)
+        record.setdefault("first", {"loss": float(total.detach()), **parts})
+        record["last"] = {"loss": float(total.detach()), **parts}
+        return total
+
+    fit = Fit(field, optimizer, loss, c.steps, seed=seed)  # its batch generator draws the points
+    fit.run()
+    return field, {**record, "steps": c.steps, "seconds": time.time() - start}
 
 
 # ---- rendering and evaluation ------------------------------------------------------------------------------

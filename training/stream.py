@@ -87,7 +87,9 @@ def _produce(scene_dict, res, cfg: StreamConfig, seed, names, seqs, counter, loc
     gen = torch.Generator().manual_seed(seed)
     pool = None
     try:
-        encoder = _latent_encoder(vae) if vae else None
+        from training.vae import encode_frames, load_vae
+
+        encoder = load_vae(vae) if vae else None
         side, channels = latent_shape(res, vae)
         pool = _Pool(cfg.pool_size, cfg.frames_per_buffer, side, names, channels)
         with Rasterizer(Scene.from_dict(scene_dict)) as rast:
@@ -96,7 +98,7 @@ def _produce(scene_dict, res, cfg: StreamConfig, seed, names, seqs, counter, loc
                 poses = sample_poses(rast.scene, cfg.frames_per_buffer, gen).numpy()
                 rgb, _ = rast.render(poses, res)
                 if encoder is not None:
-                    rgb = encoder(rgb)
+                    rgb = encode_frames(encoder, rgb).numpy()
                 with lock:
                     slot = int(np.argmin(seqs[:]))
                     counter.value += 1
@@ -133,18 +135,6 @@ def latent_shape(res: int, vae: str | None) -> tuple[int, int]:
     from renderer.tinyvae import DOWNSCALE
 
     return (res // DOWNSCALE, 4) if vae else (res, 3)
-
-
-def _latent_encoder(vae: str):
-    """frames [F, R, R, 3] numpy -> latents [F, R/8, R/8, 4] numpy, one frame at a time (peak memory)."""
-    from training.vae import load_vae
-
-    model = load_vae(vae)
-
-    @torch.no_grad()
-    def encode(rgb: np.ndarray) -> np.ndarray:
-        return torch.cat([model.encode(torch.from_numpy(f[None])) for f in rgb]).numpy()
-    return encode
 
 
 class FrameStream:
@@ -226,9 +216,3 @@ class FrameStream:
         self._pool = None
         ipc_registry.forget(*self._ipc)
         atexit.unregister(self.close)
-
-    def __enter__(self) -> "FrameStream":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -6,8 +6,7 @@ It runs in the one loop (`training.engine`), which serves the CLI, the experimen
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
 import torch
@@ -20,17 +19,14 @@ from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
 from training.data import PixelSet, fixed_pixels, heldout_poses
 from training.distributed import Dist
-from training.engine import SPIKE_FACTOR, SPIKE_STEPS, Engine, Hooks, LossSpikes, Plan, SaveFailed  # noqa: F401 (re-exported)
+from training.engine import Engine, Hooks, Plan
 from training.evaluate import Evaluation, predict
 from training.metrics import mse_to_psnr
 from training.stream import FrameStream, StreamConfig
 
-DATA_MODES = ("stream", "fixed")
-
-
 @dataclass
 class TrainConfig:
-    DATA_MODES: ClassVar[tuple[str, ...]] = DATA_MODES
+    DATA_MODES: ClassVar[tuple[str, ...]] = ("stream", "fixed")
     """The data modes this config trains from (latent mode offers others)."""
     model: str = "posemlp"
     """Model name from the registry (renderer.models.MODELS)."""
@@ -86,22 +82,11 @@ class TrainConfig:
         if self.data not in self.DATA_MODES:
             latent = "; shards are latent mode's (redcube train latent)" if self.data == "shards" else ""
             raise RedcubeError(f"data mode {self.data!r} is not offered here; choose one of {list(self.DATA_MODES)}{latent}.")
-        if self.steps is None and self.minutes is None:
-            raise RedcubeError("training needs a budget; pass --steps N or --minutes M.")
-        self._check_numbers()
-
-    def _check_numbers(self) -> None:
-        """Every number finite and in range (a NaN budget would train forever; --eval-every 0 divides by zero)."""
-        if self.steps is not None:
-            check_number("--steps", self.steps, 1, 10 ** 12, integer=True)
-        if self.minutes is not None:
-            check_number("--minutes", self.minutes, 0, 10 ** 7, lo_open=True)
+        self.plan()  # the budget, --eval-every and log_every: finite and in range (a NaN budget would train forever)
         check_number("--batch-size", self.batch_size, 1, 2 ** 24, integer=True)
         check_number("--lr", self.lr, 0, 10, lo_open=True)
         check_number("--warmup-steps", self.warmup_steps, 0, 10 ** 9, integer=True)
         check_number("lr_final", self.lr_final, 0, 1)
-        check_number("--eval-every", self.eval_every, 1, 10 ** 12, integer=True)
-        check_number("log_every", self.log_every, 1, 10 ** 12, integer=True)
         check_number("--heldout", self.heldout, 1, 10 ** 5, integer=True)
         check_number("--fixed-samples", self.fixed_samples, 1, 10 ** 9, integer=True)
         check_number("--checkpoint-every", self.checkpoint_every_s, 0, 1e12, lo_open=True)
@@ -109,18 +94,8 @@ class TrainConfig:
         check_number("--seed", self.seed, 0, 2 ** 62, integer=True)
         check_number("--threads", self.threads, 0, 4096, integer=True)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     def plan(self) -> Plan:
-        return Plan(self.steps, self.minutes, self.out_dir, seed=self.seed, warmup_steps=self.warmup_steps,
-                    lr_floor=self.lr_final, log_every=self.log_every, eval_every=self.eval_every,
-                    checkpoint_every_s=self.checkpoint_every_s, first_checkpoint_s=self.first_checkpoint_s)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return Plan.of(self, lr_floor=self.lr_final)
 
 
 class Trainer(Engine):
@@ -130,10 +105,9 @@ class Trainer(Engine):
 
     def __init__(self, config: TrainConfig, scene: Scene | None = None, resume: bool = False, hooks: Hooks | None = None,
                  overwrite: bool = False):
-        """`overwrite`: a run already in out_dir is moved aside (without it, and without `resume`, it is refused)."""
         self.config, self._scene_arg = config, scene
         dist = Dist.from_env()
-        dist.check_same("training config", config.to_dict())
+        dist.check_same("training config", asdict(config))
         if config.batch_size % dist.world:
             raise RedcubeError(f"batch size {config.batch_size} does not split over {dist.world} ranks; "
                                f"pass a --batch-size that is a multiple of {dist.world}.")
@@ -144,9 +118,6 @@ class Trainer(Engine):
     def setup(self, ckpt) -> None:
         c = self.config
         self.scene = ckpt.scene if ckpt else (self._scene_arg or Scene())
-        if c.threads > 0:
-            torch.set_num_threads(c.threads)
-        torch.manual_seed(c.seed)
         self.model = build_model(c.model, c.model_config, self.scene)
         self.forward = self.dist.wrap(self.model)  # DistributedDataParallel under torchrun, else the model itself
         if c.compile:
@@ -157,20 +128,17 @@ class Trainer(Engine):
     def resume_checkpoint(self):
         ckpt = super().resume_checkpoint()
         # the recorded fields as they are (rebuilding a config would refuse a latent run's settings as a pixel run's)
-        saved = {k: ckpt.record["train"].get(k) for k in ("model", "model_config", "res")}
-        if (saved["model"], saved["model_config"], saved["res"]) != (self.config.model, self.config.model_config, self.config.res):
-            raise RedcubeError(
-                f"{self.ckpt_path} holds a {saved['model']} {saved['model_config']} at {saved['res']}px, not the requested "
-                f"{self.config.model} {self.config.model_config} at {self.config.res}px; resume with the same model or use another --out."
-            )
+        c = self.config
+        model, model_config, res = (ckpt.record["train"].get(k) for k in ("model", "model_config", "res"))
+        if (model, model_config, res) != (c.model, c.model_config, c.res):
+            raise RedcubeError(f"{self.ckpt_path} holds a {model} {model_config} at {res}px, not the requested "
+                               f"{c.model} {c.model_config} at {c.res}px; "
+                               "resume with the same model or use another --out.")
         return ckpt
 
     def restore(self, ckpt) -> None:
         ckpt.build_model()  # one sentence when the weights do not fit the recorded model
         super().restore(ckpt)
-
-    def config_dict(self) -> dict:
-        return self.config.to_dict()
 
     def on_rollback(self) -> None:
         self.config.lr *= 0.5  # the recorded config says the rate it now trains at
@@ -178,20 +146,25 @@ class Trainer(Engine):
     # ---- data ----------------------------------------------------------------------------------
     def open(self) -> dict:
         c = self.config
+        self.data = self._stored_pixels()  # first: a refusal comes before any rendering
         with Rasterizer(self.scene) as rast:
             self.test_poses = heldout_poses(self.scene, c.heldout, c.seed)
             self.test_rgb = torch.from_numpy(rast.render(self.test_poses.numpy(), c.res)[0])
             if c.data == "fixed":
                 self.data = fixed_pixels(rast, c.res, c.fixed_samples, c.seed)
-            else:
-                self.stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step, rank=self.dist.rank).start()
-        return self._start_record()
-
-    def _start_record(self) -> dict:
-        if self.stream is not None:
+        if self.data is None:
+            self.stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step, rank=self.dist.rank,
+                                      vae=self.stream_vae).start()
             self.data = self._next_buffer(self.stream, wait=True)
-        return {"data": self.config.data, **({"backend": self.model.backend} if hasattr(self.model, "backend") else {}),
+        return {"data": c.data, **({"backend": self.model.backend} if hasattr(self.model, "backend") else {}),
                 **self._ranks(self.data)}
+
+    stream_vae: str | None = None
+    """The TinyVAE the stream's producers encode their renders with (None: they deliver the pictures)."""
+
+    def _stored_pixels(self) -> PixelSet | None:
+        """Training pixels read from disk (latent mode's shards); None: they are rendered."""
+        return None
 
     def close(self) -> None:
         if self.stream is not None:

@@ -10,9 +10,7 @@ much that the grey ground is never learnt.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -98,17 +96,6 @@ def latent_excess(vae: TinyVAE, z: torch.Tensor) -> torch.Tensor:
     return torch.relu(z.abs() - vae.latent_magnitude).square().mean()
 
 
-@torch.no_grad()
-def evaluate_vae(vae: TinyVAE, frames: torch.Tensor) -> dict:
-    """Round trip of whole frames [N, R, R, 3]: PSNR (mean per frame), SSIM, latents' excess and the reconstructions."""
-    was = vae.training
-    vae.eval()
-    z = encode_frames(vae, frames)
-    recon = decode_latents(vae, z)
-    vae.train(was)
-    return {"psnr": psnr(recon, frames), "ssim": ssim(recon, frames), "latent_excess": float(latent_excess(vae, z)), "recon": recon}
-
-
 class VAETrainer(Engine):
     """The TinyVAE kind: round trips of random crops of fresh renders; held-out whole frames at every evaluation."""
 
@@ -118,16 +105,11 @@ class VAETrainer(Engine):
     def __init__(self, config: VAETrainConfig, scene: Scene | None = None, hooks: Hooks | None = None,
                  resume: bool = False, overwrite: bool = False):
         self.config, self.scene = config, scene or Scene()
-        c = config
-        plan = Plan(c.steps, c.minutes, c.out, seed=c.seed, warmup_steps=50, lr_floor=0.02, log_every=25,
-                    eval_every=c.eval_every, save_on_eval=True)
-        self.joins_run = inside(c.init, c.out)  # --init from the run in --out continues its weights in place
-        super().__init__(plan, hooks, resume=resume, overwrite=overwrite)
+        self.joins_run = inside(config.init, config.out)  # --init from the run in --out continues its weights in place
+        super().__init__(Plan.of(config, warmup_steps=50, lr_floor=0.02, save_on_eval=True), hooks, resume, overwrite)
 
     def setup(self, ckpt) -> None:
         c = self.config
-        torch.set_num_threads(c.threads)
-        torch.manual_seed(c.seed)
         self.model = (load_vae(c.init) if c.init and ckpt is None else TinyVAE()).train()
         self.model.name = f"scene-{self.out_dir.name}"
         self.optimizer = torch.optim.Adam([{"params": self.model.parameters(), "lr": c.lr, "peak": c.lr}], lr=c.lr)
@@ -165,25 +147,16 @@ class VAETrainer(Engine):
         loss = torch.nn.functional.mse_loss(vae.decode(z), x) + c.latent_range_weight * excess
         return loss, {}
 
-    def evaluate(self) -> dict:
-        """3. held-out whole frames."""
-        ev = evaluate_vae(self.model, self.test)
-        return {"test_psnr": ev["psnr"], "test_ssim": ev["ssim"], "latent_excess": ev["latent_excess"],
+    @torch.no_grad()
+    def eval_record(self, train_loss: float) -> dict:
+        """3. the round trip of held-out whole frames: PSNR (mean per frame), SSIM and the latents' excess."""
+        self.model.eval()
+        z = encode_frames(self.model, self.test)
+        recon = decode_latents(self.model, z)
+        self.model.train()
+        return {"train_loss": train_loss, "train_psnr": mse_to_psnr(train_loss), "test_psnr": psnr(recon, self.test),
+                "test_ssim": ssim(recon, self.test), "latent_excess": float(latent_excess(self.model, z)),
                 "res": self.config.res, "heldout": self.config.heldout}
 
-    def eval_record(self, train_loss: float) -> dict:
-        return {"train_loss": train_loss, "train_psnr": mse_to_psnr(train_loss), **self.evaluate()}
-
-    def config_dict(self) -> dict:
-        return dataclasses.asdict(self.config)
-
-    def extra_tensors(self) -> dict:
-        return {"pool_poses": self.pool_poses} if self.pool_poses is not None else {}
-
-    def record_extra(self) -> dict:
-        return {"vae": self.model.identity()}
-
-
-def train_vae(config: VAETrainConfig, scene: Scene | None = None, on_record: Callable[[dict], None] | None = None) -> dict:
-    """Train a scene TinyVAE; returns the final held-out metrics. Checkpoint: <out>/checkpoint.safetensors."""
-    return VAETrainer(config, scene, Hooks(on_record=on_record)).run()
+    def saved_extra(self) -> tuple[dict, dict]:
+        return {"pool_poses": self.pool_poses} if self.pool_poses is not None else {}, {"vae": self.model.identity()}

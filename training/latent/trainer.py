@@ -11,7 +11,6 @@ which VAE it was trained with (checked on every load by `training.vae.vae_for_ch
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -19,23 +18,21 @@ import torch
 from torch import nn
 
 from renderer.errors import RedcubeError
-from renderer.rasterizer import Rasterizer
 from renderer.render import render_image
 from renderer.tinyvae import DOWNSCALE, TinyVAE
-from training.data import PixelSet, heldout_poses
+from training.data import PixelSet
 from training.evaluate import Evaluation
 from training.latent.shards import load_latents
-from training.stream import FrameStream, StreamConfig
+from training.stream import StreamConfig
 from training.trainer import TrainConfig, Trainer
 from training.vae import DEFAULT_SOURCE, check_latent_res, decode_latents, encode_frames, load_vae, vae_for_checkpoint
 
 ENCODE_IN = ("producer", "trainer")
-LATENT_DATA_MODES = ("stream", "shards")
 
 
 @dataclass
 class LatentTrainConfig(TrainConfig):
-    DATA_MODES: ClassVar[tuple[str, ...]] = LATENT_DATA_MODES
+    DATA_MODES: ClassVar[tuple[str, ...]] = ("stream", "shards")
     """'stream': renders encoded as they stream; 'shards': the latents `redcube encode-latents` wrote to `shards`."""
     res: int = 512
     """Side of the ground-truth renders; the network is trained on their (res/8)² latents."""
@@ -71,14 +68,10 @@ def trainer_for(config: TrainConfig, **kw) -> Trainer:
 
 
 @torch.no_grad()
-def predict_latents(model: nn.Module, poses: torch.Tensor, latent_res: int) -> torch.Tensor:
-    """Network latents [N, r, r, 4] for poses [N, 5] (raw, not clamped)."""
-    return torch.stack([render_image(model, p, latent_res).float().cpu() for p in poses])
-
-
 def evaluate_latent(model: nn.Module, vae: TinyVAE, poses: torch.Tensor, gt: torch.Tensor) -> tuple[Evaluation, torch.Tensor]:
-    """Decoded network pictures against ground truth gt [N, R, R, 3]; also returns the latents [N, R/8, R/8, 4]."""
-    z = predict_latents(model, poses, gt.shape[1] // DOWNSCALE)
+    """Decoded network pictures against ground truth gt [N, R, R, 3]; also returns the network's latents
+    [N, R/8, R/8, 4] (raw, not clamped)."""
+    z = torch.stack([render_image(model, p, gt.shape[1] // DOWNSCALE).float().cpu() for p in poses])
     return Evaluation(poses, gt, decode_latents(vae, z)), z
 
 
@@ -102,20 +95,19 @@ class LatentTrainer(Trainer):
         return ckpt
 
     def open(self) -> dict:
-        c = self.config
-        self.data = self._shard_pixels() if c.data == "shards" else None  # first: a refusal comes before any rendering
-        with Rasterizer(self.scene) as rast:
-            self.test_poses = heldout_poses(self.scene, c.heldout, c.seed)
-            self.test_rgb = torch.from_numpy(rast.render(self.test_poses.numpy(), c.res)[0])
+        start = super().open()
         self.test_latents = encode_frames(self.vae, self.test_rgb)
-        if self.data is None:
-            self.stream = FrameStream(self.scene, c.res, c.stream, seed=c.seed + self.step, rank=self.dist.rank,
-                                      vae=c.vae if c.encode_in == "producer" else None).start()
-        return self._start_record()
+        return start
 
-    def _shard_pixels(self) -> PixelSet:
+    @property
+    def stream_vae(self) -> str | None:
+        return self.config.vae if self.config.encode_in == "producer" else None
+
+    def _stored_pixels(self) -> PixelSet | None:
         """Every latent pixel of the pre-encoded shards; one sentence if they were made by another VAE, res or scene.
         Under torchrun every rank holds them all and draws its own batches (the per-rank generator)."""
+        if self.config.data != "shards":
+            return None
         poses, latents, _ = load_latents(self.config.shards, self.vae_record, self.config.res, self.scene.to_dict())
         return PixelSet.from_frames(poses, latents)
 
@@ -133,14 +125,5 @@ class LatentTrainer(Trainer):
         return {"test_loss": float(((z - self.test_latents) ** 2).mean()), "test_psnr": s["psnr"],
                 "test_psnr_pooled": s["psnr_pooled"], "test_ssim": s["ssim"], "test_image_mse": s["mse"]}
 
-    def record_extra(self) -> dict:
-        return {"vae": self.vae_record, "latent_res": self.config.latent_res}
-
-
-def config_from_record(record: dict) -> TrainConfig:
-    """The training config recorded in a checkpoint: latent or pixel."""
-    train = record.get("train") or {}
-    names = {f.name for f in dataclasses.fields(LatentTrainConfig)}
-    if record.get("vae"):
-        return LatentTrainConfig(**{k: v for k, v in train.items() if k in names})
-    return TrainConfig.from_dict(train)
+    def saved_extra(self) -> tuple[dict, dict]:
+        return {}, {"vae": self.vae_record, "latent_res": self.config.latent_res}

@@ -192,13 +192,10 @@ class MNIFTrainer(Engine):
                  resume: bool = False, overwrite: bool = False):
         self.config, self.model_config, self.scene = config, model_config, base or Scene()
         self.joins_run = inside(config.init_from, config.out)  # continuing the run in --out writes over it
-        c = config
-        super().__init__(Plan(c.steps, c.minutes, c.out, seed=c.seed, log_every=50, eval_every=None), hooks, resume, overwrite)
+        super().__init__(Plan.of(config, log_every=50, eval_every=None), hooks, resume, overwrite)
 
     def setup(self, ckpt) -> None:
         c = self.config
-        torch.set_num_threads(c.threads)
-        torch.manual_seed(c.seed)
         self.params = train_worlds(c.worlds)
         self.cubes = Cubes.of([world_scene(p, self.scene) for p in self.params])
         self.model = build_model("mnif", self.model_config, self.scene)
@@ -239,34 +236,16 @@ class MNIFTrainer(Engine):
 
     def eval_record(self, train_loss: float) -> dict:
         self.model.eval()
-        fitted = evaluate(self.model, self.train_latents(), self.params, self.scene, self.config, None, self.latent_fit())
+        fitted = evaluate(self.model, self.train_latents(), self.params, self.scene, self.config, self.latent_fit())
         self.model.train()
         return {"train_loss": train_loss, **fitted, "method": self.method, "steps": self.step,
                 "train_seconds": round(self.elapsed, 1), "threads": self.config.threads}
 
-    def config_dict(self) -> dict:
-        return asdict(self.config)
-
-    def extra_tensors(self) -> dict:
-        return mnif_parts(self.train_latents(), self.method, self.method_record(), self.method_tensors())[0]
-
-    def record_extra(self) -> dict:
-        return mnif_parts(self.train_latents(), self.method, self.method_record(), self.method_tensors())[1]
-
-    def method_tensors(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def method_record(self) -> dict | None:
-        return self.earlier
+    def saved_extra(self) -> tuple[dict, dict]:
+        return mnif_parts(self.train_latents(), self.method, self.earlier)
 
 
 # ---- auto-decoding -------------------------------------------------------------------------------------
-def train_mnif(config: MNIFTrainConfig, model_config: MNIFConfig, base: Scene,
-               on_record: Callable[[dict], None] | None = None) -> dict:
-    """Auto-decode the training worlds (steps 1-4), then evaluate and save `out/checkpoint.safetensors`."""
-    return MNIFTrainer(config, model_config, base, Hooks(on_record=on_record)).run()
-
-
 @torch.no_grad()
 def continue_from(config: MNIFTrainConfig, model: MNIF, latents: torch.nn.Parameter) -> dict:
     """Load `config.init_from` into model and latents (one sentence if it does not fit this run); returns what it was."""
@@ -323,23 +302,19 @@ def eval_poses(scene: Scene, views: int, index: int, split: str) -> torch.Tensor
     return world_poses(scene, views, seed=EVAL_POSE_SEED + index + (100_000 if split == "heldout" else 0), margin=0.5, aim=True)
 
 
-def ground_truth(scene: Scene, poses: torch.Tensor, res: int, supersample: int) -> torch.Tensor:
-    from renderer.rasterizer import Rasterizer
-
-    with Rasterizer(scene) as r:
-        rgb, _ = r.render(poses.numpy(), res, supersample=supersample)
-    return torch.from_numpy(rgb)
-
-
 def world_psnrs(model: MNIF, latents: torch.Tensor, params: list[WorldParams], base: Scene, split: str,
                 config: MNIFTrainConfig) -> list[float]:
     """Per world: PSNR of its volume renders against the rasterizer over its held-out views."""
+    from renderer.rasterizer import Rasterizer
+
     out = []
     for i, (p, phi) in enumerate(zip(params, latents)):
         scene = world_scene(p, base)
         poses = eval_poses(scene, config.eval_views, i, split)
         pred = render_latent(model, phi, scene, poses, config.eval_res, config.samples, config.supersample)
-        out.append(psnr(pred, ground_truth(scene, poses, config.eval_res, config.supersample)))
+        with Rasterizer(scene) as r:
+            gt = torch.from_numpy(r.render(poses.numpy(), config.eval_res, supersample=config.supersample)[0])
+        out.append(psnr(pred, gt))
     return out
 
 
@@ -379,7 +354,7 @@ def adam_fit(config: MNIFTrainConfig, latents: torch.Tensor) -> LatentFit:
 
 
 def evaluate(model: MNIF, latents: torch.Tensor, params: list[WorldParams], base: Scene, config: MNIFTrainConfig,
-             on_record: Callable[[dict], None] | None = None, fit: LatentFit | None = None) -> dict:
+             fit: LatentFit | None = None) -> dict:
     """Training worlds' reconstruction and held-out worlds fitted by `fit` (default: Adam from the best training latent),
     by rendering."""
     n = config.eval_worlds
@@ -395,8 +370,6 @@ def evaluate(model: MNIF, latents: torch.Tensor, params: list[WorldParams], base
                "eval": {"res": config.eval_res, "views_per_world": config.eval_views, "worlds": n,
                         "samples_per_ray": config.samples, "supersample": config.supersample,
                         "fit": fit.info, "fit_seconds": round(fit_s, 1)}}
-    if on_record:
-        on_record({"event": "eval", **metrics})
     return metrics
 
 

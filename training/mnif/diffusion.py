@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -112,12 +112,9 @@ class LatentDiffusion:
         config = config or DenoiserConfig(latent_dim=latents.shape[1])
         return cls(config, latents.mean(0), latents.std(0).clamp_min(1e-6), latents_hash(latents))
 
-    def normalise(self, phi: torch.Tensor) -> torch.Tensor:
-        return (phi - self.mean) / self.std
-
     def loss(self, phi: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Training steps 1-3 on a batch of latents [B, H]."""
-        z0 = self.normalise(phi)
+        z0 = (phi - self.mean) / self.std
         t = torch.randint(0, self.config.train_timesteps, (len(z0),), generator=generator)
         eps = torch.randn(z0.shape, generator=generator)
         zt = self.train_scheduler.add_noise(z0, eps, t)
@@ -144,15 +141,12 @@ class LatentDiffusion:
                                "pass the diffusion checkpoint written for this mNIF, or retrain it with redcube train-mnif --diffusion-only.")
 
     def save(self, path: str | Path, metrics: dict | None = None) -> Path:
-        return save_checkpoint(path, self.model, Scene(), metrics=metrics, extra_tensors=self.tensors(), extra=self.record())
+        tensors, record = self.parts()
+        return save_checkpoint(path, self.model, Scene(), metrics=metrics, extra_tensors=tensors, extra=record)
 
-    def tensors(self) -> dict[str, torch.Tensor]:
-        """What a checkpoint holds beyond the denoiser: the latents' normalisation."""
-        return {"latent_mean": self.mean, "latent_std": self.std}
-
-    def record(self) -> dict:
-        """What a checkpoint's record says beyond the denoiser: which mNIF it belongs to."""
-        return {"mnif_latents_hash": self.mnif_hash, "role": FORMAT}
+    def parts(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """What a checkpoint holds beyond the denoiser: the latents' normalisation, and which mNIF it belongs to."""
+        return {"latent_mean": self.mean, "latent_std": self.std}, {"mnif_latents_hash": self.mnif_hash, "role": FORMAT}
 
     @classmethod
     def load(cls, path: str | Path) -> "LatentDiffusion":
@@ -193,11 +187,10 @@ class DiffusionTrainer(Engine):
                  out_dir: str | None = None, hooks: Hooks | None = None, resume: bool = False):
         self.latents, self.config, self.denoiser = latents, config or DiffusionTrainConfig(), denoiser
         self.scene, self.losses = Scene(), []
-        c = self.config
-        super().__init__(Plan(c.steps, None, out_dir, seed=c.seed, lr_floor=0.0, log_every=100, eval_every=None), hooks, resume)
+        plan = Plan.of(self.config, out_dir=out_dir, lr_floor=0.0, log_every=100, eval_every=None)
+        super().__init__(plan, hooks, resume)
 
     def setup(self, ckpt) -> None:
-        torch.manual_seed(self.config.seed)
         self.ld = LatentDiffusion.for_latents(self.latents, self.denoiser)
         self.model = self.ld.model.train()
         lr = self.config.lr
@@ -221,22 +214,14 @@ class DiffusionTrainer(Engine):
         return {"diffusion_steps": self.step, "diffusion_final_loss": sum(tail) / len(tail),
                 "diffusion_seconds": round(time.time() - self.started, 1)}
 
-    def config_dict(self) -> dict:
-        return asdict(self.config)
-
-    def extra_tensors(self) -> dict:
-        return self.ld.tensors()
-
-    def record_extra(self) -> dict:
-        return self.ld.record()
+    def saved_extra(self) -> tuple[dict, dict]:
+        return self.ld.parts()
 
 
 def train_diffusion(latents: torch.Tensor, steps: int = DiffusionTrainConfig.steps, batch: int = 64, lr: float = 1e-3, seed: int = 0,
-                    config: DenoiserConfig | None = None, log=None) -> tuple[LatentDiffusion, dict]:
+                    config: DenoiserConfig | None = None) -> tuple[LatentDiffusion, dict]:
     """Fit the denoiser to the latents in memory (nothing written); returns it and its training figures."""
-    hooks = Hooks(on_record=(lambda r: r.get("event") == "train" and log(f"diffusion step {r['step']}: loss {r['train_loss']:.4f}"))
-                  if log else None)
-    trainer = DiffusionTrainer(latents, DiffusionTrainConfig(steps=steps, batch=batch, lr=lr, seed=seed), config, hooks=hooks)
+    trainer = DiffusionTrainer(latents, DiffusionTrainConfig(steps=steps, batch=batch, lr=lr, seed=seed), config)
     stats = trainer.run()
     trainer.model.eval()
     return trainer.ld, stats

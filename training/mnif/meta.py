@@ -31,8 +31,9 @@ from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.scene import Scene
 from renderer.worlds import Cubes, world_scene
 from training.checkpoint import load_checkpoint
-from training.engine import Engine, Hooks
-from training.mnif.autodecode import LatentFit, MNIFTrainConfig, MNIFTrainer, point_loss, sample_points, select
+from training.engine import Engine
+from training.mnif.autodecode import (LatentFit, MNIFTrainConfig, MNIFTrainer, mnif_parts, point_loss, sample_points,
+                                      select)
 
 METHOD = "meta"
 
@@ -151,16 +152,8 @@ class MetaTrainer(MNIFTrainer):
     def latent_fit(self) -> LatentFit:
         return meta_fit(self.rates.detach(), self.meta, self.config.points, self.config.rgb_weight)
 
-    def method_tensors(self) -> dict[str, torch.Tensor]:
-        return {"rates": self.rates.detach()}
-
-    def method_record(self) -> dict:
-        return asdict(self.meta)
-
-
-def train_mnif_meta(config: MNIFTrainConfig, meta: MetaConfig, model_config: MNIFConfig, base: Scene, on_record=None) -> dict:
-    """Meta-learn the bases, T and the rates (Algorithm 1), adapt every training world, evaluate, save the checkpoint."""
-    return MetaTrainer(config, meta, model_config, base, Hooks(on_record=on_record)).run()
+    def saved_extra(self) -> tuple[dict, dict]:
+        return mnif_parts(self.train_latents(), METHOD, asdict(self.meta), {"rates": self.rates.detach()})
 
 
 def checkpoint_fit(path) -> LatentFit | None:

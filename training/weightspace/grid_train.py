@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -107,18 +107,15 @@ class GridTrainer(Engine):
     """The grid arm's kind (steps 1-5 above): evaluation, a log record and the checkpoint every `eval_every` steps."""
 
     kind = "weightspace-grid"
+    config_skip = ("model",)
 
     def __init__(self, config: GridTrainConfig, hooks: Hooks | None = None, resume: bool = False, overwrite: bool = False):
         self.config, self.scene = config, Scene()
-        c = config
-        plan = Plan(c.steps, c.minutes or None, c.out, seed=c.seed, log_every=c.eval_every, eval_every=c.eval_every,
-                    save_on_eval=True)
+        plan = Plan.of(config, minutes=config.minutes or None, log_every=config.eval_every, save_on_eval=True)
         super().__init__(plan, hooks, resume, overwrite)
 
     def setup(self, ckpt) -> None:
         c = self.config
-        torch.set_num_threads(c.threads)
-        torch.manual_seed(c.seed)
         self.fields, manifest = load_fields(Path(c.data))  # 1.
         self.layout, seed = manifest["layout"], manifest["settings"]["seed"]
         c.model.features_per_level = self.layout["hash_grid"]["n_features_per_level"]  # the net's input width follows the data
@@ -152,11 +149,8 @@ class GridTrainer(Engine):
         return {"loss": train_loss, **self.terms, **metrics, "train_rotation_error_deg": on_train["median_rotation_error_deg"],
                 "train_retrieval_top1": on_train["retrieval_top1"]}
 
-    def config_dict(self) -> dict:
-        return {k: v for k, v in asdict(self.config).items() if k != "model"}
-
-    def record_extra(self) -> dict:
-        return {"data": self.data}
+    def saved_extra(self) -> tuple[dict, dict]:
+        return {}, {"data": self.data}
 
 
 def train_grid(config: GridTrainConfig, log: Callable[[dict], None] | None = None) -> dict:

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -148,18 +148,16 @@ class WeightSpaceTrainer(Engine):
     so a run stopped early leaves a usable model."""
 
     kind = "weightspace"
+    config_skip = ("model",)
 
     def __init__(self, config: WeightSpaceTrainConfig, hooks: Hooks | None = None, resume: bool = False, overwrite: bool = False):
         self.config, self.scene = config, Scene()
-        c = config
-        plan = Plan(c.steps, c.minutes or None, c.out, seed=c.seed, warmup_share=c.warmup, lr_floor=0.05, log_every=c.eval_every,
-                    eval_every=c.eval_every, save_on_eval=True, clip=c.clip)
+        plan = Plan.of(config, minutes=config.minutes or None, warmup_share=config.warmup, log_every=config.eval_every,
+                       save_on_eval=True)
         super().__init__(plan, hooks, resume, overwrite)
 
     def setup(self, ckpt) -> None:
         c = self.config
-        torch.set_num_threads(c.threads)
-        torch.manual_seed(c.seed)
         fields, manifest = load_fields(Path(c.data))  # 1.
         train_objs, held_objs = split_objects(fields["object_ids"], c.heldout, c.seed)
         self.tokenizer = Tokenizer(manifest["layout"], sample_token_points(c.points, c.seed), c.n_pos)
@@ -191,14 +189,10 @@ class WeightSpaceTrainer(Engine):
         return {"loss": train_loss, "lr": self.lr(), **self.terms, **metrics,
                 "train_rotation_error_deg": on_train["median_rotation_error_deg"], "train_retrieval_top1": on_train["retrieval_top1"]}
 
-    def config_dict(self) -> dict:
-        return {k: v for k, v in asdict(self.config).items() if k != "model"}
-
-    def extra_tensors(self) -> dict:
-        return {"tokens.points": self.tokenizer.points, "tokens.scales": self.scales}
-
-    def record_extra(self) -> dict:
-        return {"tokenizer": {"layout": self.tokenizer.layout, "n_pos": int((self.tokenizer.kind == 2).sum())}, "data": self.data}
+    def saved_extra(self) -> tuple[dict, dict]:
+        tokens = {"tokens.points": self.tokenizer.points, "tokens.scales": self.scales}
+        tokenizer = {"layout": self.tokenizer.layout, "n_pos": int((self.tokenizer.kind == 2).sum())}
+        return tokens, {"tokenizer": tokenizer, "data": self.data}
 
 
 def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None] | None = None) -> dict:
