@@ -5,6 +5,7 @@ Nothing here mocks moderngl or torch: the rasterizer fixture is the real headles
 
 from __future__ import annotations
 
+import queue
 import re
 from pathlib import Path
 
@@ -75,6 +76,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def load_now():
+    """The app's ModelSlot's background load of a checkpoint, waited for."""
+    def load(slot, path):
+        got = queue.SimpleQueue()
+        slot.load(path, lambda loaded, err: got.put((loaded, err)))
+        loaded, err = got.get(timeout=120)
+        assert err is None, err
+        return loaded
+    return load
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import queue
 import time
 
 import pytest
@@ -19,15 +18,6 @@ from training.checkpoint import load_live_weights, save_checkpoint, save_live_we
 from training.control import CpuShare, TrainingProcess, threads_for
 
 
-def load_now(slot, path):
-    """The slot's background load of a checkpoint, waited for."""
-    got = queue.SimpleQueue()
-    slot.load(path, lambda loaded, err: got.put((loaded, err)))
-    loaded, err = got.get(timeout=120)
-    assert err is None, err
-    return loaded
-
-
 def test_live_weights_round_trip_and_a_foreign_file_is_one_sentence(tmp_path, scene):
     torch.manual_seed(0)
     model = build_model("posemlp", {"width": 16, "layers": 2}, scene)
@@ -39,7 +29,7 @@ def test_live_weights_round_trip_and_a_foreign_file_is_one_sentence(tmp_path, sc
         load_live_weights(ckpt)
 
 
-def test_the_slot_takes_live_weights_into_a_copy_and_ignores_another_kind(tmp_path, scene):
+def test_the_slot_takes_live_weights_into_a_copy_and_ignores_another_kind(tmp_path, scene, load_now):
     torch.manual_seed(0)
     shown = build_model("posemlp", {"width": 16, "layers": 2}, scene)
     path = save_checkpoint(tmp_path / "run" / "checkpoint.safetensors", shown, scene, step=5)

@@ -118,8 +118,8 @@ class TrainingTab(Tab):
         """A training checkpoint arrived: it is what the next launch opens."""
         if err:
             self.app.message(err, "error")
-        elif not self.session.owns(loaded.path):  # a run already reset
-            self.app.slot.publish(loaded)
+        elif not self.session.owns(loaded.path) or loaded.record["model"]["kind"] == "tinyvae":
+            self.app.slot.publish(loaded)  # a run already reset, or a TinyVAE's round trip (not what a launch opens)
         else:
             self.app.settings.checkpoint = str(loaded.path)
             # a pixel network is shown at the resolution it learns at (256² of a 64² run costs 16x); an NGP field has

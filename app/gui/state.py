@@ -55,7 +55,7 @@ SHORTCUTS = [
 
 def network_kind(record: dict) -> str:
     """'latent' for a checkpoint that records the TinyVAE it was trained with, else 'pixels'."""
-    return "latent" if record.get("vae") else "pixels"
+    return "latent" if record.get("vae") and record["model"]["kind"] != "tinyvae" else "pixels"
 
 
 def wrap_angle(a: float) -> float:

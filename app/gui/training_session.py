@@ -31,7 +31,8 @@ class TrainChoices:
 
     kind: str = "pixel"
     """'pixel': the model learns pictures; 'latent': it learns the scene TinyVAE's latents of res² renders (res at
-    least 128), decoded to pictures; 'vae': the scene TinyVAE itself learns the renders (the model is not used)."""
+    least 128), decoded to pictures; 'vae': the scene TinyVAE itself learns the renders (the model is not used; the
+    viewport shows its round trip of the ground truth)."""
     model: str = "posemlp"
     res: int = 64
     data: str = "stream"
@@ -208,7 +209,7 @@ class TrainingSession:
     def new_files(self) -> tuple[Path | None, Path | None]:
         """(live weights, newest checkpoint) of the run, each only if it changed since the last call (cheap: a stat,
         no read)."""
-        if self.proc is None or self.choices.kind == "vae":  # a TinyVAE run trains in the background only
+        if self.proc is None:
             return None, None
         live, self._live_seen = _changed(self.proc.live_path, self._live_seen)
         ckpt, self._ckpt_seen = _changed(self.proc.latest_checkpoint(), self._ckpt_seen)

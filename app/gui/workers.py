@@ -21,6 +21,8 @@ from app.video import infer_chunk
 from app.viewport import error_map, psnr
 from renderer.errors import RedcubeError
 from renderer.render import render_image
+from renderer.tinyvae import TinyVAE
+from training.vae import decode_latents, encode_frames
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 WARMUP_POSE = (1.5, 1.0, 1.5, 0.785, 0.0)
@@ -159,10 +161,15 @@ class ModelSlot:
             done = None
             try:
                 ckpt = load_checkpoint(path)
-                model = ckpt.build_model(DEVICE).eval().requires_grad_(False)
-                render_image(model, torch.tensor(WARMUP_POSE), 16)  # builds any kernel now, not in the first frame
                 vae = None
-                if ckpt.record.get("vae"):  # a latent network: the VAE it was trained with, or one sentence
+                if ckpt.kind == TinyVAE.kind:  # a TinyVAE (a run of one followed): the viewport shows its round trip
+                    from training.vae import load_vae
+
+                    model = load_vae(resolve(path)).to(DEVICE).eval().requires_grad_(False)
+                else:
+                    model = ckpt.build_model(DEVICE).eval().requires_grad_(False)
+                    render_image(model, torch.tensor(WARMUP_POSE), 16)  # builds any kernel now, not in the first frame
+                if ckpt.record.get("vae") and ckpt.kind != TinyVAE.kind:  # a latent network: its VAE, or one sentence
                     from training.vae import vae_for_checkpoint
 
                     vae = vae_for_checkpoint(ckpt.record).to(DEVICE)
@@ -276,8 +283,13 @@ class NetworkView:
         cancel = self.worker.superseded if still else None  # a flying frame is the newest picture there is: keep it
         t0 = time.perf_counter()
         vae = loaded.vae  # a latent network: latents at res/8 (at least 16²), decoded to 8x that
-        out = render_image(loaded.model, t, max(16, res // 8) if vae is not None else res,
-                           chunk=infer_chunk(loaded.model), cancelled=cancel)
+        if isinstance(loaded.model, TinyVAE):  # what a TinyVAE learnt: the ground truth encoded and decoded
+            res = max(64, res // 8 * 8)
+            gt = torch.from_numpy(self.rasterizer.render(t.numpy(), res)[0])
+            out = decode_latents(loaded.model, encode_frames(loaded.model, gt[None]))[0]
+        else:
+            out = render_image(loaded.model, t, max(16, res // 8) if vae is not None else res,
+                               chunk=infer_chunk(loaded.model), cancelled=cancel)
         if out is None:
             return None
         latent = None

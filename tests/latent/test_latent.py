@@ -4,8 +4,8 @@ latent loss; a latent checkpoint refuses a VAE it was not trained with, in one s
 from __future__ import annotations
 
 import json
-import queue
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,16 +71,7 @@ def test_latent_checkpoint_with_another_vae_is_one_sentence(latent_run, vaes, tm
     assert (latent_run / "checkpoint.safetensors").read_bytes() == before  # nothing lost
 
 
-def load_now(slot, path):
-    """The slot's background load of a checkpoint, waited for."""
-    got = queue.SimpleQueue()
-    slot.load(path, lambda loaded, err: got.put((loaded, err)))
-    loaded, err = got.get(timeout=120)
-    assert err is None, err
-    return loaded
-
-
-def test_viewport_worker_decodes_a_latent_network_off_the_calling_thread(latent_run, rasterizer):
+def test_viewport_worker_decodes_a_latent_network_off_the_calling_thread(latent_run, rasterizer, load_now):
     import time
 
     from app.gui.workers import ModelSlot, NetworkView
@@ -102,7 +93,53 @@ def test_viewport_worker_decodes_a_latent_network_off_the_calling_thread(latent_
         view.worker.close()
 
 
-def test_viewer_decodes_smaller_latents_while_the_camera_moves(tiny_latent, rasterizer, scene):
+def test_viewport_shows_a_tinyvaes_round_trip_and_follows_its_live_weights(tiny_latent, rasterizer, scene, load_now,
+                                                                            tmp_path):
+    """A TinyVAE run on screen (the Training tab's 'vae' kind): the network picture is the ground truth encoded and
+    decoded by the VAE, and the run's live weights replace it like a network's."""
+    import time
+
+    from app.gui.workers import ModelSlot, NetworkView
+    from training.checkpoint import save_live_weights
+    from training.vae import decode_latents, encode_frames
+
+    slot = ModelSlot()
+    loaded = load_now(slot, tiny_latent.parent / "vae.safetensors")
+    assert isinstance(loaded.model, TinyVAE) and loaded.record["model"]["kind"] == "tinyvae"
+    view = NetworkView(rasterizer, slot, threads=1)
+    pose = (0.5, 1.0, 1.5, 0.3, 0.0)
+
+    def frame(res):
+        view.request(pose, res)
+        deadline, got = time.monotonic() + 60, None
+        while got is None and time.monotonic() < deadline:
+            got = view.worker.take()
+            time.sleep(0.01)
+        assert view.worker.error is None and got is not None
+        return got
+
+    try:
+        f = frame(100)  # the VAE works on the 8-pixel grid: 100² is drawn at 96²
+        assert f.net.shape == f.gt.shape == (96, 96, 3)
+        vae = slot.snapshot().model
+        expected = decode_latents(vae, encode_frames(vae, torch.from_numpy(f.gt)[None]))[0].numpy()
+        np.testing.assert_allclose(f.net, expected, atol=1e-5)
+        torch.manual_seed(1)
+        trained = TinyVAE()  # new weights from the run: the slot takes them into a copy, the picture changes
+        save_live_weights(tmp_path / "live.safetensors", trained, 7)
+        done = []
+        slot.load_weights(tmp_path / "live.safetensors", done.append)
+        deadline = time.monotonic() + 60
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert done and done[0] is not None and done[0].step == 7
+        g = frame(96)
+        assert g.step == 7 and not np.allclose(g.net, f.net, atol=1e-3)
+    finally:
+        view.worker.close()
+
+
+def test_viewer_decodes_smaller_latents_while_the_camera_moves(tiny_latent, rasterizer, scene, load_now):
     """Flying: the latent network is asked for at most `flying_res` (a 512² decode takes seconds on a CPU); once the
     camera is still it gets the full network resolution."""
     import time
