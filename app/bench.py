@@ -78,12 +78,11 @@ def bench_posemlp(scene: Scene, n: int = 1 << 14) -> tuple[dict, dict]:
             p = max(p, _rate(lambda: shipped(pose, uv), n))
     figs = {"posemlp_pixels_per_s": round(m), "matmul_chain_pixels_per_s": round(y),
             "posemlp_plucker_skip_pixels_per_s": round(p), "posemlp_ms_per_frame_64": round(1000 * 4096 / m, 2)}
-    return figs, {"posemlp_vs_matmul": round(m / y, 3), **_bench_options(scene, pose, uv)}
+    return figs, {"posemlp_vs_matmul": round(m / y, 3), **_bench_options(model, pose, uv)}
 
 
-def _bench_options(scene: Scene, pose, uv) -> dict:
+def _bench_options(model, pose, uv) -> dict:
     """torch.compile and bfloat16 against the plain eager fp32 model, side by side."""
-    model = build_model("posemlp", {}, scene).eval()
     n = len(uv)
     out = {}
     with torch.inference_mode():
@@ -207,12 +206,12 @@ def bench_hashgrid(scene: Scene, n: int = 1 << 15) -> tuple[dict, dict]:
 def bench_gui(scene: Scene) -> tuple[dict, dict]:
     from app.gui.bench import gui_bench
 
-    figs = gui_bench()
-    return figs, {}
+    return gui_bench(), {}
 
 
-GROUPS = {"raster": bench_raster, "posemlp": bench_posemlp, "train": bench_train, "hashgrid": bench_hashgrid, "vae": bench_vae, "mnif": bench_mnif, "scale": bench_scale, "gui": bench_gui,
-          "ngpfields": bench_ngpfields, "viewport": bench_viewport}
+GROUPS = {"raster": bench_raster, "posemlp": bench_posemlp, "train": bench_train, "hashgrid": bench_hashgrid,
+          "vae": bench_vae, "mnif": bench_mnif, "scale": bench_scale, "gui": bench_gui, "ngpfields": bench_ngpfields,
+          "viewport": bench_viewport}
 
 
 def device_info() -> dict:

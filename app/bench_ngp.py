@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from app.bench_mnif import _best_s
+from app.bench_mnif import seconds_each
 from renderer.scene import Scene
 
 FIELDS = 3
@@ -54,7 +54,7 @@ def _bench(scene: Scene) -> tuple[dict, dict]:
     encoder = WeightSpaceAutoencoder(WeightSpaceConfig(), tok).eval()
     tokens = tok.tokenize(batch[:4])
     with torch.no_grad():
-        encode_s = min(_best_s(lambda: encoder.encode(tokens), 3))
+        encode_s = min(seconds_each(lambda: encoder.encode(tokens), 3))
     figs = {"ngp_fields": {"fields": FIELDS, "fit_steps": fit.steps, "points_per_step": fit.points,
                            "params_per_field": int(fields[0].numel()), "threads": torch.get_num_threads(),
                            "fields_per_minute_wall": round(FIELDS / wall * 60, 2), "fields_per_minute_cpu": round(FIELDS / cpu * 60, 2),

@@ -4,10 +4,9 @@ side in one run (alternating, best of repeats). `decode_speedup` is the best of 
 
 from __future__ import annotations
 
-import time
-
 import torch
 
+from app.bench_mnif import seconds_each
 from renderer.camera import sample_poses
 from renderer.scene import Scene
 
@@ -18,13 +17,7 @@ def _best_ms(fn, repeats: int = 2, sync=lambda: None) -> float:
     """Best wall-clock ms of `repeats` calls (after one warm-up call)."""
     fn()
     sync()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - t0)
-    return 1000 * best
+    return 1000 * min(seconds_each(lambda: (fn(), sync()), repeats))
 
 
 def bench_vae(scene: Scene) -> tuple[dict, dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -74,5 +75,9 @@ def save_png(path: Path, rgb: np.ndarray) -> Path:
     return write_png(path, (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
 
 
-def write_text(path: Path, text: str) -> Path:
-    return write_output(path, lambda tmp: Path(tmp).write_text(text))
+def print_json(result: dict, path: Path | None) -> None:
+    """The figures as JSON on stdout, and in the file `path` too when one is given (the `--json` option)."""
+    text = json.dumps(result, indent=2)
+    if path:
+        write_output(path, lambda tmp: Path(tmp).write_text(text + "\n"))
+    print(text)

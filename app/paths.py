@@ -15,9 +15,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.options import write_output
 from renderer.camera import Camera, look_at
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
+from training.evaluate import read_json
 
 FORMAT = "redcube-path"
 PRESETS = ("orbit", "walk")
@@ -72,13 +74,7 @@ class CameraPath:
                 "keyframes": [{n: round(getattr(c, n), 6) for n in _FIELDS} for c in self.keyframes]}
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        except OSError as e:
-            raise RedcubeError(f"cannot write path file {path} ({e.strerror}); choose a writable location.") from None
-        return path
+        return write_output(path, lambda tmp: Path(tmp).write_text(json.dumps(self.to_dict(), indent=2) + "\n"))
 
     @classmethod
     def from_dict(cls, d, where: str = "path") -> "CameraPath":
@@ -104,17 +100,7 @@ class CameraPath:
     @classmethod
     def load(cls, path: str | Path) -> "CameraPath":
         path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise RedcubeError(f"path file {path} does not exist; pass an existing JSON path file.") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise RedcubeError(f"cannot read path file {path} ({e}); pass a readable JSON file.") from None
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise RedcubeError(f"path file {path} is not valid JSON (line {e.lineno}: {e.msg}); fix the file.") from None
-        return cls.from_dict(d, where=f"path file {path}")
+        return cls.from_dict(read_json(path, "path file", "a JSON camera path"), where=f"path file {path}")
 
     def problems(self, scene: Scene) -> list[str]:
         """Keyframes outside the training distribution, one line each."""

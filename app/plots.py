@@ -21,9 +21,7 @@ def plot_curves(results: dict, path: Path, title: str, x: str = "time", held_out
         axes[1].plot(t, [r[held_out] for r in res["curve"]], color=color, label=arm)
     pooled = held_out == "test_psnr_pooled"
     for ax, name in zip(axes, ("train (batch) PSNR", "held-out PSNR, all pixels pooled" if pooled else "held-out PSNR")):
-        ax.set_xlabel("training time (s)" if x == "time" else "step")
-        ax.set_ylabel("dB")
-        ax.set_title(name)
+        ax.set(xlabel="training time (s)" if x == "time" else "step", ylabel="dB", title=name)
         ax.grid(alpha=0.3)
         ax.legend()
     return _save(fig, path, title)
@@ -41,8 +39,7 @@ def plot_latent_experiment(results: dict, at_res: dict, images: dict, path: Path
         res = results[arm]["config"]["res"]
         ax.plot([r["time"] for r in curve], [r["test_psnr"] for r in curve], color=f"C{i}", label=f"{arm} (judged at {res}²)")
         ax.axhline(at_res[arm]["psnr"], color=f"C{i}", ls="--", lw=1, label=f"{arm} final at 512²: {at_res[arm]['psnr']:.2f} dB")
-    ax.set_xlabel("training time (s)")
-    ax.set_ylabel("held-out PSNR (dB)")
+    ax.set(xlabel="training time (s)", ylabel="held-out PSNR (dB)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     busiest = images["gt"].flatten(1).var(1).argsort(descending=True).tolist()  # many poses see only sky: show the busiest
@@ -50,8 +47,7 @@ def plot_latent_experiment(results: dict, at_res: dict, images: dict, path: Path
         for j, key in enumerate(["gt"] + arms):
             a = fig.add_subplot(grid[r, j + 1])
             a.imshow(images[key][k].numpy().clip(0, 1))
-            a.set_xticks([])
-            a.set_yticks([])
+            a.set(xticks=[], yticks=[])
             if r == 0:
                 a.set_title("ground truth 512²" if key == "gt" else key, fontsize=9)
     return _save(fig, path, title)
@@ -72,8 +68,7 @@ def plot_weightspace_log(records: list[dict], path: Path, title: str, chance_deg
         axes[2].plot(step, [r[key] for r in records], label=key)
     axes[2].set_yscale("log")
     for ax, name in zip(axes, ("median relative-rotation error (deg)", "same-object retrieval top-1", "loss terms (batch)")):
-        ax.set_xlabel("step")
-        ax.set_title(name)
+        ax.set(xlabel="step", title=name)
         ax.grid(alpha=0.3)
         ax.legend()
     return _save(fig, path, title)

@@ -19,7 +19,6 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine, one torch thread each (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     add_scene_option(p)
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:

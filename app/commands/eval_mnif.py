@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from app.commands.sample_mnif import diffusion_path
-from app.options import write_text
+from app.options import print_json
 
 
 def register(sub) -> None:
@@ -22,7 +21,6 @@ def register(sub) -> None:
                    help="Adam latent-fitting steps for held-out worlds (default 300; a meta-learned mNIF uses its inner loop)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, default=None, help="also write the JSON here")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
@@ -63,8 +61,5 @@ def run(args) -> int:
            "reconstruction": rec, "samples": args.samples, **{k: v for k, v in pr.items() if k not in ("precision", "recall")},
            "real_worlds_reference": {"what": f"{len(real)} rasterized training worlds in place of the samples", **ref},
            "interpolation": {"pairs": pairs, "steps": 8, "psnr_vs_interpolated_world": qs}}
-    text = json.dumps(out, indent=2)
-    if args.json:
-        write_text(args.json, text + "\n")
-    print(text)
+    print_json(out, args.json)
     return 0

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from app.options import check_writable, write_text
+from app.options import check_writable, print_json
 
 
 def register(sub) -> None:
@@ -20,7 +19,6 @@ def register(sub) -> None:
     p.add_argument("--samples", type=int, default=128, help="volume-rendering samples per ray (default 128)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--json", type=Path, default=None, help="also write the JSON here")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
@@ -36,8 +34,5 @@ def run(args) -> int:
     if args.json:
         check_writable(args.json)
     result = eval_weightspace(args.checkpoint, args.data, args.psnr_fields, args.views, check_res(args.res), args.samples)
-    text = json.dumps(result, indent=2)
-    if args.json:
-        write_text(args.json, text + "\n")
-    print(text)
+    print_json(result, args.json)
     return 0

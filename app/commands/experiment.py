@@ -39,7 +39,6 @@ def register(sub) -> None:
     p.add_argument("--shards", default=None,
                    help="latent: train the latent arm on the latents `redcube encode-latents` wrote here (their encoding time is not in the budget)")
     p.add_argument("--out", type=Path, default=Path("runs/experiment"), help="output directory")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:

@@ -24,7 +24,6 @@ def register(sub) -> None:
     p.add_argument("--res", type=int, default=256, help="square resolution of one panel, even, 16 to 1024 (default 256)")
     p.add_argument("--fps", type=int, default=30, help="frames per second (default 30)")
     p.add_argument("--frames", type=int, default=300, help="number of frames (default 300)")
-    p.set_defaults(func=run)
 
 
 FOREIGN_FIX = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.options import add_scene_option, scene_from
+from app.options import add_pose_option, add_scene_option, scene_from
 from renderer.numbers import check_number
 from renderer.errors import RedcubeError
 
@@ -18,12 +18,11 @@ def register(sub) -> None:
     p.add_argument("--screenshot", type=Path, default=None,
                    help="open, draw until the picture is final, save the window to this PNG (plus PATH.json: layout and pose) and exit")
     p.add_argument("--frames", type=int, default=None, help="exit after this many frames (with --screenshot: at least this many)")
-    p.add_argument("--pose", nargs=3, type=float, metavar=("X", "Z", "YAW"), default=None, help="start at this camera pose")
     p.add_argument("--mode", default=None, help="view mode: side_by_side, split, network, gt, error or latent (default: the last one used)")
     p.add_argument("--tab", default=None, choices=TABS, help="open this side tab (with --screenshot and rotations: also wait for that tab's pictures)")
     p.add_argument("--net-res", type=int, default=None, help="network resolution, 32 to 512")
+    add_pose_option(p)
     add_scene_option(p)
-    p.set_defaults(func=run)
 
 
 def check_args(args) -> None:

@@ -20,7 +20,6 @@ def register(sub) -> None:
     p.add_argument("--save-latents", type=Path, default=None, help="also write the sampled latents (.safetensors)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     add_pose_option(p)
-    p.set_defaults(func=run)
 
 
 def diffusion_path(mnif: Path, diffusion: Path | None) -> Path:
@@ -63,7 +62,7 @@ def load_latents(path: Path, mnif_hash: str, latent_dim: int):
 def run(args) -> int:
     import torch
 
-    from app.images import contact_sheet
+    from app.viewport import contact_sheet
     from renderer.camera import Camera
     from renderer.errors import RedcubeError
     from training.mnif.diffusion import LatentDiffusion

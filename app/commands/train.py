@@ -69,7 +69,6 @@ def register(sub) -> None:
                         help="start afresh in a directory that holds a run (the old run is moved aside, not deleted)")
         kp.add_argument("--quiet", action="store_true", help="no progress bar")
         add_scene_option(kp)
-        kp.set_defaults(func=run)
     for old, new in (("train-vae", "vae"), ("train-mnif", "mnif, mnif-meta (--method meta) or diffusion (--diffusion-only)"),
                      ("train-weightspace", "weightspace or weightspace-grid (--arm grid)")):
         sub.add_parser(old, help=f"alias of `redcube train {new}`", add_help=False)
