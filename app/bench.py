@@ -1,6 +1,5 @@
 """`redcube bench` groups. Each returns (figures, ratios); ratios compare things measured side by side in
-the same run (alternating, best of several repeats), because a shared 2-core machine is noisy.
-"""
+the same run (alternating, best of several repeats), because a shared 2-core machine is noisy."""
 
 from __future__ import annotations
 
@@ -111,8 +110,7 @@ def bench_train(scene: Scene, res: int = 32, steps: int = 80, batch: int = 8192)
     base = TrainConfig(res=res, steps=steps, batch_size=batch, eval_every=10 ** 9, log_every=10 ** 9,
                        heldout=1, checkpoint_every_s=1e9, stream=stream,
                        fixed_samples=stream.frames_per_buffer * res * res)
-    arms = {"stream": dict(data="stream"), "memory": dict(data="fixed"),
-            "compiled": dict(data="fixed", compile=True)}
+    arms = {"stream": dict(data="stream"), "memory": dict(data="fixed"), "compiled": dict(data="fixed", compile=True)}
     rates = {k: [] for k in arms}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(3):  # alternate the arms; keep each one's best
@@ -184,15 +182,13 @@ def bench_hashgrid(scene: Scene, n: int = 1 << 15) -> tuple[dict, dict]:
     x = torch.rand(n, 3)
 
     def step(enc):
-        def run():
-            enc.zero_grad(set_to_none=True)
-            enc(x).square().sum().backward()
-        return run
+        enc.zero_grad(set_to_none=True)
+        enc(x).square().sum().backward()
 
     rates = {"ours": 0.0, "ours_fused": 0.0, "reference": 0.0}
     for _ in range(2):  # alternate so all see the same machine state
         for name, enc in (("ours", ours), ("ours_fused", fused), ("reference", ref)):
-            rates[name] = max(rates[name], _rate(step(enc), n, min_s=1.0, repeats=2))
+            rates[name] = max(rates[name], _rate(lambda: step(enc), n, min_s=1.0, repeats=2))
     figs = {"hashgrid_points_per_s": round(rates["ours"]), "hashgrid_fused_points_per_s": round(rates["ours_fused"]),
             "hashgrid_reference_points_per_s": round(rates["reference"]), "hashgrid_reference": ref_name,
             "hashgrid_config": "16 levels x 2 features, T = 2^19, base 16, scale 1.5, forward+backward, 32k points, cpu",

@@ -88,7 +88,7 @@ def bench_scale(scene=None, nproc: int = 2) -> tuple[dict, dict]:
     with tempfile.TemporaryDirectory(prefix="redcube-scale-") as tmp:
         one = _train(1, Path(tmp) / "r1")
         many = _train(nproc, Path(tmp) / f"r{nproc}")
-    p = _torchrun(nproc, ["--no-python", sys.executable, "-m", "app.bench_scale", "--comm-child"])
+    p = _torchrun(nproc, ["--no-python", sys.executable, "-m", "app.bench_scale"])
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
     comm = json.loads(lines[-1]) if p.returncode == 0 and lines else {"error": p.stderr[-600:]}
     figures = {"scale_1_rank": one, f"scale_{nproc}_ranks": many, "scale_comm": comm,
@@ -101,10 +101,7 @@ def bench_scale(scene=None, nproc: int = 2) -> tuple[dict, dict]:
     return figures, ratios
 
 
-if __name__ == "__main__":
-    if "--comm-child" in sys.argv:
-        out = _comm_child()
-        if int(os.environ.get("RANK", "0")) == 0:
-            print(json.dumps(out), flush=True)
-    else:
-        print(json.dumps(bench_scale(), indent=2))
+if __name__ == "__main__":  # a rank of the communication timing that bench_scale starts under torchrun
+    out = _comm_child()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(out), flush=True)

@@ -4,6 +4,8 @@ side in one run (alternating, best of repeats). `decode_speedup` is the best of 
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from app.bench_mnif import seconds_each
@@ -41,9 +43,7 @@ def bench_vae(scene: Scene) -> tuple[dict, dict]:
             figs[f"vae_decode_ms_{res}"] = round(_best_ms(lambda: vae.decode(latents[res]), sync=sync), 1)
         # decoder variants at 512², alternating with the plain decoder
         z = latents[512]
-        fast = TinyVAE(vae.config).to(device).eval()
-        fast.load_state_dict(vae.state_dict())
-        fast.use_channels_last()
+        fast = copy.deepcopy(vae).use_channels_last()
         compiled = torch.compile(vae.ae.decoder)
         zc = z.permute(0, 3, 1, 2).contiguous()
 

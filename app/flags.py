@@ -2,8 +2,7 @@
 default lives in one place (nerfstudio does this with tyro; this is the small part of it redcube needs).
 
 `add_fields(parser, cls, prefix)` adds `--prefix-field-name` for every field (nested dataclasses as
-`--field.sub-field`); `build(cls, args, prefix)` makes the dataclass from the parsed namespace.
-"""
+`--field.sub-field`); `values(cls, args, prefix)` reads them back from the parsed namespace."""
 
 from __future__ import annotations
 

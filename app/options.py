@@ -44,12 +44,14 @@ def write_output(path: Path, write) -> Path:
     return path
 
 
-def check_writable(path: Path) -> Path:
-    """Fail before a long job, not after it: can a file be made beside `path`? (One sentence if not.)"""
+def check_writable(path: Path | None) -> Path | None:
+    """Fail before a long job, not after it: can a file be made beside `path`? (One sentence if not; None passes.)"""
     import tempfile
 
     from renderer.errors import RedcubeError
 
+    if path is None:
+        return None
     path = Path(path)
     try:
         if path.is_dir():

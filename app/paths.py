@@ -35,9 +35,6 @@ class CameraPath:
     def add(self, cam: Camera) -> None:
         self.keyframes.append(Camera(**vars(cam)))
 
-    def clear(self) -> None:
-        self.keyframes.clear()
-
     def sample(self, n: int) -> list[Camera]:
         """n cameras evenly spaced in time along the path (n >= 1)."""
         k = len(self.keyframes)

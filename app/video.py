@@ -25,12 +25,7 @@ from renderer.errors import RedcubeError
 from renderer.render import render_image
 from training.ipc_registry import pid_alive
 
-PANELS = {
-    "gt": "Ground truth",
-    "network": "Network",
-    "side_by_side": "Side by side",
-    "error": "Abs error",
-}
+PANELS = {"gt": "Ground truth", "network": "Network", "side_by_side": "Side by side", "error": "Abs error"}
 GT_BATCH = 16  # poses per rasterizer call: fewer thread hand-offs
 INFER_CHUNK = 1024  # pixels per forward pass: activations stay in cache (one thread, 64²: 47 ms vs 59 ms at 8k and 94 ms at 64k)
 

@@ -22,8 +22,7 @@ def run(args) -> int:
     unknown = sorted(set(args.only or []) - set(GROUPS))
     if unknown:
         raise RedcubeError(f"unknown bench group(s) {unknown}; choose from {list(GROUPS)}.")
-    if args.json:
-        check_writable(args.json)  # before minutes of measuring
+    check_writable(args.json)  # before minutes of measuring
     result = run_bench(args.only, scene_from(args), log=lambda m: print(m, file=sys.stderr))
     print_json(result, args.json)
     return 0

@@ -53,8 +53,7 @@ def run(args) -> int:
     pairs = [tuple(int(v) for v in torch.randperm(len(latents), generator=g)[:2]) for _ in range(args.pairs)]
     jump, qs, _ = interpolation_jumps(model, latents, params, base, pairs)
     out = {"method": record["method"], "train_psnr": rec["train_psnr"], "heldout_psnr": rec["heldout_psnr"],
-           "precision": pr["precision"], "recall": pr["recall"],
-           "max_interp_jump_db": jump,
+           "precision": pr["precision"], "recall": pr["recall"], "max_interp_jump_db": jump,
            "thresholds": {"close_db": args.threshold_db, "probe_views": 2, "probe_res": 32,
                           "grid": "12 hues x 3 sizes x 3 heights x 3 yaws x 3 x 3 offsets (renderer.worlds.parameter_grid)",
                           "family_match": "the 3 nearest grid worlds, each refined by coordinate search (training.mnif.eval.refine_to_family)"},

@@ -31,8 +31,7 @@ def run(args) -> int:
     torch.set_num_threads(args.threads)
     if min(args.psnr_fields, args.views, args.samples) < 1:
         raise RedcubeError("eval-weightspace --psnr-fields, --views and --samples must be positive whole numbers; fix the options.")
-    if args.json:
-        check_writable(args.json)
+    check_writable(args.json)  # before minutes of evaluating
     result = eval_weightspace(args.checkpoint, args.data, args.psnr_fields, args.views, check_res(args.res), args.samples)
     print_json(result, args.json)
     return 0

@@ -25,8 +25,7 @@ def run(args) -> int:
     check_number("--minutes", args.minutes, 0.5, 24 * 60)
     if shutil.which("xvfb-run") is None:
         raise RedcubeError("the soak runs the window under Xvfb, and xvfb-run is missing; install xvfb (apt-get install xvfb).")
-    if args.json:
-        check_writable(args.json)  # before minutes of soaking
+    check_writable(args.json)  # before minutes of soaking
     result = soak(args.minutes, args.checkpoint)
     print_json(result, args.json)
     return 0 if "error" not in result else 1

@@ -1,10 +1,8 @@
 """`redcube train KIND`: train any kind of model through the one engine, with flags made from the kind's config
 dataclasses (`training.kinds`, `app.flags`): defaults and help come from the fields, so they live in one place.
 
-`redcube train --flags` (no kind) trains the pixel kind, `--latent` the latent kind; `train-vae`, `train-mnif` and
-`train-weightspace` are aliases of `train vae`, `train mnif` / `mnif-meta` / `diffusion` and `train weightspace` /
-`weightspace-grid`.
-"""
+The older spellings keep working: `redcube train --flags` (no kind), `train-vae`, `train-mnif` and `train-weightspace`
+(see `expand_aliases`)."""
 
 from __future__ import annotations
 
@@ -16,7 +14,9 @@ from app.flags import add_fields, values
 from app.options import add_scene_option, scene_from
 from renderer.errors import RedcubeError
 
-ALIASES = {"train-vae": "vae", "train-mnif": "mnif", "train-weightspace": "weightspace"}
+OLD_COMMANDS = {"train-vae": "vae", "train-mnif": "mnif, mnif-meta (--method meta) or diffusion (--diffusion-only)",
+                "train-weightspace": "weightspace or weightspace-grid (--arm grid)"}
+"""The commands from before `train KIND`, and the kinds they train (`expand_aliases` rewrites them)."""
 
 
 def _take(argv: list[str], flag: str, with_value: bool = False) -> tuple[list[str], str | bool | None]:
@@ -45,8 +45,8 @@ def expand_aliases(argv: list[str]) -> list[str]:
     if head == "train-weightspace":
         rest, arm = _take(rest, "--arm", with_value=True)
         return ["train", "weightspace-grid" if arm == "grid" else "weightspace", *rest]
-    if head in ALIASES:
-        return ["train", ALIASES[head], *rest]
+    if head == "train-vae":
+        return ["train", "vae", *rest]
     return argv
 
 
@@ -69,8 +69,7 @@ def register(sub) -> None:
                         help="start afresh in a directory that holds a run (the old run is moved aside, not deleted)")
         kp.add_argument("--quiet", action="store_true", help="no progress bar")
         add_scene_option(kp)
-    for old, new in (("train-vae", "vae"), ("train-mnif", "mnif, mnif-meta (--method meta) or diffusion (--diffusion-only)"),
-                     ("train-weightspace", "weightspace or weightspace-grid (--arm grid)")):
+    for old, new in OLD_COMMANDS.items():
         sub.add_parser(old, help=f"alias of `redcube train {new}`", add_help=False)
 
 
