@@ -4,6 +4,8 @@ the same run (alternating, best of several repeats), because a shared 2-core mac
 from __future__ import annotations
 
 import dataclasses
+import os
+import platform
 import tempfile
 import time
 from pathlib import Path
@@ -210,17 +212,10 @@ GROUPS = {"raster": bench_raster, "posemlp": bench_posemlp, "train": bench_train
           "viewport": bench_viewport}
 
 
-def device_info() -> dict:
-    import os
-    import platform
-
-    return {"device": "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
-
-
 def run_bench(only: list[str] | None, scene: Scene, log=print) -> dict:
-    result = {**device_info(), "figures": {}, "ratios": {}}
+    result = {"device": "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+              "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+              "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "figures": {}, "ratios": {}}
     for name in only or list(GROUPS):
         t0 = time.perf_counter()
         figs, ratios = GROUPS[name](scene)

@@ -1,11 +1,13 @@
-"""Command-line options shared by several subcommands (one definition each)."""
+"""What several subcommands share, one definition each: options, writing outputs, running a shard-set generator."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -83,3 +85,23 @@ def print_json(result: dict, path: Path | None) -> None:
     if path:
         write_output(path, lambda tmp: Path(tmp).write_text(text + "\n"))
     print(text)
+
+
+def run_sharded(generate: Callable[..., dict], totals: tuple[str, ...], quiet: bool) -> int:
+    """Run a shard-set generator (`ngp-dataset`, `encode-latents`) as generate(log=..., dist=...), alone or as one rank
+    under torchrun: progress lines on stderr, and from rank 0 one JSON summary on stdout (under torchrun: summed over
+    the ranks for `totals`, with every rank's own)."""
+    from training.distributed import Dist
+
+    dist = Dist.from_env()
+    try:
+        log = (lambda s: None) if quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+        summary = generate(log=log, dist=dist)
+        ranks = dist.gather(summary)
+    finally:
+        dist.close()
+    if dist.main:
+        print(json.dumps(summary if not dist.active else {
+            "out": summary["out"], "world_size": dist.world, **{k: sum(r[k] for r in ranks) for k in totals}, "ranks": ranks},
+            indent=2))
+    return 0

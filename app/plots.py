@@ -16,9 +16,8 @@ def plot_curves(results: dict, path: Path, title: str, x: str = "time", held_out
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for i, (arm, res) in enumerate(results.items()):
         t = [r[x] for r in res["curve"]]
-        color = f"C{i}"
-        axes[0].plot(t, [r["train_psnr"] for r in res["curve"]], color=color, label=arm)
-        axes[1].plot(t, [r[held_out] for r in res["curve"]], color=color, label=arm)
+        axes[0].plot(t, [r["train_psnr"] for r in res["curve"]], color=f"C{i}", label=arm)
+        axes[1].plot(t, [r[held_out] for r in res["curve"]], color=f"C{i}", label=arm)
     pooled = held_out == "test_psnr_pooled"
     for ax, name in zip(axes, ("train (batch) PSNR", "held-out PSNR, all pixels pooled" if pooled else "held-out PSNR")):
         ax.set(xlabel="training time (s)" if x == "time" else "step", ylabel="dB", title=name)

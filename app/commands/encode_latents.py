@@ -5,8 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from app.options import add_scene_option, check_writable, scene_from
-from app.sharded import run_sharded
+from app.options import add_scene_option, check_writable, run_sharded, scene_from
 
 
 def register(sub) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from app.options import check_writable
-from app.sharded import run_sharded
+from app.options import check_writable, run_sharded
 
 
 OLD_FLAGS = {"fit.steps": ["--fit-steps"], "fit.points": ["--points"], "field.grid.n_levels": ["--levels"],
