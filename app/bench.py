@@ -216,9 +216,11 @@ def run_bench(only: list[str] | None, scene: Scene, log=print) -> dict:
     result = {"device": "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
               "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
               "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "figures": {}, "ratios": {}}
+    threads = torch.get_num_threads()
     for name in only or list(GROUPS):
         t0 = time.perf_counter()
         figs, ratios = GROUPS[name](scene)
+        torch.set_num_threads(threads)  # a group may time fewer threads (ngpfields, viewport)
         result["figures"].update(figs)
         result["ratios"].update(ratios)
         log(f"bench {name}: {time.perf_counter() - t0:.0f}s")

@@ -22,22 +22,14 @@ FIELDS = 3
 
 
 def bench_ngpfields(scene: Scene) -> tuple[dict, dict]:
-    """On one torch thread, as each `redcube ngp-dataset` worker fits (the caller's thread count is restored)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _bench(scene)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _bench(scene: Scene) -> tuple[dict, dict]:
+    """On one torch thread, as each `redcube ngp-dataset` worker fits (`run_bench` restores the thread count)."""
     from renderer.polycubes import polycube
     from renderer.quaternions import random_quaternions
     from training.ngp_fields import FitConfig, fit_field, render_psnr
     from training.weightspace.model import WeightSpaceAutoencoder, WeightSpaceConfig
     from training.weightspace.tokens import Tokenizer, sample_token_points
 
+    torch.set_num_threads(1)
     fit, wall, cpu, psnrs, fields = FitConfig(), 0.0, 0.0, [], []
     for i in range(FIELDS):
         obj, q = polycube(10_000 + i, scene), random_quaternions(1, seed=10_000 + i)[0]

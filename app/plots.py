@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -52,10 +53,15 @@ def plot_latent_experiment(results: dict, at_res: dict, images: dict, path: Path
     return _save(fig, path, title)
 
 
-def plot_weightspace_log(records: list[dict], path: Path, title: str, chance_deg: float,
-                         losses: tuple = ("recon", "ntx", "rot", "latent_l2")) -> Path:
-    """train-weightspace's log.jsonl: median relative-rotation error (held-out and training pairs, with the error of
-    a uniformly random guess), same-object retrieval top-1 and the loss terms named in `losses`, against steps."""
+def plot_weightspace_run(job) -> Path:
+    """A weight-space run's log.jsonl as curves.png beside its checkpoint: median relative-rotation error (held-out and
+    training pairs, with the error of a uniformly random guess), same-object retrieval top-1 and the loss terms."""
+    from training.weightspace.train import CHANCE_ROTATION_ERROR_DEG as chance_deg
+
+    records = [r for r in map(json.loads, (job.out_dir / "log.jsonl").read_text().splitlines()) if r.get("event") == "eval"]
+    grid = job.kind == "weightspace-grid"
+    losses = ("bce", "rgb_mse") if grid else ("recon", "ntx", "rot", "latent_l2")
+    title = f"{'grid arm' if grid else 'weight-space autoencoder'} on {Path(job.parts['train'].data).name}"
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     step = [r["step"] for r in records]
     curves = ((axes[0], "median_rotation_error_deg", "held-out objects"), (axes[0], "train_rotation_error_deg", "training pairs"),
@@ -70,7 +76,7 @@ def plot_weightspace_log(records: list[dict], path: Path, title: str, chance_deg
         ax.set(xlabel="step", title=name)
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save(fig, path, title)
+    return _save(fig, job.out_dir / "curves.png", title)
 
 
 def _save(fig, path: Path, title: str) -> Path:

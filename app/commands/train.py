@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from app.flags import add_fields, values
 from app.options import add_scene_option, scene_from
@@ -137,19 +136,8 @@ def run(args) -> int:
             if stop.requested:
                 break
     if job.kind.startswith("weightspace"):
-        result["curves"] = str(plot_curves(job))
+        from app.plots import plot_weightspace_run  # matplotlib is slow to import: only when plotting
+
+        result["curves"] = str(plot_weightspace_run(job))
     print(json.dumps(result, indent=2))
     return 0
-
-
-def plot_curves(job) -> Path:
-    """The weight-space kinds' learning curves beside their checkpoint."""
-    from app.plots import plot_weightspace_log
-    from training.weightspace.train import CHANCE_ROTATION_ERROR_DEG
-
-    out = job.out_dir
-    records = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if r.get("event") == "eval"]
-    grid = job.kind == "weightspace-grid"
-    return plot_weightspace_log(records, out / "curves.png", f"{'grid arm' if grid else 'weight-space autoencoder'} on "
-                                f"{Path(job.parts['train'].data).name}", CHANCE_ROTATION_ERROR_DEG,
-                                **({"losses": ("bce", "rgb_mse")} if grid else {}))
