@@ -45,16 +45,13 @@ class CameraPath:
         if k == 1:
             return [Camera(**vars(self.keyframes[0])) for _ in range(n)]
         segments = k if self.loop else k - 1
-        out = []
-        for i in range(n):
-            # A loop ends one step short of its start so the video repeats seamlessly.
-            t = i / n if self.loop else (i / (n - 1) if n > 1 else 0.0)
-            s = min(t * segments, segments - 1e-9)
-            out.append(self._at(int(s), s - int(s)))
-        return out
+        # A loop ends one step short of its start so the video repeats seamlessly.
+        times = [i / n if self.loop else i / max(1, n - 1) for i in range(n)]
+        return [self._at(min(t * segments, segments - 1e-9)) for t in times]
 
-    def _at(self, seg: int, t: float) -> Camera:
-        k = len(self.keyframes)
+    def _at(self, s: float) -> Camera:
+        """The camera at s along the path: segment int(s), the fraction s - int(s) of the way through it."""
+        seg, t, k = int(s), s - int(s), len(self.keyframes)
 
         def key(i: int) -> Camera:
             return self.keyframes[i % k] if self.loop else self.keyframes[max(0, min(k - 1, i))]
