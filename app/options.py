@@ -6,12 +6,14 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from renderer.camera import Camera
+from renderer.errors import RedcubeError
 from renderer.scene import Scene
 
 
@@ -35,7 +37,6 @@ def camera_from(args, scene: Scene) -> Camera:
 
 def write_output(path: Path, write) -> Path:
     """Write a user-named output file atomically (write(tmp) then rename); an unwritable place is one sentence."""
-    from renderer.errors import RedcubeError
     from training.checkpoint import atomic_write
 
     path = Path(path)
@@ -48,10 +49,6 @@ def write_output(path: Path, write) -> Path:
 
 def check_writable(path: Path | None) -> Path | None:
     """Fail before a long job, not after it: can a file be made beside `path`? (One sentence if not; None passes.)"""
-    import tempfile
-
-    from renderer.errors import RedcubeError
-
     if path is None:
         return None
     path = Path(path)

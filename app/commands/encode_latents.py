@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from app.flags import add_fields, values
 from app.options import add_scene_option, check_writable, run_sharded, scene_from
 
 
 def register(sub) -> None:
-    from app.flags import add_fields
     from training.latent.shards import LatentSetConfig
 
     p = sub.add_parser("encode-latents", help="pre-encode TinyVAE latents of seeded training renders for `train --latent --data shards`; resumable")
@@ -23,7 +23,6 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from app.flags import values
     from training.latent.shards import MANIFEST, LatentSetConfig, generate
 
     torch.set_num_threads(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from app.flags import add_fields, values
 from app.options import check_writable, run_sharded
 
 
@@ -15,7 +16,6 @@ OLD_FLAGS = {"fit.steps": ["--fit-steps"], "fit.points": ["--points"], "field.gr
 
 
 def register(sub) -> None:
-    from app.flags import add_fields
     from training.ngp_dataset import DatasetConfig
 
     p = sub.add_parser("ngp-dataset", help="fit NGP fields to rotated asymmetric polycubes (issue 7's data set); resumable")
@@ -31,7 +31,6 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from app.flags import values
     from training.ngp_dataset import DatasetConfig, generate
 
     torch.set_num_threads(args.threads)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from app.options import add_pose_option, camera_from, save_png, write_output
+from renderer.errors import RedcubeError
 
 
 def register(sub) -> None:
@@ -41,8 +42,6 @@ def load_latents(path: Path, mnif_hash: str, latent_dim: int):
     import torch
     from safetensors import safe_open
 
-    from renderer.errors import RedcubeError
-
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("redcube", "{}"))
@@ -64,7 +63,6 @@ def run(args) -> int:
 
     from app.viewport import contact_sheet
     from renderer.camera import Camera
-    from renderer.errors import RedcubeError
     from training.mnif.diffusion import LatentDiffusion
     from training.mnif.autodecode import load_mnif, render_latent
 
