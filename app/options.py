@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -56,9 +55,7 @@ def check_writable(path: Path | None) -> Path | None:
         if path.is_dir():
             raise IsADirectoryError(21, "it is a directory")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(tmp)
+        tempfile.TemporaryFile(dir=path.parent).close()
     except OSError as e:
         raise RedcubeError(f"cannot write {path} ({e.strerror}); choose a writable location.") from None
     return path

@@ -99,21 +99,16 @@ def job_from(args):
     return Job(spec.name, parts)
 
 
-class Printer:
+def show_record(rec: dict, quiet: bool) -> None:
     """What the bar does not show: warnings (even when quiet), the hash grid's backend, and every evaluation."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-
-    def __call__(self, rec: dict) -> None:
-        event = rec.get("event")
-        if event in ("rollback", "save_failed", "log_failed"):
-            print(f"\n{rec['message']}", file=sys.stderr)
-        elif event == "start" and "backend" in rec:
-            print(f"hash grid backend: {rec['backend']}", file=sys.stderr)
-        elif event == "eval" and not self.quiet:
-            shown = {k: round(v, 4) for k, v in rec.items() if isinstance(v, float) and k != "time"}
-            print(f"step {rec['step']} ({rec['time']:.0f}s): {json.dumps(shown)}", file=sys.stderr, flush=True)
+    event = rec.get("event")
+    if event in ("rollback", "save_failed", "log_failed"):
+        print(f"\n{rec['message']}", file=sys.stderr)
+    elif event == "start" and "backend" in rec:
+        print(f"hash grid backend: {rec['backend']}", file=sys.stderr)
+    elif event == "eval" and not quiet:
+        shown = {k: round(v, 4) for k, v in rec.items() if isinstance(v, float) and k != "time"}
+        print(f"step {rec['step']} ({rec['time']:.0f}s): {json.dumps(shown)}", file=sys.stderr, flush=True)
 
 
 def run(args) -> int:
@@ -122,7 +117,8 @@ def run(args) -> int:
     job = job_from(args)
     result: dict = {}
     with StopRequests() as stop:
-        hooks = Hooks(on_record=Printer(args.quiet), should_stop=lambda: stop.requested is not None, progress_bar=not args.quiet)
+        hooks = Hooks(on_record=lambda rec: show_record(rec, args.quiet), should_stop=lambda: stop.requested is not None,
+                      progress_bar=not args.quiet)
         for engine in job.engines(scene_from(args), hooks, args.resume, args.overwrite):
             try:
                 metrics = engine.run()
