@@ -15,11 +15,15 @@ import torch
 from app.bench_mnif import bench_mnif
 from app.bench_ngp import bench_ngpfields
 from app.bench_scale import bench_scale
-from app.bench_viewport import bench_viewport
 from app.bench_vae import bench_vae
+from app.bench_viewport import bench_viewport
 from renderer.camera import Camera, pixel_uv, sample_poses
+from renderer.hashgrid import HashGrid, HashGridConfig
 from renderer.models import build_model
+from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
+from training.stream import StreamConfig
+from training.trainer import TrainConfig, Trainer
 
 RASTER_RES = (32, 64, 256, 512)
 
@@ -38,8 +42,6 @@ def _rate(fn, units: float, min_s: float = 0.5, repeats: int = 3) -> float:
 
 
 def bench_raster(scene: Scene) -> tuple[dict, dict]:
-    from renderer.rasterizer import Rasterizer
-
     poses = sample_poses(scene, 8, torch.Generator().manual_seed(0)).numpy()
     figs = {}
     with Rasterizer(scene) as r:
@@ -103,9 +105,6 @@ def _bench_options(model, pose, uv) -> dict:
 
 def bench_train(scene: Scene, res: int = 32, steps: int = 80, batch: int = 8192) -> tuple[dict, dict]:
     """Trainer samples/s streaming fresh renders vs the same amount of data pre-rendered in memory."""
-    from training.stream import StreamConfig
-    from training.trainer import TrainConfig, Trainer
-
     stream = StreamConfig()
     base = TrainConfig(res=res, steps=steps, batch_size=batch, eval_every=10 ** 9, log_every=10 ** 9,
                        heldout=1, checkpoint_every_s=1e9, stream=stream,
@@ -173,8 +172,6 @@ def _reference_encoding(n_levels: int, base: int, scale: float, log2_t: int, fea
 def bench_hashgrid(scene: Scene, n: int = 1 << 15) -> tuple[dict, dict]:
     """Hash-grid forward+backward points/s: ours (eager and torch.compile-fused) against nerfstudio's pure-PyTorch
     HashEncoding on the same points, alternating; and the radiance field's inference fps at 64² and 256²."""
-    from renderer.hashgrid import HashGrid, HashGridConfig
-
     torch.manual_seed(0)
     cfg = HashGridConfig(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5)
     ours, fused = HashGrid(cfg), HashGrid(cfg, fused=True)

@@ -16,7 +16,12 @@ from pathlib import Path
 
 import torch
 
+from renderer.camera import Camera
+from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.scene import Scene
+from renderer.volume import render_views
+from renderer.worlds import family_box
+from training.mnif.diffusion import DenoiserConfig, LatentDiffusion
 
 BASES = (16, 64, 256)
 SHIPPED_DIFFUSION = Path(__file__).resolve().parent.parent / "assets" / "mnif" / "diffusion.safetensors"
@@ -33,12 +38,6 @@ def seconds_each(fn, repeats: int) -> list[float]:
 
 
 def bench_mnif(scene: Scene, repeats: int = 3) -> tuple[dict, dict]:
-    from renderer.camera import Camera
-    from renderer.models.mnif import MNIF, MNIFConfig
-    from renderer.volume import render_views
-    from renderer.worlds import family_box
-    from training.mnif.diffusion import DenoiserConfig, LatentDiffusion
-
     torch.manual_seed(0)
     pose = Camera(x=0.0, z=2.0, yaw=0.0).pose()[None]
     lo, hi = family_box(scene)

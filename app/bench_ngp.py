@@ -16,19 +16,18 @@ import time
 import torch
 
 from app.bench_mnif import seconds_each
+from renderer.polycubes import polycube
+from renderer.quaternions import random_quaternions
 from renderer.scene import Scene
+from training.ngp_fields import FitConfig, fit_field, render_psnr
+from training.weightspace.model import WeightSpaceAutoencoder, WeightSpaceConfig
+from training.weightspace.tokens import Tokenizer, sample_token_points
 
 FIELDS = 3
 
 
 def bench_ngpfields(scene: Scene) -> tuple[dict, dict]:
     """On one torch thread, as each `redcube ngp-dataset` worker fits (`run_bench` restores the thread count)."""
-    from renderer.polycubes import polycube
-    from renderer.quaternions import random_quaternions
-    from training.ngp_fields import FitConfig, fit_field, render_psnr
-    from training.weightspace.model import WeightSpaceAutoencoder, WeightSpaceConfig
-    from training.weightspace.tokens import Tokenizer, sample_token_points
-
     torch.set_num_threads(1)
     fit, wall, cpu, psnrs, fields = FitConfig(), 0.0, 0.0, [], []
     for i in range(FIELDS):

@@ -19,6 +19,10 @@ from pathlib import Path
 
 import torch
 
+from renderer.models import build_model
+from renderer.scene import Scene
+from training.distributed import Dist
+
 RES, BATCH, STEPS = 32, 8192, 400  # enough steps that held-out PSNR is past its noisy start
 
 
@@ -50,10 +54,6 @@ def _train(nproc: int, out: Path) -> dict:
 
 def _comm_child(steps: int = 20) -> dict:
     """Inside torchrun: seconds per DDP training step with and without the gradient all-reduce."""
-    from renderer.models import build_model
-    from renderer.scene import Scene
-    from training.distributed import Dist
-
     d = Dist.from_env()
     torch.manual_seed(0)
     model = build_model("posemlp", {"input": "plucker", "skip": True}, Scene())

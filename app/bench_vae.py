@@ -10,7 +10,10 @@ import torch
 
 from app.bench_mnif import seconds_each
 from renderer.camera import sample_poses
+from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
+from renderer.tinyvae import TinyVAE
+from training.vae import SCENE_VAE, load_vae
 
 RESOLUTIONS = (512, 256)
 
@@ -23,10 +26,6 @@ def _best_ms(fn, repeats: int = 2, sync=lambda: None) -> float:
 
 
 def bench_vae(scene: Scene) -> tuple[dict, dict]:
-    from renderer.rasterizer import Rasterizer
-    from renderer.tinyvae import TinyVAE
-    from training.vae import SCENE_VAE, load_vae
-
     device = "cuda" if torch.cuda.is_available() else "cpu"
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     low = torch.float16 if device == "cuda" else torch.bfloat16

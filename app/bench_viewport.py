@@ -20,6 +20,7 @@ import torch
 from app.video import infer_chunk
 from renderer.render import render_image
 from renderer.scene import Scene
+from training.checkpoint import load_checkpoint
 from training.data import heldout_poses
 
 POSES = 8
@@ -29,7 +30,6 @@ RESOLUTIONS = (128, 256)
 def bench_viewport(scene: Scene) -> tuple[dict, dict]:
     from app.gui.app import default_checkpoint
     from app.gui.bench import viewport_bench
-    from training.checkpoint import load_checkpoint
 
     path = default_checkpoint()
     ckpt = load_checkpoint(path)

@@ -14,6 +14,8 @@ import numpy as np
 from renderer.camera import Camera
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
+from training.checkpoint import atomic_write
+from training.distributed import Dist
 
 
 def add_scene_option(p: argparse.ArgumentParser) -> None:
@@ -36,8 +38,6 @@ def camera_from(args, scene: Scene) -> Camera:
 
 def write_output(path: Path, write) -> Path:
     """Write a user-named output file atomically (write(tmp) then rename); an unwritable place is one sentence."""
-    from training.checkpoint import atomic_write
-
     path = Path(path)
     try:
         atomic_write(path, write)
@@ -85,8 +85,6 @@ def run_sharded(generate: Callable[..., dict], totals: tuple[str, ...], quiet: b
     """Run a shard-set generator (`ngp-dataset`, `encode-latents`) as generate(log=..., dist=...), alone or as one rank
     under torchrun: progress lines on stderr, and from rank 0 one JSON summary on stdout (under torchrun: summed over
     the ranks for `totals`, with every rank's own)."""
-    from training.distributed import Dist
-
     dist = Dist.from_env()
     try:
         log = (lambda s: None) if quiet else (lambda s: print(s, file=sys.stderr, flush=True))

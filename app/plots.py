@@ -7,6 +7,8 @@ from pathlib import Path
 
 import matplotlib
 
+from training.weightspace.train import CHANCE_ROTATION_ERROR_DEG
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -56,8 +58,6 @@ def plot_latent_experiment(results: dict, at_res: dict, images: dict, path: Path
 def plot_weightspace_run(job) -> Path:
     """A weight-space run's log.jsonl as curves.png beside its checkpoint: median relative-rotation error (held-out and
     training pairs, with the error of a uniformly random guess), same-object retrieval top-1 and the loss terms."""
-    from training.weightspace.train import CHANCE_ROTATION_ERROR_DEG as chance_deg
-
     records = [r for r in map(json.loads, (job.out_dir / "log.jsonl").read_text().splitlines()) if r.get("event") == "eval"]
     grid = job.kind == "weightspace-grid"
     losses = ("bce", "rgb_mse") if grid else ("recon", "ntx", "rot", "latent_l2")
@@ -68,7 +68,8 @@ def plot_weightspace_run(job) -> Path:
               (axes[1], "retrieval_top1", "held-out objects"), (axes[1], "train_retrieval_top1", "training pairs"))
     for ax, key, label in curves:
         ax.plot(step, [r[key] for r in records], label=label)
-    axes[0].axhline(chance_deg, color="grey", ls="--", label=f"random rotation ({chance_deg:.0f} deg)")
+    chance = CHANCE_ROTATION_ERROR_DEG
+    axes[0].axhline(chance, color="grey", ls="--", label=f"random rotation ({chance:.0f} deg)")
     for key in losses:
         axes[2].plot(step, [r[key] for r in records], label=key)
     axes[2].set_yscale("log")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import torch
+
 from app.flags import add_fields, values
 from app.options import add_scene_option, check_writable, run_sharded, scene_from
+from training.latent.shards import MANIFEST, LatentSetConfig, generate
 
 
 def register(sub) -> None:
-    from training.latent.shards import LatentSetConfig
-
     p = sub.add_parser("encode-latents", help="pre-encode TinyVAE latents of seeded training renders for `train --latent --data shards`; resumable")
     add_fields(p, LatentSetConfig, skip=("scene",))
     p.add_argument("--out", type=Path, required=True, help="shard directory (a rerun resumes it)")
@@ -21,9 +22,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from training.latent.shards import MANIFEST, LatentSetConfig, generate
 
     torch.set_num_threads(1)
     config = LatentSetConfig(**values(LatentSetConfig, args, skip=("scene",)), scene=scene_from(args).to_dict())

@@ -5,8 +5,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch
+
 from app.commands.sample_mnif import diffusion_path
 from app.options import print_json
+from renderer.worlds import heldout_worlds, train_worlds
+from training.mnif.autodecode import MNIFTrainConfig, evaluate, load_mnif
+from training.mnif.diffusion import LatentDiffusion
+from training.mnif.meta import checkpoint_fit
 
 
 def register(sub) -> None:
@@ -24,13 +30,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from training.mnif.diffusion import LatentDiffusion
-    from training.mnif.autodecode import MNIFTrainConfig, evaluate, load_mnif
     from training.mnif.eval import grid_views, interpolation_jumps, precision_recall, rasterize_worlds, render_latents
-    from training.mnif.meta import checkpoint_fit
-    from renderer.worlds import heldout_worlds, train_worlds
 
     torch.set_num_threads(args.threads)
     model, latents, record = load_mnif(args.mnif)

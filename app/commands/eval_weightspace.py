@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from app.options import check_writable, print_json
+from renderer.camera import check_res
+from renderer.errors import RedcubeError
 
 
 def register(sub) -> None:
@@ -22,10 +26,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import torch
 
-    from renderer.camera import check_res
-    from renderer.errors import RedcubeError
     from training.weightspace.eval import eval_weightspace
 
     torch.set_num_threads(args.threads)

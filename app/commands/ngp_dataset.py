@@ -5,8 +5,11 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import torch
+
 from app.flags import add_fields, values
 from app.options import check_writable, run_sharded
+from training.ngp_dataset import DatasetConfig, generate
 
 
 OLD_FLAGS = {"fit.steps": ["--fit-steps"], "fit.points": ["--points"], "field.grid.n_levels": ["--levels"],
@@ -16,8 +19,6 @@ OLD_FLAGS = {"fit.steps": ["--fit-steps"], "fit.points": ["--points"], "field.gr
 
 
 def register(sub) -> None:
-    from training.ngp_dataset import DatasetConfig
-
     p = sub.add_parser("ngp-dataset", help="fit NGP fields to rotated asymmetric polycubes (issue 7's data set); resumable")
     add_fields(p, DatasetConfig, aliases=OLD_FLAGS)
     p.add_argument("--own-init", action="store_true",
@@ -29,9 +30,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from training.ngp_dataset import DatasetConfig, generate
 
     torch.set_num_threads(args.threads)
     given = values(DatasetConfig, args)

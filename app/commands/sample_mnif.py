@@ -5,8 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
 from app.options import add_pose_option, camera_from, save_png, write_output
+from app.viewport import contact_sheet
+from renderer.camera import Camera
 from renderer.errors import RedcubeError
+from training.mnif.autodecode import load_mnif, render_latent
+from training.mnif.diffusion import LatentDiffusion
 
 
 def register(sub) -> None:
@@ -31,17 +39,12 @@ def diffusion_path(mnif: Path, diffusion: Path | None) -> Path:
 
 def save_latents(path: Path, latents, mnif_hash: str) -> Path:
     """Latents [N, H] as safetensors, tagged with the fingerprint of the mNIF they belong to (one sentence if unwritable)."""
-    from safetensors.torch import save_file
-
     return write_output(path, lambda tmp: save_file({"latents": latents.contiguous()}, tmp,
                                                     metadata={"redcube": json.dumps({"mnif_latents_hash": mnif_hash})}))
 
 
 def load_latents(path: Path, mnif_hash: str, latent_dim: int):
     """Latents [N, H] saved by `save_latents` for the mNIF with this fingerprint, or one sentence."""
-    import torch
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("redcube", "{}"))
@@ -59,12 +62,6 @@ def load_latents(path: Path, mnif_hash: str, latent_dim: int):
 
 
 def run(args) -> int:
-    import torch
-
-    from app.viewport import contact_sheet
-    from renderer.camera import Camera
-    from training.mnif.diffusion import LatentDiffusion
-    from training.mnif.autodecode import load_mnif, render_latent
 
     torch.set_num_threads(args.threads)
     if not 1 <= args.count <= 256:

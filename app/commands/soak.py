@@ -3,6 +3,7 @@ the app's RSS and its window and network frame rates at the start and the end.""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from app.options import check_writable, print_json
@@ -18,8 +19,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import shutil
-
     from app.soak import soak
 
     check_number("--minutes", args.minutes, 0.5, 24 * 60)

@@ -12,6 +12,8 @@ import sys
 from app.flags import add_fields, values
 from app.options import add_scene_option, scene_from
 from renderer.errors import RedcubeError
+from training.engine import Hooks, StopRequests
+from training.kinds import Job, kind, kinds
 
 OLD_COMMANDS = {"train-vae": "vae", "train-mnif": "mnif, mnif-meta (--method meta) or diffusion (--diffusion-only)",
                 "train-weightspace": "weightspace or weightspace-grid (--arm grid)"}
@@ -50,8 +52,6 @@ def expand_aliases(argv: list[str]) -> list[str]:
 
 
 def register(sub) -> None:
-    from training.kinds import kinds
-
     p = sub.add_parser("train", help="train a model of any kind: `redcube train KIND --help` shows its flags",
                        description="Train a model through the one training engine. Kinds: " +
                        "; ".join(f"{k.name}: {k.help}" for k in kinds().values()))
@@ -88,8 +88,6 @@ def parse_settings(pairs: list[str]) -> dict:
 
 def job_from(args):
     """The kind's configs from the parsed flags."""
-    from training.kinds import Job, kind
-
     spec, parts = kind(args.kind), {}
     for part in spec.parts:
         given = values(part.cls, args, part.prefix, part.skip)
@@ -112,8 +110,6 @@ def show_record(rec: dict, quiet: bool) -> None:
 
 
 def run(args) -> int:
-    from training.engine import Hooks, StopRequests
-
     job = job_from(args)
     result: dict = {}
     with StopRequests() as stop:
