@@ -32,9 +32,8 @@ def register(sub) -> None:
 
 
 def diffusion_path(mnif: Path, diffusion: Path | None) -> Path:
-    if diffusion is not None:
-        return diffusion
-    return (mnif if mnif.is_dir() else mnif.parent) / "diffusion.safetensors"
+    """`diffusion` when given, else the diffusion.safetensors beside the mNIF."""
+    return diffusion or (mnif if mnif.is_dir() else mnif.parent) / "diffusion.safetensors"
 
 
 def save_latents(path: Path, latents, mnif_hash: str) -> Path:
