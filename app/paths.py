@@ -93,8 +93,7 @@ class CameraPath:
 
     @classmethod
     def load(cls, path: str | Path) -> "CameraPath":
-        path = Path(path)
-        return cls.from_dict(read_json(path, "path file", "a JSON camera path"), where=f"path file {path}")
+        return cls.from_dict(read_json(Path(path), "path file", "a JSON camera path"), where=f"path file {path}")
 
     def problems(self, scene: Scene) -> list[str]:
         """Keyframes outside the training distribution, one line each."""

@@ -22,12 +22,10 @@ SAMPLE_EVERY_S = 10.0  # a timeline point: RSS of the app and the trainer, and t
 def rss_mb(pid: int | str = "self") -> float | None:
     """Resident memory of a process in MB (VmRSS), or None when it is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
         return None
-    return None
+    return next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:")), None)
 
 
 def children(pid: int) -> list[int]:
