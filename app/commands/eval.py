@@ -60,10 +60,8 @@ def run(args) -> int:
 def _recorded_res_seed(ckpt) -> tuple[int, int]:
     """The training resolution and seed the checkpoint records (64 and 0 when it records none)."""
     train = ckpt.record.get("train") or {}
-    res, seed = train.get("res", 64), train.get("seed", 0)
-    check_number("the checkpoint's recorded training res", res, 1, 2 ** 16, integer=True)
-    check_number("the checkpoint's recorded seed", seed, 0, 2 ** 62, integer=True)
-    return int(res), int(seed)
+    return (check_number("the checkpoint's recorded training res", train.get("res", 64), 1, 2 ** 16, integer=True),
+            check_number("the checkpoint's recorded seed", train.get("seed", 0), 0, 2 ** 62, integer=True))
 
 
 def _poses(args, scene, seed: int) -> torch.Tensor:

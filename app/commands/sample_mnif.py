@@ -13,6 +13,7 @@ from app.options import add_pose_option, camera_from, save_png, write_output
 from app.viewport import contact_sheet
 from renderer.camera import Camera
 from renderer.errors import RedcubeError
+from renderer.numbers import check_number
 from training.mnif.autodecode import load_mnif, render_latent
 from training.mnif.diffusion import LatentDiffusion
 
@@ -63,8 +64,7 @@ def load_latents(path: Path, mnif_hash: str, latent_dim: int):
 def run(args) -> int:
 
     torch.set_num_threads(args.threads)
-    if not 1 <= args.count <= 256:
-        raise RedcubeError(f"--count {args.count} is out of range; choose a whole number from 1 to 256.")
+    check_number("--count", args.count, 1, 256, integer=True)
     model, latents, record = load_mnif(args.mnif)
     ld = LatentDiffusion.load(diffusion_path(args.mnif, args.diffusion))
     ld.check_mnif(latents)
