@@ -94,6 +94,6 @@ def run_sharded(generate: Callable[..., dict], totals: tuple[str, ...], quiet: b
         dist.close()
     if dist.main:
         print(json.dumps(summary if not dist.active else {
-            "out": summary["out"], "world_size": dist.world, **{k: sum(r[k] for r in ranks) for k in totals}, "ranks": ranks},
-            indent=2))
+            "out": summary["out"], "world_size": dist.world, **{k: sum(r[k] for r in ranks) for k in totals},
+            "ranks": ranks}, indent=2))
     return 0

@@ -58,7 +58,8 @@ def plot_latent_experiment(results: dict, at_res: dict, images: dict, path: Path
 def plot_weightspace_run(job) -> Path:
     """A weight-space run's log.jsonl as curves.png beside its checkpoint: median relative-rotation error (held-out and
     training pairs, with the error of a uniformly random guess), same-object retrieval top-1 and the loss terms."""
-    records = [r for r in map(json.loads, (job.out_dir / "log.jsonl").read_text().splitlines()) if r.get("event") == "eval"]
+    log = (job.out_dir / "log.jsonl").read_text().splitlines()
+    records = [r for r in map(json.loads, log) if r.get("event") == "eval"]
     grid = job.kind == "weightspace-grid"
     losses = ("bce", "rgb_mse") if grid else ("recon", "ntx", "rot", "latent_l2")
     title = f"{'grid arm' if grid else 'weight-space autoencoder'} on {Path(job.parts['train'].data).name}"

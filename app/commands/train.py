@@ -113,8 +113,8 @@ def run(args) -> int:
     job = job_from(args)
     result: dict = {}
     with StopRequests() as stop:
-        hooks = Hooks(on_record=lambda rec: show_record(rec, args.quiet), should_stop=lambda: stop.requested is not None,
-                      progress_bar=not args.quiet)
+        hooks = Hooks(on_record=lambda rec: show_record(rec, args.quiet),
+                      should_stop=lambda: stop.requested is not None, progress_bar=not args.quiet)
         for engine in job.engines(scene_from(args), hooks, args.resume, args.overwrite):
             try:
                 metrics = engine.run()
