@@ -22,7 +22,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-
     torch.set_num_threads(1)
     config = LatentSetConfig(**values(LatentSetConfig, args, skip=("scene",)), scene=scene_from(args).to_dict())
     check_writable(args.out / MANIFEST)

@@ -26,7 +26,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-
     from training.weightspace.eval import eval_weightspace
 
     torch.set_num_threads(args.threads)

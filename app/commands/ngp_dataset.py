@@ -30,7 +30,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-
     torch.set_num_threads(args.threads)
     given = values(DatasetConfig, args)
     config = DatasetConfig(**{**given, "init_seed": None if args.own_init else given["init_seed"]})

@@ -62,7 +62,6 @@ def load_latents(path: Path, mnif_hash: str, latent_dim: int):
 
 
 def run(args) -> int:
-
     torch.set_num_threads(args.threads)
     check_number("--count", args.count, 1, 256, integer=True)
     model, latents, record = load_mnif(args.mnif)
