@@ -1,10 +1,11 @@
 """`redcube bench` groups. Each returns (figures, ratios); ratios compare things measured side by side in
-the same run (alternating, best of several repeats), because a shared 2-core machine is noisy.
-"""
+the same run (alternating, best of several repeats), because a shared 2-core machine is noisy."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import platform
 import tempfile
 import time
 from pathlib import Path
@@ -14,11 +15,15 @@ import torch
 from app.bench_mnif import bench_mnif
 from app.bench_ngp import bench_ngpfields
 from app.bench_scale import bench_scale
-from app.bench_viewport import bench_viewport
 from app.bench_vae import bench_vae
+from app.bench_viewport import bench_viewport
 from renderer.camera import Camera, pixel_uv, sample_poses
+from renderer.hashgrid import HashGrid, HashGridConfig
 from renderer.models import build_model
+from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
+from training.stream import StreamConfig
+from training.trainer import TrainConfig, Trainer
 
 RASTER_RES = (32, 64, 256, 512)
 
@@ -37,8 +42,6 @@ def _rate(fn, units: float, min_s: float = 0.5, repeats: int = 3) -> float:
 
 
 def bench_raster(scene: Scene) -> tuple[dict, dict]:
-    from renderer.rasterizer import Rasterizer
-
     poses = sample_poses(scene, 8, torch.Generator().manual_seed(0)).numpy()
     figs = {}
     with Rasterizer(scene) as r:
@@ -78,24 +81,21 @@ def bench_posemlp(scene: Scene, n: int = 1 << 14) -> tuple[dict, dict]:
             p = max(p, _rate(lambda: shipped(pose, uv), n))
     figs = {"posemlp_pixels_per_s": round(m), "matmul_chain_pixels_per_s": round(y),
             "posemlp_plucker_skip_pixels_per_s": round(p), "posemlp_ms_per_frame_64": round(1000 * 4096 / m, 2)}
-    return figs, {"posemlp_vs_matmul": round(m / y, 3), **_bench_options(scene, pose, uv)}
+    return figs, {"posemlp_vs_matmul": round(m / y, 3), **_bench_options(model, pose, uv)}
 
 
-def _bench_options(scene: Scene, pose, uv) -> dict:
+def _bench_options(model, pose, uv) -> dict:
     """torch.compile and bfloat16 against the plain eager fp32 model, side by side."""
-    model = build_model("posemlp", {}, scene).eval()
     n = len(uv)
-    out = {}
     with torch.inference_mode():
         eager = _rate(lambda: model(pose, uv), n)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             bf16 = _rate(lambda: model(pose, uv), n)
-    out["posemlp_bf16_vs_fp32"] = round(bf16 / eager, 3)
+    out = {"posemlp_bf16_vs_fp32": round(bf16 / eager, 3)}
     try:
         compiled = torch.compile(model)
         with torch.inference_mode():
-            compiled(pose, uv)  # compile outside the timing
-            comp = _rate(lambda: compiled(pose, uv), n)
+            comp = _rate(lambda: compiled(pose, uv), n)  # its warm-up call compiles, outside the timing
             eager = max(eager, _rate(lambda: model(pose, uv), n))
         out["posemlp_compile_vs_eager"] = round(comp / eager, 3)
     except Exception as e:  # a missing compiler is a finding, not a crash
@@ -105,15 +105,11 @@ def _bench_options(scene: Scene, pose, uv) -> dict:
 
 def bench_train(scene: Scene, res: int = 32, steps: int = 80, batch: int = 8192) -> tuple[dict, dict]:
     """Trainer samples/s streaming fresh renders vs the same amount of data pre-rendered in memory."""
-    from training.stream import StreamConfig
-    from training.trainer import TrainConfig, Trainer
-
     stream = StreamConfig()
     base = TrainConfig(res=res, steps=steps, batch_size=batch, eval_every=10 ** 9, log_every=10 ** 9,
                        heldout=1, checkpoint_every_s=1e9, stream=stream,
                        fixed_samples=stream.frames_per_buffer * res * res)
-    arms = {"stream": dict(data="stream"), "memory": dict(data="fixed"),
-            "compiled": dict(data="fixed", compile=True)}
+    arms = {"stream": dict(data="stream"), "memory": dict(data="fixed"), "compiled": dict(data="fixed", compile=True)}
     rates = {k: [] for k in arms}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(3):  # alternate the arms; keep each one's best
@@ -175,9 +171,7 @@ def _reference_encoding(n_levels: int, base: int, scale: float, log2_t: int, fea
 
 def bench_hashgrid(scene: Scene, n: int = 1 << 15) -> tuple[dict, dict]:
     """Hash-grid forward+backward points/s: ours (eager and torch.compile-fused) against nerfstudio's pure-PyTorch
-    HashEncoding on the same points, alternating; and the radiance field's inference fps at 64² and 256²."""
-    from renderer.hashgrid import HashGrid, HashGridConfig
-
+    HashEncoding on the same points, alternating."""
     torch.manual_seed(0)
     cfg = HashGridConfig(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5)
     ours, fused = HashGrid(cfg), HashGrid(cfg, fused=True)
@@ -185,50 +179,42 @@ def bench_hashgrid(scene: Scene, n: int = 1 << 15) -> tuple[dict, dict]:
     x = torch.rand(n, 3)
 
     def step(enc):
-        def run():
-            enc.zero_grad(set_to_none=True)
-            enc(x).square().sum().backward()
-        return run
+        enc.zero_grad(set_to_none=True)
+        enc(x).square().sum().backward()
 
     rates = {"ours": 0.0, "ours_fused": 0.0, "reference": 0.0}
     for _ in range(2):  # alternate so all see the same machine state
         for name, enc in (("ours", ours), ("ours_fused", fused), ("reference", ref)):
-            rates[name] = max(rates[name], _rate(step(enc), n, min_s=1.0, repeats=2))
+            rates[name] = max(rates[name], _rate(lambda: step(enc), n, min_s=1.0, repeats=2))
     figs = {"hashgrid_points_per_s": round(rates["ours"]), "hashgrid_fused_points_per_s": round(rates["ours_fused"]),
             "hashgrid_reference_points_per_s": round(rates["reference"]), "hashgrid_reference": ref_name,
             "hashgrid_config": "16 levels x 2 features, T = 2^19, base 16, scale 1.5, forward+backward, 32k points, cpu",
             "hashgrid_backend": ours.backend}
     best = max(rates["ours"], rates["ours_fused"])
-    ratios = {"hashgrid_vs_reference": round(best / rates["reference"], 3),
-              "hashgrid_eager_vs_reference": round(rates["ours"] / rates["reference"], 3)}
-    return figs, ratios
+    return figs, {"hashgrid_vs_reference": round(best / rates["reference"], 3),
+                  "hashgrid_eager_vs_reference": round(rates["ours"] / rates["reference"], 3)}
 
 
 def bench_gui(scene: Scene) -> tuple[dict, dict]:
     from app.gui.bench import gui_bench
 
-    figs = gui_bench()
-    return figs, {}
+    return gui_bench(), {}
 
 
-GROUPS = {"raster": bench_raster, "posemlp": bench_posemlp, "train": bench_train, "hashgrid": bench_hashgrid, "vae": bench_vae, "mnif": bench_mnif, "scale": bench_scale, "gui": bench_gui,
-          "ngpfields": bench_ngpfields, "viewport": bench_viewport}
-
-
-def device_info() -> dict:
-    import os
-    import platform
-
-    return {"device": "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+GROUPS = {"raster": bench_raster, "posemlp": bench_posemlp, "train": bench_train, "hashgrid": bench_hashgrid,
+          "vae": bench_vae, "mnif": bench_mnif, "scale": bench_scale, "gui": bench_gui, "ngpfields": bench_ngpfields,
+          "viewport": bench_viewport}
 
 
 def run_bench(only: list[str] | None, scene: Scene, log=print) -> dict:
-    result = {**device_info(), "figures": {}, "ratios": {}}
+    result = {"device": "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+              "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+              "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "figures": {}, "ratios": {}}
+    threads = torch.get_num_threads()
     for name in only or list(GROUPS):
         t0 = time.perf_counter()
         figs, ratios = GROUPS[name](scene)
+        torch.set_num_threads(threads)  # a group may time fewer threads (ngpfields, viewport)
         result["figures"].update(figs)
         result["ratios"].update(ratios)
         log(f"bench {name}: {time.perf_counter() - t0:.0f}s")

@@ -16,13 +16,19 @@ from pathlib import Path
 
 import torch
 
+from renderer.camera import Camera
+from renderer.models.mnif import MNIF, MNIFConfig
 from renderer.scene import Scene
+from renderer.volume import render_views
+from renderer.worlds import family_box
+from training.mnif.diffusion import DenoiserConfig, LatentDiffusion
 
 BASES = (16, 64, 256)
 SHIPPED_DIFFUSION = Path(__file__).resolve().parent.parent / "assets" / "mnif" / "diffusion.safetensors"
 
 
-def _best_s(fn, repeats: int) -> list[float]:
+def seconds_each(fn, repeats: int) -> list[float]:
+    """Wall-clock seconds of each of `repeats` calls of fn (the bench groups keep the best)."""
     out = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -32,12 +38,6 @@ def _best_s(fn, repeats: int) -> list[float]:
 
 
 def bench_mnif(scene: Scene, repeats: int = 3) -> tuple[dict, dict]:
-    from renderer.camera import Camera
-    from renderer.models.mnif import MNIF, MNIFConfig
-    from renderer.volume import render_views
-    from renderer.worlds import family_box
-    from training.mnif.diffusion import DenoiserConfig, LatentDiffusion
-
     torch.manual_seed(0)
     pose = Camera(x=0.0, z=2.0, yaw=0.0).pose()[None]
     lo, hi = family_box(scene)
@@ -49,8 +49,8 @@ def bench_mnif(scene: Scene, repeats: int = 3) -> tuple[dict, dict]:
     with torch.no_grad():
         for _ in range(repeats):  # alternate the M values round by round
             for m in BASES:
-                times[m] += _best_s(lambda: render_views(nets[m].field, scene, pose, 64, lo, hi, 128), 1)
-                avg_ms[m] += [1000 * t for t in _best_s(lambda: models[m].average(phi), 3)]
+                times[m] += seconds_each(lambda: render_views(nets[m].field, scene, pose, 64, lo, hi, 128), 1)
+                avg_ms[m] += [1000 * t for t in seconds_each(lambda: models[m].average(phi), 3)]
     figs: dict = {"threads": torch.get_num_threads(), "device": "cpu", "res": 64, "samples_per_ray": 128}
     for m in BASES:
         counts = models[m].parameter_counts()
@@ -63,8 +63,8 @@ def bench_mnif(scene: Scene, repeats: int = 3) -> tuple[dict, dict]:
         ld, which = LatentDiffusion.for_latents(latents, DenoiserConfig(latent_dim=latents.shape[1])), "untrained (same architecture)"
     ld.sample(1, steps=50)
     figs["latent_sampling"] = {"model": which, "ddim_steps": 50,
-                               "ms_1": 1000 * min(_best_s(lambda: ld.sample(1, steps=50), repeats)),
-                               "ms_16": 1000 * min(_best_s(lambda: ld.sample(16, steps=50), repeats))}
+                               "ms_1": 1000 * min(seconds_each(lambda: ld.sample(1, steps=50), repeats)),
+                               "ms_16": 1000 * min(seconds_each(lambda: ld.sample(16, steps=50), repeats))}
     ratios = {"mnif_fps_m256_vs_m16": figs["mnif_m256"]["fps_64"] / figs["mnif_m16"]["fps_64"],
               "mnif_learnable_vs_inference_params_m256": figs["mnif_m256"]["learnable_params"] / figs["mnif_m256"]["inference_params"],
               "mnif_sample16_vs_sample1_time": figs["latent_sampling"]["ms_16"] / figs["latent_sampling"]["ms_1"]}

@@ -15,29 +15,20 @@ import time
 
 import torch
 
-from app.bench_mnif import _best_s
+from app.bench_mnif import seconds_each
+from renderer.polycubes import polycube
+from renderer.quaternions import random_quaternions
 from renderer.scene import Scene
+from training.ngp_fields import FitConfig, fit_field, render_psnr
+from training.weightspace.model import WeightSpaceAutoencoder, WeightSpaceConfig
+from training.weightspace.tokens import Tokenizer, sample_token_points
 
 FIELDS = 3
 
 
 def bench_ngpfields(scene: Scene) -> tuple[dict, dict]:
-    """On one torch thread, as each `redcube ngp-dataset` worker fits (the caller's thread count is restored)."""
-    threads = torch.get_num_threads()
+    """On one torch thread, as each `redcube ngp-dataset` worker fits (`run_bench` restores the thread count)."""
     torch.set_num_threads(1)
-    try:
-        return _bench(scene)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _bench(scene: Scene) -> tuple[dict, dict]:
-    from renderer.polycubes import polycube
-    from renderer.quaternions import random_quaternions
-    from training.ngp_fields import FitConfig, fit_field, render_psnr
-    from training.weightspace.model import WeightSpaceAutoencoder, WeightSpaceConfig
-    from training.weightspace.tokens import Tokenizer, sample_token_points
-
     fit, wall, cpu, psnrs, fields = FitConfig(), 0.0, 0.0, [], []
     for i in range(FIELDS):
         obj, q = polycube(10_000 + i, scene), random_quaternions(1, seed=10_000 + i)[0]
@@ -54,7 +45,7 @@ def _bench(scene: Scene) -> tuple[dict, dict]:
     encoder = WeightSpaceAutoencoder(WeightSpaceConfig(), tok).eval()
     tokens = tok.tokenize(batch[:4])
     with torch.no_grad():
-        encode_s = min(_best_s(lambda: encoder.encode(tokens), 3))
+        encode_s = min(seconds_each(lambda: encoder.encode(tokens), 3))
     figs = {"ngp_fields": {"fields": FIELDS, "fit_steps": fit.steps, "points_per_step": fit.points,
                            "params_per_field": int(fields[0].numel()), "threads": torch.get_num_threads(),
                            "fields_per_minute_wall": round(FIELDS / wall * 60, 2), "fields_per_minute_cpu": round(FIELDS / cpu * 60, 2),

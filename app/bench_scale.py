@@ -8,6 +8,7 @@ times the same DDP step with and without its gradient all-reduce (`no_sync`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -17,6 +18,10 @@ import time
 from pathlib import Path
 
 import torch
+
+from renderer.models import build_model
+from renderer.scene import Scene
+from training.distributed import Dist
 
 RES, BATCH, STEPS = 32, 8192, 400  # enough steps that held-out PSNR is past its noisy start
 
@@ -49,51 +54,41 @@ def _train(nproc: int, out: Path) -> dict:
 
 def _comm_child(steps: int = 20) -> dict:
     """Inside torchrun: seconds per DDP training step with and without the gradient all-reduce."""
-    from renderer.models import build_model
-    from renderer.scene import Scene
-    from training.distributed import Dist
-
     d = Dist.from_env()
     torch.manual_seed(0)
     model = build_model("posemlp", {"input": "plucker", "skip": True}, Scene())
     ddp = d.wrap(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(d.rank)
-    poses, uv, target = torch.rand(BATCH // d.world, 5, generator=g), torch.rand(BATCH // d.world, 2, generator=g), torch.rand(BATCH // d.world, 3, generator=g)
+    poses, uv, target = (torch.rand(BATCH // d.world, width, generator=g) for width in (5, 2, 3))
 
-    def step():
-        loss = torch.nn.functional.mse_loss(ddp(poses, uv), target)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    def step(sync: bool):
+        with contextlib.nullcontext() if sync else ddp.no_sync():
+            loss = torch.nn.functional.mse_loss(ddp(poses, uv), target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
 
     def timed(sync: bool) -> float:
         for _ in range(3):
-            step() if sync else _nosync(ddp, step)
+            step(sync)
         d.all_true(True)  # line the ranks up before timing
         t0 = time.perf_counter()
         for _ in range(steps):
-            step() if sync else _nosync(ddp, step)
+            step(sync)
         return (time.perf_counter() - t0) / steps
 
-    with_sync, without = timed(True), timed(False)
-    times = d.gather([with_sync, without])
+    times = d.gather([timed(True), timed(False)])  # each rank's step seconds with and without the all-reduce
     d.close()
-    sync_s = max(t[0] for t in times)
-    local_s = max(t[1] for t in times)
+    sync_s, local_s = max(t[0] for t in times), max(t[1] for t in times)
     return {"step_s": sync_s, "step_s_without_allreduce": local_s, "comm_share": max(0.0, 1 - local_s / sync_s)}
-
-
-def _nosync(ddp, step) -> None:
-    with ddp.no_sync():
-        step()
 
 
 def bench_scale(scene=None, nproc: int = 2) -> tuple[dict, dict]:
     with tempfile.TemporaryDirectory(prefix="redcube-scale-") as tmp:
         one = _train(1, Path(tmp) / "r1")
         many = _train(nproc, Path(tmp) / f"r{nproc}")
-    p = _torchrun(nproc, ["--no-python", sys.executable, "-m", "app.bench_scale", "--comm-child"])
+    p = _torchrun(nproc, ["--no-python", sys.executable, "-m", "app.bench_scale"])
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
     comm = json.loads(lines[-1]) if p.returncode == 0 and lines else {"error": p.stderr[-600:]}
     figures = {"scale_1_rank": one, f"scale_{nproc}_ranks": many, "scale_comm": comm,
@@ -106,10 +101,7 @@ def bench_scale(scene=None, nproc: int = 2) -> tuple[dict, dict]:
     return figures, ratios
 
 
-if __name__ == "__main__":
-    if "--comm-child" in sys.argv:
-        out = _comm_child()
-        if int(os.environ.get("RANK", "0")) == 0:
-            print(json.dumps(out), flush=True)
-    else:
-        print(json.dumps(bench_scale(), indent=2))
+if __name__ == "__main__":  # a rank of the communication timing that bench_scale starts under torchrun
+    out = _comm_child()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(out), flush=True)

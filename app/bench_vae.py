@@ -4,12 +4,16 @@ side in one run (alternating, best of repeats). `decode_speedup` is the best of 
 
 from __future__ import annotations
 
-import time
+import copy
 
 import torch
 
+from app.bench_mnif import seconds_each
 from renderer.camera import sample_poses
+from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
+from renderer.tinyvae import TinyVAE
+from training.vae import SCENE_VAE, load_vae
 
 RESOLUTIONS = (512, 256)
 
@@ -18,20 +22,10 @@ def _best_ms(fn, repeats: int = 2, sync=lambda: None) -> float:
     """Best wall-clock ms of `repeats` calls (after one warm-up call)."""
     fn()
     sync()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - t0)
-    return 1000 * best
+    return 1000 * min(seconds_each(lambda: (fn(), sync()), repeats))
 
 
 def bench_vae(scene: Scene) -> tuple[dict, dict]:
-    from renderer.rasterizer import Rasterizer
-    from renderer.tinyvae import TinyVAE
-    from training.vae import SCENE_VAE, load_vae
-
     device = "cuda" if torch.cuda.is_available() else "cpu"
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     low = torch.float16 if device == "cuda" else torch.bfloat16
@@ -48,9 +42,7 @@ def bench_vae(scene: Scene) -> tuple[dict, dict]:
             figs[f"vae_decode_ms_{res}"] = round(_best_ms(lambda: vae.decode(latents[res]), sync=sync), 1)
         # decoder variants at 512², alternating with the plain decoder
         z = latents[512]
-        fast = TinyVAE(vae.config).to(device).eval()
-        fast.load_state_dict(vae.state_dict())
-        fast.use_channels_last()
+        fast = copy.deepcopy(vae).use_channels_last()
         compiled = torch.compile(vae.ae.decoder)
         zc = z.permute(0, 3, 1, 2).contiguous()
 

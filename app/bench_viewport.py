@@ -20,6 +20,7 @@ import torch
 from app.video import infer_chunk
 from renderer.render import render_image
 from renderer.scene import Scene
+from training.checkpoint import load_checkpoint
 from training.data import heldout_poses
 
 POSES = 8
@@ -29,7 +30,6 @@ RESOLUTIONS = (128, 256)
 def bench_viewport(scene: Scene) -> tuple[dict, dict]:
     from app.gui.app import default_checkpoint
     from app.gui.bench import viewport_bench
-    from training.checkpoint import load_checkpoint
 
     path = default_checkpoint()
     ckpt = load_checkpoint(path)
@@ -37,11 +37,7 @@ def bench_viewport(scene: Scene) -> tuple[dict, dict]:
         return {"viewport_error": f"the shipped default {path.name} is not an NGP field"}, {}
     model = ckpt.build_model().eval()
     poses = heldout_poses(ckpt.scene, POSES, 0, "aimed")
-    threads = torch.get_num_threads()
-    try:
-        figs, ratios = _inference(model, poses)
-    finally:
-        torch.set_num_threads(threads)
+    figs, ratios = _inference(model, poses)  # on 2 threads, then 1 (`run_bench` restores the thread count)
     gui = viewport_bench(path)
     figs["checkpoint"] = str(path.name)
     if "error" in gui:

@@ -1,5 +1,5 @@
-"""The `redcube` command line. Each subcommand lives in `app/commands/<name>.py` with
-`register(subparsers)`, which adds its parser and sets `func(args) -> int`."""
+"""The `redcube` command line. Each subcommand lives in `app/commands/<name>.py`: `register(subparsers)` adds its
+parser, and `run(args) -> int` runs it."""
 
 from __future__ import annotations
 
@@ -24,16 +24,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="redcube", description="A neural-rendering lab for the red cube world.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"app.commands.{name.replace('-', '_')}").register(sub)
+        command = importlib.import_module(f"app.commands.{name.replace('-', '_')}")
+        command.register(sub)
+        sub.choices[name].set_defaults(func=command.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    if (sys.argv[1:] if argv is None else argv)[:1] == ["gui"]:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["gui"]:
         import app.gui  # noqa: F401  (its OpenMP setting must come before any command module imports torch)
     from app.commands.train import expand_aliases
 
-    args = build_parser().parse_args(expand_aliases(sys.argv[1:] if argv is None else list(argv)))
+    args = build_parser().parse_args(expand_aliases(argv))
     try:
         return int(args.func(args) or 0)
     except RedcubeError as e:

@@ -2,8 +2,7 @@
 default lives in one place (nerfstudio does this with tyro; this is the small part of it redcube needs).
 
 `add_fields(parser, cls, prefix)` adds `--prefix-field-name` for every field (nested dataclasses as
-`--field.sub-field`); `build(cls, args, prefix)` makes the dataclass from the parsed namespace.
-"""
+`--field.sub-field`); `values(cls, args, prefix)` reads them back from the parsed namespace."""
 
 from __future__ import annotations
 
@@ -54,8 +53,9 @@ def _default(f: dataclasses.Field):
     return dataclasses.MISSING
 
 
-def flag_name(prefix: str, name: str) -> str:
-    return f"--{prefix}{name.replace('_', '-')}"
+def _dest(prefix: str, name: str) -> str:
+    """The parsed namespace's attribute for a flag (`--fit.steps` -> `fit__steps`)."""
+    return f"{prefix}{name}".replace("-", "_").replace(".", "__")
 
 
 def add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str = "", skip: tuple = (), aliases: dict | None = None,
@@ -76,10 +76,10 @@ def add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str = "", ski
         kind = _scalar(hint)
         if kind is None:
             continue  # dicts and lists have their own flags (e.g. `--set KEY=VALUE`)
-        names = [flag_name(prefix, f.name), *(aliases or {}).get(path + f.name, ())]
+        names = [f"--{prefix}{f.name.replace('_', '-')}", *(aliases or {}).get(path + f.name, ())]
         shown = "required" if default is dataclasses.MISSING else f"default: {default}"
         doc = docs.get(f.name, "").replace("%", "%%")
-        kw = dict(dest=f"{prefix}{f.name}".replace("-", "_").replace(".", "__"), help=f"{doc} ({shown})")
+        kw = dict(dest=_dest(prefix, f.name), help=f"{doc} ({shown})")
         if default is dataclasses.MISSING:
             target.add_argument(*names, type=kind, required=True, **kw)
         elif kind is bool:
@@ -98,7 +98,6 @@ def values(cls: type, args: argparse.Namespace, prefix: str = "", skip: tuple = 
         if dataclasses.is_dataclass(hint):
             out[f.name] = hint(**values(hint, args, f"{prefix}{f.name.replace('_', '-')}."))
             continue
-        dest = f"{prefix}{f.name}".replace("-", "_").replace(".", "__")
-        if _scalar(hint) is not None and hasattr(args, dest):
-            out[f.name] = getattr(args, dest)
+        if _scalar(hint) is not None and hasattr(args, _dest(prefix, f.name)):
+            out[f.name] = getattr(args, _dest(prefix, f.name))
     return out

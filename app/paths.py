@@ -15,9 +15,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.options import write_output
 from renderer.camera import Camera, look_at
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
+from training.evaluate import read_json
 
 FORMAT = "redcube-path"
 PRESETS = ("orbit", "walk")
@@ -33,9 +35,6 @@ class CameraPath:
     def add(self, cam: Camera) -> None:
         self.keyframes.append(Camera(**vars(cam)))
 
-    def clear(self) -> None:
-        self.keyframes.clear()
-
     def sample(self, n: int) -> list[Camera]:
         """n cameras evenly spaced in time along the path (n >= 1)."""
         k = len(self.keyframes)
@@ -46,16 +45,13 @@ class CameraPath:
         if k == 1:
             return [Camera(**vars(self.keyframes[0])) for _ in range(n)]
         segments = k if self.loop else k - 1
-        out = []
-        for i in range(n):
-            # A loop ends one step short of its start so the video repeats seamlessly.
-            t = i / n if self.loop else (i / (n - 1) if n > 1 else 0.0)
-            s = min(t * segments, segments - 1e-9)
-            out.append(self._at(int(s), s - int(s)))
-        return out
+        # A loop ends one step short of its start so the video repeats seamlessly.
+        times = [i / n if self.loop else i / max(1, n - 1) for i in range(n)]
+        return [self._at(min(t * segments, segments - 1e-9)) for t in times]
 
-    def _at(self, seg: int, t: float) -> Camera:
-        k = len(self.keyframes)
+    def _at(self, s: float) -> Camera:
+        """The camera at s along the path: segment int(s), the fraction s - int(s) of the way through it."""
+        seg, t, k = int(s), s - int(s), len(self.keyframes)
 
         def key(i: int) -> Camera:
             return self.keyframes[i % k] if self.loop else self.keyframes[max(0, min(k - 1, i))]
@@ -72,13 +68,7 @@ class CameraPath:
                 "keyframes": [{n: round(getattr(c, n), 6) for n in _FIELDS} for c in self.keyframes]}
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        except OSError as e:
-            raise RedcubeError(f"cannot write path file {path} ({e.strerror}); choose a writable location.") from None
-        return path
+        return write_output(path, lambda tmp: Path(tmp).write_text(json.dumps(self.to_dict(), indent=2) + "\n"))
 
     @classmethod
     def from_dict(cls, d, where: str = "path") -> "CameraPath":
@@ -103,18 +93,7 @@ class CameraPath:
 
     @classmethod
     def load(cls, path: str | Path) -> "CameraPath":
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise RedcubeError(f"path file {path} does not exist; pass an existing JSON path file.") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise RedcubeError(f"cannot read path file {path} ({e}); pass a readable JSON file.") from None
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise RedcubeError(f"path file {path} is not valid JSON (line {e.lineno}: {e.msg}); fix the file.") from None
-        return cls.from_dict(d, where=f"path file {path}")
+        return cls.from_dict(read_json(Path(path), "path file", "a JSON camera path"), where=f"path file {path}")
 
     def problems(self, scene: Scene) -> list[str]:
         """Keyframes outside the training distribution, one line each."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
+
+from training.weightspace.train import CHANCE_ROTATION_ERROR_DEG
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -16,14 +19,11 @@ def plot_curves(results: dict, path: Path, title: str, x: str = "time", held_out
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for i, (arm, res) in enumerate(results.items()):
         t = [r[x] for r in res["curve"]]
-        color = f"C{i}"
-        axes[0].plot(t, [r["train_psnr"] for r in res["curve"]], color=color, label=arm)
-        axes[1].plot(t, [r[held_out] for r in res["curve"]], color=color, label=arm)
+        axes[0].plot(t, [r["train_psnr"] for r in res["curve"]], color=f"C{i}", label=arm)
+        axes[1].plot(t, [r[held_out] for r in res["curve"]], color=f"C{i}", label=arm)
     pooled = held_out == "test_psnr_pooled"
     for ax, name in zip(axes, ("train (batch) PSNR", "held-out PSNR, all pixels pooled" if pooled else "held-out PSNR")):
-        ax.set_xlabel("training time (s)" if x == "time" else "step")
-        ax.set_ylabel("dB")
-        ax.set_title(name)
+        ax.set(xlabel="training time (s)" if x == "time" else "step", ylabel="dB", title=name)
         ax.grid(alpha=0.3)
         ax.legend()
     return _save(fig, path, title)
@@ -41,8 +41,7 @@ def plot_latent_experiment(results: dict, at_res: dict, images: dict, path: Path
         res = results[arm]["config"]["res"]
         ax.plot([r["time"] for r in curve], [r["test_psnr"] for r in curve], color=f"C{i}", label=f"{arm} (judged at {res}²)")
         ax.axhline(at_res[arm]["psnr"], color=f"C{i}", ls="--", lw=1, label=f"{arm} final at 512²: {at_res[arm]['psnr']:.2f} dB")
-    ax.set_xlabel("training time (s)")
-    ax.set_ylabel("held-out PSNR (dB)")
+    ax.set(xlabel="training time (s)", ylabel="held-out PSNR (dB)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     busiest = images["gt"].flatten(1).var(1).argsort(descending=True).tolist()  # many poses see only sky: show the busiest
@@ -50,33 +49,36 @@ def plot_latent_experiment(results: dict, at_res: dict, images: dict, path: Path
         for j, key in enumerate(["gt"] + arms):
             a = fig.add_subplot(grid[r, j + 1])
             a.imshow(images[key][k].numpy().clip(0, 1))
-            a.set_xticks([])
-            a.set_yticks([])
+            a.set(xticks=[], yticks=[])
             if r == 0:
                 a.set_title("ground truth 512²" if key == "gt" else key, fontsize=9)
     return _save(fig, path, title)
 
 
-def plot_weightspace_log(records: list[dict], path: Path, title: str, chance_deg: float,
-                         losses: tuple = ("recon", "ntx", "rot", "latent_l2")) -> Path:
-    """train-weightspace's log.jsonl: median relative-rotation error (held-out and training pairs, with the error of
-    a uniformly random guess), same-object retrieval top-1 and the loss terms named in `losses`, against steps."""
+def plot_weightspace_run(job) -> Path:
+    """A weight-space run's log.jsonl as curves.png beside its checkpoint: median relative-rotation error (held-out and
+    training pairs, with the error of a uniformly random guess), same-object retrieval top-1 and the loss terms."""
+    log = (job.out_dir / "log.jsonl").read_text().splitlines()
+    records = [r for r in map(json.loads, log) if r.get("event") == "eval"]
+    grid = job.kind == "weightspace-grid"
+    losses = ("bce", "rgb_mse") if grid else ("recon", "ntx", "rot", "latent_l2")
+    title = f"{'grid arm' if grid else 'weight-space autoencoder'} on {Path(job.parts['train'].data).name}"
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     step = [r["step"] for r in records]
     curves = ((axes[0], "median_rotation_error_deg", "held-out objects"), (axes[0], "train_rotation_error_deg", "training pairs"),
               (axes[1], "retrieval_top1", "held-out objects"), (axes[1], "train_retrieval_top1", "training pairs"))
     for ax, key, label in curves:
         ax.plot(step, [r[key] for r in records], label=label)
-    axes[0].axhline(chance_deg, color="grey", ls="--", label=f"random rotation ({chance_deg:.0f} deg)")
+    chance = CHANCE_ROTATION_ERROR_DEG
+    axes[0].axhline(chance, color="grey", ls="--", label=f"random rotation ({chance:.0f} deg)")
     for key in losses:
         axes[2].plot(step, [r[key] for r in records], label=key)
     axes[2].set_yscale("log")
     for ax, name in zip(axes, ("median relative-rotation error (deg)", "same-object retrieval top-1", "loss terms (batch)")):
-        ax.set_xlabel("step")
-        ax.set_title(name)
+        ax.set(xlabel="step", title=name)
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save(fig, path, title)
+    return _save(fig, job.out_dir / "curves.png", title)
 
 
 def _save(fig, path: Path, title: str) -> Path:

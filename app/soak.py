@@ -22,12 +22,10 @@ SAMPLE_EVERY_S = 10.0  # a timeline point: RSS of the app and the trainer, and t
 def rss_mb(pid: int | str = "self") -> float | None:
     """Resident memory of a process in MB (VmRSS), or None when it is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
         return None
-    return None
+    return next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:")), None)
 
 
 def children(pid: int) -> list[int]:
@@ -40,17 +38,12 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def _fly(app, t: float, dt: float) -> None:
-    """Turn all the time; walk forward and back in 3-second legs (the camera stays inside the scene)."""
-    leg = "w" if int(t / 3) % 2 == 0 else "s"
-    app.on_keys({"left", leg}, dt)
-
-
 def _window(app, seconds: float, t_start: float) -> dict:
     """Frames and network pictures per second over `seconds` of flying."""
     frames, net_frames, last_net, t0 = 0, 0, app.viewer.net, time.perf_counter()
     while (now := time.perf_counter()) - t0 < seconds:
-        _fly(app, now - t_start, 1 / 60)
+        # Turn all the time; walk forward and back in 3-second legs (the camera stays inside the scene).
+        app.on_keys({"left", "w" if int((now - t_start) / 3) % 2 == 0 else "s"}, 1 / 60)
         app.step()
         frames += 1
         if app.viewer.net is not last_net:
@@ -105,8 +98,8 @@ def soak(minutes: float, checkpoint: Path | None = None, window_s: float | None 
         return {"error": "no checkpoint in assets/ to soak the window with"}
     window_s = window_s or min(20.0, minutes * 60 / 4)
     env = dict(os.environ, XDG_CONFIG_HOME=tempfile.mkdtemp(prefix="redcube-soak-cfg-"))
-    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-m", "app.soak", "--child",
-           str(checkpoint), str(minutes), str(window_s)]
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-m", "app.soak", str(checkpoint),
+           str(minutes), str(window_s)]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=minutes * 60 + 600)
     lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
     if p.returncode != 0 or not lines:
@@ -122,6 +115,5 @@ def soak(minutes: float, checkpoint: Path | None = None, window_s: float | None 
             "device": "cpu (Xvfb, llvmpipe)", "load_average": os.getloadavg(), "detail": d}
 
 
-if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        print(json.dumps(_child(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))), flush=True)
+if __name__ == "__main__":  # the window's process that soak() starts under Xvfb
+    print(json.dumps(_child(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]))), flush=True)

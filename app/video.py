@@ -25,12 +25,7 @@ from renderer.errors import RedcubeError
 from renderer.render import render_image
 from training.ipc_registry import pid_alive
 
-PANELS = {
-    "gt": "Ground truth",
-    "network": "Network",
-    "side_by_side": "Side by side",
-    "error": "Abs error",
-}
+PANELS = {"gt": "Ground truth", "network": "Network", "side_by_side": "Side by side", "error": "Abs error"}
 GT_BATCH = 16  # poses per rasterizer call: fewer thread hand-offs
 INFER_CHUNK = 1024  # pixels per forward pass: activations stay in cache (one thread, 64²: 47 ms vs 59 ms at 8k and 94 ms at 64k)
 
@@ -78,15 +73,12 @@ def _writable_temp(out: Path) -> Path:
     return probe
 
 
-def remove_dead_temps(folder: Path) -> list[Path]:
-    """`.NAME.PID.tmp.mp4` files whose export process is gone (killed mid-export): nothing will rename them."""
-    gone = []
+def remove_dead_temps(folder: Path) -> None:
+    """Remove `.NAME.PID.tmp.mp4` files whose export process is gone (killed mid-export): nothing will rename them."""
     for p in folder.glob(".*.tmp.mp4"):
         pid = p.name[:-len(".tmp.mp4")].rsplit(".", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             p.unlink(missing_ok=True)
-            gone.append(p)
-    return gone
 
 
 def panel_frame(panel: str, gt: np.ndarray | None, net: np.ndarray | None, gain: float = 4.0) -> np.ndarray:

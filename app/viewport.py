@@ -1,4 +1,5 @@
-"""Composing the displayed picture: ground truth, network, split, error heat map, upscaling.
+"""Composing the displayed picture: ground truth, network, split, error heat map, upscaling; and contact sheets
+(the eval command's ground truth | network | error grid).
 
 Pure numpy (plus torch for bilinear resize); no GUI calls, so video export and tests share it.
 Images are float32 [H, W, 3] in [0, 1].
@@ -32,6 +33,17 @@ def upscale(img: np.ndarray, size: int, method: str = "nearest") -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]
     out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=img.shape[0] > size)
     return np.ascontiguousarray(out[0].permute(1, 2, 0).numpy())
+
+
+def contact_sheet(rows: list[list[np.ndarray]], tile: int = 128, gap: int = 4) -> np.ndarray:
+    """Grid of square images (each row a list of [R, R, 3] floats), upscaled to `tile`, on a white background."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    sheet = np.ones((n_rows * (tile + gap) + gap, n_cols * (tile + gap) + gap, 3), dtype=np.float32)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            y, x = gap + i * (tile + gap), gap + j * (tile + gap)
+            sheet[y:y + tile, x:x + tile] = upscale(np.asarray(img, dtype=np.float32), tile)
+    return sheet
 
 
 @functools.lru_cache(maxsize=1)

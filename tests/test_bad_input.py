@@ -170,7 +170,8 @@ def test_remove_dead_temps_keeps_a_live_export(tmp_path):
     live, dead = tmp_path / ".a.1.tmp.mp4", tmp_path / ".b.999999999.tmp.mp4"
     live.write_bytes(b"")  # PID 1 is alive
     dead.write_bytes(b"")
-    assert remove_dead_temps(tmp_path) == [dead] and live.exists()
+    remove_dead_temps(tmp_path)
+    assert not dead.exists() and live.exists()
 
 
 def test_a_foreign_checkpoint_in_export_video_names_the_right_tool(capsys, one_sentence, tmp_path, net):

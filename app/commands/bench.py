@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from app.bench import GROUPS, run_bench
-from app.options import add_scene_option, check_writable, scene_from, write_text
+from app.options import add_scene_option, check_writable, print_json, scene_from
 from renderer.errors import RedcubeError
 
 
@@ -17,18 +16,13 @@ def register(sub) -> None:
                    help=f"run only this group (repeatable): {', '.join(GROUPS)}")
     p.add_argument("--json", type=Path, default=None, help="write the JSON here too")
     add_scene_option(p)
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
     unknown = sorted(set(args.only or []) - set(GROUPS))
     if unknown:
         raise RedcubeError(f"unknown bench group(s) {unknown}; choose from {list(GROUPS)}.")
-    if args.json:
-        check_writable(args.json)  # before minutes of measuring
+    check_writable(args.json)  # before minutes of measuring
     result = run_bench(args.only, scene_from(args), log=lambda m: print(m, file=sys.stderr))
-    text = json.dumps(result, indent=2)
-    if args.json:
-        write_text(args.json, text + "\n")
-    print(text)
+    print_json(result, args.json)
     return 0

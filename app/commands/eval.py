@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from app.viewport import error_map
-from app.images import contact_sheet
-from app.options import save_png, write_text
+from app.options import print_json, save_png
+from app.viewport import contact_sheet, error_map
 from renderer.errors import RedcubeError
 from renderer.numbers import check_number
 from renderer.rasterizer import Rasterizer
+from renderer.tinyvae import TinyVAE
 from training.checkpoint import load_checkpoint, resolve
 from training.data import POSE_SETS, heldout_poses
-from renderer.tinyvae import TinyVAE
 from training.evaluate import Evaluation, evaluate, load_poses
 from training.latent.trainer import evaluate_latent
 from training.vae import decode_latents, encode_frames, load_vae, vae_for_checkpoint
@@ -34,22 +32,22 @@ def register(sub) -> None:
     p.add_argument("--json", type=Path, default=None, help="also write the JSON here")
     p.add_argument("--sheet", type=Path, default=Path("redcube_eval.png"), help="contact sheet PNG (default redcube_eval.png)")
     p.add_argument("--vae", default=None, help="latent checkpoints: the TinyVAE to decode with (default: the one it recorded)")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
     ckpt = load_checkpoint(args.checkpoint)
-    if ckpt.kind == TinyVAE.kind:
-        return _report(args, _vae_round_trip(args, ckpt), res=args.res or 512)
+    scene, (res, seed) = ckpt.scene, _recorded_res_seed(ckpt)
+    poses = _poses(args, scene, seed)
+    if ckpt.kind == TinyVAE.kind:  # a TinyVAE: the round trip of held-out renders, encoded and decoded
+        vae, res = load_vae(resolve(args.checkpoint)), args.res or 512
+        gt = _ground_truth(scene, poses, res)
+        out = {"checkpoint": str(args.checkpoint), "model": "tinyvae round trip (encode, decode)", "device": "cpu"}
+        return _report(args, Evaluation(poses, gt, decode_latents(vae, encode_frames(vae, gt))), res, out)
     latent = bool(ckpt.record.get("vae"))
     vae = vae_for_checkpoint(ckpt.record, args.vae) if latent or args.vae else None  # a mismatch is one sentence
-    scene, model = ckpt.scene, ckpt.build_model()
-    res, seed = _recorded_res_seed(ckpt)
-    res = args.res or res
-    poses = _poses(args, scene, seed)
+    model, res = ckpt.build_model(), args.res or res
     if latent:  # the network's latents at (res/8)², decoded to res² by the TinyVAE it was trained with
-        with Rasterizer(scene) as rast:
-            ev = evaluate_latent(model, vae, poses, torch.from_numpy(rast.render(poses.numpy(), res)[0]))[0]
+        ev = evaluate_latent(model, vae, poses, _ground_truth(scene, poses, res))[0]
     else:
         ev = evaluate(model, scene, poses, res)
     out = {"checkpoint": str(args.checkpoint), "model": ckpt.kind, "step": ckpt.step, "device": "cpu",
@@ -62,10 +60,8 @@ def run(args) -> int:
 def _recorded_res_seed(ckpt) -> tuple[int, int]:
     """The training resolution and seed the checkpoint records (64 and 0 when it records none)."""
     train = ckpt.record.get("train") or {}
-    res, seed = train.get("res", 64), train.get("seed", 0)
-    check_number("the checkpoint's recorded training res", res, 1, 2 ** 16, integer=True)
-    check_number("the checkpoint's recorded seed", seed, 0, 2 ** 62, integer=True)
-    return int(res), int(seed)
+    return (check_number("the checkpoint's recorded training res", train.get("res", 64), 1, 2 ** 16, integer=True),
+            check_number("the checkpoint's recorded seed", train.get("seed", 0), 0, 2 ** 62, integer=True))
 
 
 def _poses(args, scene, seed: int) -> torch.Tensor:
@@ -76,23 +72,15 @@ def _poses(args, scene, seed: int) -> torch.Tensor:
     return heldout_poses(scene, args.n, seed, args.pose_set)
 
 
-def _vae_round_trip(args, ckpt) -> Evaluation:
-    """A TinyVAE checkpoint: held-out renders encoded and decoded (the poses of its own training seed by default)."""
-    vae = load_vae(resolve(args.checkpoint))
-    poses = _poses(args, ckpt.scene, (ckpt.record.get("train") or {}).get("seed", 0))
-    with Rasterizer(ckpt.scene) as rast:
-        gt = torch.from_numpy(rast.render(poses.numpy(), args.res or 512)[0])
-    return Evaluation(poses, gt, decode_latents(vae, encode_frames(vae, gt)))
+def _ground_truth(scene, poses: torch.Tensor, res: int) -> torch.Tensor:
+    with Rasterizer(scene) as rast:
+        return torch.from_numpy(rast.render(poses.numpy(), res)[0])
 
 
-def _report(args, ev: Evaluation, res: int, out: dict | None = None) -> int:
+def _report(args, ev: Evaluation, res: int, out: dict) -> int:
     """Print (and with --json write) the figures; save the ground truth | picture | error sheet."""
-    out = {**(out or {"checkpoint": str(args.checkpoint), "model": "tinyvae round trip (encode, decode)", "device": "cpu"}),
-           **ev.summary()}
+    out = {**out, **ev.summary()}
     rows = [[g.numpy(), p.numpy(), error_map(p.numpy(), g.numpy())] for g, p in list(zip(ev.gt, ev.pred))[:8]]
     out["sheet"] = str(save_png(args.sheet, contact_sheet(rows, tile=max(128, res))))
-    text = json.dumps(out, indent=2)
-    if args.json:
-        write_text(args.json, text + "\n")
-    print(text)
+    print_json(out, args.json)
     return 0

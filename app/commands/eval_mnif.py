@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
+import torch
+
 from app.commands.sample_mnif import diffusion_path
-from app.options import write_text
+from app.options import print_json
+from renderer.worlds import heldout_worlds, train_worlds
+from training.mnif.autodecode import MNIFTrainConfig, evaluate, load_mnif
+from training.mnif.diffusion import LatentDiffusion
+from training.mnif.meta import checkpoint_fit
 
 
 def register(sub) -> None:
@@ -22,17 +27,10 @@ def register(sub) -> None:
                    help="Adam latent-fitting steps for held-out worlds (default 300; a meta-learned mNIF uses its inner loop)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, default=None, help="also write the JSON here")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    import torch
-
-    from training.mnif.diffusion import LatentDiffusion
-    from training.mnif.autodecode import MNIFTrainConfig, evaluate, load_mnif
     from training.mnif.eval import grid_views, interpolation_jumps, precision_recall, rasterize_worlds, render_latents
-    from training.mnif.meta import checkpoint_fit
-    from renderer.worlds import heldout_worlds, train_worlds
 
     torch.set_num_threads(args.threads)
     model, latents, record = load_mnif(args.mnif)
@@ -55,16 +53,12 @@ def run(args) -> int:
     pairs = [tuple(int(v) for v in torch.randperm(len(latents), generator=g)[:2]) for _ in range(args.pairs)]
     jump, qs, _ = interpolation_jumps(model, latents, params, base, pairs)
     out = {"method": record["method"], "train_psnr": rec["train_psnr"], "heldout_psnr": rec["heldout_psnr"],
-           "precision": pr["precision"], "recall": pr["recall"],
-           "max_interp_jump_db": jump,
+           "precision": pr["precision"], "recall": pr["recall"], "max_interp_jump_db": jump,
            "thresholds": {"close_db": args.threshold_db, "probe_views": 2, "probe_res": 32,
                           "grid": "12 hues x 3 sizes x 3 heights x 3 yaws x 3 x 3 offsets (renderer.worlds.parameter_grid)",
                           "family_match": "the 3 nearest grid worlds, each refined by coordinate search (training.mnif.eval.refine_to_family)"},
            "reconstruction": rec, "samples": args.samples, **{k: v for k, v in pr.items() if k not in ("precision", "recall")},
            "real_worlds_reference": {"what": f"{len(real)} rasterized training worlds in place of the samples", **ref},
            "interpolation": {"pairs": pairs, "steps": 8, "psnr_vs_interpolated_world": qs}}
-    text = json.dumps(out, indent=2)
-    if args.json:
-        write_text(args.json, text + "\n")
-    print(text)
+    print_json(out, args.json)
     return 0

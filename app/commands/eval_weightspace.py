@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from app.options import check_writable, write_text
+import torch
+
+from app.options import check_writable, print_json
+from renderer.camera import check_res
+from renderer.errors import RedcubeError
 
 
 def register(sub) -> None:
@@ -20,24 +23,15 @@ def register(sub) -> None:
     p.add_argument("--samples", type=int, default=128, help="volume-rendering samples per ray (default 128)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--json", type=Path, default=None, help="also write the JSON here")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    import torch
-
-    from renderer.camera import check_res
-    from renderer.errors import RedcubeError
     from training.weightspace.eval import eval_weightspace
 
     torch.set_num_threads(args.threads)
     if min(args.psnr_fields, args.views, args.samples) < 1:
         raise RedcubeError("eval-weightspace --psnr-fields, --views and --samples must be positive whole numbers; fix the options.")
-    if args.json:
-        check_writable(args.json)
+    check_writable(args.json)  # before minutes of evaluating
     result = eval_weightspace(args.checkpoint, args.data, args.psnr_fields, args.views, check_res(args.res), args.samples)
-    text = json.dumps(result, indent=2)
-    if args.json:
-        write_text(args.json, text + "\n")
-    print(text)
+    print_json(result, args.json)
     return 0

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from app.commands.train import parse_settings
+from app.flags import add_fields, values
 from renderer.errors import RedcubeError
 from training.experiments import arms, compare_at, run_arms
 from training.trainer import TrainConfig
@@ -18,6 +19,11 @@ TITLES = {
     "compare": "pose MLP vs SIREN vs Instant-NGP radiance field (same stream, same {budget})",
     "latent": "TinyVAE latents decoded to 512² vs pixels at 64² upscaled to 512² (same {budget})",
 }
+DEFAULTS = TrainConfig(minutes=5.0, eval_every=100)
+"""The flags' defaults: each arm trains for 5 minutes unless --steps is given, evaluated every 100 steps."""
+SKIP = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in
+             ("model", "res", "steps", "minutes", "batch_size", "lr", "eval_every", "seed", "threads"))
+"""The TrainConfig fields that are not flags here: the arms set them."""
 
 
 def register(sub) -> None:
@@ -25,27 +31,17 @@ def register(sub) -> None:
     p.add_argument("name", choices=sorted(TITLES),
                    help="overfit: fixed 100k vs stream; inputs: pose vs Plücker vs ray; latent: TinyVAE latents vs pixels, at 512²; "
                         "compare: posemlp vs siren vs ngp (held-out PSNR pooled over pixels against time)")
-    p.add_argument("--model", default="posemlp")
-    p.add_argument("--res", type=int, default=32)
-    p.add_argument("--minutes", type=float, default=5.0, help="wall-clock budget per arm (default 5)")
-    p.add_argument("--steps", type=int, default=None, help="step budget per arm instead of minutes")
+    add_fields(p, TrainConfig, skip=SKIP, base=DEFAULTS, group="each arm's training (TrainConfig)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model setting (repeatable)")
-    p.add_argument("--batch-size", type=int, default=16384)
-    p.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate")
-    p.add_argument("--eval-every", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     p.add_argument("--vae", default=None, help="latent: the TinyVAE ('scene' by default, a .safetensors or a TAESD directory)")
     p.add_argument("--shards", default=None,
                    help="latent: train the latent arm on the latents `redcube encode-latents` wrote here (their encoding time is not in the budget)")
     p.add_argument("--out", type=Path, default=Path("runs/experiment"), help="output directory")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    base = TrainConfig(model=args.model, model_config=parse_settings(args.set), res=args.res,
-                       minutes=None if args.steps else args.minutes, steps=args.steps,
-                       batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, seed=args.seed, threads=args.threads)
+    base = TrainConfig(**{**values(TrainConfig, args, skip=SKIP), "minutes": None if args.steps else args.minutes},
+                       model_config=parse_settings(args.set))
     out = args.out / args.name
 
     def progress(arm, rec):

@@ -8,7 +8,9 @@ from pathlib import Path
 from app.paths import PRESETS, CameraPath, preset
 from app.video import PANELS, export_video
 from renderer.errors import RedcubeError
+from renderer.models import PIXEL_MODELS
 from renderer.rasterizer import Rasterizer
+from training.checkpoint import load_checkpoint
 
 
 def register(sub) -> None:
@@ -24,7 +26,6 @@ def register(sub) -> None:
     p.add_argument("--res", type=int, default=256, help="square resolution of one panel, even, 16 to 1024 (default 256)")
     p.add_argument("--fps", type=int, default=30, help="frames per second (default 30)")
     p.add_argument("--frames", type=int, default=300, help="number of frames (default 300)")
-    p.set_defaults(func=run)
 
 
 FOREIGN_FIX = {
@@ -35,8 +36,6 @@ FOREIGN_FIX = {
 
 def check_pixel_network(ckpt, path) -> None:
     """export-video renders pixel networks; another kind of checkpoint is one sentence naming the tool that fits it."""
-    from renderer.models import PIXEL_MODELS
-
     if ckpt.kind in PIXEL_MODELS and not ckpt.record.get("vae"):
         return
     fix = FOREIGN_FIX.get(ckpt.kind, "it needs the command that trained it")
@@ -47,8 +46,6 @@ def check_pixel_network(ckpt, path) -> None:
 
 
 def run(args) -> int:
-    from training.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(args.checkpoint)
     check_pixel_network(ckpt, args.checkpoint)
     scene = ckpt.scene  # the world the network was trained on

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.options import add_scene_option, scene_from
+from app.options import add_pose_option, add_scene_option, scene_from
 from renderer.numbers import check_number
-from renderer.errors import RedcubeError
 
 TABS = ("view", "training", "model", "video", "worlds", "rotations")
 
@@ -18,33 +17,33 @@ def register(sub) -> None:
     p.add_argument("--screenshot", type=Path, default=None,
                    help="open, draw until the picture is final, save the window to this PNG (plus PATH.json: layout and pose) and exit")
     p.add_argument("--frames", type=int, default=None, help="exit after this many frames (with --screenshot: at least this many)")
-    p.add_argument("--pose", nargs=3, type=float, metavar=("X", "Z", "YAW"), default=None, help="start at this camera pose")
     p.add_argument("--mode", default=None, help="view mode: side_by_side, split, network, gt, error or latent (default: the last one used)")
     p.add_argument("--tab", default=None, choices=TABS, help="open this side tab (with --screenshot and rotations: also wait for that tab's pictures)")
     p.add_argument("--net-res", type=int, default=None, help="network resolution, 32 to 512")
+    add_pose_option(p)
     add_scene_option(p)
-    p.set_defaults(func=run)
 
 
-def check_args(args) -> None:
-    """The numbers on the command line, finite and in range (poses are float32 tensors)."""
+def check_args(args) -> dict:
+    """Every option checked before the window exists (an error once dearpygui runs would abort the process): numbers
+    finite and in range (poses are float32 tensors), and the view settings asked for, which it returns."""
+    from app.gui.state import ViewSettings
+
     if args.pose:
         for name, v in zip(("X", "Z", "YAW"), args.pose):
             check_number(f"--pose {name}", v)
     if args.frames is not None:
         check_number("--frames", args.frames, 0, 10 ** 9, integer=True)
-    if args.net_res is not None:
-        check_number("--net-res", args.net_res, 32, 512, integer=True)
+    view = {k: v for k, v in (("mode", args.mode), ("net_res", args.net_res)) if v is not None}
+    ViewSettings().set(**view)  # an unknown mode or a resolution out of range: one sentence
+    return view
 
 
 def run(args) -> int:
     """The one command that opens the GUI: it imports the GUI package here, when run, never when the CLI starts."""
     from app.gui.display import check_display
-    from app.gui.state import VIEW_MODES
 
-    check_args(args)  # before the window exists: an error once dearpygui runs would abort the process
-    if args.mode is not None and args.mode not in VIEW_MODES:
-        raise RedcubeError(f"unknown view mode {args.mode!r}; choose one of {list(VIEW_MODES)}.")
+    view = check_args(args)
     check_display()
     from app.gui.app import App
 
@@ -52,13 +51,9 @@ def run(args) -> int:
     if args.pose:
         x, z, yaw = args.pose
         app.fly.set_pose(x=x, z=z, yaw=yaw)
-    try:
-        if args.mode or args.net_res:
-            app.view.set(**{k: v for k, v in (("mode", args.mode), ("net_res", args.net_res)) if v is not None})
-            app.net_res_locked = args.net_res is not None
-    except RedcubeError:
-        app.run(frames=0)  # close the window cleanly before reporting the bad option
-        raise
+    if view:
+        app.view.set(**view)
+        app.net_res_locked = args.net_res is not None
     if args.tab:
         app.open_tab(args.tab)
     return app.run(frames=args.frames, screenshot=args.screenshot)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from app.options import check_writable
-from app.sharded import run_sharded
+import torch
+
+from app.flags import add_fields, values
+from app.options import check_writable, run_sharded
+from training.ngp_dataset import DatasetConfig, generate
 
 
 OLD_FLAGS = {"fit.steps": ["--fit-steps"], "fit.points": ["--points"], "field.grid.n_levels": ["--levels"],
@@ -16,9 +19,6 @@ OLD_FLAGS = {"fit.steps": ["--fit-steps"], "fit.points": ["--points"], "field.gr
 
 
 def register(sub) -> None:
-    from app.flags import add_fields
-    from training.ngp_dataset import DatasetConfig
-
     p = sub.add_parser("ngp-dataset", help="fit NGP fields to rotated asymmetric polycubes (issue 7's data set); resumable")
     add_fields(p, DatasetConfig, aliases=OLD_FLAGS)
     p.add_argument("--own-init", action="store_true",
@@ -27,15 +27,9 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    import torch
-
-    from app.flags import values
-    from training.ngp_dataset import DatasetConfig, generate
-
     torch.set_num_threads(args.threads)
     given = values(DatasetConfig, args)
     config = DatasetConfig(**{**given, "init_seed": None if args.own_init else given["init_seed"]})

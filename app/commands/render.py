@@ -17,7 +17,6 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="output PNG path")
     p.add_argument("--depth", type=Path, default=None, help="also write depth (metres) as a 16-bit PNG in millimetres")
     add_scene_option(p)
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:

@@ -5,7 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
 from app.options import add_pose_option, camera_from, save_png, write_output
+from app.viewport import contact_sheet
+from renderer.camera import Camera
+from renderer.errors import RedcubeError
+from renderer.numbers import check_number
+from training.mnif.autodecode import load_mnif, render_latent
+from training.mnif.diffusion import LatentDiffusion
 
 
 def register(sub) -> None:
@@ -20,30 +30,21 @@ def register(sub) -> None:
     p.add_argument("--save-latents", type=Path, default=None, help="also write the sampled latents (.safetensors)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     add_pose_option(p)
-    p.set_defaults(func=run)
 
 
 def diffusion_path(mnif: Path, diffusion: Path | None) -> Path:
-    if diffusion is not None:
-        return diffusion
-    return (mnif if mnif.is_dir() else mnif.parent) / "diffusion.safetensors"
+    """`diffusion` when given, else the diffusion.safetensors beside the mNIF."""
+    return diffusion or (mnif if mnif.is_dir() else mnif.parent) / "diffusion.safetensors"
 
 
 def save_latents(path: Path, latents, mnif_hash: str) -> Path:
     """Latents [N, H] as safetensors, tagged with the fingerprint of the mNIF they belong to (one sentence if unwritable)."""
-    from safetensors.torch import save_file
-
     return write_output(path, lambda tmp: save_file({"latents": latents.contiguous()}, tmp,
                                                     metadata={"redcube": json.dumps({"mnif_latents_hash": mnif_hash})}))
 
 
 def load_latents(path: Path, mnif_hash: str, latent_dim: int):
     """Latents [N, H] saved by `save_latents` for the mNIF with this fingerprint, or one sentence."""
-    import torch
-    from safetensors import safe_open
-
-    from renderer.errors import RedcubeError
-
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("redcube", "{}"))
@@ -61,17 +62,8 @@ def load_latents(path: Path, mnif_hash: str, latent_dim: int):
 
 
 def run(args) -> int:
-    import torch
-
-    from app.images import contact_sheet
-    from renderer.camera import Camera
-    from renderer.errors import RedcubeError
-    from training.mnif.diffusion import LatentDiffusion
-    from training.mnif.autodecode import load_mnif, render_latent
-
     torch.set_num_threads(args.threads)
-    if not 1 <= args.count <= 256:
-        raise RedcubeError(f"--count {args.count} is out of range; choose a whole number from 1 to 256.")
+    check_number("--count", args.count, 1, 256, integer=True)
     model, latents, record = load_mnif(args.mnif)
     ld = LatentDiffusion.load(diffusion_path(args.mnif, args.diffusion))
     ld.check_mnif(latents)

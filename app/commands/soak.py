@@ -3,10 +3,10 @@ the app's RSS and its window and network frame rates at the start and the end.""
 
 from __future__ import annotations
 
-import json
+import shutil
 from pathlib import Path
 
-from app.options import check_writable, write_text
+from app.options import check_writable, print_json
 from renderer.errors import RedcubeError
 from renderer.numbers import check_number
 
@@ -16,22 +16,15 @@ def register(sub) -> None:
     p.add_argument("--minutes", type=float, default=30.0, help="how long the camera flies (default 30)")
     p.add_argument("--checkpoint", type=Path, default=None, help="network on screen (default: the shipped one)")
     p.add_argument("--json", type=Path, default=None, help="write the JSON here too")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    import shutil
-
     from app.soak import soak
 
     check_number("--minutes", args.minutes, 0.5, 24 * 60)
     if shutil.which("xvfb-run") is None:
         raise RedcubeError("the soak runs the window under Xvfb, and xvfb-run is missing; install xvfb (apt-get install xvfb).")
-    if args.json:
-        check_writable(args.json)  # before minutes of soaking
+    check_writable(args.json)  # before minutes of soaking
     result = soak(args.minutes, args.checkpoint)
-    text = json.dumps(result, indent=2)
-    if args.json:
-        write_text(args.json, text + "\n")
-    print(text)
+    print_json(result, args.json)
     return 0 if "error" not in result else 1

@@ -1,22 +1,23 @@
 """`redcube train KIND`: train any kind of model through the one engine, with flags made from the kind's config
 dataclasses (`training.kinds`, `app.flags`): defaults and help come from the fields, so they live in one place.
 
-`redcube train --flags` (no kind) trains the pixel kind, `--latent` the latent kind; `train-vae`, `train-mnif` and
-`train-weightspace` are aliases of `train vae`, `train mnif` / `mnif-meta` / `diffusion` and `train weightspace` /
-`weightspace-grid`.
-"""
+The older spellings keep working: `redcube train --flags` (no kind), `train-vae`, `train-mnif` and `train-weightspace`
+(see `expand_aliases`)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from app.flags import add_fields, values
 from app.options import add_scene_option, scene_from
 from renderer.errors import RedcubeError
+from training.engine import Hooks, StopRequests
+from training.kinds import Job, kind, kinds
 
-ALIASES = {"train-vae": "vae", "train-mnif": "mnif", "train-weightspace": "weightspace"}
+OLD_COMMANDS = {"train-vae": "vae", "train-mnif": "mnif, mnif-meta (--method meta) or diffusion (--diffusion-only)",
+                "train-weightspace": "weightspace or weightspace-grid (--arm grid)"}
+"""The commands from before `train KIND`, and the kinds they train (`expand_aliases` rewrites them)."""
 
 
 def _take(argv: list[str], flag: str, with_value: bool = False) -> tuple[list[str], str | bool | None]:
@@ -45,14 +46,12 @@ def expand_aliases(argv: list[str]) -> list[str]:
     if head == "train-weightspace":
         rest, arm = _take(rest, "--arm", with_value=True)
         return ["train", "weightspace-grid" if arm == "grid" else "weightspace", *rest]
-    if head in ALIASES:
-        return ["train", ALIASES[head], *rest]
+    if head == "train-vae":
+        return ["train", "vae", *rest]
     return argv
 
 
 def register(sub) -> None:
-    from training.kinds import kinds
-
     p = sub.add_parser("train", help="train a model of any kind: `redcube train KIND --help` shows its flags",
                        description="Train a model through the one training engine. Kinds: " +
                        "; ".join(f"{k.name}: {k.help}" for k in kinds().values()))
@@ -69,9 +68,7 @@ def register(sub) -> None:
                         help="start afresh in a directory that holds a run (the old run is moved aside, not deleted)")
         kp.add_argument("--quiet", action="store_true", help="no progress bar")
         add_scene_option(kp)
-        kp.set_defaults(func=run)
-    for old, new in (("train-vae", "vae"), ("train-mnif", "mnif, mnif-meta (--method meta) or diffusion (--diffusion-only)"),
-                     ("train-weightspace", "weightspace or weightspace-grid (--arm grid)")):
+    for old, new in OLD_COMMANDS.items():
         sub.add_parser(old, help=f"alias of `redcube train {new}`", add_help=False)
 
 
@@ -91,8 +88,6 @@ def parse_settings(pairs: list[str]) -> dict:
 
 def job_from(args):
     """The kind's configs from the parsed flags."""
-    from training.kinds import Job, kind
-
     spec, parts = kind(args.kind), {}
     for part in spec.parts:
         given = values(part.cls, args, part.prefix, part.skip)
@@ -102,30 +97,24 @@ def job_from(args):
     return Job(spec.name, parts)
 
 
-class Printer:
+def show_record(rec: dict, quiet: bool) -> None:
     """What the bar does not show: warnings (even when quiet), the hash grid's backend, and every evaluation."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-
-    def __call__(self, rec: dict) -> None:
-        event = rec.get("event")
-        if event in ("rollback", "save_failed", "log_failed"):
-            print(f"\n{rec['message']}", file=sys.stderr)
-        elif event == "start" and "backend" in rec:
-            print(f"hash grid backend: {rec['backend']}", file=sys.stderr)
-        elif event == "eval" and not self.quiet:
-            shown = {k: round(v, 4) for k, v in rec.items() if isinstance(v, float) and k != "time"}
-            print(f"step {rec['step']} ({rec['time']:.0f}s): {json.dumps(shown)}", file=sys.stderr, flush=True)
+    event = rec.get("event")
+    if event in ("rollback", "save_failed", "log_failed"):
+        print(f"\n{rec['message']}", file=sys.stderr)
+    elif event == "start" and "backend" in rec:
+        print(f"hash grid backend: {rec['backend']}", file=sys.stderr)
+    elif event == "eval" and not quiet:
+        shown = {k: round(v, 4) for k, v in rec.items() if isinstance(v, float) and k != "time"}
+        print(f"step {rec['step']} ({rec['time']:.0f}s): {json.dumps(shown)}", file=sys.stderr, flush=True)
 
 
 def run(args) -> int:
-    from training.engine import Hooks, StopRequests
-
     job = job_from(args)
     result: dict = {}
     with StopRequests() as stop:
-        hooks = Hooks(on_record=Printer(args.quiet), should_stop=lambda: stop.requested is not None, progress_bar=not args.quiet)
+        hooks = Hooks(on_record=lambda rec: show_record(rec, args.quiet),
+                      should_stop=lambda: stop.requested is not None, progress_bar=not args.quiet)
         for engine in job.engines(scene_from(args), hooks, args.resume, args.overwrite):
             try:
                 metrics = engine.run()
@@ -139,19 +128,8 @@ def run(args) -> int:
             if stop.requested:
                 break
     if job.kind.startswith("weightspace"):
-        result["curves"] = str(plot_curves(job))
+        from app.plots import plot_weightspace_run  # matplotlib is slow to import: only when plotting
+
+        result["curves"] = str(plot_weightspace_run(job))
     print(json.dumps(result, indent=2))
     return 0
-
-
-def plot_curves(job) -> Path:
-    """The weight-space kinds' learning curves beside their checkpoint."""
-    from app.plots import plot_weightspace_log
-    from training.weightspace.train import CHANCE_ROTATION_ERROR_DEG
-
-    out = job.out_dir
-    records = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if r.get("event") == "eval"]
-    grid = job.kind == "weightspace-grid"
-    return plot_weightspace_log(records, out / "curves.png", f"{'grid arm' if grid else 'weight-space autoencoder'} on "
-                                f"{Path(job.parts['train'].data).name}", CHANCE_ROTATION_ERROR_DEG,
-                                **({"losses": ("bce", "rgb_mse")} if grid else {}))
