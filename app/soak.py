@@ -2,7 +2,7 @@
 flying the whole time. Reports the app's memory (RSS at start and end, and the trainer's) and the window and
 network frame rates over a window of seconds at the start and at the end: growth or decay shows a leak.
 
-`soak()` runs the window in a fresh `xvfb-run -a` subprocess, as the GUI bench does (dearpygui needs a display
+`soak()` runs the window in a fresh `xvfb-run -a` subprocess, with the GUI bench's helpers (dearpygui needs a display
 and must not share a process with the caller's EGL context).
 """
 
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from app.gui.bench import open_app, run_frames, run_under_xvfb, start_training
+from app.gui.training_session import TrainChoices
 
 SAMPLE_EVERY_S = 10.0  # a timeline point: RSS of the app and the trainer, and the frame rates since the last one
 
@@ -40,37 +41,19 @@ def children(pid: int) -> list[int]:
 
 def _window(app, seconds: float, t_start: float) -> dict:
     """Frames and network pictures per second over `seconds` of flying."""
-    frames, net_frames, last_net, t0 = 0, 0, app.viewer.net, time.perf_counter()
-    while (now := time.perf_counter()) - t0 < seconds:
-        # Turn all the time; walk forward and back in 3-second legs (the camera stays inside the scene).
-        app.on_keys({"left", "w" if int((now - t_start) / 3) % 2 == 0 else "s"}, 1 / 60)
-        app.step()
-        frames += 1
-        if app.viewer.net is not last_net:
-            net_frames, last_net = net_frames + 1, app.viewer.net
-    dt = time.perf_counter() - t0
-    return {"fps": frames / dt, "network_fps": net_frames / dt}
+    # Turn all the time; walk forward and back in 3-second legs (the camera stays inside the scene).
+    frames, shown, dt, _ = run_frames(app, seconds, lambda now: {"left", "w" if int((now - t_start) / 3) % 2 == 0 else "s"})
+    return {"fps": frames / dt, "network_fps": len(shown) / dt}
 
 
 def _child(checkpoint: str, minutes: float, window_s: float) -> dict:
     """Inside the Xvfb subprocess: open the app, start training, fly for `minutes`, sample as it goes."""
-    from app.gui.app import App
-    from app.gui.training_session import TrainChoices
-
-    tmp = Path(tempfile.mkdtemp(prefix="redcube-soak-"))
-    app = App(checkpoint=Path(checkpoint), settings_path=tmp / "settings.json")
-    training = app.tabs["training"]
-    training.session.runs_dir = tmp / "runs"
+    app = open_app(checkpoint)
+    training = app.tabs["training"].session
     try:
-        while app.slot.loading is not None or app.slot.current is None:
-            app.step()
-        training.session.choices = TrainChoices(model="posemlp", res=32, data="stream", budget=minutes + 5, unit="minutes")
-        training.start()
-        t_start = time.perf_counter()
-        while not training.session.curves.train_step and time.perf_counter() - t_start < 180:
-            app.step()  # wait until the trainer really steps
-        if training.session.state != "running":
-            return {"error": f"training did not start ({training.session.state}: {training.session.error})"}
+        training.choices = TrainChoices(model="posemlp", res=32, data="stream", budget=minutes + 5, unit="minutes")
+        if (failed := start_training(app)) is not None:
+            return failed
         trainer = max(children(os.getpid()), key=lambda p: rss_mb(p) or 0, default=None)  # the trainer, not Xvfb helpers
         t_start = time.perf_counter()
         start = {"rss_mb": rss_mb(), "trainer_rss_mb": rss_mb(trainer) if trainer else None, **_window(app, window_s, t_start)}
@@ -80,9 +63,9 @@ def _child(checkpoint: str, minutes: float, window_s: float) -> dict:
             timeline.append({"t_s": round(time.perf_counter() - t_start, 1), "rss_mb": rss_mb(),
                              "trainer_rss_mb": rss_mb(trainer) if trainer else None, **w})
         end = {"rss_mb": rss_mb(), "trainer_rss_mb": rss_mb(trainer) if trainer else None, **_window(app, window_s, t_start)}
-        training.session.poll()
+        training.poll()
         return {"minutes": minutes, "window_s": window_s, "start": start, "end": end, "timeline": timeline,
-                "training_state": training.session.state, "train_steps": training.session.last.get("step"),
+                "training_state": training.state, "train_steps": training.last.get("step"),
                 "errors": [m.text for m in app.messages if m.level == "error"],
                 "view": f"{app.view.mode}, network {app.view.net_res}², display {app.view.display}", "window": list(app.size)}
     finally:
@@ -97,14 +80,7 @@ def soak(minutes: float, checkpoint: Path | None = None, window_s: float | None 
     if checkpoint is None:
         return {"error": "no checkpoint in assets/ to soak the window with"}
     window_s = window_s or min(20.0, minutes * 60 / 4)
-    env = dict(os.environ, XDG_CONFIG_HOME=tempfile.mkdtemp(prefix="redcube-soak-cfg-"))
-    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-m", "app.soak", str(checkpoint),
-           str(minutes), str(window_s)]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=minutes * 60 + 600)
-    lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
-    if p.returncode != 0 or not lines:
-        return {"error": f"exit {p.returncode}: {(p.stderr or p.stdout)[-400:]}"}
-    d = json.loads(lines[-1])
+    d = run_under_xvfb("app.soak", [checkpoint, minutes, window_s], timeout=minutes * 60 + 600)
     if "error" in d:
         return d
     s, e = d["start"], d["end"]

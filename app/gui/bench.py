@@ -25,20 +25,25 @@ MEASURE_S = 6.0
 NET_RES = 64  # the issue's target view: ground truth + a 64² posemlp
 
 
-def _frames(app, seconds: float, turn: bool) -> tuple[int, list, float, float]:
-    """Run the loop for `seconds` (with `turn`, every frame is a new pose: flying): the frames drawn, the network
-    pictures that reached the screen, the seconds and the process's CPU seconds (all its threads) it took."""
+def run_frames(app, seconds: float, keys=None) -> tuple[int, list[int], float, float]:
+    """Run the loop for `seconds`, pressing keys(now) every frame when given (flying): the frames drawn, the
+    resolutions of the network pictures that reached the screen, the seconds and the process's CPU seconds (all its
+    threads) it took."""
     frames, shown, t0, cpu0 = 0, [], time.perf_counter(), time.process_time()
     last = app.viewer.net
-    while time.perf_counter() - t0 < seconds:
-        if turn:
-            app.on_keys({"left"}, 1 / 60)
+    while (now := time.perf_counter()) - t0 < seconds:
+        if keys is not None:
+            app.on_keys(keys(now), 1 / 60)
         app.step()
         frames += 1
         if app.viewer.net is not last:
             last = app.viewer.net
-            shown.append(last)
+            shown.append(last.res)
     return frames, shown, time.perf_counter() - t0, time.process_time() - cpu0
+
+
+def _turn(now: float) -> set[str]:
+    return {"left"}
 
 
 def _measure(app, seconds: float, turn: bool) -> dict:
@@ -50,7 +55,7 @@ def _measure(app, seconds: float, turn: bool) -> dict:
     else:
         while not app.viewer.idle() or app.viewer.net is None:
             app.step()  # the still picture is final: nothing left to render
-    frames, shown, dt, cpu = _frames(app, seconds, turn)
+    frames, shown, dt, cpu = run_frames(app, seconds, _turn if turn else None)
     # CPU of the app's process (all its threads) per frame: a figure that other load on the machine disturbs less.
     return {"fps": frames / dt, "network_fps": len(shown) / dt, "cpu_ms_per_frame": cpu / frames * 1000,
             "inference_ms": app.viewer.stats.inference_ms}
@@ -60,11 +65,11 @@ def _both(app, measure_s: float) -> dict:
     return {"flying": _measure(app, measure_s, turn=True), "still": _measure(app, measure_s / 2, turn=False)}
 
 
-def _open(checkpoint: str):
+def open_app(checkpoint: str):
     """The app on a scratch settings file and runs folder, once its network is loaded."""
     from app.gui.app import App
 
-    tmp = Path(tempfile.mkdtemp(prefix="redcube-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix="redcube-gui-"))
     app = App(checkpoint=Path(checkpoint), settings_path=tmp / "settings.json")
     app.tabs["training"].session.runs_dir = tmp / "runs"
     while app.slot.loading is not None or app.slot.current is None:
@@ -74,14 +79,14 @@ def _open(checkpoint: str):
 
 def _child(checkpoint: str, measure_s: float) -> dict:
     """Runs inside the Xvfb subprocess: open the app, start training, measure, pause, measure."""
-    app = _open(checkpoint)
+    app = open_app(checkpoint)
     app.max_fps = None  # measure what the window can do, not the cap
     training = app.tabs["training"].session
     try:
         app.net_res_locked = True
         app.view.set(net_res=NET_RES)
         training.choices = TrainChoices(model="posemlp", res=64, data="stream", budget=30, unit="minutes")
-        if (failed := _train(app)) is not None:
+        if (failed := start_training(app)) is not None:
             return failed
         out = {"training": _both(app, measure_s)}
         training.poll()
@@ -97,7 +102,7 @@ def _child(checkpoint: str, measure_s: float) -> dict:
         app.run(frames=0)  # closes the app (stops training) through the normal path
 
 
-def _train(app) -> dict | None:
+def start_training(app) -> dict | None:
     """Start the training run the panel holds and wait until it really steps; an error record if it does not."""
     app.tabs["training"].start()
     s = app.tabs["training"].session
@@ -110,8 +115,7 @@ def _train(app) -> dict | None:
 def _fly(app, seconds: float) -> dict:
     """Turn the camera every frame for `seconds`: network pictures reaching the screen per second, their mean
     resolution, and the window's frames per second."""
-    frames, shown, dt, _ = _frames(app, seconds, turn=True)
-    res = [net.res for net in shown]
+    frames, res, dt, _ = run_frames(app, seconds, _turn)
     return {"network_fps": len(res) / dt, "network_res_mean": sum(res) / max(1, len(res)),
             "network_res_min": min(res, default=0), "window_fps": frames / dt,
             "inference_ms": app.viewer.stats.inference_ms, "render_threads": app.viewer.net_view.threads,
@@ -140,7 +144,7 @@ def _child_viewport(checkpoint: str, measure_s: float) -> dict:
     run (NGP, 64², the app's default CPU share) going in the background. The view follows the run's weights, so the
     flight is measured twice: during the run's warm-up (a fog over the whole box, every cell marched: the worst
     case, a few seconds long) and once the run's occupancy grid has taken over (what a user flies through)."""
-    app = _open(checkpoint)
+    app = open_app(checkpoint)
     training = app.tabs["training"].session
     try:
         while app.viewer.net is None:
@@ -149,7 +153,7 @@ def _child_viewport(checkpoint: str, measure_s: float) -> dict:
         out["idle_refine_ms"] = _refine(app)
         shipped_step = app.slot.current.step
         training.choices = TrainChoices(model="ngp", res=64, data="stream", budget=30, unit="minutes")
-        if (failed := _train(app)) is not None:
+        if (failed := start_training(app)) is not None:
             return failed
         out["warmup"] = _fly(app, min(3.0, measure_s / 2))
         if (failed := _past_warmup(app, shipped_step)) is not None:
@@ -182,15 +186,16 @@ def _past_warmup(app, shipped_step: int, timeout_s: float = 180.0) -> dict | Non
 
 def viewport_bench(checkpoint: Path, measure_s: float = 8.0) -> dict:
     """The network picture while flying with training in the background (`_child_viewport`, under Xvfb)."""
-    return _run_child(checkpoint, measure_s, child="--child-viewport")
+    return run_under_xvfb("app.gui.bench", ["--child-viewport", checkpoint, measure_s])
 
 
-def _run_child(checkpoint: Path, measure_s: float, child: str = "--child") -> dict:
-    env = dict(os.environ, XDG_CONFIG_HOME=tempfile.mkdtemp(prefix="redcube-bench-cfg-"))
-    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-m", "app.gui.bench",
-           child, str(checkpoint), str(measure_s)]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+def run_under_xvfb(module: str, args: list, timeout: float = 600) -> dict:
+    """`python -m module args` in a fresh `xvfb-run -a` with a scratch config folder: the last JSON line it printed,
+    or an error record."""
+    env = dict(os.environ, XDG_CONFIG_HOME=tempfile.mkdtemp(prefix="redcube-gui-cfg-"))
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-m", module, *map(str, args)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
     if p.returncode != 0 or not lines:
         return {"error": f"exit {p.returncode}: {(p.stderr or p.stdout)[-400:]}"}
     return json.loads(lines[-1])
@@ -221,7 +226,7 @@ def gui_bench(checkpoint: Path | None = None, measure_s: float = MEASURE_S, vide
     checkpoint = checkpoint or ASSETS / "posemlp_64.safetensors"  # the view this group has always measured
     if not checkpoint.exists():
         return {"error": f"{checkpoint} is missing: no network to benchmark the GUI with"}
-    d = _run_child(checkpoint, measure_s)
+    d = run_under_xvfb("app.gui.bench", ["--child", checkpoint, measure_s])
     if "error" in d:
         return {"gui_error": d["error"], **_video_fps(checkpoint, video_frames)}
     figures = {}
