@@ -29,7 +29,7 @@ RESOLUTIONS = (128, 256)
 
 def bench_viewport(scene: Scene) -> tuple[dict, dict]:
     from app.gui.app import default_checkpoint
-    from app.gui.bench import viewport_bench
+    from app.gui.bench import run_under_xvfb
 
     path = default_checkpoint()
     ckpt = load_checkpoint(path)
@@ -38,7 +38,7 @@ def bench_viewport(scene: Scene) -> tuple[dict, dict]:
     model = ckpt.build_model().eval()
     poses = heldout_poses(ckpt.scene, POSES, 0, "aimed")
     figs, ratios = _inference(model, poses)  # on 2 threads, then 1 (`run_bench` restores the thread count)
-    gui = viewport_bench(path)
+    gui = run_under_xvfb("app.gui.bench", ["--child-viewport", path, 8.0])  # measure_s: 8 s of flying with training
     figs["checkpoint"] = str(path.name)
     if "error" in gui:
         figs["gui_error"] = gui["error"]

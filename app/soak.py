@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from app.gui.bench import open_app, run_frames, run_under_xvfb, start_training
-from app.gui.training_session import TrainChoices
 
 SAMPLE_EVERY_S = 10.0  # a timeline point: RSS of the app and the trainer, and the frame rates since the last one
 
@@ -48,11 +47,9 @@ def _window(app, seconds: float, t_start: float) -> dict:
 
 def _child(checkpoint: str, minutes: float, window_s: float) -> dict:
     """Inside the Xvfb subprocess: open the app, start training, fly for `minutes`, sample as it goes."""
-    app = open_app(checkpoint)
-    training = app.tabs["training"].session
-    try:
-        training.choices = TrainChoices(model="posemlp", res=32, data="stream", budget=minutes + 5, unit="minutes")
-        if (failed := start_training(app)) is not None:
+    with open_app(checkpoint) as app:
+        training = app.tabs["training"].session
+        if (failed := start_training(app, "posemlp", res=32, minutes=minutes + 5)) is not None:
             return failed
         trainer = max(children(os.getpid()), key=lambda p: rss_mb(p) or 0, default=None)  # the trainer, not Xvfb helpers
         t_start = time.perf_counter()
@@ -68,8 +65,6 @@ def _child(checkpoint: str, minutes: float, window_s: float) -> dict:
                 "training_state": training.state, "train_steps": training.last.get("step"),
                 "errors": [m.text for m in app.messages if m.level == "error"],
                 "view": f"{app.view.mode}, network {app.view.net_res}², display {app.view.display}", "window": list(app.size)}
-    finally:
-        app.run(frames=0)  # closes the app and stops training through the normal path
 
 
 def soak(minutes: float, checkpoint: Path | None = None, window_s: float | None = None) -> dict:

@@ -10,6 +10,7 @@ image); `gui_fps_*_still` hold it still (the window redraws, nothing re-renders)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -65,8 +66,10 @@ def _both(app, measure_s: float) -> dict:
     return {"flying": _measure(app, measure_s, turn=True), "still": _measure(app, measure_s / 2, turn=False)}
 
 
+@contextlib.contextmanager
 def open_app(checkpoint: str):
-    """The app on a scratch settings file and runs folder, once its network is loaded."""
+    """The app on a scratch settings file and runs folder, once its network is loaded; at the end it closes (and
+    stops training) through the normal path."""
     from app.gui.app import App
 
     tmp = Path(tempfile.mkdtemp(prefix="redcube-gui-"))
@@ -74,19 +77,20 @@ def open_app(checkpoint: str):
     app.tabs["training"].session.runs_dir = tmp / "runs"
     while app.slot.loading is not None or app.slot.current is None:
         app.step()
-    return app
+    try:
+        yield app
+    finally:
+        app.run(frames=0)
 
 
 def _child(checkpoint: str, measure_s: float) -> dict:
     """Runs inside the Xvfb subprocess: open the app, start training, measure, pause, measure."""
-    app = open_app(checkpoint)
-    app.max_fps = None  # measure what the window can do, not the cap
-    training = app.tabs["training"].session
-    try:
+    with open_app(checkpoint) as app:
+        app.max_fps = None  # measure what the window can do, not the cap
+        training = app.tabs["training"].session
         app.net_res_locked = True
         app.view.set(net_res=NET_RES)
-        training.choices = TrainChoices(model="posemlp", res=64, data="stream", budget=30, unit="minutes")
-        if (failed := start_training(app)) is not None:
+        if (failed := start_training(app, "posemlp", res=64, minutes=30)) is not None:
             return failed
         out = {"training": _both(app, measure_s)}
         training.poll()
@@ -98,14 +102,14 @@ def _child(checkpoint: str, measure_s: float) -> dict:
         out["paused"] = _both(app, measure_s)
         out.update(display=app.view.display, net_res=app.view.net_res, window=list(app.size))
         return out
-    finally:
-        app.run(frames=0)  # closes the app (stops training) through the normal path
 
 
-def start_training(app) -> dict | None:
-    """Start the training run the panel holds and wait until it really steps; an error record if it does not."""
-    app.tabs["training"].start()
+def start_training(app, model: str, res: int, minutes: float) -> dict | None:
+    """Start a streamed training run of `model` at res² for `minutes` from the training panel and wait until it
+    really steps; an error record if it does not."""
     s = app.tabs["training"].session
+    s.choices = TrainChoices(model=model, res=res, data="stream", budget=minutes, unit="minutes")
+    app.tabs["training"].start()
     t0 = time.perf_counter()
     while not s.curves.train_step and time.perf_counter() - t0 < 180:
         app.step()
@@ -144,16 +148,14 @@ def _child_viewport(checkpoint: str, measure_s: float) -> dict:
     run (NGP, 64², the app's default CPU share) going in the background. The view follows the run's weights, so the
     flight is measured twice: during the run's warm-up (a fog over the whole box, every cell marched: the worst
     case, a few seconds long) and once the run's occupancy grid has taken over (what a user flies through)."""
-    app = open_app(checkpoint)
-    training = app.tabs["training"].session
-    try:
+    with open_app(checkpoint) as app:
+        training = app.tabs["training"].session
         while app.viewer.net is None:
             app.step()
         out = {"net_res": app.view.net_res, "target_fps": app.view.target_fps, "idle": _fly(app, measure_s / 2)}
         out["idle_refine_ms"] = _refine(app)
         shipped_step = app.slot.current.step
-        training.choices = TrainChoices(model="ngp", res=64, data="stream", budget=30, unit="minutes")
-        if (failed := start_training(app)) is not None:
+        if (failed := start_training(app, "ngp", res=64, minutes=30)) is not None:
             return failed
         out["warmup"] = _fly(app, min(3.0, measure_s / 2))
         if (failed := _past_warmup(app, shipped_step)) is not None:
@@ -165,8 +167,6 @@ def _child_viewport(checkpoint: str, measure_s: float) -> dict:
                    followed_step=app.viewer.net.step if app.viewer.net else None,
                    trained_step=training.last.get("step"))
         return out
-    finally:
-        app.run(frames=0)  # closes the app (stops training) through the normal path
 
 
 def _past_warmup(app, shipped_step: int, timeout_s: float = 180.0) -> dict | None:
@@ -182,11 +182,6 @@ def _past_warmup(app, shipped_step: int, timeout_s: float = 180.0) -> dict | Non
         if net is not None and net.step != shipped_step and net.step >= ready:
             return None
     return {"error": f"the followed run did not pass its warm-up ({ready} steps) in {timeout_s:.0f} s"}
-
-
-def viewport_bench(checkpoint: Path, measure_s: float = 8.0) -> dict:
-    """The network picture while flying with training in the background (`_child_viewport`, under Xvfb)."""
-    return run_under_xvfb("app.gui.bench", ["--child-viewport", checkpoint, measure_s])
 
 
 def run_under_xvfb(module: str, args: list, timeout: float = 600) -> dict:
