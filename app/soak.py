@@ -2,8 +2,7 @@
 flying the whole time. Reports the app's memory (RSS at start and end, and the trainer's) and the window and
 network frame rates over a window of seconds at the start and at the end: growth or decay shows a leak.
 
-`soak()` runs the window in a fresh `xvfb-run -a` subprocess, with the GUI bench's helpers (dearpygui needs a display
-and must not share a process with the caller's EGL context).
+`soak()` runs the window in a fresh Xvfb subprocess, as the GUI bench does (`app.gui.bench`, which says why).
 """
 
 from __future__ import annotations
