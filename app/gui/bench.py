@@ -235,9 +235,6 @@ def gui_bench(checkpoint: Path | None = None, measure_s: float = MEASURE_S, vide
     return figures
 
 
-if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] in ("--child", "--child-viewport"):
-        child = _child if sys.argv[1] == "--child" else _child_viewport
-        print(json.dumps(child(sys.argv[2], float(sys.argv[3]))), flush=True)
-    else:
-        print(json.dumps(gui_bench(Path(sys.argv[1]) if len(sys.argv) > 1 else None), indent=2))
+if __name__ == "__main__":  # a child that run_under_xvfb starts: --child or --child-viewport, CHECKPOINT, SECONDS
+    child = _child if sys.argv[1] == "--child" else _child_viewport
+    print(json.dumps(child(sys.argv[2], float(sys.argv[3]))), flush=True)
