@@ -61,7 +61,12 @@ def moment_rotation(a: ObjectField, b: ObjectField) -> torch.Tensor:
     return best.float()
 
 
+def rotation_angle_deg(r_est: torch.Tensor, r_true: torch.Tensor) -> float:
+    """Geodesic angle (deg) between two rotation matrices."""
+    cos = ((r_true.double().T @ r_est.double()).trace() - 1) / 2
+    return float(torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0))))
+
+
 def rotation_error_deg(r_est: torch.Tensor, q_true: torch.Tensor) -> float:
     """Geodesic angle (deg) between a rotation matrix and a unit quaternion's rotation."""
-    cos = ((matrix(q_true.double()).T @ r_est.double()).trace() - 1) / 2
-    return float(torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0))))
+    return rotation_angle_deg(r_est, matrix(q_true.double()))

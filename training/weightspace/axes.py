@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from renderer.quaternions import matrix
-from training.rotation_baseline import SIGNS, principal_axes
+from training.rotation_baseline import SIGNS, principal_axes, rotation_angle_deg
 from training.weightspace.grid import probe_points
 from training.weightspace.losses import relative_rotation
 
@@ -69,12 +69,6 @@ def match(a: dict, b: dict, colour_weight: float = 1.0) -> tuple[torch.Tensor, f
 def prepared(occ: torch.Tensor, rgb: torch.Tensor | None = None) -> dict:
     """A grid ready for `match`: occupancy [res^3..], colour [3, res^3..] or None, and its principal frame."""
     return {"occ": occ.float(), "rgb": None if rgb is None else rgb.float(), "frame": axes(occ)}
-
-
-def rotation_angle_deg(r_est: torch.Tensor, r_true: torch.Tensor) -> float:
-    """Geodesic angle (deg) between two rotation matrices."""
-    cos = ((r_true.double().T @ r_est.double()).trace() - 1) / 2
-    return float(torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0))))
 
 
 def pairwise(grids: list[dict], quaternions: torch.Tensor, objects: torch.Tensor) -> dict:
