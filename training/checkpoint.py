@@ -220,14 +220,13 @@ def check_record(p: Path, record: dict) -> None:
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[list[dict], dict[str, torch.Tensor]]:
-    sd = optimizer.state_dict()
-    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    sd = optimizer.state_dict()  # its param_groups are fresh dicts of plain values
     tensors = {}
     for idx, st in sd["state"].items():
         for key, val in st.items():
             t = val if torch.is_tensor(val) else torch.tensor(val)
             tensors[f"optim.{idx}.{key}"] = t.detach().cpu().contiguous()
-    return groups, tensors
+    return sd["param_groups"], tensors
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, ckpt: Checkpoint) -> None:

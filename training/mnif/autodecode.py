@@ -365,12 +365,11 @@ def evaluate(model: MNIF, latents: torch.Tensor, params: list[WorldParams], base
     fitted = fit.fn(model, [world_scene(p, base) for p in held], base, config.seed + 1)
     fit_s = time.time() - t
     heldout = world_psnrs(model, fitted, held, base, "heldout", config)
-    metrics = {"train_psnr": sum(train) / len(train), "heldout_psnr": sum(heldout) / len(heldout),
-               "train_psnr_min": min(train), "heldout_psnr_min": min(heldout),
-               "eval": {"res": config.eval_res, "views_per_world": config.eval_views, "worlds": n,
-                        "samples_per_ray": config.samples, "supersample": config.supersample,
-                        "fit": fit.info, "fit_seconds": round(fit_s, 1)}}
-    return metrics
+    return {"train_psnr": sum(train) / len(train), "heldout_psnr": sum(heldout) / len(heldout),
+            "train_psnr_min": min(train), "heldout_psnr_min": min(heldout),
+            "eval": {"res": config.eval_res, "views_per_world": config.eval_views, "worlds": n,
+                     "samples_per_ray": config.samples, "supersample": config.supersample,
+                     "fit": fit.info, "fit_seconds": round(fit_s, 1)}}
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------------
