@@ -93,8 +93,7 @@ class MNIFTrainConfig:
     """An auto-decoded mNIF checkpoint to continue from (its bases, T and latents; a fresh learning-rate schedule)."""
 
     def __post_init__(self):
-        if self.steps is None and self.minutes is None:
-            raise RedcubeError("train-mnif needs a budget; pass --steps or --minutes.")
+        Plan.of(self)  # a budget, finite and in range
         if min(self.worlds, self.batch_worlds, self.points, self.eval_worlds, self.eval_views) < 1:
             raise RedcubeError("worlds, batch_worlds, points, eval_worlds and eval_views must be positive; fix the options.")
 
