@@ -29,7 +29,6 @@ from training.weightspace.losses import loss_terms, recon_loss, relative_rotatio
 from training.weightspace.model import WeightSpaceAutoencoder, WeightSpaceConfig
 from training.weightspace.tokens import Tokenizer, sample_token_points
 
-KIND = "weightspace"
 CHANCE_ROTATION_ERROR_DEG = 132.35
 """Median geodesic angle between a uniformly random rotation and any fixed one (the angle's CDF is
 (t - sin t) / pi): what a guess that knows nothing scores on the median relative-rotation error."""
@@ -202,7 +201,7 @@ def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None
 
 def load_weightspace(path) -> tuple[WeightSpaceAutoencoder, Tokenizer, torch.Tensor, dict]:
     """(model, tokenizer, token scales [C, 1], record) from a weight-space checkpoint, or one sentence."""
-    return load(path, KIND)
+    return load(path, WeightSpaceAutoencoder.kind)
 
 
 def weightspace_from(ckpt: Checkpoint) -> tuple[WeightSpaceAutoencoder, Tokenizer, torch.Tensor, dict]:
