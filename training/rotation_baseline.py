@@ -17,6 +17,7 @@ import torch
 
 from renderer.models.object_field import ObjectField
 from renderer.quaternions import matrix
+from training.weightspace.grid import probe_points
 
 GRID = 24
 """Cells per box edge in step 1."""
@@ -27,9 +28,7 @@ SIGNS = [torch.diag(torch.tensor(s, dtype=torch.float64)) for s in itertools.pro
 def occupancy(field: ObjectField, n: int = GRID) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 1: cell centres [n^3, 3] (world) of the field's box and the occupancy probability there [n^3]."""
     lo, hi = (torch.tensor(v) for v in field.box)
-    t = (torch.arange(n) + 0.5) / n
-    cells = torch.stack(torch.meshgrid(t, t, t, indexing="ij"), -1).reshape(-1, 3)
-    points = lo + cells * (hi - lo)
+    points = lo + probe_points(n) * (hi - lo)
     return points, torch.sigmoid(field.raw(points)[:, 0])
 
 

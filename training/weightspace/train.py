@@ -24,7 +24,7 @@ from renderer.scene import Scene
 from training.checkpoint import Checkpoint, load
 from training.ngp_dataset import load_fields
 from training.engine import Engine, Hooks, Plan
-from training.weightspace.data import PairSampler, split_objects
+from training.weightspace.data import PairSampler, same_pairs, split_objects
 from training.weightspace.losses import loss_terms, recon_loss, relative_rotation
 from training.weightspace.model import WeightSpaceAutoencoder, WeightSpaceConfig
 from training.weightspace.tokens import Tokenizer, sample_token_points
@@ -65,7 +65,6 @@ class WeightSpaceTrainConfig:
     follows whichever is further along."""
     warmup: float = 0.05
     """Share of the run spent warming the learning rate up linearly (then cosine to 5% of it)."""
-
     threads: int = 1
     """torch threads (1 leaves the other core to the app and other jobs)."""
     seed: int = 0
@@ -121,8 +120,7 @@ def evaluate(model: WeightSpaceAutoencoder, es: EvalSet, mask: torch.Tensor) -> 
     was_training = model.training
     model.eval()
     z = encode_all(model, es.tokens)
-    same = (es.objects[:, None] == es.objects[None]) & ~torch.eye(len(z), dtype=torch.bool)
-    i, j = same.nonzero().unbind(1)
+    i, j = same_pairs(es.objects)
     pred = torch.cat([model.relative_rotation(z[a], z[b]) for a, b in zip(i.split(256), j.split(256))])
     err = torch.rad2deg(angle_between(relative_rotation(es.quaternions[i], es.quaternions[j]), pred))
     e = F.normalize(model.embedding(z), dim=1)
