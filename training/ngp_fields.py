@@ -111,14 +111,13 @@ def fit_field(obj: Polycube, q, config: FitConfig | None = None, field_config: O
 
 
 # ---- rendering and evaluation ------------------------------------------------------------------------------
-def eval_poses(views: int, seed: int, scene: Scene | None = None, distance: float = 1.0) -> torch.Tensor:
-    """[views, 5] world-space cameras looking at the box centre from `distance` metres: yaws evenly spread from a
-    seeded start, pitch alternating +-0.35 rad (above and below the object)."""
-    scene = scene or Scene()
+def eval_poses(views: int, seed: int) -> torch.Tensor:
+    """[views, 5] world-space cameras looking at the box centre from 1 m: yaws evenly spread from a seeded start, pitch
+    alternating +-0.35 rad (above and below the object)."""
     g = torch.Generator().manual_seed(seed)
     yaw = float(torch.rand(1, generator=g)) * 2 * math.pi + torch.arange(views) * (2 * math.pi / views)
     pitch = torch.where(torch.arange(views) % 2 == 0, -0.35, 0.35)
-    return orbit_poses(scene.cube_center, yaw, pitch, distance)
+    return orbit_poses(Scene().cube_center, yaw, pitch, 1.0)
 
 
 @torch.no_grad()
