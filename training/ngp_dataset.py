@@ -14,7 +14,6 @@ makes only the missing, empty or partial shards) and fans out over processes and
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -197,10 +196,9 @@ def generate(config: DatasetConfig, out: Path, workers: int = 1, threads: int = 
 def load_fields(out: Path, layout: dict | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """Every field of a finished data set, concatenated over shards, and the manifest; one sentence for a missing,
     partial or differently laid out shard (checked against `layout` when given)."""
-    path = Path(out) / MANIFEST
-    if not path.exists():
+    manifest = shards.read_manifest(out, MANIFEST, "--data")
+    if manifest is None:
         raise RedcubeError(f"{out} holds no {MANIFEST}; pass a directory written by redcube ngp-dataset.")
-    manifest = json.loads(path.read_text())
     if layout is not None:
         check_layout(manifest["layout"], layout, str(out))
     parts = []

@@ -87,7 +87,7 @@ def _vae(source: str) -> TinyVAE:
 def vae_record(source: str, vae: TinyVAE | None = None) -> dict:
     """The VAE's identity (name, weight hash, channels) and where it came from, as a latent checkpoint records it;
     `vae`: the one loaded from `source` (default: this process's)."""
-    vae = vae or _vae(source)
+    vae = vae if vae is not None else _vae(source)
     if vae.latent_channels != 4:
         raise RedcubeError(f"VAE {source!r} has {vae.latent_channels} latent channels, not 4; use a TAESD-layout TinyVAE.")
     return {**vae.identity(), "source": source}
