@@ -119,8 +119,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, scene: Scene, *, step: i
         groups, state = _optimizer_state(optimizer)
         record["optimizer"] = {"type": type(optimizer).__name__, "param_groups": groups}
         tensors.update(state)
-    for k, v in (extra_tensors or {}).items():
-        tensors[k] = v.detach().cpu().contiguous()
+    tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra_tensors or {}).items()})
     text = json.dumps(record, indent=2)
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"redcube": text}))
     atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text + "\n"))
