@@ -119,8 +119,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, scene: Scene, *, step: i
         groups, state = _optimizer_state(optimizer)
         record["optimizer"] = {"type": type(optimizer).__name__, "param_groups": groups}
         tensors.update(state)
-    for k, v in (extra_tensors or {}).items():
-        tensors[k] = v.detach().cpu().contiguous()
+    tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra_tensors or {}).items()})
     text = json.dumps(record, indent=2)
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"redcube": text}))
     atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text + "\n"))
@@ -220,14 +219,13 @@ def check_record(p: Path, record: dict) -> None:
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[list[dict], dict[str, torch.Tensor]]:
-    sd = optimizer.state_dict()
-    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    sd = optimizer.state_dict()  # its param_groups are fresh dicts of plain values
     tensors = {}
     for idx, st in sd["state"].items():
         for key, val in st.items():
             t = val if torch.is_tensor(val) else torch.tensor(val)
             tensors[f"optim.{idx}.{key}"] = t.detach().cpu().contiguous()
-    return groups, tensors
+    return sd["param_groups"], tensors
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, ckpt: Checkpoint) -> None:

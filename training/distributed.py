@@ -133,12 +133,10 @@ def _destroy_group() -> None:
     gone (the barrier times out or breaks) does not stop this rank from leaving."""
     if not dist.is_initialized():
         return
-    try:
+    with contextlib.suppress(RuntimeError):
         if dist.get_backend() == "gloo":
             dist.monitored_barrier(timeout=BARRIER_TIMEOUT)
         else:
             dist.barrier()
-    except RuntimeError:
-        pass
     dist.destroy_process_group()
 

@@ -39,10 +39,8 @@ def arms(name: str, base: TrainConfig) -> dict[str, TrainConfig]:
     if name == "compare":  # every arm on its own model defaults: --set would not fit three different models
         return {arm: variant(model=arm, model_config={}, **COMPARE.get(arm, {})) for arm in ("posemlp", "siren", "ngp")}
     if name == "inputs":
-        mc = dict(base.model_config)
-        return {"pose-6d": variant(model_config={**mc, "input": "pose"}),
-                "plucker": variant(model_config={**mc, "input": "plucker"}),
-                "ray": variant(model_config={**mc, "input": "ray"})}
+        return {arm: variant(model_config={**base.model_config, "input": given})
+                for arm, given in (("pose-6d", "pose"), ("plucker", "plucker"), ("ray", "ray"))}
     raise ValueError(name)
 
 

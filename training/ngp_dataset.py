@@ -8,16 +8,12 @@ does not depend on the shard size, the worker count or the ranks that made it.
 On disk, DIR holds `dataset.json` (the manifest: settings, field layout, shard count) and
 `shard_00000.safetensors`, ... Each shard holds `params` [n, P] (flat vectors, `ObjectField.flat` order),
 `quaternions` [n, 4], `object_ids`, `rotation_ids`, `field_ids` [n] and `fit_loss` [n], with a JSON record in
-its metadata (layout, MLP shape, seeds, fit settings, seconds). Shards are written atomically, one per task.
-
-Generation resumes: a rerun with the same settings skips every shard that reads back whole and regenerates the
-missing ones and any empty or partial one (said in one sentence). Work fans out over `workers` spawned
-processes and, under torchrun, over ranks: rank r takes shards r, r + W, r + 2W, ... (W = world size).
+its metadata (layout, MLP shape, seeds, fit settings, seconds). Generation resumes (a rerun with the same settings
+makes only the missing, empty or partial shards) and fans out over processes and ranks as `training.shards` says.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,7 +36,7 @@ REGENERATE = "rerun redcube ngp-dataset to regenerate it"
 
 
 @dataclass
-class DatasetConfig:
+class DatasetConfig(shards.Sharded):
     objects: int
     """Distinct polycubes."""
     rotations: int
@@ -68,15 +64,9 @@ class DatasetConfig:
             raise RedcubeError("ngp-dataset --objects, --rotations and --shard-size must be positive whole numbers; fix the options.")
 
     @property
-    def n_fields(self) -> int:
+    def n_items(self) -> int:
+        """Fields: one per object and rotation."""
         return self.objects * self.rotations
-
-    @property
-    def n_shards(self) -> int:
-        return shards.count_shards(self.n_fields, self.shard_size)
-
-    def shard_fields(self, j: int) -> range:
-        return shards.shard_items(j, self.shard_size, self.n_fields)
 
     def settings(self) -> dict:
         """Everything that decides the data set's contents, as JSON (the hash-grid backend does not)."""
@@ -107,7 +97,8 @@ def make_shard(config: DatasetConfig, out: Path, j: int, threads: int = 1) -> di
     torch.set_num_threads(threads)
     start, cpu = time.time(), time.process_time()
     rows = {"params": [], "quaternions": [], "object_ids": [], "rotation_ids": [], "field_ids": [], "fit_loss": []}
-    for i in config.shard_fields(j):
+    fields = config.shard_items(j)
+    for i in fields:
         o, k = divmod(i, config.rotations)
         q = field_rotation(config.seed, o, k)
         f, rec = fit_field(polycube(object_seed(config.seed, o)), q, config.fit, config.field, seed=fit_seed(config.seed, o, k),
@@ -117,7 +108,6 @@ def make_shard(config: DatasetConfig, out: Path, j: int, threads: int = 1) -> di
             rows[name].append(torch.as_tensor(value))
     tensors = {k: torch.stack(v).contiguous() for k, v in rows.items()}
     seconds, cpu = time.time() - start, time.process_time() - cpu
-    fields = config.shard_fields(j)
     record = {"format": SHARD_FORMAT, "version": VERSION, "shard": j, "fields": [fields.start, fields.stop],
               "layout": field_layout(config.field), "settings": config.settings(),
               "object_seeds": {str(o): object_seed(config.seed, o) for o in sorted(set(tensors["object_ids"].tolist()))},
@@ -164,7 +154,7 @@ def check_manifest(config: DatasetConfig, out: Path) -> None:
 
 def write_manifest(config: DatasetConfig, out: Path) -> None:
     record = {"format": DATASET_FORMAT, "version": VERSION, "settings": config.settings(), "layout": field_layout(config.field),
-              "n_fields": config.n_fields, "n_shards": config.n_shards,
+              "n_fields": config.n_items, "n_shards": config.n_shards,
               "fitting": "direct supervision on 3-D points of the analytic polycube field (training.ngp_fields)"}
     shards.write_manifest(out, MANIFEST, record)
 
@@ -206,10 +196,9 @@ def generate(config: DatasetConfig, out: Path, workers: int = 1, threads: int = 
 def load_fields(out: Path, layout: dict | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """Every field of a finished data set, concatenated over shards, and the manifest; one sentence for a missing,
     partial or differently laid out shard (checked against `layout` when given)."""
-    path = Path(out) / MANIFEST
-    if not path.exists():
+    manifest = shards.read_manifest(out, MANIFEST, "--data")
+    if manifest is None:
         raise RedcubeError(f"{out} holds no {MANIFEST}; pass a directory written by redcube ngp-dataset.")
-    manifest = json.loads(path.read_text())
     if layout is not None:
         check_layout(manifest["layout"], layout, str(out))
     parts = []

@@ -76,12 +76,13 @@ def point_batch(obj: Polycube, q: torch.Tensor, n: int, near_fraction: float, ge
     return {"points": points, "occ": occ, "rgb": rgb, "mask": mask}
 
 
-def point_loss(field: ObjectField, batch: dict, rgb_weight: float) -> tuple[torch.Tensor, dict]:
-    """BCE(occupancy logit) + rgb_weight * masked colour MSE."""
-    raw = field.raw(batch["points"])
-    bce = F.binary_cross_entropy_with_logits(raw[:, 0], batch["occ"])
-    err = ((torch.sigmoid(raw[:, 1:]) - batch["rgb"]) ** 2).mean(-1)
-    mse = (err * batch["mask"]).sum() / batch["mask"].sum().clamp_min(1)
+def occupancy_loss(raw: torch.Tensor, occ: torch.Tensor, rgb: torch.Tensor, mask: torch.Tensor, rgb_weight: float,
+                   dim: int = -1) -> tuple[torch.Tensor, dict]:
+    """BCE(occupancy logit) + rgb_weight * colour MSE where `mask` holds; `raw` holds the occupancy logit and the three
+    colour logits along `dim` (a field's points, or the grid arm's voxels)."""
+    bce = F.binary_cross_entropy_with_logits(raw.select(dim, 0), occ)
+    err = ((torch.sigmoid(raw.narrow(dim, 1, 3)) - rgb) ** 2).mean(dim)
+    mse = (err * mask).sum() / mask.sum().clamp_min(1)
     return bce + rgb_weight * mse, {"bce": float(bce.detach()), "rgb_mse": float(mse.detach())}
 
 
@@ -98,8 +99,8 @@ def fit_field(obj: Polycube, q, config: FitConfig | None = None, field_config: O
     record = {}
 
     def loss() -> torch.Tensor:
-        batch = point_batch(obj, q, c.points, c.near_fraction, fit.gen, field.box)
-        total, parts = point_loss(field, batch, c.rgb_weight)
+        b = point_batch(obj, q, c.points, c.near_fraction, fit.gen, field.box)
+        total, parts = occupancy_loss(field.raw(b["points"]), b["occ"], b["rgb"], b["mask"], c.rgb_weight)
         record.setdefault("first", {"loss": float(total.detach()), **parts})
         record["last"] = {"loss": float(total.detach()), **parts}
         return total
@@ -110,14 +111,13 @@ def fit_field(obj: Polycube, q, config: FitConfig | None = None, field_config: O
 
 
 # ---- rendering and evaluation ------------------------------------------------------------------------------
-def eval_poses(views: int, seed: int, scene: Scene | None = None, distance: float = 1.0) -> torch.Tensor:
-    """[views, 5] world-space cameras looking at the box centre from `distance` metres: yaws evenly spread from a
-    seeded start, pitch alternating +-0.35 rad (above and below the object)."""
-    scene = scene or Scene()
+def eval_poses(views: int, seed: int) -> torch.Tensor:
+    """[views, 5] world-space cameras looking at the box centre from 1 m: yaws evenly spread from a seeded start, pitch
+    alternating +-0.35 rad (above and below the object)."""
     g = torch.Generator().manual_seed(seed)
     yaw = float(torch.rand(1, generator=g)) * 2 * math.pi + torch.arange(views) * (2 * math.pi / views)
     pitch = torch.where(torch.arange(views) % 2 == 0, -0.35, 0.35)
-    return orbit_poses(scene.cube_center, yaw, pitch, distance)
+    return orbit_poses(Scene().cube_center, yaw, pitch, 1.0)
 
 
 @torch.no_grad()

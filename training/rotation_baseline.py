@@ -17,6 +17,7 @@ import torch
 
 from renderer.models.object_field import ObjectField
 from renderer.quaternions import matrix
+from training.weightspace.grid import probe_points
 
 GRID = 24
 """Cells per box edge in step 1."""
@@ -27,9 +28,7 @@ SIGNS = [torch.diag(torch.tensor(s, dtype=torch.float64)) for s in itertools.pro
 def occupancy(field: ObjectField, n: int = GRID) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 1: cell centres [n^3, 3] (world) of the field's box and the occupancy probability there [n^3]."""
     lo, hi = (torch.tensor(v) for v in field.box)
-    t = (torch.arange(n) + 0.5) / n
-    cells = torch.stack(torch.meshgrid(t, t, t, indexing="ij"), -1).reshape(-1, 3)
-    points = lo + cells * (hi - lo)
+    points = lo + probe_points(n) * (hi - lo)
     return points, torch.sigmoid(field.raw(points)[:, 0])
 
 
@@ -61,7 +60,12 @@ def moment_rotation(a: ObjectField, b: ObjectField) -> torch.Tensor:
     return best.float()
 
 
+def rotation_angle_deg(r_est: torch.Tensor, r_true: torch.Tensor) -> float:
+    """Geodesic angle (deg) between two rotation matrices."""
+    cos = ((r_true.double().T @ r_est.double()).trace() - 1) / 2
+    return float(torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0))))
+
+
 def rotation_error_deg(r_est: torch.Tensor, q_true: torch.Tensor) -> float:
     """Geodesic angle (deg) between a rotation matrix and a unit quaternion's rotation."""
-    cos = ((matrix(q_true.double()).T @ r_est.double()).trace() - 1) / 2
-    return float(torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0))))
+    return rotation_angle_deg(r_est, matrix(q_true.double()))

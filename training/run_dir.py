@@ -9,6 +9,7 @@ into the file is only for the message.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -112,16 +113,11 @@ def move_aside(out_dir: Path) -> Path:
     raise RedcubeError(f"cannot move the old run in {out_dir} aside (too many .old copies); remove some of them.")
 
 
-def remove_stale_temps(out_dir: Path) -> list[Path]:
+def remove_stale_temps(out_dir: Path) -> None:
     """Temp files a killed predecessor left mid-write (`.NAME.XXXX.tmp`): safe to remove once we hold the lock."""
-    gone = []
     for p in Path(out_dir).glob(".*.tmp"):
-        try:
+        with contextlib.suppress(OSError):
             p.unlink()
-            gone.append(p)
-        except OSError:
-            pass
-    return gone
 
 
 def claim(out_dir: str | Path, resume: bool = False, overwrite: bool = False) -> RunLock:

@@ -34,13 +34,16 @@ def derived_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
-def count_shards(n_items: int, shard_size: int) -> int:
-    return math.ceil(n_items / shard_size)
+class Sharded:
+    """A set's config: `n_items` items (a property of the config) in shards of `shard_size` consecutive ones."""
 
+    @property
+    def n_shards(self) -> int:
+        return math.ceil(self.n_items / self.shard_size)
 
-def shard_items(j: int, shard_size: int, n_items: int) -> range:
-    """The item indices of shard j: shards are consecutive runs of `shard_size` items, the last one shorter."""
-    return range(j * shard_size, min((j + 1) * shard_size, n_items))
+    def shard_items(self, j: int) -> range:
+        """The item indices of shard j (the last shard is the shorter one)."""
+        return range(j * self.shard_size, min((j + 1) * self.shard_size, self.n_items))
 
 
 def shard_path(out: Path, j: int) -> Path:

@@ -70,10 +70,9 @@ class VAETrainConfig:
         check_res(self.res)
         if self.res % DOWNSCALE or self.crop % DOWNSCALE or not DOWNSCALE <= self.crop <= self.res:
             raise RedcubeError(f"res and crop must be multiples of {DOWNSCALE} with crop <= res; fix --res/--crop.")
-        if self.steps is None and self.minutes is None:
-            raise RedcubeError("train-vae needs a budget; pass --steps N or --minutes M.")
         if min(self.batch, self.frames, self.refresh_every, self.candidates, self.heldout, self.eval_every) < 1 or self.lr <= 0:
             raise RedcubeError("batch, frames, refresh_every, candidates, heldout, eval_every and lr must be positive.")
+        Plan.of(self)  # a budget, finite and in range
         if self.latent_range_weight < 0 or self.latent_noise < 0:
             raise RedcubeError("latent_noise and latent_range_weight cannot be negative; fix --latent-noise/--latent-range-weight.")
 

@@ -6,10 +6,8 @@ that made it; the held-out poses (`training.data.heldout_poses`) come from anoth
 
 On disk, DIR holds `dataset.json` (the manifest: settings, the VAE's identity, shard count) and
 `shard_00000.safetensors`, ... Each shard holds `poses` [n, 5] and `latents` [n, 4, res/8, res/8] with a JSON record
-in its metadata (VAE identity and source, scene, res, seeds, seconds). A rerun with the same settings and VAE skips
-every whole shard and regenerates missing, empty or partial ones; one with other settings or another VAE is refused
-in one sentence. Work fans out as `training.shards` does: `workers` spawned processes, and rank r of W under torchrun
-takes shards r, r + W, ...
+in its metadata (VAE identity and source, scene, res, seeds, seconds). A rerun with the same settings and VAE resumes
+the set (as `training.shards` says, which also fans the work out); one with other settings or another VAE is refused.
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ POSE_TAG = 5  # frame i's pose seed is derived_seed(seed, i, POSE_TAG)
 
 
 @dataclass
-class LatentSetConfig:
+class LatentSetConfig(shards.Sharded):
     frames: int
     """Training frames to render and encode."""
     res: int = 512
@@ -62,11 +60,8 @@ class LatentSetConfig:
         self.scene = as_json(self.scene)  # lists, not tuples: compares equal to a record read back
 
     @property
-    def n_shards(self) -> int:
-        return shards.count_shards(self.frames, self.shard_size)
-
-    def shard_frames(self, j: int) -> range:
-        return shards.shard_items(j, self.shard_size, self.frames)
+    def n_items(self) -> int:
+        return self.frames
 
     def settings(self) -> dict:
         """Everything that decides the set's contents, as JSON (so it compares equal to what a manifest read back holds)."""
@@ -89,9 +84,10 @@ def _vae(source: str) -> TinyVAE:
     return load_vae(source)
 
 
-def vae_record(source: str) -> dict:
-    """The VAE's identity (name, weight hash, channels) and where it came from, as a latent checkpoint records it."""
-    vae = _vae(source)
+def vae_record(source: str, vae: TinyVAE | None = None) -> dict:
+    """The VAE's identity (name, weight hash, channels) and where it came from, as a latent checkpoint records it;
+    `vae`: the one loaded from `source` (default: this process's)."""
+    vae = vae if vae is not None else _vae(source)
     if vae.latent_channels != 4:
         raise RedcubeError(f"VAE {source!r} has {vae.latent_channels} latent channels, not 4; use a TAESD-layout TinyVAE.")
     return {**vae.identity(), "source": source}
@@ -101,7 +97,7 @@ def vae_record(source: str) -> dict:
 def make_shard(config: LatentSetConfig, out: Path, j: int) -> dict:
     """Render and encode the frames of shard j and write it atomically; returns {shard, frames, seconds, cpu_seconds}."""
     start, cpu = time.time(), time.process_time()
-    frames = config.shard_frames(j)
+    frames = config.shard_items(j)
     poses = torch.stack([frame_pose(config, i) for i in frames])  # [n, 5]
     with Rasterizer(Scene.from_dict(config.scene)) as rast:
         rgb, _ = rast.render(poses.numpy(), config.res)  # [n, R, R, 3]

@@ -22,7 +22,7 @@ from renderer.render import render_image
 from renderer.tinyvae import DOWNSCALE, TinyVAE
 from training.data import PixelSet
 from training.evaluate import Evaluation
-from training.latent.shards import load_latents
+from training.latent.shards import load_latents, vae_record
 from training.stream import StreamConfig
 from training.trainer import TrainConfig, Trainer
 from training.vae import DEFAULT_SOURCE, check_latent_res, decode_latents, encode_frames, load_vae, vae_for_checkpoint
@@ -84,9 +84,7 @@ class LatentTrainer(Trainer):
 
     def __init__(self, config: LatentTrainConfig, scene=None, resume: bool = False, hooks=None, overwrite: bool = False):
         self.vae = load_vae(config.vae)  # before the base class: resuming checks the checkpoint's VAE
-        if self.vae.latent_channels != 4:
-            raise RedcubeError(f"VAE {config.vae!r} has {self.vae.latent_channels} latent channels, not 4; use a TAESD-layout TinyVAE.")
-        self.vae_record = {**self.vae.identity(), "source": config.vae}
+        self.vae_record = vae_record(config.vae, self.vae)  # one sentence for a VAE without 4 latent channels
         super().__init__(config, scene=scene, resume=resume, hooks=hooks, overwrite=overwrite)
 
     def resume_checkpoint(self):

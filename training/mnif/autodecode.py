@@ -93,8 +93,7 @@ class MNIFTrainConfig:
     """An auto-decoded mNIF checkpoint to continue from (its bases, T and latents; a fresh learning-rate schedule)."""
 
     def __post_init__(self):
-        if self.steps is None and self.minutes is None:
-            raise RedcubeError("train-mnif needs a budget; pass --steps or --minutes.")
+        Plan.of(self)  # a budget, finite and in range
         if min(self.worlds, self.batch_worlds, self.points, self.eval_worlds, self.eval_views) < 1:
             raise RedcubeError("worlds, batch_worlds, points, eval_worlds and eval_views must be positive; fix the options.")
 
@@ -365,12 +364,11 @@ def evaluate(model: MNIF, latents: torch.Tensor, params: list[WorldParams], base
     fitted = fit.fn(model, [world_scene(p, base) for p in held], base, config.seed + 1)
     fit_s = time.time() - t
     heldout = world_psnrs(model, fitted, held, base, "heldout", config)
-    metrics = {"train_psnr": sum(train) / len(train), "heldout_psnr": sum(heldout) / len(heldout),
-               "train_psnr_min": min(train), "heldout_psnr_min": min(heldout),
-               "eval": {"res": config.eval_res, "views_per_world": config.eval_views, "worlds": n,
-                        "samples_per_ray": config.samples, "supersample": config.supersample,
-                        "fit": fit.info, "fit_seconds": round(fit_s, 1)}}
-    return metrics
+    return {"train_psnr": sum(train) / len(train), "heldout_psnr": sum(heldout) / len(heldout),
+            "train_psnr_min": min(train), "heldout_psnr_min": min(heldout),
+            "eval": {"res": config.eval_res, "views_per_world": config.eval_views, "worlds": n,
+                     "samples_per_ray": config.samples, "supersample": config.supersample,
+                     "fit": fit.info, "fit_seconds": round(fit_s, 1)}}
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------------

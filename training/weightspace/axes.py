@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from renderer.quaternions import matrix
-from training.rotation_baseline import SIGNS, principal_axes
+from training.rotation_baseline import SIGNS, principal_axes, rotation_angle_deg
 from training.weightspace.grid import probe_points
 from training.weightspace.losses import relative_rotation
 
@@ -71,12 +71,6 @@ def prepared(occ: torch.Tensor, rgb: torch.Tensor | None = None) -> dict:
     return {"occ": occ.float(), "rgb": None if rgb is None else rgb.float(), "frame": axes(occ)}
 
 
-def rotation_angle_deg(r_est: torch.Tensor, r_true: torch.Tensor) -> float:
-    """Geodesic angle (deg) between two rotation matrices."""
-    cos = ((r_true.double().T @ r_est.double()).trace() - 1) / 2
-    return float(torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0))))
-
-
 def pairwise(grids: list[dict], quaternions: torch.Tensor, objects: torch.Tensor) -> dict:
     """Every ordered pair of grids: the rotation error (deg) of each same-object pair against q_b q_a^-1, and retrieval
     top-1 (each grid's most similar other grid is of its own object). Returns the figures and the raw errors."""
@@ -100,15 +94,13 @@ def pairwise(grids: list[dict], quaternions: torch.Tensor, objects: torch.Tensor
 
 
 def quaternion_of(r: torch.Tensor) -> torch.Tensor:
-    """The unit quaternion [4] (w >= 0) of a rotation matrix [3, 3], from its largest-magnitude component (stable)."""
-    r = r.double()
-    t = torch.stack([1 + r.trace(), 1 + r[0, 0] - r[1, 1] - r[2, 2], 1 - r[0, 0] + r[1, 1] - r[2, 2], 1 - r[0, 0] - r[1, 1] + r[2, 2]])
-    k = int(t.argmax())
-    s = 2 * t[k].clamp_min(1e-12).sqrt()
-    w, x, y, z = {0: (s / 4, (r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s),
-                  1: ((r[2, 1] - r[1, 2]) / s, s / 4, (r[0, 1] + r[1, 0]) / s, (r[0, 2] + r[2, 0]) / s),
-                  2: ((r[0, 2] - r[2, 0]) / s, (r[0, 1] + r[1, 0]) / s, s / 4, (r[1, 2] + r[2, 1]) / s),
-                  3: ((r[1, 0] - r[0, 1]) / s, (r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, s / 4)}[k]
-    q = torch.stack([w, x, y, z])
+    """The unit quaternion [4] (w >= 0) of a rotation matrix [3, 3]. For a rotation K below is 4 q q^T, so its row with
+    the largest diagonal entry is q, scaled (Shepperd's stable choice)."""
+    (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = r.double().tolist()
+    k = torch.tensor([[1 + r00 + r11 + r22, r21 - r12, r02 - r20, r10 - r01],
+                      [r21 - r12, 1 + r00 - r11 - r22, r01 + r10, r02 + r20],
+                      [r02 - r20, r01 + r10, 1 - r00 + r11 - r22, r12 + r21],
+                      [r10 - r01, r02 + r20, r12 + r21, 1 - r00 - r11 + r22]], dtype=torch.float64)
+    q = k[int(k.diagonal().argmax())]
     q = q / q.norm()
     return (q if q[0] >= 0 else -q).float()

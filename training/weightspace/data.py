@@ -19,16 +19,13 @@ from training.weightspace.tokens import Tokenizer
 
 @dataclass
 class PairBatch:
+    """B view pairs: tokens [B, C, D] of views a and b (two rotations of each object), their rotations [B, 4] and the
+    object ids [B]."""
     tokens_a: torch.Tensor
-    """[B, C, D] tokens of view a."""
     tokens_b: torch.Tensor
-    """[B, C, D] tokens of view b (the same objects under other rotations)."""
     q_a: torch.Tensor
-    """[B, 4] rotations of view a."""
     q_b: torch.Tensor
-    """[B, 4] rotations of view b."""
     objects: torch.Tensor
-    """[B] object ids."""
 
 
 def split_objects(object_ids: torch.Tensor, heldout: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,6 +35,12 @@ def split_objects(object_ids: torch.Tensor, heldout: int, seed: int) -> tuple[to
         raise RedcubeError(f"cannot hold out {heldout} of {len(objects)} objects; hold out fewer than the data set holds.")
     order = objects[torch.randperm(len(objects), generator=torch.Generator().manual_seed(seed))]
     return order[heldout:].sort().values, order[:heldout].sort().values
+
+
+def same_pairs(objects: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows (i, j) of every ordered pair of two different fields of one object, from object ids [N]."""
+    same = (objects[:, None] == objects[None]) & ~torch.eye(len(objects), dtype=torch.bool)
+    return same.nonzero().unbind(1)
 
 
 class PairSampler:

@@ -28,7 +28,7 @@ from renderer.quaternions import angle_between, conjugate, multiply
 from training.engine import Fit, Hooks
 from training.ngp_dataset import load_fields
 from training.rotation_baseline import moment_rotation, rotation_error_deg
-from training.weightspace.data import PairSampler
+from training.weightspace.data import PairSampler, same_pairs
 from training.weightspace.grid import dense_levels
 from training.weightspace.losses import GAMMAS, geodesic_loss, loss_terms, relative_rotation
 from training.weightspace.model import WeightSpaceAutoencoder, WeightSpaceConfig
@@ -41,11 +41,6 @@ SANE = WeightSpaceConfig(embed=64, latent=32, heads=4, layers=2, dropout=0.0)
 def subset(fields: dict, n_objects: int) -> dict:
     keep = torch.isin(fields["object_ids"], fields["object_ids"].unique()[:n_objects])
     return {k: v[keep] for k, v in fields.items()}
-
-
-def same_pairs(objects: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    same = (objects[:, None] == objects[None]) & ~torch.eye(len(objects), dtype=torch.bool)
-    return same.nonzero().unbind(1)
 
 
 def label_check(fields: dict, field_config: ObjectFieldConfig, pairs: int = 12) -> dict:

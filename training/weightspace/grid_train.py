@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from renderer.errors import RedcubeError
 from renderer.models.object_field import ObjectField, ObjectFieldConfig
@@ -27,6 +26,7 @@ from renderer.scene import Scene
 from training.checkpoint import Checkpoint, load
 from training.engine import Engine, Hooks, Plan
 from training.ngp_dataset import load_fields, object_seed
+from training.ngp_fields import occupancy_loss
 from training.weightspace.axes import pairwise, prepared
 from training.weightspace.data import split_objects
 from training.weightspace.grid import feature_grids, object_grids, random_rotations
@@ -75,14 +75,6 @@ def training_batch(fields: dict, rows: torch.Tensor, objects: dict, layout: dict
     q_turned = multiply(q, fields["quaternions"][rows])
     occ, rgb = object_grids([objects[int(o)] for o in fields["object_ids"][rows]], q_turned, model.res, box)
     return features, occ, rgb
-
-
-def grid_loss(out: torch.Tensor, occ: torch.Tensor, rgb: torch.Tensor, rgb_weight: float) -> tuple[torch.Tensor, dict]:
-    """Step 3: BCE(occupancy logit) + rgb_weight x colour MSE inside the object."""
-    bce = F.binary_cross_entropy_with_logits(out[:, 0], occ)
-    err = ((torch.sigmoid(out[:, 1:]) - rgb) ** 2).mean(1)
-    mse = (err * occ).sum() / occ.sum().clamp_min(1)
-    return bce + rgb_weight * mse, {"bce": float(bce.detach()), "rgb_mse": float(mse.detach())}
 
 
 @torch.no_grad()
@@ -135,7 +127,7 @@ class GridTrainer(Engine):
         rows = self.train_rows[torch.randperm(len(self.train_rows), generator=self.gen)[:c.batch]]
         self.model.train()
         features, occ, rgb = training_batch(self.fields, rows, self.objects, self.layout, c.model, self.box, self.gen)
-        loss, self.terms = grid_loss(self.model(features), occ, rgb, c.rgb_weight)
+        loss, self.terms = occupancy_loss(self.model(features), occ, rgb, occ, c.rgb_weight, dim=1)  # 3.
         return loss, self.terms
 
     def eval_record(self, train_loss: float) -> dict:

@@ -25,7 +25,6 @@ seed's count) reach 53% of the hash parameters and render 24-25 dB; 2048 points 
 
 from __future__ import annotations
 
-
 import torch
 
 from renderer.errors import RedcubeError

@@ -24,12 +24,11 @@ from renderer.scene import Scene
 from training.checkpoint import Checkpoint, load
 from training.ngp_dataset import load_fields
 from training.engine import Engine, Hooks, Plan
-from training.weightspace.data import PairSampler, split_objects
+from training.weightspace.data import PairSampler, same_pairs, split_objects
 from training.weightspace.losses import loss_terms, recon_loss, relative_rotation
 from training.weightspace.model import WeightSpaceAutoencoder, WeightSpaceConfig
 from training.weightspace.tokens import Tokenizer, sample_token_points
 
-KIND = "weightspace"
 CHANCE_ROTATION_ERROR_DEG = 132.35
 """Median geodesic angle between a uniformly random rotation and any fixed one (the angle's CDF is
 (t - sin t) / pi): what a guess that knows nothing scores on the median relative-rotation error."""
@@ -66,7 +65,6 @@ class WeightSpaceTrainConfig:
     follows whichever is further along."""
     warmup: float = 0.05
     """Share of the run spent warming the learning rate up linearly (then cosine to 5% of it)."""
-
     threads: int = 1
     """torch threads (1 leaves the other core to the app and other jobs)."""
     seed: int = 0
@@ -122,8 +120,7 @@ def evaluate(model: WeightSpaceAutoencoder, es: EvalSet, mask: torch.Tensor) -> 
     was_training = model.training
     model.eval()
     z = encode_all(model, es.tokens)
-    same = (es.objects[:, None] == es.objects[None]) & ~torch.eye(len(z), dtype=torch.bool)
-    i, j = same.nonzero().unbind(1)
+    i, j = same_pairs(es.objects)
     pred = torch.cat([model.relative_rotation(z[a], z[b]) for a, b in zip(i.split(256), j.split(256))])
     err = torch.rad2deg(angle_between(relative_rotation(es.quaternions[i], es.quaternions[j]), pred))
     e = F.normalize(model.embedding(z), dim=1)
@@ -202,7 +199,7 @@ def train_weightspace(config: WeightSpaceTrainConfig, log: Callable[[dict], None
 
 def load_weightspace(path) -> tuple[WeightSpaceAutoencoder, Tokenizer, torch.Tensor, dict]:
     """(model, tokenizer, token scales [C, 1], record) from a weight-space checkpoint, or one sentence."""
-    return load(path, KIND)
+    return load(path, WeightSpaceAutoencoder.kind)
 
 
 def weightspace_from(ckpt: Checkpoint) -> tuple[WeightSpaceAutoencoder, Tokenizer, torch.Tensor, dict]:
