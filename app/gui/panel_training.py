@@ -16,12 +16,12 @@ import dearpygui.dearpygui as dpg
 
 from app.gui.tab import Tab
 from app.gui.training_session import BUDGET_UNITS, RECIPES, TRAIN_KINDS, TRAIN_RESOLUTIONS, TrainChoices, TrainingSession
+from app.gui.widgets import GREY, follow
 from renderer.errors import RedcubeError
 from renderer.models import PIXEL_MODELS
+from training.trainer import TrainConfig
 
-DATA_MODES = ("stream", "fixed")
 POLL_EVERY_S = 0.25  # training poll / plot refresh interval
-GREY = (150, 150, 150)
 INTRO = ("Teach a small network to draw this world from the camera's pose alone. Start a run and watch the "
          "viewport: the right-hand picture is the network as it learns; the left is the ground truth it copies.")
 PSNR_WORDS = ("PSNR: how close the network's pictures are to the ground truth, in dB; higher is better. "
@@ -32,7 +32,8 @@ COMBOS = (  # (choice, label, values, tooltip): the run's choices picked from a 
      "(res 128 or more)\nand the viewport decodes them; vae: the scene TinyVAE itself learns the renders"),
     ("model", "model", PIXEL_MODELS, None),
     ("res", "resolution", TRAIN_RESOLUTIONS, None),
-    ("data", "data", DATA_MODES, "stream: fresh random views rendered while training (never the same picture twice)\n"
+    ("data", "data", TrainConfig.DATA_MODES,
+     "stream: fresh random views rendered while training (never the same picture twice)\n"
      "fixed: one set of views rendered once and reused"),
     ("recipe", "recipe", RECIPES, "shipped: the settings that trained the default network in assets/\n"
      "defaults: the model's own defaults (posemlp: the blog's pose input)"),
@@ -135,6 +136,9 @@ class TrainingTab(Tab):
             cores = max(1, cores - threads_for(self.session.choices.cpu_share))
         self.app.viewer.net_view.threads = cores
 
+    def restore(self, remembered: dict) -> None:
+        """Nothing left to take: the session was made from them."""
+
     def choices(self) -> dict:
         return asdict(self.session.choices)
 
@@ -203,10 +207,7 @@ class TrainingTab(Tab):
         for name, *_ in COMBOS:  # the choices, also when not made here (a restart, `redcube bench`)
             dpg.set_value(f"_combo_train_{name}", str(getattr(c, name)))
         dpg.set_value("_combo_budget_unit", c.unit)
-        if not dpg.is_item_active("_input_budget"):
-            dpg.set_value("_input_budget", float(c.budget))
-        if not dpg.is_item_active("_slider_cpu_share"):
-            dpg.set_value("_slider_cpu_share", c.cpu_share)
+        follow({"_input_budget": float(c.budget), "_slider_cpu_share": c.cpu_share})
         dpg.set_value("_text_train_status", s.status(self.shown_step()))
         dpg.set_value("_text_train_folder", f"this run: {s.out_dir}" if s.out_dir else f"runs are saved under {s.runs_dir}")
         state = s.state

@@ -7,10 +7,6 @@ import torch
 
 from app.gui.workers import LatestWorker, load_in_background
 
-HEAD = (150, 200, 255)
-GREY = (170, 170, 170)
-WRAP = 336  # text stays clear of the side panel's scroll bar
-
 
 class LoadingSession:
     """A tab session's loading half: loads in the background, the first one when the tab is first shown. A session
