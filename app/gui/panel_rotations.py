@@ -14,7 +14,7 @@ import dearpygui.dearpygui as dpg
 from app.gui.rotations_session import COLOR_BY, RotationsSession
 from app.gui.rotations_view import RES, SLICE_Z, RotationsView
 from app.gui.tab import Panel, Pictures, Tab
-from app.gui.widgets import HEAD, PALE, WRAP, blank_image, follow, path_input, show_picture
+from app.gui.widgets import HEAD, PALE, WRAP, blank_image, follow, path_input, show_picture, tooltip
 from app.viewport import upscale
 
 THUMB = 88  # the side panel's one picture: the field undone by the true rotation (the check that undoing works)
@@ -83,13 +83,9 @@ class RotationsTab(Tab):
 
     def settled(self) -> bool:
         """With the tab open: its load has ended and, when a pair is loaded, its pictures are current."""
-        r = self.session
-        if not self.visible():
-            return True
-        if r.loading is not None or not r.tried_default:
-            return False
         f = self.view.frame
-        return r.loaded is None or (f is not None and f.key[0] == r.version and f.res == RES and f is self._rot_shown)
+        return not self.visible() or self.session.settled(
+            lambda: f is not None and f.key[0] == self.session.version and f.res == RES and f is self._rot_shown)
 
     def viewport(self) -> Pictures | None:
         f, r = self.view.frame, self.session
@@ -118,8 +114,7 @@ class RotationsTab(Tab):
         dpg.add_separator()
         dpg.add_text(f"Hash features per level on the plane z = {SLICE_Z} (box coordinates), coarse to fine",
                      color=HEAD, wrap=WRAP, tag="_text_rot_levels_head")
-        with dpg.tooltip("_text_rot_levels_head"):
-            dpg.add_text("hash levels: " + TIPS["hash levels"])
+        tooltip("_text_rot_levels_head", "hash levels: " + TIPS["hash levels"])
         dpg.add_group(horizontal=True, horizontal_spacing=4, tag="_group_rot_slices")
         dpg.add_text("", tag="_text_rot_slices", color=PALE, wrap=WRAP)
         dpg.add_separator()
@@ -150,8 +145,7 @@ def _selection(tab) -> None:
                            callback=g(lambda s, a, u: u(a)), user_data=setter)
     dpg.add_slider_float(label="camera yaw (deg)", tag="_slider_rot_yaw", min_value=-180.0, max_value=180.0,
                          default_value=r.yaw_deg, width=200, callback=g(lambda s, a: r.set_yaw(a)))
-    with dpg.tooltip("_slider_rot_yaw"):
-        dpg.add_text("the orbit's heading: Q / E, the arrow keys or a drag on the pictures turn it too")
+    tooltip("_slider_rot_yaw", "the orbit's heading: Q / E, the arrow keys or a drag on the pictures turn it too")
 
 
 def _arms(tab) -> None:
@@ -161,8 +155,7 @@ def _arms(tab) -> None:
     r = tab.session
     dpg.add_text(HEADLINE, wrap=WRAP, color=(235, 215, 150))
     dpg.add_text("the arm whose turn the viewport undoes:", tag="_text_rot_arm_head")
-    with dpg.tooltip("_text_rot_arm_head"):
-        dpg.add_text("\n".join(f"{k}: {v}" for k, v in TIPS.items()))
+    tooltip("_text_rot_arm_head", "\n".join(f"{k}: {v}" for k, v in TIPS.items()))
     dpg.add_radio_button(list(READS), tag="_radio_rot_arm", default_value=r.arm, callback=tab.app.guard(lambda s, a: r.set_arm(a)))
     dpg.add_text("", tag="_text_rot_rotation")
     dpg.add_text("\n".join(f"{name}: {words}" for name, words in READS.items()), color=PALE, wrap=WRAP)
@@ -171,9 +164,8 @@ def _arms(tab) -> None:
 def _pca(tab) -> None:
     r = tab.session
     dpg.add_text("Every field's embedding, flattened to 2-D (PCA)", color=HEAD, tag="_text_rot_pca_head")
-    with dpg.tooltip("_text_rot_pca_head"):
-        dpg.add_text("The transformer arm maps each field to a vector, trained with NT-Xent: " + TIPS["NT-Xent"] +
-                     ".\nPCA: " + TIPS["PCA"] + ".\nGood: one tight cluster per object, whatever its turn.")
+    tooltip("_text_rot_pca_head", f"The transformer arm maps each field to a vector, trained with NT-Xent: "
+            f"{TIPS['NT-Xent']}.\nPCA: {TIPS['PCA']}.\nGood: one tight cluster per object, whatever its turn.")
     dpg.add_text("good: points of one object (one colour, colour by object) close together", color=PALE, wrap=WRAP)
     dpg.add_text("rotation: the field's angle from the identity", color=PALE)
     with dpg.group(horizontal=True):

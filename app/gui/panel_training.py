@@ -16,7 +16,7 @@ import dearpygui.dearpygui as dpg
 
 from app.gui.tab import Tab
 from app.gui.training_session import BUDGET_UNITS, RECIPES, TRAIN_KINDS, TRAIN_RESOLUTIONS, TrainChoices, TrainingSession
-from app.gui.widgets import GREY, follow
+from app.gui.widgets import GREY, follow, tooltip
 from renderer.errors import RedcubeError
 from renderer.models import PIXEL_MODELS
 from training.trainer import TrainConfig
@@ -162,8 +162,7 @@ class TrainingTab(Tab):
                           default_value=str(getattr(c, name)),
                           callback=lambda s, a, u: setattr(self.session.choices, u, int(a) if u == "res" else a))
             if tip:
-                with dpg.tooltip(tag):
-                    dpg.add_text(tip)
+                tooltip(tag, tip)
         with dpg.group(horizontal=True):
             dpg.add_input_float(label="", tag="_input_budget", width=100, default_value=float(c.budget), step=0,
                                 format="%.0f", callback=lambda s, a: setattr(self.session.choices, "budget", a))
@@ -174,9 +173,8 @@ class TrainingTab(Tab):
         dpg.add_slider_float(label="training CPU share", tag="_slider_cpu_share", width=160, min_value=0.1,
                              max_value=1.0, default_value=c.cpu_share, format="%.2f",
                              callback=g(lambda s, a: self.set_cpu_share(a)))
-        with dpg.tooltip("_slider_cpu_share"):
-            dpg.add_text("The share of this machine's processor the run keeps to (it sleeps when it runs ahead);\n"
-                         "the viewport renders the network with the rest. Changes apply to a run that is going.")
+        tooltip("_slider_cpu_share", "The share of this machine's processor the run keeps to (it sleeps when it runs "
+                "ahead);\nthe viewport renders the network with the rest. Changes apply to a run that is going.")
         with dpg.group(horizontal=True):
             for label, tag, fn, tip in (
                     ("Start", "_button_start", self.start, "start a new run with the choices above"),
@@ -188,8 +186,7 @@ class TrainingTab(Tab):
                     ("Reset", "_button_reset", self.reset, "end the run, clear the curves and show the network from "
                                                            "before the run (the run's checkpoint stays on disk)")):
                 dpg.add_button(label=label, tag=tag, width=62, callback=g(fn))
-                with dpg.tooltip(tag):
-                    dpg.add_text(tip)
+                tooltip(tag, tip)
         dpg.add_text("", tag="_text_train_status", wrap=0)
         with dpg.group(horizontal=True):
             dpg.add_button(label="Open folder", tag="_button_train_folder", callback=g(self.open_folder))

@@ -12,7 +12,7 @@ import dearpygui.dearpygui as dpg
 from app.gui.state import FLYING_RESOLUTIONS, NETWORK_KINDS, NET_RESOLUTIONS, UPSCALE, VIEW_MODES
 from app.gui.tab import Tab
 from app.gui.topdown import draw_map
-from app.gui.widgets import GREY, HEAD, follow
+from app.gui.widgets import GREY, HEAD, follow, tooltip
 from app.gui.training_session import ASSETS
 
 DISPLAY_SIZES = (320, 384, 448, 512, 640)
@@ -23,6 +23,8 @@ SHIPPED = (("ngp_256.safetensors", "NGP field"), ("posemlp_64.safetensors", "pos
 TIPS = {
     "_radio_mode": "Abs error heat map: |network - ground truth| per pixel, dark where they agree (keys 1-6 switch views).\n"
                    "Latent channels: what a latent network predicts before the TinyVAE decoder turns it into pixels.",
+    "_check_dynamic": "While the camera moves, the network renders at the resolution that keeps this many pictures a "
+                      "second (at least 64²);\nonce it stops, at the network res above. Off: always the network res.",
     "_slider_split": "Split slider: ground truth left of the line, network right of it, in one picture.",
     "_combo_net_res": "The network draws a picture this many pixels square when the camera rests;\n"
                       "the window scales it to the display size. More pixels: sharper and slower.",
@@ -60,8 +62,7 @@ class ViewTab(Tab):
                     tag = f"_button_shipped_{name.split('.')[0]}"
                     dpg.add_button(label=label, tag=tag, user_data=name,
                                    callback=g(lambda s, a, u: app.open_checkpoint(ASSETS / u)))
-                    with dpg.tooltip(tag):
-                        dpg.add_text(_figures(ASSETS / name))
+                    tooltip(tag, _figures(ASSETS / name))
         dpg.add_separator()
         dpg.add_text("Viewport", color=HEAD)
         dpg.add_radio_button(list(labels), tag="_radio_mode", default_value=VIEW_MODES[v.mode],
@@ -75,10 +76,6 @@ class ViewTab(Tab):
                              callback=g(lambda s, a: v.set(dynamic=bool(a))))
             dpg.add_input_float(tag="_input_target_fps", width=90, step=0, format="%.0f fps",
                                 default_value=v.target_fps, on_enter=True, callback=g(lambda s, a: v.set(target_fps=a)))
-        with dpg.tooltip("_check_dynamic"):
-            dpg.add_text("While the camera moves, the network renders at the resolution that keeps this many pictures "
-                         "a second (at least 64²);\nonce it stops, at the network res above. Off: always the network "
-                         "res.")
         app.text_inputs.append("_input_target_fps")
         dpg.add_combo([str(r) for r in FLYING_RESOLUTIONS], label="latent res while flying", tag="_combo_flying_res",
                       width=200, default_value=str(v.flying_res), callback=g(lambda s, a: v.set(flying_res=int(a))))
@@ -89,8 +86,7 @@ class ViewTab(Tab):
         dpg.add_slider_float(label="error gain", tag="_slider_gain", min_value=1.0, max_value=20.0,
                              default_value=v.error_gain, width=200, callback=g(lambda s, a: v.set(error_gain=a)))
         for tag, tip in TIPS.items():
-            with dpg.tooltip(tag):
-                dpg.add_text(tip)
+            tooltip(tag, tip)
         dpg.add_separator()
         _camera(app)
 

@@ -11,7 +11,7 @@ import dearpygui.dearpygui as dpg
 
 from app.gui.settings import output_path
 from app.gui.tab import Panel, Pictures, Tab
-from app.gui.widgets import HEAD, PALE, WRAP, follow, path_field, path_input
+from app.gui.widgets import HEAD, PALE, WRAP, follow, path_field, path_input, tooltip
 from app.gui.worlds_session import RES_RANGE, WorldsSession, describe_world
 from app.gui.worlds_training import WorldsTraining
 from app.gui.worlds_view import SAMPLES, WorldsView
@@ -75,13 +75,8 @@ class WorldsTab(Tab):
 
     def settled(self) -> bool:
         """With the tab open: its load has ended and, when an mNIF is loaded, the render is of the current latent."""
-        w = self.session
-        if not self.visible():
-            return True
-        if w.loading is not None or not w.tried_default:
-            return False
         f = self.view.frame
-        return w.mnif is None or (f is not None and f.key == self.key())
+        return not self.visible() or self.session.settled(lambda: f is not None and f.key == self.key())
 
     def viewport(self) -> Pictures | None:
         f, w = self.view.frame, self.session
@@ -102,8 +97,7 @@ class WorldsTab(Tab):
         path_field(app, "_input_worlds_mnif", [("Load", self.load)], "_dialog_mnif_load", default=str(w.default),
                    width=230)
         dpg.add_text("", tag="_text_worlds_model", wrap=WRAP)
-        with dpg.tooltip("_text_worlds_model"):
-            dpg.add_text(MNIF_TIP)
+        tooltip("_text_worlds_model", MNIF_TIP)
         with dpg.group(horizontal=True):
             buttons = (("Train on", self.train_start), ("Pause", t.pause), ("Resume", t.resume), ("Stop", t.stop))
             for label, fn in buttons:
@@ -186,9 +180,8 @@ def _sampling(app, w: WorldsSession) -> None:
                               callback=lambda s, a, u: setattr(w, u, a), user_data=key)
             app.text_inputs.append(f"_input_worlds_{key}")
         dpg.add_button(label="Sample", tag="_button_worlds_sample", callback=g(lambda: app.message(w.sample())))
-    with dpg.tooltip("_button_worlds_sample"):
-        dpg.add_text("DDIM: a diffusion model turns random noise into a new latent code in a few dozen steps;\n"
-                     "more steps, closer to the codes it learned. Each press draws another (the seed moves on).")
+    tooltip("_button_worlds_sample", "DDIM: a diffusion model turns random noise into a new latent code in a few dozen "
+            "steps;\nmore steps, closer to the codes it learned. Each press draws another (the seed moves on).")
 
 
 def _video(app, tab: WorldsTab) -> None:

@@ -30,6 +30,10 @@ class LoadingSession:
             self.tried_default = True
             self.load_async(lambda text, level: done(text, "warn" if level == "error" else level))
 
+    def settled(self, current) -> bool:
+        """No load runs or waits to start and, when something is loaded, current() says its pictures are on screen."""
+        return self.loading is None and self.tried_default and (self.empty() or current())
+
     def _in_background(self, thread: str, load, done, loading, what: str, fix: str) -> None:
         """load() on a short thread with `self.loading` set; a failure is said by done(text, "error")."""
         def failed(text: str) -> None:

@@ -46,6 +46,11 @@ def path_input(app, tag: str, value: str, on_change, dialog: str, width: int) ->
     app.path_fields[dialog] = tag
 
 
+def tooltip(tag: str, text: str) -> None:
+    with dpg.tooltip(tag):
+        dpg.add_text(text)
+
+
 def follow(values: dict) -> None:
     """Show state changes not made in these widgets (tag -> value): a widget the user is editing keeps its value."""
     for tag, value in values.items():
