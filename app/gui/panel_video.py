@@ -10,7 +10,7 @@ import dearpygui.dearpygui as dpg
 from app.gui.settings import output_path
 from app.gui.tab import Tab
 from app.gui.topdown import draw_map
-from app.gui.widgets import GREY, HEAD, follow, path_field, path_input
+from app.gui.widgets import GREY, HEAD, export_controls, follow, path_field, path_input, show_export
 from app.video import PANELS
 from app.gui.video_session import VideoSession
 from renderer.camera import Camera
@@ -134,10 +134,7 @@ class VideoTab(Tab):
         path_input(app, "_input_video_out", str(v["out"]), lambda path: v.update(out=path), "_dialog_video_out", 260)
         dpg.add_text("", tag="_text_video_frames", color=GREY, wrap=0)
         dpg.add_text("", tag="_text_video_out", color=GREY, wrap=0)
-        with dpg.group(horizontal=True):
-            dpg.add_button(label="Export", tag="_button_export", callback=g(self.export))
-            dpg.add_button(label="Cancel", tag="_button_cancel", callback=g(self.session.cancel))
-        dpg.add_progress_bar(tag="_progress_video", width=-1, default_value=0.0, overlay="")
+        export_controls(app, "video", self.session, self.export, -1)
 
     def refresh(self) -> None:
         if not self.visible():
@@ -156,13 +153,7 @@ class VideoTab(Tab):
             dpg.set_value("_text_video_frames", str(e))
         dpg.set_value("_combo_video_panel", PANELS.get(o["panel"], "Side by side"))
         dpg.set_value("_text_video_out", f"writes {output_path(o['out'])}")
-        job, running = video.job, video.running
-        dpg.configure_item("_button_export", enabled=not running)
-        dpg.configure_item("_button_cancel", enabled=running)
-        if job is not None:
-            dpg.set_value("_progress_video", job.done / max(1, job.total))
-            dpg.configure_item("_progress_video",
-                               overlay=f"{job.done} / {job.total} frames" + ("" if running else " - done"))
+        show_export("video", video)
         cam = self.app.fly.camera
         keys = tuple(tuple(vars(c).values()) for c in p.keyframes)
         if self._listed != (keys, p.loop):

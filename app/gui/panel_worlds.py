@@ -11,7 +11,7 @@ import dearpygui.dearpygui as dpg
 
 from app.gui.settings import output_path
 from app.gui.tab import Panel, Pictures, Tab
-from app.gui.widgets import HEAD, PALE, WRAP, follow, path_field, path_input, tooltip
+from app.gui.widgets import HEAD, PALE, WRAP, export_controls, follow, path_field, path_input, show_export, tooltip
 from app.gui.worlds_session import RES_RANGE, WorldsSession, describe_world
 from app.gui.worlds_training import WorldsTraining
 from app.gui.worlds_view import SAMPLES, WorldsView
@@ -185,7 +185,7 @@ def _sampling(app, w: WorldsSession) -> None:
 
 
 def _video(app, tab: WorldsTab) -> None:
-    g, o = app.guard, tab.session.video
+    o = tab.session.video
     dpg.add_text("Interpolation video (this camera, round the corners)", color=HEAD)
     with dpg.group(horizontal=True):
         for key in ("frames", "fps"):
@@ -194,10 +194,7 @@ def _video(app, tab: WorldsTab) -> None:
             app.text_inputs.append(f"_input_worlds_{key}")
     path_input(app, "_input_worlds_out", o["out"], lambda path: o.update(out=path), "_dialog_worlds_video", 260)
     dpg.add_text("", tag="_text_worlds_out", color=PALE, wrap=WRAP)
-    with dpg.group(horizontal=True):
-        dpg.add_button(label="Export", tag="_button_worlds_export", callback=g(tab.export))
-        dpg.add_button(label="Cancel", tag="_button_worlds_cancel", callback=g(tab.session.cancel))
-    dpg.add_progress_bar(tag="_progress_worlds", width=WRAP, default_value=0.0, overlay="")
+    export_controls(app, "worlds", tab.session, tab.export, WRAP)
 
 
 def _mouse_uv() -> tuple[float, float]:
@@ -239,10 +236,4 @@ def _follow(w: WorldsSession) -> None:
 
 def _progress(w: WorldsSession) -> None:
     dpg.set_value("_text_worlds_out", f"writes {output_path(w.video['out'])}")
-    job = w.job
-    running = job is not None and not job.finished
-    dpg.configure_item("_button_worlds_export", enabled=not running)
-    dpg.configure_item("_button_worlds_cancel", enabled=running)
-    if job is not None:
-        dpg.set_value("_progress_worlds", job.done / max(1, job.total))
-        dpg.configure_item("_progress_worlds", overlay=f"{job.done} / {job.total} frames" + ("" if running else " - done"))
+    show_export("worlds", w)

@@ -51,6 +51,25 @@ def tooltip(tag: str, text: str) -> None:
         dpg.add_text(text)
 
 
+def export_controls(app, name: str, session, export, width: int) -> None:
+    """Export and Cancel (`_button_{name}_export`, `_button_{name}_cancel`) over the progress bar `_progress_{name}`."""
+    with dpg.group(horizontal=True):
+        dpg.add_button(label="Export", tag=f"_button_{name}_export", callback=app.guard(export))
+        dpg.add_button(label="Cancel", tag=f"_button_{name}_cancel", callback=app.guard(session.cancel))
+    dpg.add_progress_bar(tag=f"_progress_{name}", width=width, default_value=0.0, overlay="")
+
+
+def show_export(name: str, session) -> None:
+    """A session's export (`Exports`) in its `export_controls`."""
+    job, running = session.job, session.running
+    dpg.configure_item(f"_button_{name}_export", enabled=not running)
+    dpg.configure_item(f"_button_{name}_cancel", enabled=running)
+    if job is not None:
+        dpg.set_value(f"_progress_{name}", job.done / max(1, job.total))
+        finished = "" if running else " - done"
+        dpg.configure_item(f"_progress_{name}", overlay=f"{job.done} / {job.total} frames{finished}")
+
+
 def follow(values: dict) -> None:
     """Show state changes not made in these widgets (tag -> value): a widget the user is editing keeps its value."""
     for tag, value in values.items():
