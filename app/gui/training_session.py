@@ -101,7 +101,30 @@ class Curves:
             self.test_loss.append(r.get("test_loss") or 10 ** (-psnr / 10))
 
 
-class TrainingSession:
+class BackgroundRun:
+    """What the Training tab and the Worlds tab's Train on share: one run (`proc`, a `training.control.TrainingProcess`;
+    None before the first) with its state and Pause / Resume."""
+
+    proc = None
+
+    @property
+    def state(self) -> str:
+        return "idle" if self.proc is None else self.proc.state
+
+    @property
+    def active(self) -> bool:
+        return self.proc is not None and self.proc.active
+
+    def pause(self) -> None:
+        if self.state == "running":
+            self.proc.pause()
+
+    def resume(self) -> None:
+        if self.state == "paused":
+            self.proc.resume()
+
+
+class TrainingSession(BackgroundRun):
     def __init__(self, choices: TrainChoices | None = None, runs_dir: Path | None = None):
         self.choices = choices or TrainChoices()
         self.runs_dir = runs_dir or outputs_dir() / "runs"
@@ -160,14 +183,6 @@ class TrainingSession:
         self.proc, self.curves, self.last = proc, Curves(), {}
         self._ckpt_seen, self._live_seen, self.reported_failure = None, None, False
 
-    def pause(self) -> None:
-        if self.proc is not None and self.state == "running":
-            self.proc.pause()
-
-    def resume(self) -> None:
-        if self.proc is not None and self.state == "paused":
-            self.proc.resume()
-
     def set_cpu_share(self, share: float) -> None:
         """The training CPU share, for the next run and the one going (raises RedcubeError out of range)."""
         self.choices.cpu_share = check_share(share)
@@ -219,14 +234,6 @@ class TrainingSession:
     def owns(self, path: Path | None) -> bool:
         """Whether a file belongs to the current run's folder."""
         return path is not None and self.out_dir is not None and Path(path).parent == Path(self.out_dir)
-
-    @property
-    def state(self) -> str:
-        return "idle" if self.proc is None else self.proc.state
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("running", "paused", "stopping")
 
     @property
     def error(self) -> str | None:

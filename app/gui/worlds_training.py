@@ -10,6 +10,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+from app.gui.training_session import BackgroundRun, _changed
 from renderer.errors import RedcubeError
 
 
@@ -32,7 +33,7 @@ def continue_job(path: Path, minutes: float, out: Path):
                         "diffusion": DiffusionTrainConfig(), "denoiser": DenoiserConfig()})
 
 
-class WorldsTraining:
+class WorldsTraining(BackgroundRun):
     """One background run at a time; `follow(worlds)` each frame hands its newest weights to the Worlds tab."""
 
     def __init__(self):
@@ -57,22 +58,6 @@ class WorldsTraining:
         self._seen, self.reloaded = None, False
         return out
 
-    @property
-    def state(self) -> str:
-        return "idle" if self.proc is None else self.proc.state
-
-    @property
-    def active(self) -> bool:
-        return self.proc is not None and self.proc.active
-
-    def pause(self) -> None:
-        if self.state == "running":
-            self.proc.pause()
-
-    def resume(self) -> None:
-        if self.state == "paused":
-            self.proc.resume()
-
     def stop(self) -> None:
         if self.proc is not None and self.active:
             self.proc.stop()
@@ -80,7 +65,6 @@ class WorldsTraining:
     def follow(self, worlds) -> None:
         """New live weights and latents into the tab's mNIF (a copy: renders in flight keep theirs); when the run has
         ended, its checkpoint (and its new diffusion model) is loaded."""
-        from app.gui.training_session import _changed
         from training.checkpoint import load_live_weights, split_live_extra
 
         if self.proc is None or worlds.mnif is None:
