@@ -16,6 +16,7 @@ from app.gui.rotations_view import RES, SLICE_Z, RotationsView
 from app.gui.tab import Panel, Pictures, Tab
 from app.gui.widgets import HEAD, PALE, WRAP, blank_image, follow, path_input, show_picture, tooltip
 from app.viewport import upscale
+from training.weightspace.arms import READS
 
 THUMB = 88  # the side panel's one picture: the field undone by the true rotation (the check that undoing works)
 INTRO = ("A field here is a small network (a hash grid of learned features plus a tiny MLP) fitted to one object, "
@@ -150,8 +151,6 @@ def _selection(tab) -> None:
 
 def _arms(tab) -> None:
     """Which arm's rotation the renders undo, the table of every arm's rotation, and what every arm reads."""
-    from training.weightspace.arms import READS
-
     r = tab.session
     dpg.add_text(HEADLINE, wrap=WRAP, color=(235, 215, 150))
     dpg.add_text("the arm whose turn the viewport undoes:", tag="_text_rot_arm_head")

@@ -19,6 +19,7 @@ from app.gui.training_session import BUDGET_UNITS, RECIPES, TRAIN_KINDS, TRAIN_R
 from app.gui.widgets import GREY, follow, tooltip
 from renderer.errors import RedcubeError
 from renderer.models import PIXEL_MODELS
+from training.control import threads_for
 from training.trainer import TrainConfig
 
 POLL_EVERY_S = 0.25  # training poll / plot refresh interval
@@ -129,8 +130,6 @@ class TrainingTab(Tab):
 
     def _share_cores(self) -> None:
         """The viewport renders with the cores a running training leaves it (all of them otherwise)."""
-        from training.control import threads_for
-
         cores = os.cpu_count() or 1
         if self.session.state == "running":
             cores = max(1, cores - threads_for(self.session.choices.cpu_share))

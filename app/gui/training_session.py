@@ -15,6 +15,9 @@ from pathlib import Path
 
 from app.gui.settings import outputs_dir
 from renderer.errors import RedcubeError
+from training.control import TrainingProcess, threads_for
+from training.kinds import Job
+from training.trainer import TrainConfig
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 BUDGET_UNITS = ("minutes", "steps")
@@ -139,9 +142,6 @@ class TrainingSession(BackgroundRun):
 
     # -- buttons -------------------------------------------------------------------------------
     def config(self):
-        from training.control import threads_for
-        from training.trainer import TrainConfig
-
         c = self.choices
         if c.unit not in BUDGET_UNITS or not c.budget > 0:
             raise RedcubeError("the training budget must be a positive number of minutes or steps.")
@@ -154,8 +154,6 @@ class TrainingSession(BackgroundRun):
 
     def job(self):
         """The chosen kind's run (training.kinds.Job) with the budget, CPU share and run folder of the choices."""
-        from training.kinds import Job
-
         c = self.choices
         if c.kind not in TRAIN_KINDS:
             raise RedcubeError(f"training kind {c.kind!r} is unknown here; choose one of {list(TRAIN_KINDS)}.")
@@ -174,8 +172,6 @@ class TrainingSession(BackgroundRun):
 
     def start(self) -> None:
         """Start a new run with the current choices (raises RedcubeError on bad choices)."""
-        from training.control import TrainingProcess
-
         if self.active:
             raise RedcubeError("a training run is already going; press Stop or Reset first.")
         proc = TrainingProcess(self.job(), cpu_share=self.choices.cpu_share, follow=True)

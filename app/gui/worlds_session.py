@@ -31,7 +31,8 @@ from app.gui.worlds_view import VIDEO_SIZE, render_pair, side_by_side
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
 from renderer.worlds import WorldParams, check_index, train_worlds
-from training.mnif.diffusion import latents_hash
+from training.mnif.autodecode import load_mnif
+from training.mnif.diffusion import LatentDiffusion, latents_hash
 
 DEFAULT_MNIF = ASSETS / "mnif" / "checkpoint.safetensors"
 RES_RANGE = (32, 128)
@@ -54,9 +55,6 @@ class LoadedMNIF:
 
 def read_mnif(path: str | Path) -> tuple[LoadedMNIF, list[tuple[str, str]]]:
     """An mNIF checkpoint and the diffusion model beside it; messages (text, level) say what was loaded."""
-    from training.mnif.diffusion import LatentDiffusion
-    from training.mnif.autodecode import load_mnif
-
     path = Path(path)
     if path == DEFAULT_MNIF and not path.exists():
         raise RedcubeError(f"no mNIF is shipped at {path} yet; train one with `redcube train-mnif --out assets/mnif` "

@@ -12,17 +12,17 @@ from pathlib import Path
 
 from app.gui.training_session import BackgroundRun, _changed
 from renderer.errors import RedcubeError
+from renderer.models.mnif import MNIFConfig
+from training.checkpoint import load_checkpoint, load_live_weights, split_live_extra
+from training.control import TrainingProcess
+from training.kinds import Job
+from training.mnif.autodecode import MNIFTrainConfig
+from training.mnif.diffusion import DenoiserConfig, DiffusionTrainConfig
 
 
 def continue_job(path: Path, minutes: float, out: Path):
     """The mnif kind's job that continues the auto-decoded mNIF at `path` into `out` for `minutes` (its recorded
     training settings otherwise)."""
-    from renderer.models.mnif import MNIFConfig
-    from training.checkpoint import load_checkpoint
-    from training.kinds import Job
-    from training.mnif.autodecode import MNIFTrainConfig
-    from training.mnif.diffusion import DenoiserConfig, DiffusionTrainConfig
-
     record = load_checkpoint(path).record
     if record.get("method", "autodecode") != "autodecode":
         raise RedcubeError(f"{path} was meta-learned; only an auto-decoded mNIF trains on from its latents: load one.")
@@ -44,8 +44,6 @@ class WorldsTraining(BackgroundRun):
 
     def start(self, worlds, runs_dir: Path, cpu_share: float) -> Path:
         """Train the Worlds tab's mNIF on; returns the run folder (raises RedcubeError with nothing loaded or a run going)."""
-        from training.control import TrainingProcess
-
         if worlds.mnif is None:
             raise RedcubeError("no mNIF is loaded; load one, then it can train on.")
         if self.active:
@@ -65,8 +63,6 @@ class WorldsTraining(BackgroundRun):
     def follow(self, worlds) -> None:
         """New live weights and latents into the tab's mNIF (a copy: renders in flight keep theirs); when the run has
         ended, its checkpoint (and its new diffusion model) is loaded."""
-        from training.checkpoint import load_live_weights, split_live_extra
-
         if self.proc is None or worlds.mnif is None:
             return
         self.proc.poll()
