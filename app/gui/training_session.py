@@ -131,7 +131,6 @@ class TrainingSession(BackgroundRun):
     def __init__(self, choices: TrainChoices | None = None, runs_dir: Path | None = None):
         self.choices = choices or TrainChoices()
         self.runs_dir = runs_dir or outputs_dir() / "runs"
-        self.proc = None
         self.curves = Curves()
         self.last: dict = {}
         self.out_dir: Path | None = None
@@ -182,7 +181,7 @@ class TrainingSession(BackgroundRun):
     def set_cpu_share(self, share: float) -> None:
         """The training CPU share, for the next run and the one going (raises RedcubeError out of range)."""
         self.choices.cpu_share = check_share(share)
-        if self.proc is not None and self.active:
+        if self.active:
             self.proc.set_cpu_share(share)
 
     def toggle(self) -> None:
@@ -191,7 +190,7 @@ class TrainingSession(BackgroundRun):
     def stop(self) -> None:
         """End the run with a final checkpoint; the curves and the run stay on the panel (its state turns
         'stopping', then 'finished'). The stop waits for the trainer's checkpoint, so it runs off the GUI thread."""
-        if self.proc is not None and self.active and (self._stopping is None or not self._stopping.is_alive()):
+        if self.active and (self._stopping is None or not self._stopping.is_alive()):
             self._stopping = threading.Thread(target=self.proc.stop, name="redcube-stop", daemon=True)
             self._stopping.start()
 
@@ -202,7 +201,7 @@ class TrainingSession(BackgroundRun):
 
     def close(self) -> None:
         """At exit: stop a running trainer and wait for its final checkpoint."""
-        if self.proc is not None and self.active:
+        if self.active:
             self.proc.stop()
         if self._stopping is not None:
             self._stopping.join(60)

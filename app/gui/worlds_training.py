@@ -37,7 +37,6 @@ class WorldsTraining(BackgroundRun):
     """One background run at a time; `follow(worlds)` each frame hands its newest weights to the Worlds tab."""
 
     def __init__(self):
-        self.proc = None
         self.minutes = 5.0
         self._seen: tuple | None = None
         self.reloaded = False
@@ -57,7 +56,7 @@ class WorldsTraining(BackgroundRun):
         return out
 
     def stop(self) -> None:
-        if self.proc is not None and self.active:
+        if self.active:
             self.proc.stop()
 
     def follow(self, worlds) -> None:
