@@ -38,7 +38,8 @@ def _typed(tag: str) -> str:
 
 
 def path_input(app, tag: str, value: str, on_change, dialog: str, width: int) -> None:
-    """A typed path with the `...` button of the file dialog that fills it (the dialog calls on_change too)."""
+    """A typed path (on_change(path) on every edit) with the `...` button of the file dialog that puts its choice in
+    the field (`layout._dialogs` hands that choice to the same setter)."""
     with dpg.group(horizontal=True):
         dpg.add_input_text(tag=tag, width=width, default_value=value, callback=lambda s, a: on_change(a))
         dpg.add_button(label="...", callback=lambda: dpg.show_item(dialog))
