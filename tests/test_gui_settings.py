@@ -125,7 +125,6 @@ FIRST = """
 import json, time
 from pathlib import Path
 import dearpygui.dearpygui as dpg
-from app.gui import layout
 from app.gui.app import App
 
 app = App()
@@ -145,8 +144,8 @@ for tag, value in (("steps", 20), ("seed", 7), ("frames", 10), ("fps", 24)):   #
     tag = "_input_worlds_" + tag
     call, data = dpg.get_item_callback(tag), dpg.get_item_user_data(tag)
     call(tag, value, data) if data else call(tag, value)
-layout._set_path(app, "checkpoint", {ckpt!r})   # what the file dialogs do
-layout._set_path(app, "data", {data!r})
+for dialog, path in (("_dialog_ws_checkpoint", {ckpt!r}), ("_dialog_ws_fields", {data!r})):
+    app.file_dialogs[dialog](dialog, {{"file_path_name": path}})   # what choosing in the file dialogs does
 dpg.set_value("_tabs", "_tab_rotations")
 wait_for(lambda: r.loaded is not None and r.loading is None)
 for call, value in ((r.set_object, 2), (r.set_rotation, 2), (r.set_reference, 1), (r.set_yaw, -60.0),

@@ -30,6 +30,7 @@ from app.gui.workers import ModelSlot, join_threads
 from renderer.errors import RedcubeError
 from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
+from training.checkpoint import save_checkpoint
 
 LATENT_DEFAULT = "posemlp_latent512.safetensors"  # the shipped latent network, written by `redcube train --latent --res 512`
 NO_NETWORK = {  # the render-mode switch found no network of that kind
@@ -239,8 +240,6 @@ class App:
         self._later.put(fn)
 
     def save_checkpoint_as(self, path: str | Path) -> None:
-        from training.checkpoint import save_checkpoint
-
         loaded = self.slot.snapshot()
         if loaded is None:
             raise RedcubeError("there is no network to save; load or train one first.")

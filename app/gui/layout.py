@@ -11,9 +11,7 @@ import time
 from pathlib import Path
 
 import dearpygui.dearpygui as dpg
-import numpy as np
 
-from app.gui import panel_video, panel_worlds
 from app.gui.panel_model import ModelTab
 from app.gui.panel_rotations import RotationsTab
 from app.gui.panel_training import TrainingTab
@@ -22,6 +20,7 @@ from app.gui.panel_view import ViewTab
 from app.gui.panel_worlds import WorldsTab
 from app.gui.state import SHORTCUTS, VIEW_MODES
 from app.gui.tab import Pictures
+from app.gui.widgets import blank_image, show_picture
 from app.viewport import upscale
 
 BACKGROUND = (37, 37, 38, 255)  # dearpygui's default window colour, painted by the viewport clear
@@ -104,9 +103,7 @@ def _picture(app) -> None:
     dpg.add_text("", tag="_text_label_third", pos=(app.view.display + 16, 0))
     with dpg.group(horizontal=True, horizontal_spacing=0, tag="_group_images"):
         for side in SIDES:
-            blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
-            dpg.add_image(blank, tag=f"_image_{side}", width=app.view.display, height=app.view.display)
-            app._shown[side] = (None, blank)
+            blank_image(app, side, app.view.display)
     dpg.add_text("", tag="_text_stats", wrap=2 * app.view.display)
     dpg.add_text("", tag="_text_warning", color=COLORS["warn"], wrap=2 * app.view.display)
     dpg.add_text("", tag="_text_message", wrap=2 * app.view.display)
@@ -131,23 +128,17 @@ def _dialogs(app) -> None:
     _dialog(app, "_dialog_load_ckpt", "Load checkpoint", (".safetensors", ".*"), app.open_checkpoint)
     _dialog(app, "_dialog_save_ckpt", "Save network as", (".safetensors",), app.save_checkpoint_as, "network")
     _dialog(app, "_dialog_screenshot", "Screenshot as", (".png",), app.screenshot, "redcube")
-    video, worlds = app.tabs["video"], app.tabs["worlds"]
-    _dialog(app, "_dialog_path_load", "Load camera path", (".json", ".*"), video.load_path)
-    _dialog(app, "_dialog_path_save", "Save camera path", (".json",), video.save_path, "path")
-    _dialog(app, "_dialog_video_out", "Export video to", (".mp4",), lambda p: panel_video.set_out(video.session, p), "redcube")
-    _dialog(app, "_dialog_mnif_load", "Load mNIF checkpoint", (".safetensors", ".*"), worlds.load)
-    _dialog(app, "_dialog_latent_load", "Load latent", (".safetensors", ".*"), lambda p: app.message(worlds.session.load_latent(p)))
-    _dialog(app, "_dialog_latent_save", "Save latent as", (".safetensors",), lambda p: app.message(worlds.session.save_latent(p)), "latent")
+    video, worlds, rotations = app.tabs["video"].session, app.tabs["worlds"].session, app.tabs["rotations"].session
+    _dialog(app, "_dialog_path_load", "Load camera path", (".json", ".*"), app.tabs["video"].load_path)
+    _dialog(app, "_dialog_video_out", "Export video to", (".mp4",), lambda p: video.options.update(out=p), "redcube")
+    _dialog(app, "_dialog_mnif_load", "Load mNIF checkpoint", (".safetensors", ".*"), app.tabs["worlds"].load)
+    _dialog(app, "_dialog_latent_load", "Load latent", (".safetensors", ".*"),
+            lambda p: app.message(worlds.load_latent(p)))
     _dialog(app, "_dialog_ws_checkpoint", "Weight-space checkpoint", (".safetensors", ".*"),
-            lambda p: _set_path(app, "checkpoint", p))
-    _dialog(app, "_dialog_ws_fields", "Field data set directory", (), lambda p: _set_path(app, "data", p), ".")
-    _dialog(app, "_dialog_worlds_video", "Export interpolation video to", (".mp4",), lambda p: panel_worlds.set_out(worlds.session, p), "worlds")
-
-
-def _set_path(app, key: str, path: str) -> None:
-    """A dialog chose the Rotations tab's checkpoint or data set: put it in the input (Load reads it)."""
-    setattr(app.tabs["rotations"].session, key, path)
-    dpg.set_value(f"_input_rot_{key}", path)
+            lambda p: setattr(rotations, "checkpoint", p))
+    _dialog(app, "_dialog_ws_fields", "Field data set directory", (), lambda p: setattr(rotations, "data", p), ".")
+    _dialog(app, "_dialog_worlds_video", "Export interpolation video to", (".mp4",),
+            lambda p: worlds.video.update(out=p), "worlds")
 
 
 def _help(app) -> None:
@@ -210,46 +201,6 @@ def _show_viewer(app) -> None:
         dpg.configure_item("_child_view", width=2 * s + 16)
         for tag in ("_text_stats", "_text_warning", "_text_message"):
             dpg.configure_item(tag, wrap=2 * s)
-
-
-def show_picture(app, side: str, img: np.ndarray, live: bool, size: int) -> None:
-    """Show img on one side (an image tag `_image_{side}` registered in `app._shown`) at size x size on screen (a
-    smaller picture is scaled by the window's GL); the panels are handed this to show theirs."""
-    shown, old = app._shown[side]
-    if img is shown:
-        return
-    h, w = img.shape[:2]
-    if live:
-        tag, ready = _live_texture(app, side, w, h, img)
-        dpg.set_value(tag, img)
-        if not ready:
-            return  # keep the old picture up until the new texture holds this one (tried again next frame)
-    else:
-        rgba = np.empty((h, w, 4), dtype=np.float32)
-        rgba[..., :3], rgba[..., 3] = img, 1.0
-        tag = dpg.add_static_texture(w, h, rgba, parent="_registry")
-    if tag != old:
-        dpg.configure_item(f"_image_{side}", texture_tag=tag, width=size, height=size)
-        if old != app._live.get(side, (None,))[0]:
-            dpg.delete_item(old)  # a static texture nobody shows any more
-    app._shown[side] = (img, tag)
-
-
-RAW_WARMUP_FRAMES = 3
-
-
-def _live_texture(app, side: str, w: int, h: int, img: np.ndarray) -> tuple[int | str, bool]:
-    """The side's raw texture for pictures that change every frame (made again when the size changes),
-    and whether it is ready to show. dearpygui fills a raw texture through a buffer one frame behind, so
-    a new one shows an empty (black) frame first: it is shown only after RAW_WARMUP_FRAMES frames."""
-    tag, size, born = app._live.get(side, (None, None, 0))
-    if size != (w, h):
-        if tag is not None and tag != app._shown[side][1]:
-            dpg.delete_item(tag)
-        tag = dpg.add_raw_texture(w, h, img, format=dpg.mvFormat_Float_rgb, parent="_registry")
-        born = app.frame
-        app._live[side] = (tag, (w, h), born)
-    return tag, app.frame - born >= RAW_WARMUP_FRAMES
 
 
 def _labels(app) -> tuple[str, str]:

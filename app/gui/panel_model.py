@@ -6,7 +6,7 @@ import dearpygui.dearpygui as dpg
 
 from app.gui.settings import outputs_dir
 from app.gui.tab import Tab
-from app.gui.widgets import path_field
+from app.gui.widgets import GREY, HEAD, path_field
 
 INFO_ROWS = 10
 
@@ -22,17 +22,17 @@ class ModelTab(Tab):
         app, g = self.app, self.app.guard
         dpg.add_text("The network on screen, its file and how well it did. Load another network by typing its path or "
                      "picking it (...); Save writes the one on screen (a bare name goes to the outputs folder).",
-                     color=(150, 150, 150), wrap=0)
-        dpg.add_text("Network checkpoint (.safetensors)", color=(150, 200, 255))
+                     color=GREY, wrap=0)
+        dpg.add_text("Network checkpoint (.safetensors)", color=HEAD)
         path_field(app, "_input_ckpt_path", [("Load", app.open_checkpoint), ("Save", app.save_checkpoint_as)],
                    "_dialog_load_ckpt", hint="path/to/network.safetensors")
-        dpg.add_text("Screenshot of the window (PNG)", color=(150, 200, 255))
+        dpg.add_text("Screenshot of the window (PNG)", color=HEAD)
         path_field(app, "_input_screenshot_path", [("Save", app.screenshot)], "_dialog_screenshot",
                    hint="e.g. screenshots/view.png")
         dpg.add_button(label="Screenshot (F12)", callback=g(lambda: app.screenshot(None)))
-        dpg.add_text(f"outputs folder: {outputs_dir()}  (set REDCUBE_HOME to move it)", color=(150, 150, 150), wrap=0)
+        dpg.add_text(f"outputs folder: {outputs_dir()}  (set REDCUBE_HOME to move it)", color=GREY, wrap=0)
         dpg.add_separator()
-        dpg.add_text("Model info", color=(150, 200, 255))
+        dpg.add_text("Model info", color=HEAD)
         with dpg.table(header_row=False, borders_innerH=True, tag="_table_info"):
             dpg.add_table_column(width_fixed=True, init_width_or_weight=120)
             dpg.add_table_column()

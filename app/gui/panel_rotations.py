@@ -14,7 +14,9 @@ import dearpygui.dearpygui as dpg
 from app.gui.rotations_session import COLOR_BY, RotationsSession
 from app.gui.rotations_view import RES, SLICE_Z, RotationsView
 from app.gui.tab import Panel, Pictures, Tab
-from app.gui.tab_parts import GREY, HEAD, WRAP
+from app.gui.widgets import HEAD, PALE, WRAP, blank_image, follow, path_input, show_picture, tooltip
+from app.viewport import upscale
+from training.weightspace.arms import READS
 
 THUMB = 88  # the side panel's one picture: the field undone by the true rotation (the check that undoing works)
 INTRO = ("A field here is a small network (a hash grid of learned features plus a tiny MLP) fitted to one object, "
@@ -58,12 +60,6 @@ class RotationsTab(Tab):
         r.load_async(self.app.said)
         self.app.message(f"loading {r.checkpoint} with the fields in {r.data} ...")
 
-    def restore(self, remembered: dict) -> str | None:
-        return self.session.restore(remembered)
-
-    def choices(self) -> dict:
-        return self.session.choices()
-
     def close(self) -> None:
         self.view.close()
 
@@ -88,13 +84,9 @@ class RotationsTab(Tab):
 
     def settled(self) -> bool:
         """With the tab open: its load has ended and, when a pair is loaded, its pictures are current."""
-        r = self.session
-        if not self.visible():
-            return True
-        if r.loading is not None or not r.tried_default:
-            return False
         f = self.view.frame
-        return r.loaded is None or (f is not None and f.key[0] == r.version and f.res == RES and f is self._rot_shown)
+        return not self.visible() or self.session.settled(
+            lambda: f is not None and f.key[0] == self.session.version and f.res == RES and f is self._rot_shown)
 
     def viewport(self) -> Pictures | None:
         f, r = self.view.frame, self.session
@@ -110,45 +102,37 @@ class RotationsTab(Tab):
                          Panel(f.images["undo_pred"], f"selected, {r.arm}'s turn undone")], note, key=f)
 
     def build(self) -> None:
-        dpg.add_text(INTRO, color=GREY, wrap=WRAP)
+        dpg.add_text(INTRO, color=PALE, wrap=WRAP)
         _inputs(self)
         dpg.add_text("", tag="_text_rot_model", wrap=WRAP)
         _selection(self)
         _arms(self)
         with dpg.group(horizontal=True):
-            blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
-            dpg.add_image(blank, tag="_image_rot_undo_true", width=THUMB, height=THUMB)
-            self.app._shown["rot_undo_true"] = (None, blank)
+            blank_image(self.app, "rot_undo_true", THUMB)
             dpg.add_text("the selected field undone by the true turn: the check that undoing works "
-                         "(it should match the reference)", color=GREY, wrap=WRAP - THUMB - 8)
-        dpg.add_text("", tag="_text_rot_render", color=GREY, wrap=WRAP)
+                         "(it should match the reference)", color=PALE, wrap=WRAP - THUMB - 8)
+        dpg.add_text("", tag="_text_rot_render", color=PALE, wrap=WRAP)
         dpg.add_separator()
         dpg.add_text(f"Hash features per level on the plane z = {SLICE_Z} (box coordinates), coarse to fine",
                      color=HEAD, wrap=WRAP, tag="_text_rot_levels_head")
-        with dpg.tooltip("_text_rot_levels_head"):
-            dpg.add_text("hash levels: " + TIPS["hash levels"])
+        tooltip("_text_rot_levels_head", "hash levels: " + TIPS["hash levels"])
         dpg.add_group(horizontal=True, horizontal_spacing=4, tag="_group_rot_slices")
-        dpg.add_text("", tag="_text_rot_slices", color=GREY, wrap=WRAP)
+        dpg.add_text("", tag="_text_rot_slices", color=PALE, wrap=WRAP)
         dpg.add_separator()
         _pca(self)
 
     def refresh(self) -> None:
-        from app.gui.layout import show_picture  # layout imports the tabs
-
         refresh(self)
-        show(self, show_picture)
+        show(self)
 
 
 def _inputs(tab) -> None:
     r = tab.session
     dpg.add_text("Weight-space checkpoint and the field data set it was trained on", color=HEAD, wrap=WRAP)
     for key, dialog in (("checkpoint", "_dialog_ws_checkpoint"), ("data", "_dialog_ws_fields")):
-        with dpg.group(horizontal=True):
-            dpg.add_input_text(tag=f"_input_rot_{key}", width=WRAP - 40, default_value=getattr(r, key),
-                               callback=lambda s, a, u: setattr(r, u, a), user_data=key)
-            dpg.add_button(label="...", callback=lambda s, a, u: dpg.show_item(u), user_data=dialog)
-        tab.app.text_inputs.append(f"_input_rot_{key}")
-    dpg.add_text("Grid-arm checkpoint (train-weightspace --arm grid; empty: none)", color=GREY, wrap=WRAP)
+        path_input(tab.app, f"_input_rot_{key}", getattr(r, key), lambda path, key=key: setattr(r, key, path), dialog,
+                   WRAP - 40)
+    dpg.add_text("Grid-arm checkpoint (train-weightspace --arm grid; empty: none)", color=PALE, wrap=WRAP)
     dpg.add_input_text(tag="_input_rot_grid", width=WRAP - 40, default_value=r.grid, callback=lambda s, a: setattr(r, "grid", a))
     tab.app.text_inputs.append("_input_rot_grid")
     dpg.add_button(label="Load", tag="_button_rot_load", callback=tab.app.guard(tab.load))
@@ -162,32 +146,27 @@ def _selection(tab) -> None:
                            callback=g(lambda s, a, u: u(a)), user_data=setter)
     dpg.add_slider_float(label="camera yaw (deg)", tag="_slider_rot_yaw", min_value=-180.0, max_value=180.0,
                          default_value=r.yaw_deg, width=200, callback=g(lambda s, a: r.set_yaw(a)))
-    with dpg.tooltip("_slider_rot_yaw"):
-        dpg.add_text("the orbit's heading: Q / E, the arrow keys or a drag on the pictures turn it too")
+    tooltip("_slider_rot_yaw", "the orbit's heading: Q / E, the arrow keys or a drag on the pictures turn it too")
 
 
 def _arms(tab) -> None:
     """Which arm's rotation the renders undo, the table of every arm's rotation, and what every arm reads."""
-    from training.weightspace.arms import READS
-
     r = tab.session
     dpg.add_text(HEADLINE, wrap=WRAP, color=(235, 215, 150))
     dpg.add_text("the arm whose turn the viewport undoes:", tag="_text_rot_arm_head")
-    with dpg.tooltip("_text_rot_arm_head"):
-        dpg.add_text("\n".join(f"{k}: {v}" for k, v in TIPS.items()))
+    tooltip("_text_rot_arm_head", "\n".join(f"{k}: {v}" for k, v in TIPS.items()))
     dpg.add_radio_button(list(READS), tag="_radio_rot_arm", default_value=r.arm, callback=tab.app.guard(lambda s, a: r.set_arm(a)))
     dpg.add_text("", tag="_text_rot_rotation")
-    dpg.add_text("\n".join(f"{name}: {words}" for name, words in READS.items()), color=GREY, wrap=WRAP)
+    dpg.add_text("\n".join(f"{name}: {words}" for name, words in READS.items()), color=PALE, wrap=WRAP)
 
 
 def _pca(tab) -> None:
     r = tab.session
     dpg.add_text("Every field's embedding, flattened to 2-D (PCA)", color=HEAD, tag="_text_rot_pca_head")
-    with dpg.tooltip("_text_rot_pca_head"):
-        dpg.add_text("The transformer arm maps each field to a vector, trained with NT-Xent: " + TIPS["NT-Xent"] +
-                     ".\nPCA: " + TIPS["PCA"] + ".\nGood: one tight cluster per object, whatever its turn.")
-    dpg.add_text("good: points of one object (one colour, colour by object) close together", color=GREY, wrap=WRAP)
-    dpg.add_text("rotation: the field's angle from the identity", color=GREY)
+    tooltip("_text_rot_pca_head", f"The transformer arm maps each field to a vector, trained with NT-Xent: "
+            f"{TIPS['NT-Xent']}.\nPCA: {TIPS['PCA']}.\nGood: one tight cluster per object, whatever its turn.")
+    dpg.add_text("good: points of one object (one colour, colour by object) close together", color=PALE, wrap=WRAP)
+    dpg.add_text("rotation: the field's angle from the identity", color=PALE)
     with dpg.group(horizontal=True):
         dpg.add_text("colour by:")
         dpg.add_radio_button(list(COLOR_BY), tag="_radio_rot_color", horizontal=True, default_value=r.color_by,
@@ -311,29 +290,24 @@ def _follow(tab) -> None:
     for key, (lo, hi) in limits.items():
         dpg.configure_item(f"_slider_rot_{key}", min_value=lo, max_value=hi)
     dpg.configure_item("_radio_rot_arm", items=list(m.arms))
-    values = {"_slider_rot_object": r.object, "_slider_rot_rotation": r.rotation, "_slider_rot_reference": r.reference,
-              "_slider_rot_yaw": r.yaw_deg, "_radio_rot_color": r.color_by, "_radio_rot_arm": r.arm}
-    for tag, value in values.items():
-        if not dpg.is_item_active(tag) and dpg.get_value(tag) != value:
-            dpg.set_value(tag, value)
+    follow({"_slider_rot_object": r.object, "_slider_rot_rotation": r.rotation, "_slider_rot_reference": r.reference,
+            "_slider_rot_yaw": r.yaw_deg, "_radio_rot_color": r.color_by, "_radio_rot_arm": r.arm})
 
 
-def show(tab, show_picture) -> None:
-    """Hand a new frame's side-panel pictures to the window (`show_picture` is layout's texture helper), once per frame."""
+def show(tab) -> None:
+    """Hand a new frame's side-panel pictures to the window, once per frame."""
     f = tab.view.frame
     if f is None or tab._rot_shown is f:
         return
     tab._rot_shown = f
-    from app.viewport import upscale
-
     show_picture(tab.app, "rot_undo_true", upscale(f.images["undo_true"], THUMB), False, THUMB)
-    _slices(tab, f, show_picture)
+    _slices(tab, f)
 
 
 FEATURE_COLOURS = {1: "grey", 2: "feature 1 red, feature 2 blue", 3: "features 1-3 as red, green, blue"}
 
 
-def _slices(tab, f, show_picture) -> None:
+def _slices(tab, f) -> None:
     """One small image per level; the images are made when the level count is first known (or changes)."""
     levels = len(f.slices)
     size = max(24, min(96, (WRAP + 4) // levels - 4))
@@ -341,9 +315,7 @@ def _slices(tab, f, show_picture) -> None:
         tab._rot_levels = levels
         dpg.delete_item("_group_rot_slices", children_only=True)
         for l in range(levels):
-            blank = dpg.add_static_texture(1, 1, [0.1, 0.1, 0.1, 1.0], parent="_registry")
-            dpg.add_image(blank, tag=f"_image_rot_slice_{l}", width=size, height=size, parent="_group_rot_slices")
-            tab.app._shown[f"rot_slice_{l}"] = (None, blank)
+            blank_image(tab.app, f"rot_slice_{l}", size, parent="_group_rot_slices")
     for l in range(levels):
         show_picture(tab.app, f"rot_slice_{l}", f.slices[l], False, size)
     m = tab.session.loaded

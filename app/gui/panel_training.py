@@ -16,12 +16,13 @@ import dearpygui.dearpygui as dpg
 
 from app.gui.tab import Tab
 from app.gui.training_session import BUDGET_UNITS, RECIPES, TRAIN_KINDS, TRAIN_RESOLUTIONS, TrainChoices, TrainingSession
+from app.gui.widgets import GREY, follow, tooltip
 from renderer.errors import RedcubeError
 from renderer.models import PIXEL_MODELS
+from training.control import threads_for
+from training.trainer import TrainConfig
 
-DATA_MODES = ("stream", "fixed")
 POLL_EVERY_S = 0.25  # training poll / plot refresh interval
-GREY = (150, 150, 150)
 INTRO = ("Teach a small network to draw this world from the camera's pose alone. Start a run and watch the "
          "viewport: the right-hand picture is the network as it learns; the left is the ground truth it copies.")
 PSNR_WORDS = ("PSNR: how close the network's pictures are to the ground truth, in dB; higher is better. "
@@ -32,7 +33,8 @@ COMBOS = (  # (choice, label, values, tooltip): the run's choices picked from a 
      "(res 128 or more)\nand the viewport decodes them; vae: the scene TinyVAE itself learns the renders"),
     ("model", "model", PIXEL_MODELS, None),
     ("res", "resolution", TRAIN_RESOLUTIONS, None),
-    ("data", "data", DATA_MODES, "stream: fresh random views rendered while training (never the same picture twice)\n"
+    ("data", "data", TrainConfig.DATA_MODES,
+     "stream: fresh random views rendered while training (never the same picture twice)\n"
      "fixed: one set of views rendered once and reused"),
     ("recipe", "recipe", RECIPES, "shipped: the settings that trained the default network in assets/\n"
      "defaults: the model's own defaults (posemlp: the blog's pose input)"),
@@ -128,12 +130,13 @@ class TrainingTab(Tab):
 
     def _share_cores(self) -> None:
         """The viewport renders with the cores a running training leaves it (all of them otherwise)."""
-        from training.control import threads_for
-
         cores = os.cpu_count() or 1
         if self.session.state == "running":
             cores = max(1, cores - threads_for(self.session.choices.cpu_share))
         self.app.viewer.net_view.threads = cores
+
+    def restore(self, remembered: dict) -> None:
+        """Nothing left to take: the session was made from them."""
 
     def choices(self) -> dict:
         return asdict(self.session.choices)
@@ -158,8 +161,7 @@ class TrainingTab(Tab):
                           default_value=str(getattr(c, name)),
                           callback=lambda s, a, u: setattr(self.session.choices, u, int(a) if u == "res" else a))
             if tip:
-                with dpg.tooltip(tag):
-                    dpg.add_text(tip)
+                tooltip(tag, tip)
         with dpg.group(horizontal=True):
             dpg.add_input_float(label="", tag="_input_budget", width=100, default_value=float(c.budget), step=0,
                                 format="%.0f", callback=lambda s, a: setattr(self.session.choices, "budget", a))
@@ -170,9 +172,8 @@ class TrainingTab(Tab):
         dpg.add_slider_float(label="training CPU share", tag="_slider_cpu_share", width=160, min_value=0.1,
                              max_value=1.0, default_value=c.cpu_share, format="%.2f",
                              callback=g(lambda s, a: self.set_cpu_share(a)))
-        with dpg.tooltip("_slider_cpu_share"):
-            dpg.add_text("The share of this machine's processor the run keeps to (it sleeps when it runs ahead);\n"
-                         "the viewport renders the network with the rest. Changes apply to a run that is going.")
+        tooltip("_slider_cpu_share", "The share of this machine's processor the run keeps to (it sleeps when it runs "
+                "ahead);\nthe viewport renders the network with the rest. Changes apply to a run that is going.")
         with dpg.group(horizontal=True):
             for label, tag, fn, tip in (
                     ("Start", "_button_start", self.start, "start a new run with the choices above"),
@@ -184,8 +185,7 @@ class TrainingTab(Tab):
                     ("Reset", "_button_reset", self.reset, "end the run, clear the curves and show the network from "
                                                            "before the run (the run's checkpoint stays on disk)")):
                 dpg.add_button(label=label, tag=tag, width=62, callback=g(fn))
-                with dpg.tooltip(tag):
-                    dpg.add_text(tip)
+                tooltip(tag, tip)
         dpg.add_text("", tag="_text_train_status", wrap=0)
         with dpg.group(horizontal=True):
             dpg.add_button(label="Open folder", tag="_button_train_folder", callback=g(self.open_folder))
@@ -203,10 +203,7 @@ class TrainingTab(Tab):
         for name, *_ in COMBOS:  # the choices, also when not made here (a restart, `redcube bench`)
             dpg.set_value(f"_combo_train_{name}", str(getattr(c, name)))
         dpg.set_value("_combo_budget_unit", c.unit)
-        if not dpg.is_item_active("_input_budget"):
-            dpg.set_value("_input_budget", float(c.budget))
-        if not dpg.is_item_active("_slider_cpu_share"):
-            dpg.set_value("_slider_cpu_share", c.cpu_share)
+        follow({"_input_budget": float(c.budget), "_slider_cpu_share": c.cpu_share})
         dpg.set_value("_text_train_status", s.status(self.shown_step()))
         dpg.set_value("_text_train_folder", f"this run: {s.out_dir}" if s.out_dir else f"runs are saved under {s.runs_dir}")
         state = s.state

@@ -10,13 +10,12 @@ import dearpygui.dearpygui as dpg
 from app.gui.settings import output_path
 from app.gui.tab import Tab
 from app.gui.topdown import draw_map
-from app.gui.widgets import path_field
+from app.gui.widgets import GREY, HEAD, export_controls, follow, path_field, path_input, show_export
 from app.video import PANELS
 from app.gui.video_session import VideoSession
 from renderer.camera import Camera
 from renderer.errors import RedcubeError
 
-GREY = (150, 150, 150)
 MAP = 200  # the top-down map's edge (px)
 
 
@@ -64,6 +63,9 @@ class VideoTab(Tab):
             self.app.message(*done)
         return v.playback is not None
 
+    def restore(self, remembered: dict) -> None:
+        """Nothing left to take: the session was made from them."""
+
     def choices(self) -> dict:
         return dict(self.session.options)
 
@@ -94,7 +96,7 @@ class VideoTab(Tab):
         dpg.add_text("A camera path is a few keyframes (poses) the camera glides through; play it here or export it "
                      "as an mp4 of the ground truth beside the network. Add the camera as a keyframe with K.",
                      color=GREY, wrap=0)
-        dpg.add_text("Camera path", color=(150, 200, 255))
+        dpg.add_text("Camera path", color=HEAD)
         dpg.add_text("", tag="_text_path")
         with dpg.group(horizontal=True):
             dpg.add_button(label="Add keyframe (K)", callback=g(self.add_keyframe))
@@ -119,7 +121,7 @@ class VideoTab(Tab):
             app.text_inputs.append("_input_video_seconds")
             dpg.add_button(label="Stop", callback=g(self.session.stop))
         dpg.add_separator()
-        dpg.add_text("Export mp4", color=(150, 200, 255))
+        dpg.add_text("Export mp4", color=HEAD)
         labels = {label: key for key, label in PANELS.items()}
         dpg.add_combo(list(labels), label="panel", tag="_combo_video_panel", width=160,
                       default_value=PANELS.get(v["panel"], "Side by side"),
@@ -129,17 +131,10 @@ class VideoTab(Tab):
             dpg.add_input_int(label=label, tag=tag, width=160, step=0, default_value=int(v[key]),
                               callback=lambda s, a, u: v.update({u: a}), user_data=key)
             app.text_inputs.append(tag)
-        with dpg.group(horizontal=True):
-            dpg.add_input_text(tag="_input_video_out", width=260, default_value=str(v["out"]),
-                               callback=lambda s, a: v.update(out=a))
-            dpg.add_button(label="...", callback=lambda: dpg.show_item("_dialog_video_out"))
-        app.text_inputs.append("_input_video_out")
+        path_input(app, "_input_video_out", str(v["out"]), lambda path: v.update(out=path), "_dialog_video_out", 260)
         dpg.add_text("", tag="_text_video_frames", color=GREY, wrap=0)
         dpg.add_text("", tag="_text_video_out", color=GREY, wrap=0)
-        with dpg.group(horizontal=True):
-            dpg.add_button(label="Export", tag="_button_export", callback=g(self.export))
-            dpg.add_button(label="Cancel", tag="_button_cancel", callback=g(self.session.cancel))
-        dpg.add_progress_bar(tag="_progress_video", width=-1, default_value=0.0, overlay="")
+        export_controls(app, "video", self.session, self.export, -1)
 
     def refresh(self) -> None:
         if not self.visible():
@@ -149,10 +144,8 @@ class VideoTab(Tab):
                       ("  - playing" if video.playback else ""))
         dpg.set_value("_check_loop", p.loop)
         o = video.options
-        for key, kind in (("res", int), ("fps", int), ("seconds", float), ("out", str)):  # changes not made by typing
-            tag = f"_input_video_{key}"
-            if not dpg.is_item_active(tag):
-                dpg.set_value(tag, kind(o[key]))
+        follow({f"_input_video_{key}": kind(o[key])  # changes not made by typing
+                for key, kind in (("res", int), ("fps", int), ("seconds", float), ("out", str))})
         try:
             dpg.set_value("_text_video_frames",
                           f"{video.frames()} frames: the path lasts {o['seconds']:g} s at {o['fps']} fps")
@@ -160,13 +153,7 @@ class VideoTab(Tab):
             dpg.set_value("_text_video_frames", str(e))
         dpg.set_value("_combo_video_panel", PANELS.get(o["panel"], "Side by side"))
         dpg.set_value("_text_video_out", f"writes {output_path(o['out'])}")
-        job, running = video.job, video.running
-        dpg.configure_item("_button_export", enabled=not running)
-        dpg.configure_item("_button_cancel", enabled=running)
-        if job is not None:
-            dpg.set_value("_progress_video", job.done / max(1, job.total))
-            dpg.configure_item("_progress_video",
-                               overlay=f"{job.done} / {job.total} frames" + ("" if running else " - done"))
+        show_export("video", video)
         cam = self.app.fly.camera
         keys = tuple(tuple(vars(c).values()) for c in p.keyframes)
         if self._listed != (keys, p.loop):
@@ -198,8 +185,3 @@ def _keyframe_rows(tab: VideoTab) -> None:
     if keys:
         dpg.add_text("keyframe: x, z (m), yaw; go: fly there; here: move it to the camera; x: delete",
                      color=GREY, wrap=0, parent="_group_keyframes")
-
-
-def set_out(session: VideoSession, path: str) -> None:
-    session.options["out"] = path
-    dpg.set_value("_input_video_out", path)

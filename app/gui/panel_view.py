@@ -12,6 +12,7 @@ import dearpygui.dearpygui as dpg
 from app.gui.state import FLYING_RESOLUTIONS, NETWORK_KINDS, NET_RESOLUTIONS, UPSCALE, VIEW_MODES
 from app.gui.tab import Tab
 from app.gui.topdown import draw_map
+from app.gui.widgets import GREY, HEAD, follow, tooltip
 from app.gui.training_session import ASSETS
 
 DISPLAY_SIZES = (320, 384, 448, 512, 640)
@@ -22,6 +23,8 @@ SHIPPED = (("ngp_256.safetensors", "NGP field"), ("posemlp_64.safetensors", "pos
 TIPS = {
     "_radio_mode": "Abs error heat map: |network - ground truth| per pixel, dark where they agree (keys 1-6 switch views).\n"
                    "Latent channels: what a latent network predicts before the TinyVAE decoder turns it into pixels.",
+    "_check_dynamic": "While the camera moves, the network renders at the resolution that keeps this many pictures a "
+                      "second (at least 64²);\nonce it stops, at the network res above. Off: always the network res.",
     "_slider_split": "Split slider: ground truth left of the line, network right of it, in one picture.",
     "_combo_net_res": "The network draws a picture this many pixels square when the camera rests;\n"
                       "the window scales it to the display size. More pixels: sharper and slower.",
@@ -46,10 +49,10 @@ class ViewTab(Tab):
 
     def build(self) -> None:
         app, g, v = self.app, self.app.guard, self.app.view
-        dpg.add_text(INTRO, color=(150, 150, 150), wrap=0)
+        dpg.add_text(INTRO, color=GREY, wrap=0)
         labels = {label: mode for mode, label in VIEW_MODES.items()}
         kinds = {label: kind for kind, label in NETWORK_KINDS.items()}
-        dpg.add_text("Network", color=(150, 200, 255))
+        dpg.add_text("Network", color=HEAD)
         dpg.add_radio_button(list(kinds), tag="_radio_network", horizontal=True,
                              default_value=NETWORK_KINDS["pixels"], callback=g(lambda s, a: app.show_network(kinds[a])))
         with dpg.group(horizontal=True):
@@ -59,10 +62,9 @@ class ViewTab(Tab):
                     tag = f"_button_shipped_{name.split('.')[0]}"
                     dpg.add_button(label=label, tag=tag, user_data=name,
                                    callback=g(lambda s, a, u: app.open_checkpoint(ASSETS / u)))
-                    with dpg.tooltip(tag):
-                        dpg.add_text(_figures(ASSETS / name))
+                    tooltip(tag, _figures(ASSETS / name))
         dpg.add_separator()
-        dpg.add_text("Viewport", color=(150, 200, 255))
+        dpg.add_text("Viewport", color=HEAD)
         dpg.add_radio_button(list(labels), tag="_radio_mode", default_value=VIEW_MODES[v.mode],
                              callback=g(lambda s, a: v.set(mode=labels[a])))
         dpg.add_slider_float(label="split", tag="_slider_split", min_value=0.0, max_value=1.0, default_value=v.split,
@@ -74,10 +76,6 @@ class ViewTab(Tab):
                              callback=g(lambda s, a: v.set(dynamic=bool(a))))
             dpg.add_input_float(tag="_input_target_fps", width=90, step=0, format="%.0f fps",
                                 default_value=v.target_fps, on_enter=True, callback=g(lambda s, a: v.set(target_fps=a)))
-        with dpg.tooltip("_check_dynamic"):
-            dpg.add_text("While the camera moves, the network renders at the resolution that keeps this many pictures "
-                         "a second (at least 64²);\nonce it stops, at the network res above. Off: always the network "
-                         "res.")
         app.text_inputs.append("_input_target_fps")
         dpg.add_combo([str(r) for r in FLYING_RESOLUTIONS], label="latent res while flying", tag="_combo_flying_res",
                       width=200, default_value=str(v.flying_res), callback=g(lambda s, a: v.set(flying_res=int(a))))
@@ -88,8 +86,7 @@ class ViewTab(Tab):
         dpg.add_slider_float(label="error gain", tag="_slider_gain", min_value=1.0, max_value=20.0,
                              default_value=v.error_gain, width=200, callback=g(lambda s, a: v.set(error_gain=a)))
         for tag, tip in TIPS.items():
-            with dpg.tooltip(tag):
-                dpg.add_text(tip)
+            tooltip(tag, tip)
         dpg.add_separator()
         _camera(app)
 
@@ -104,16 +101,11 @@ class ViewTab(Tab):
                                ("_input_target_fps", v.target_fps)):
                 dpg.set_value(tag, value)
         for name, _, scale in POSE_FIELDS:
-            tag = f"_input_pose_{name}"
-            if not dpg.is_item_active(tag):
-                dpg.set_value(tag, getattr(c, name) / scale)
-            dpg.configure_item(tag, enabled=app.fly.free or name not in ("y", "pitch"))
+            dpg.configure_item(f"_input_pose_{name}", enabled=app.fly.free or name not in ("y", "pitch"))
         dpg.set_value("_check_free", app.fly.free)
-        shown = NETWORK_KINDS[app.switching or app.shown_kind() or "pixels"]  # on screen, or being switched to
-        if dpg.get_value("_radio_network") != shown:
-            dpg.set_value("_radio_network", shown)
-        if not dpg.is_item_active("_slider_speed"):
-            dpg.set_value("_slider_speed", app.fly.speed)
+        follow({f"_input_pose_{name}": getattr(c, name) / scale for name, _, scale in POSE_FIELDS} |
+               {"_radio_network": NETWORK_KINDS[app.switching or app.shown_kind() or "pixels"],  # or being switched to
+                "_slider_speed": app.fly.speed})
         dpg.configure_item("_slider_split", enabled=v.mode == "split")
         pose = tuple(vars(c).values())
         if self.visible() and self._mapped != pose:
@@ -140,11 +132,11 @@ def _figures(path) -> str:
 
 def _camera(app) -> None:
     g, fly = app.guard, app.fly
-    dpg.add_text("Camera (WASD / arrows, drag, Q/E; R resets)", color=(150, 200, 255))
+    dpg.add_text("Camera (WASD / arrows, drag, Q/E; R resets)", color=HEAD)
     with dpg.group(horizontal=True):
         dpg.add_drawlist(MAP, MAP, tag="_draw_view_map")
         dpg.add_text("seen from above:\ngreen, the camera\nand what it sees;\nred, the cube;\nthe square, where\n"
-                     "the networks were\ntrained to look", color=(150, 150, 150))
+                     "the networks were\ntrained to look", color=GREY)
     for name, label, scale in POSE_FIELDS:
         tag = f"_input_pose_{name}"
         dpg.add_input_float(label=label, tag=tag, width=200, step=0, format="%.3f", on_enter=True,

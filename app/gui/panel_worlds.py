@@ -11,8 +11,7 @@ import dearpygui.dearpygui as dpg
 
 from app.gui.settings import output_path
 from app.gui.tab import Panel, Pictures, Tab
-from app.gui.tab_parts import GREY, HEAD, WRAP
-from app.gui.widgets import path_field
+from app.gui.widgets import HEAD, PALE, WRAP, export_controls, follow, path_field, path_input, show_export, tooltip
 from app.gui.worlds_session import RES_RANGE, WorldsSession, describe_world
 from app.gui.worlds_training import WorldsTraining
 from app.gui.worlds_view import SAMPLES, WorldsView
@@ -52,12 +51,6 @@ class WorldsTab(Tab):
         self.session.export(self.app.rasterizer, self.app.fly.camera.pose())
         self.app.message(f"writing the interpolation video to {output_path(self.session.video['out'])} ...")
 
-    def restore(self, remembered: dict) -> str | None:
-        return self.session.restore(remembered)
-
-    def choices(self) -> dict:
-        return self.session.choices()
-
     def close(self) -> None:
         self.session.cancel()
         self.training.stop()
@@ -82,13 +75,8 @@ class WorldsTab(Tab):
 
     def settled(self) -> bool:
         """With the tab open: its load has ended and, when an mNIF is loaded, the render is of the current latent."""
-        w = self.session
-        if not self.visible():
-            return True
-        if w.loading is not None or not w.tried_default:
-            return False
         f = self.view.frame
-        return w.mnif is None or (f is not None and f.key == self.key())
+        return not self.visible() or self.session.settled(lambda: f is not None and f.key == self.key())
 
     def viewport(self) -> Pictures | None:
         f, w = self.view.frame, self.session
@@ -104,13 +92,12 @@ class WorldsTab(Tab):
 
     def build(self) -> None:
         app, g, w, t = self.app, self.app.guard, self.session, self.training
-        dpg.add_text(INTRO, color=GREY, wrap=WRAP)
-        dpg.add_text("mNIF checkpoint", color=GREY)
+        dpg.add_text(INTRO, color=PALE, wrap=WRAP)
+        dpg.add_text("mNIF checkpoint", color=PALE)
         path_field(app, "_input_worlds_mnif", [("Load", self.load)], "_dialog_mnif_load", default=str(w.default),
                    width=230)
         dpg.add_text("", tag="_text_worlds_model", wrap=WRAP)
-        with dpg.tooltip("_text_worlds_model"):
-            dpg.add_text(MNIF_TIP)
+        tooltip("_text_worlds_model", MNIF_TIP)
         with dpg.group(horizontal=True):
             buttons = (("Train on", self.train_start), ("Pause", t.pause), ("Resume", t.resume), ("Stop", t.stop))
             for label, fn in buttons:
@@ -118,7 +105,7 @@ class WorldsTab(Tab):
             dpg.add_input_float(label="minutes", tag="_input_worlds_minutes", width=70, step=0, format="%.1f",
                                 default_value=t.minutes, callback=lambda s, a: setattr(t, "minutes", a))
             app.text_inputs.append("_input_worlds_minutes")
-        dpg.add_text("", tag="_text_worlds_training", wrap=WRAP, color=GREY)
+        dpg.add_text("", tag="_text_worlds_training", wrap=WRAP, color=PALE)
         dpg.add_separator()
         dpg.add_text("Mix four training worlds", color=HEAD)
         with dpg.group(horizontal=True):
@@ -126,7 +113,7 @@ class WorldsTab(Tab):
                 dpg.add_input_int(tag=f"_input_worlds_corner_{k}", width=70, step=0, default_value=w.corners[k],
                                   callback=g(lambda s, a, u: w.set_corner(u, a)), user_data=k, on_enter=True)
                 app.text_inputs.append(f"_input_worlds_corner_{k}")
-        dpg.add_text("corners " + ", ".join(CORNERS) + "; click in the square to move the mix (the dot)", color=GREY,
+        dpg.add_text("corners " + ", ".join(CORNERS) + "; click in the square to move the mix (the dot)", color=PALE,
                      wrap=WRAP)
         with dpg.group(horizontal=True):
             with dpg.group():
@@ -140,7 +127,7 @@ class WorldsTab(Tab):
 
         dpg.add_combo([str(r) for r in RESOLUTIONS], label="render res", tag="_combo_worlds_res", width=100,
                       default_value=str(w.res), callback=g(lambda s, a: w.set_res(int(a))))
-        dpg.add_text("", tag="_text_worlds_render", color=GREY, wrap=WRAP)
+        dpg.add_text("", tag="_text_worlds_render", color=PALE, wrap=WRAP)
         dpg.add_text("", tag="_text_worlds_current", wrap=WRAP)
         dpg.add_text("", tag="_text_worlds_nearest", wrap=WRAP)
         dpg.add_separator()
@@ -183,7 +170,7 @@ class WorldsTab(Tab):
 def _sampling(app, w: WorldsSession) -> None:
     g = app.guard
     dpg.add_text("Sample a new world (latent diffusion, DDIM)", color=HEAD)
-    dpg.add_text("latent file: the current world's code", color=GREY)
+    dpg.add_text("latent file: the current world's code", color=PALE)
     path_field(app, "_input_worlds_latent", [("Load", lambda p: app.message(w.load_latent(p))),
                                              ("Save", lambda p: app.message(w.save_latent(p)))],
                "_dialog_latent_load", hint="e.g. latents/mine.safetensors", width=180)
@@ -193,33 +180,21 @@ def _sampling(app, w: WorldsSession) -> None:
                               callback=lambda s, a, u: setattr(w, u, a), user_data=key)
             app.text_inputs.append(f"_input_worlds_{key}")
         dpg.add_button(label="Sample", tag="_button_worlds_sample", callback=g(lambda: app.message(w.sample())))
-    with dpg.tooltip("_button_worlds_sample"):
-        dpg.add_text("DDIM: a diffusion model turns random noise into a new latent code in a few dozen steps;\n"
-                     "more steps, closer to the codes it learned. Each press draws another (the seed moves on).")
+    tooltip("_button_worlds_sample", "DDIM: a diffusion model turns random noise into a new latent code in a few dozen "
+            "steps;\nmore steps, closer to the codes it learned. Each press draws another (the seed moves on).")
 
 
 def _video(app, tab: WorldsTab) -> None:
-    g, o = app.guard, tab.session.video
+    o = tab.session.video
     dpg.add_text("Interpolation video (this camera, round the corners)", color=HEAD)
     with dpg.group(horizontal=True):
         for key in ("frames", "fps"):
             dpg.add_input_int(label=key, tag=f"_input_worlds_{key}", width=70, step=0, default_value=o[key],
                               callback=lambda s, a, u: o.update({u: a}), user_data=key)
             app.text_inputs.append(f"_input_worlds_{key}")
-    with dpg.group(horizontal=True):
-        dpg.add_input_text(tag="_input_worlds_out", width=260, default_value=o["out"], callback=lambda s, a: o.update(out=a))
-        dpg.add_button(label="...", callback=lambda: dpg.show_item("_dialog_worlds_video"))
-    app.text_inputs.append("_input_worlds_out")
-    dpg.add_text("", tag="_text_worlds_out", color=GREY, wrap=WRAP)
-    with dpg.group(horizontal=True):
-        dpg.add_button(label="Export", tag="_button_worlds_export", callback=g(tab.export))
-        dpg.add_button(label="Cancel", tag="_button_worlds_cancel", callback=g(tab.session.cancel))
-    dpg.add_progress_bar(tag="_progress_worlds", width=WRAP, default_value=0.0, overlay="")
-
-
-def set_out(session: WorldsSession, path: str) -> None:
-    session.video["out"] = path
-    dpg.set_value("_input_worlds_out", path)
+    path_input(app, "_input_worlds_out", o["out"], lambda path: o.update(out=path), "_dialog_worlds_video", 260)
+    dpg.add_text("", tag="_text_worlds_out", color=PALE, wrap=WRAP)
+    export_controls(app, "worlds", tab.session, tab.export, WRAP)
 
 
 def _mouse_uv() -> tuple[float, float]:
@@ -253,21 +228,12 @@ def _grid(tab: WorldsTab) -> None:
 
 def _follow(w: WorldsSession) -> None:
     """Show state changes not made by typing (a new mNIF resets the corners; Sample moves the seed on)."""
-    values = {f"_input_worlds_corner_{k}": w.corners[k] for k in range(4)}
-    values.update({"_input_worlds_seed": w.seed, "_input_worlds_steps": w.steps, "_slider_worlds_u": w.u,
-                   "_slider_worlds_v": w.v, "_input_worlds_frames": w.video["frames"], "_input_worlds_fps": w.video["fps"],
-                   "_input_worlds_out": w.video["out"], "_combo_worlds_res": str(w.res)})
-    for tag, value in values.items():
-        if not dpg.is_item_active(tag) and dpg.get_value(tag) != value:
-            dpg.set_value(tag, value)
+    follow({f"_input_worlds_corner_{k}": w.corners[k] for k in range(4)} |
+           {"_input_worlds_seed": w.seed, "_input_worlds_steps": w.steps, "_slider_worlds_u": w.u,
+            "_slider_worlds_v": w.v, "_input_worlds_frames": w.video["frames"], "_input_worlds_fps": w.video["fps"],
+            "_input_worlds_out": w.video["out"], "_combo_worlds_res": str(w.res)})
 
 
 def _progress(w: WorldsSession) -> None:
     dpg.set_value("_text_worlds_out", f"writes {output_path(w.video['out'])}")
-    job = w.job
-    running = job is not None and not job.finished
-    dpg.configure_item("_button_worlds_export", enabled=not running)
-    dpg.configure_item("_button_worlds_cancel", enabled=running)
-    if job is not None:
-        dpg.set_value("_progress_worlds", job.done / max(1, job.total))
-        dpg.configure_item("_progress_worlds", overlay=f"{job.done} / {job.total} frames" + ("" if running else " - done"))
+    show_export("worlds", w)

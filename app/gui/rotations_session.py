@@ -34,6 +34,9 @@ from renderer.errors import RedcubeError
 from renderer.models.object_field import ObjectField, ObjectFieldConfig
 from renderer.quaternions import angle_between, canonical, matrix
 from renderer.scene import Scene
+from training.weightspace.arms import FeatureArm, GridArm, ProbeArm, SaneArm
+from training.weightspace.axes import quaternion_of
+from training.weightspace.losses import relative_rotation
 
 DEFAULT_DIR = ASSETS / "weightspace"
 DEFAULT_CHECKPOINT = DEFAULT_DIR / "checkpoint.safetensors"
@@ -98,7 +101,6 @@ def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
     """A weight-space checkpoint and its field data set, every field encoded and read by every arm; one sentence for a
     bad pair or a grid-arm checkpoint that does not fit (the default grid checkpoint may be absent: no grid arm then)."""
     from training.ngp_dataset import check_layout, load_fields
-    from training.weightspace.arms import FeatureArm, ProbeArm, SaneArm
     from training.weightspace.eval import unseen_objects
 
     checkpoint, data = Path(checkpoint), Path(data)
@@ -129,8 +131,6 @@ def read_rotations(checkpoint: str | Path, data: str | Path, progress=None,
 
 def load_grid_arm(grid: str | Path | None, default_grid: Path):
     """The grid arm of checkpoint `grid`, or None when no path is given or the default one is absent."""
-    from training.weightspace.arms import GridArm
-
     if not grid or (Path(grid) == default_grid and not default_grid.exists()):
         return None
     if not Path(grid).exists():
@@ -314,9 +314,6 @@ class RotationsSession(LoadingSession):
     def prediction(self) -> dict:
         """Predicted and true relative rotation from the reference field to the selected one (quaternions, axes,
         angles in deg) and the geodesic error (deg) between them. Cheap (one head call), cached per version."""
-        from training.weightspace.axes import quaternion_of
-        from training.weightspace.losses import relative_rotation
-
         with self._lock:  # not between a new pair and its reset selection
             m = self._need()
             if self._prediction is not None and self._prediction[0] == (self.version, id(m)):

@@ -60,12 +60,13 @@ class Tab:
         """Key name -> action for the keys this tab handles."""
         return {}
 
-    def choices(self) -> dict | None:
-        return None
+    def choices(self) -> dict:
+        """What the next launch restores (in the `settings_key` field); by default the tab's session's choices."""
+        return self.session.choices()
 
     def restore(self, remembered: dict) -> str | None:
-        """Take the last launch's choices before `build`; a message to show, or None."""
-        return None
+        """Take the last launch's choices before `build` (by default the session does); a message to show, or None."""
+        return self.session.restore(remembered)
 
     def close(self) -> None:
         pass

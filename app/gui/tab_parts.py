@@ -7,10 +7,6 @@ import torch
 
 from app.gui.workers import LatestWorker, load_in_background
 
-HEAD = (150, 200, 255)
-GREY = (170, 170, 170)
-WRAP = 336  # text stays clear of the side panel's scroll bar
-
 
 class LoadingSession:
     """A tab session's loading half: loads in the background, the first one when the tab is first shown. A session
@@ -33,6 +29,10 @@ class LoadingSession:
         if not self.tried_default and self.empty() and self.loading is None:
             self.tried_default = True
             self.load_async(lambda text, level: done(text, "warn" if level == "error" else level))
+
+    def settled(self, current) -> bool:
+        """No load runs or waits to start and, when something is loaded, current() says its pictures are on screen."""
+        return self.loading is None and self.tried_default and (self.empty() or current())
 
     def _in_background(self, thread: str, load, done, loading, what: str, fix: str) -> None:
         """load() on a short thread with `self.loading` set; a failure is said by done(text, "error")."""

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from app.gui.settings import outputs_dir
 from renderer.errors import RedcubeError
+from training.control import TrainingProcess, threads_for
+from training.kinds import Job
+from training.trainer import TrainConfig
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 BUDGET_UNITS = ("minutes", "steps")
@@ -101,11 +104,33 @@ class Curves:
             self.test_loss.append(r.get("test_loss") or 10 ** (-psnr / 10))
 
 
-class TrainingSession:
+class BackgroundRun:
+    """What the Training tab and the Worlds tab's Train on share: one run (`proc`, a `training.control.TrainingProcess`;
+    None before the first) with its state and Pause / Resume."""
+
+    proc = None
+
+    @property
+    def state(self) -> str:
+        return "idle" if self.proc is None else self.proc.state
+
+    @property
+    def active(self) -> bool:
+        return self.proc is not None and self.proc.active
+
+    def pause(self) -> None:
+        if self.state == "running":
+            self.proc.pause()
+
+    def resume(self) -> None:
+        if self.state == "paused":
+            self.proc.resume()
+
+
+class TrainingSession(BackgroundRun):
     def __init__(self, choices: TrainChoices | None = None, runs_dir: Path | None = None):
         self.choices = choices or TrainChoices()
         self.runs_dir = runs_dir or outputs_dir() / "runs"
-        self.proc = None
         self.curves = Curves()
         self.last: dict = {}
         self.out_dir: Path | None = None
@@ -116,9 +141,6 @@ class TrainingSession:
 
     # -- buttons -------------------------------------------------------------------------------
     def config(self):
-        from training.control import threads_for
-        from training.trainer import TrainConfig
-
         c = self.choices
         if c.unit not in BUDGET_UNITS or not c.budget > 0:
             raise RedcubeError("the training budget must be a positive number of minutes or steps.")
@@ -131,8 +153,6 @@ class TrainingSession:
 
     def job(self):
         """The chosen kind's run (training.kinds.Job) with the budget, CPU share and run folder of the choices."""
-        from training.kinds import Job
-
         c = self.choices
         if c.kind not in TRAIN_KINDS:
             raise RedcubeError(f"training kind {c.kind!r} is unknown here; choose one of {list(TRAIN_KINDS)}.")
@@ -151,8 +171,6 @@ class TrainingSession:
 
     def start(self) -> None:
         """Start a new run with the current choices (raises RedcubeError on bad choices)."""
-        from training.control import TrainingProcess
-
         if self.active:
             raise RedcubeError("a training run is already going; press Stop or Reset first.")
         proc = TrainingProcess(self.job(), cpu_share=self.choices.cpu_share, follow=True)
@@ -160,18 +178,10 @@ class TrainingSession:
         self.proc, self.curves, self.last = proc, Curves(), {}
         self._ckpt_seen, self._live_seen, self.reported_failure = None, None, False
 
-    def pause(self) -> None:
-        if self.proc is not None and self.state == "running":
-            self.proc.pause()
-
-    def resume(self) -> None:
-        if self.proc is not None and self.state == "paused":
-            self.proc.resume()
-
     def set_cpu_share(self, share: float) -> None:
         """The training CPU share, for the next run and the one going (raises RedcubeError out of range)."""
         self.choices.cpu_share = check_share(share)
-        if self.proc is not None and self.active:
+        if self.active:
             self.proc.set_cpu_share(share)
 
     def toggle(self) -> None:
@@ -180,7 +190,7 @@ class TrainingSession:
     def stop(self) -> None:
         """End the run with a final checkpoint; the curves and the run stay on the panel (its state turns
         'stopping', then 'finished'). The stop waits for the trainer's checkpoint, so it runs off the GUI thread."""
-        if self.proc is not None and self.active and (self._stopping is None or not self._stopping.is_alive()):
+        if self.active and (self._stopping is None or not self._stopping.is_alive()):
             self._stopping = threading.Thread(target=self.proc.stop, name="redcube-stop", daemon=True)
             self._stopping.start()
 
@@ -191,7 +201,7 @@ class TrainingSession:
 
     def close(self) -> None:
         """At exit: stop a running trainer and wait for its final checkpoint."""
-        if self.proc is not None and self.active:
+        if self.active:
             self.proc.stop()
         if self._stopping is not None:
             self._stopping.join(60)
@@ -219,14 +229,6 @@ class TrainingSession:
     def owns(self, path: Path | None) -> bool:
         """Whether a file belongs to the current run's folder."""
         return path is not None and self.out_dir is not None and Path(path).parent == Path(self.out_dir)
-
-    @property
-    def state(self) -> str:
-        return "idle" if self.proc is None else self.proc.state
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("running", "paused", "stopping")
 
     @property
     def error(self) -> str | None:

@@ -65,7 +65,25 @@ class VideoJob:
         return f"wrote {r.path}: {r.frames} frames in {r.seconds:.1f} s ({r.fps:.1f} frames/s)", "info"
 
 
-class VideoSession:
+class Exports:
+    """What a session with video exports (`job`, the newest) shares: Cancel, whether one runs, its outcome."""
+
+    job: VideoJob | None = None
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel.set()
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and not self.job.finished
+
+    def outcome(self) -> tuple[str, str] | None:
+        """(message, level) once, when a job has finished."""
+        return self.job.outcome() if self.job is not None else None
+
+
+class VideoSession(Exports):
     def __init__(self, scene: Scene, options: dict | None = None):
         self.scene = scene
         self.path = CameraPath()
@@ -76,7 +94,6 @@ class VideoSession:
         self.options.update({k: v for k, v in (options or {}).items()
                              if k in DEFAULTS and isinstance(v, kinds.get(type(DEFAULTS[k]), type(DEFAULTS[k])))
                              and not isinstance(v, bool)})
-        self.job: VideoJob | None = None
         self.playback: tuple[list[Camera], float] | None = None
 
     # -- the path ------------------------------------------------------------------------------
@@ -141,15 +158,3 @@ class VideoSession:
         self.job = VideoJob.start(len(cams), lambda job: export_video(
             cams, out, rasterizer=rasterizer, model=model, panel=o["panel"], res=int(o["res"]), fps=int(o["fps"]),
             progress=job.progress, cancel=job.cancel))
-
-    def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel.set()
-
-    @property
-    def running(self) -> bool:
-        return self.job is not None and not self.job.finished
-
-    def outcome(self) -> tuple[str, str] | None:
-        """(message, level) once, when a job has finished."""
-        return self.job.outcome() if self.job is not None else None

@@ -22,7 +22,8 @@ from app.viewport import error_map, psnr
 from renderer.errors import RedcubeError
 from renderer.render import render_image
 from renderer.tinyvae import TinyVAE
-from training.vae import decode_latents, encode_frames
+from training.checkpoint import load_checkpoint, load_live_weights, resolve
+from training.vae import decode_latents, encode_frames, load_vae, vae_for_checkpoint
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 WARMUP_POSE = (1.5, 1.0, 1.5, 0.785, 0.0)
@@ -155,23 +156,17 @@ class ModelSlot:
         """Load a checkpoint in the background; errors become a message, the old model stays. With publish=False the
         new network waits for `publish` (the app shows it in the same frame as the network resolution it wants, so
         no frame is rendered at the old network's resolution: a pixel network at 512² takes many seconds on a CPU)."""
-        from training.checkpoint import load_checkpoint, resolve
-
         def run():
             done = None
             try:
                 ckpt = load_checkpoint(path)
                 vae = None
                 if ckpt.kind == TinyVAE.kind:  # a TinyVAE (a run of one followed): the viewport shows its round trip
-                    from training.vae import load_vae
-
                     model = load_vae(resolve(path)).to(DEVICE).eval().requires_grad_(False)
                 else:
                     model = ckpt.build_model(DEVICE).eval().requires_grad_(False)
                     render_image(model, torch.tensor(WARMUP_POSE), 16)  # builds any kernel now, not in the first frame
                 if ckpt.record.get("vae") and ckpt.kind != TinyVAE.kind:  # a latent network: its VAE, or one sentence
-                    from training.vae import vae_for_checkpoint
-
                     vae = vae_for_checkpoint(ckpt.record).to(DEVICE)
                 with self._lock:
                     self._version += 1
@@ -200,8 +195,6 @@ class ModelSlot:
         """A training run's live weights (`save_live_weights`) into a copy of the network on screen, off the GUI
         thread: no model build, no optimizer state. A file that does not fit the network on screen (another kind or
         shape) changes nothing and on_done gets None; the run's next full checkpoint then takes over."""
-        from training.checkpoint import load_live_weights
-
         def run():
             done = None
             try:

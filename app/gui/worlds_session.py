@@ -24,14 +24,15 @@ import torch
 from app.commands.sample_mnif import diffusion_path, load_latents, save_latents
 from app.gui.training_session import ASSETS
 from app.video import check_video_args, encode_mp4
-from app.gui.video_session import VideoJob
+from app.gui.video_session import Exports, VideoJob
 from app.gui.settings import apply_or_keep, output_path
 from app.gui.tab_parts import LoadingSession
 from app.gui.worlds_view import VIDEO_SIZE, render_pair, side_by_side
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
 from renderer.worlds import WorldParams, check_index, train_worlds
-from training.mnif.diffusion import latents_hash
+from training.mnif.autodecode import load_mnif
+from training.mnif.diffusion import LatentDiffusion, latents_hash
 
 DEFAULT_MNIF = ASSETS / "mnif" / "checkpoint.safetensors"
 RES_RANGE = (32, 128)
@@ -54,9 +55,6 @@ class LoadedMNIF:
 
 def read_mnif(path: str | Path) -> tuple[LoadedMNIF, list[tuple[str, str]]]:
     """An mNIF checkpoint and the diffusion model beside it; messages (text, level) say what was loaded."""
-    from training.mnif.diffusion import LatentDiffusion
-    from training.mnif.autodecode import load_mnif
-
     path = Path(path)
     if path == DEFAULT_MNIF and not path.exists():
         raise RedcubeError(f"no mNIF is shipped at {path} yet; train one with `redcube train-mnif --out assets/mnif` "
@@ -100,7 +98,7 @@ def around_corners(n: int) -> list[tuple[float, float]]:
     return list(zip(u.tolist(), v.tolist()))
 
 
-class WorldsSession(LoadingSession):
+class WorldsSession(LoadingSession, Exports):
     def __init__(self, scene: Scene, default: Path = DEFAULT_MNIF):
         super().__init__()
         self.scene = scene
@@ -113,7 +111,6 @@ class WorldsSession(LoadingSession):
         self.res = 64
         self.steps, self.seed = 50, 0
         self.video = dict(VIDEO_DEFAULTS)
-        self.job: VideoJob | None = None
         self.sample_ms: float | None = None
         self._lock = threading.Lock()
 
@@ -301,7 +298,7 @@ class WorldsSession(LoadingSession):
         """Start an mp4 of the latent going round the four corners, seen from a fixed camera (side by side:
         the mNIF and the nearest training world), on a worker thread with progress and cancel."""
         m = self._need()
-        if self.job is not None and not self.job.finished:
+        if self.running:
             raise RedcubeError("an interpolation video is already being written; cancel it first.")
         o, res = dict(self.video), self.res
         frames = o["frames"]
@@ -321,13 +318,6 @@ class WorldsSession(LoadingSession):
 
         self.job = VideoJob.start(frames, lambda job: encode_mp4(pictures(), frames, out, (2 * VIDEO_SIZE, VIDEO_SIZE), o["fps"],
                                                                  job.progress, job.cancel))
-
-    def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel.set()
-
-    def outcome(self) -> tuple[str, str] | None:
-        return self.job.outcome() if self.job is not None else None
 
 
 def describe_world(p: WorldParams) -> str:

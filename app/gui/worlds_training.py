@@ -10,18 +10,19 @@ import dataclasses
 import time
 from pathlib import Path
 
+from app.gui.training_session import BackgroundRun, _changed
 from renderer.errors import RedcubeError
+from renderer.models.mnif import MNIFConfig
+from training.checkpoint import load_checkpoint, load_live_weights, split_live_extra
+from training.control import TrainingProcess
+from training.kinds import Job
+from training.mnif.autodecode import MNIFTrainConfig
+from training.mnif.diffusion import DenoiserConfig, DiffusionTrainConfig
 
 
 def continue_job(path: Path, minutes: float, out: Path):
     """The mnif kind's job that continues the auto-decoded mNIF at `path` into `out` for `minutes` (its recorded
     training settings otherwise)."""
-    from renderer.models.mnif import MNIFConfig
-    from training.checkpoint import load_checkpoint
-    from training.kinds import Job
-    from training.mnif.autodecode import MNIFTrainConfig
-    from training.mnif.diffusion import DenoiserConfig, DiffusionTrainConfig
-
     record = load_checkpoint(path).record
     if record.get("method", "autodecode") != "autodecode":
         raise RedcubeError(f"{path} was meta-learned; only an auto-decoded mNIF trains on from its latents: load one.")
@@ -32,19 +33,16 @@ def continue_job(path: Path, minutes: float, out: Path):
                         "diffusion": DiffusionTrainConfig(), "denoiser": DenoiserConfig()})
 
 
-class WorldsTraining:
+class WorldsTraining(BackgroundRun):
     """One background run at a time; `follow(worlds)` each frame hands its newest weights to the Worlds tab."""
 
     def __init__(self):
-        self.proc = None
         self.minutes = 5.0
         self._seen: tuple | None = None
         self.reloaded = False
 
     def start(self, worlds, runs_dir: Path, cpu_share: float) -> Path:
         """Train the Worlds tab's mNIF on; returns the run folder (raises RedcubeError with nothing loaded or a run going)."""
-        from training.control import TrainingProcess
-
         if worlds.mnif is None:
             raise RedcubeError("no mNIF is loaded; load one, then it can train on.")
         if self.active:
@@ -57,32 +55,13 @@ class WorldsTraining:
         self._seen, self.reloaded = None, False
         return out
 
-    @property
-    def state(self) -> str:
-        return "idle" if self.proc is None else self.proc.state
-
-    @property
-    def active(self) -> bool:
-        return self.proc is not None and self.proc.active
-
-    def pause(self) -> None:
-        if self.state == "running":
-            self.proc.pause()
-
-    def resume(self) -> None:
-        if self.state == "paused":
-            self.proc.resume()
-
     def stop(self) -> None:
-        if self.proc is not None and self.active:
+        if self.active:
             self.proc.stop()
 
     def follow(self, worlds) -> None:
         """New live weights and latents into the tab's mNIF (a copy: renders in flight keep theirs); when the run has
         ended, its checkpoint (and its new diffusion model) is loaded."""
-        from app.gui.training_session import _changed
-        from training.checkpoint import load_live_weights, split_live_extra
-
         if self.proc is None or worlds.mnif is None:
             return
         self.proc.poll()
