@@ -4,9 +4,6 @@ current pose with its PSNR; the stats line names the network's own resolution an
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
 import torch
 
 from renderer.models import build_model
@@ -14,13 +11,7 @@ from test_gui import run_driver
 from test_radiance import TINY, adam_steps
 from training.checkpoint import save_checkpoint
 
-pytestmark = pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (apt-get install xvfb)")
-
 DRIVER = """
-import json, time
-from pathlib import Path
-from app.gui.app import App
-
 app = App(checkpoint=Path({ckpt!r}))
 while app.slot.current is None or app.viewer.net is None:
     app.step()
