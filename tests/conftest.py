@@ -69,6 +69,20 @@ def one_sentence():
     return check_one_sentence
 
 
+def check_error_line(err: str) -> str:
+    """A refusal on stderr: one line, "redcube: error: " and one sentence (returned)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("redcube: error: "), err
+    message = lines[0].removeprefix("redcube: error: ")
+    check_one_sentence(message)
+    return message
+
+
+@pytest.fixture
+def error_line():
+    return check_error_line
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread for a module's tests (the 2-core machine is shared; two threads contending ran 10x slower)."""

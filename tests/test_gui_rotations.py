@@ -8,8 +8,6 @@ what must be right is the convention: the true relative rotation, undone, lines 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -280,11 +278,3 @@ def test_rotations_panel_in_the_app(tiny_weightspace, tmp_path, one_sentence):
     (px, py), (pw, ph) = out["plot_min"], out["plot_size"]
     plot = iio.imread(shot2)[py:py + ph, px:px + pw, :3].astype(np.float32)
     assert ph > 100 and plot.shape[0] == ph and plot.std() > 5  # the PCA plot is on screen once scrolled to
-
-
-def test_the_state_and_render_objects_do_not_load_the_gui():
-    """House style: GUI-free state (a fresh interpreter imports them without dearpygui)."""
-    code = "import sys, app.gui.rotations_session, app.gui.rotations_view; print('dearpygui' in sys.modules)"
-    repo = Path(__file__).resolve().parents[1]
-    p = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0 and p.stdout.strip() == "False", p.stderr[-2000:]

@@ -253,17 +253,6 @@ def test_worlds_panel_in_the_app(tiny_mnif, tmp_path, one_sentence):
     assert frames.shape == (4, 256, 512, 3)
 
 
-def test_the_state_and_render_objects_do_not_load_the_gui():
-    """House style: GUI-free state (a fresh interpreter imports them without dearpygui)."""
-    import subprocess
-    import sys
-
-    code = "import sys, app.gui.worlds_session, app.gui.worlds_view; print('dearpygui' in sys.modules)"
-    repo = Path(__file__).resolve().parents[1]
-    p = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0 and p.stdout.strip() == "False", p.stderr[-2000:]
-
-
 CLICK_DRIVER = """
 from app.gui.panel_worlds import GRID, SQUARE_AT
 
