@@ -105,6 +105,17 @@ def load_now():
 
 
 @pytest.fixture(scope="session")
+def tiny_fields(tmp_path_factory) -> Path:
+    """4 objects x 2 rotations, barely fitted: a real NGP field data set, made in a second (read only)."""
+    from training.ngp_dataset import DatasetConfig, generate
+    from training.ngp_fields import FitConfig
+
+    data = tmp_path_factory.mktemp("fields") / "ds"
+    generate(DatasetConfig(objects=4, rotations=2, shard_size=8, fit=FitConfig(steps=2, points=64)), data, log=lambda s: None)
+    return data
+
+
+@pytest.fixture(scope="session")
 def tiny_latent(tmp_path_factory, scene) -> Path:
     """A latent checkpoint laid out as `redcube train --latent --res 512` writes one, untrained: a small posemlp with
     4 output channels and the random TinyVAE (saved as a redcube checkpoint) it records (the mechanics, not the quality)."""

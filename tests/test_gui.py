@@ -404,6 +404,7 @@ def type_text(text):
 
 press("_input_ckpt_path")                     # into the field; type the path with the keyboard
 type_text({second!r})
+wait_for(lambda: dpg.get_value("_input_ckpt_path") == {second!r}, 5)   # the last keys reach the field a frame later
 out["field"] = dpg.get_value("_input_ckpt_path")
 press("_input_ckpt_path_load")                # the Load button beside it
 wait_for(lambda: app.slot.current.path.name != out["first"])
