@@ -5,8 +5,11 @@ Nothing here mocks moderngl or torch: the rasterizer fixture is the real headles
 
 from __future__ import annotations
 
+import os
 import queue
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,13 @@ from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def torchrun(args: list[str], cwd: Path, nproc: int = 2, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`torchrun --standalone` with nproc real ranks (gloo on the CPU), this checkout on their PYTHONPATH."""
+    cmd = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", str(nproc), *args]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -49,8 +49,9 @@ def run_gui(args: list[str], tmp_path: Path, timeout: int = 120, display: bool =
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-# Every driver starts with this: the imports, `frames(n)` (n steps of the app) and `wait_for(cond, limit)` (steps the
-# app until cond holds or limit seconds pass, and returns cond()); the driver itself defines `app`.
+# Every driver starts with this: the imports, `frames(n)` (n steps of the app), `wait_for(cond, limit)` (steps the
+# app until cond holds or limit seconds pass, and returns cond()) and `finish(out)` (closes the window, prints out as
+# JSON for run_driver); the driver itself defines `app`.
 PRELUDE = """
 import json, time
 from pathlib import Path
@@ -69,6 +70,10 @@ def wait_for(cond, limit={wait_s}):
     while not cond() and time.time() - t0 < limit:
         frames()
     return cond()
+
+def finish(out, n=2):
+    app.run(frames=app.frame + n)            # n more frames, then the window closes (and saves the settings)
+    print(json.dumps(out))
 """
 
 # For drivers that send real input through the X server (XTEST): the connection `d`, `click_at(x, y)` (a left click
@@ -136,8 +141,7 @@ import math
 app = App(checkpoint=Path({ckpt!r}))
 frames(3)
 out = {{}}
-while app.slot.current is None:
-    app.step()
+wait_for(lambda: app.slot.current is not None)
 out["info"] = dict(app.model_info())
 c = app.fly.camera
 x0, z0, yaw = c.x, c.z, c.yaw
@@ -184,8 +188,7 @@ for target in ({video!r}, "/proc/nope/v.mp4"):
         app.step()
     app.step()
     out.setdefault("video_msgs", []).append(app.messages[-1].text)
-app.run(frames=app.frame + 3)
-print(json.dumps(out))
+finish(out, 3)
 """
 
 
@@ -249,8 +252,7 @@ import os, signal
 os.kill(app.tabs["training"].session.proc._proc.pid, signal.SIGKILL)
 wait_for(lambda: any(m.level == "error" for m in app.messages), 30)
 died = [m.text for m in app.messages if m.level == "error"]
-app.run(frames=app.frame + 2)
-print(json.dumps({{"states": states, "followed": followed, "died": died}}))
+finish({{"states": states, "followed": followed, "died": died}})
 """
 
 
@@ -292,9 +294,7 @@ for i in range(10):
     frames()
 xtest.fake_input(d, X.ButtonRelease, 1)
 frames(2)
-print(json.dumps({{"start": start, "after_w": after_w, "yaw0": yaw0, "yaw1": app.fly.camera.yaw,
-                  "speed": app.fly.speed}}))
-app.run(frames=0)
+finish({{"start": start, "after_w": after_w, "yaw0": yaw0, "yaw1": app.fly.camera.yaw, "speed": app.fly.speed}}, 0)
 """
 
 
@@ -360,8 +360,7 @@ app.settings.pixels_checkpoint = None
 press("_button_train_shipped")
 wait_for(lambda: app.slot.current.path.name == "ngp_256.safetensors", 30)
 out["shipped"] = app.slot.current.path.name
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
@@ -417,8 +416,7 @@ out["kept"] = str(app.slot.current.path)
 dpg.set_value("_input_ckpt_path", "saved.safetensors")   # a bare name: into the outputs folder
 press("_input_ckpt_path_save")
 out["saved"] = app.messages[-1].text
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
@@ -460,8 +458,7 @@ tab.session.options.update(seconds=4.0, fps=10)
 out["frames"] = tab.session.frames()
 tab.session.options.update(fps=30)
 out["frames30"] = tab.session.frames()
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
@@ -488,8 +485,7 @@ out["stats"] = dpg.get_value("_text_stats")
 wait_for(lambda: app.viewer.idle() and app.viewer.net.pose == tuple(float(v) for v in app.fly.camera.pose()))
 app.step()
 out["caught_up"] = dpg.get_value("_text_label_right")
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
@@ -524,8 +520,7 @@ for _ in range(200):
         break
     frames()
 out["loaded"] = str(app.slot.current.path) if app.slot.current else None
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 

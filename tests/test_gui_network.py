@@ -59,8 +59,7 @@ app.defaults["latent"] = Path({gone!r})
 click("_radio_network", 1)                   # latent again: the one this session showed, without a shipped one
 out["latent_again"] = on_screen()
 out["errors"] = [m.text for m in app.messages if m.level == "error"]
-app.run(frames=app.frame + 3)                # the window closes with the latent network on screen: the settings are saved
-print(json.dumps(out))
+finish(out, 3)  # the window closes with the latent network on screen: the settings are saved
 """
 
 SECOND = CLICK + """
@@ -69,8 +68,7 @@ out = {{"start": on_screen()}}
 click("_radio_network", 0)                   # the remembered pixel network is gone: the shipped one
 out["pixels"] = on_screen()
 out["errors"] = [m.text for m in app.messages if m.level == "error"]
-app.run(frames=app.frame + 3)
-print(json.dumps(out))
+finish(out, 3)
 """
 
 

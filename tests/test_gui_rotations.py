@@ -246,8 +246,7 @@ frames(4)
 out["plot_min"] = [int(v) for v in dpg.get_item_rect_min("_plot_rot_pca")]
 out["plot_size"] = [int(v) for v in dpg.get_item_rect_size("_plot_rot_pca")]
 app.screenshot({shot2!r})
-app.run(frames=app.frame + 3)
-print(json.dumps(out))
+finish(out, 3)
 """
 
 

@@ -142,8 +142,7 @@ for call, value in ((r.set_object, 2), (r.set_rotation, 2), (r.set_reference, 1)
                     (r.set_color_by, "rotation")):
     g(call)(value)                               # the sliders' and the radio's handlers
 out = {{"worlds": w.choices(), "rotations": r.choices()}}
-app.run(frames=app.frame + 3)                    # the window closes: the settings are saved
-print(json.dumps(out))
+finish(out, 3)  # the window closes: the settings are saved
 """
 
 SECOND = """
@@ -174,8 +173,7 @@ frames(3)
 dpg.set_y_scroll("_child_tab_rotations", dpg.get_y_scroll_max("_child_tab_rotations"))   # down to the colour-by radio
 frames(4)
 app.screenshot({shot2!r})
-app.run(frames=app.frame + 3)
-print(json.dumps(out))
+finish(out, 3)
 """
 
 

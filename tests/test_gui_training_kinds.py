@@ -28,8 +28,7 @@ for kind, model, res in {kinds!r}:
     states.append(tab.session.state)
     out[f"{{kind}}/{{model}}"] = {{"states": states, "started": bool(started), "error": tab.session.error,
                                   "job": job.kind, "trained": job.parts["train"].__class__.__name__}}
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
@@ -62,9 +61,8 @@ app.guard(t.stop)()                              # a final checkpoint, then the 
 reloaded = wait_for(lambda: t.reloaded)
 states.append(t.state)
 m = worlds.session.mnif
-app.run(frames=app.frame + 2)
-print(json.dumps({{"followed": followed, "live_step": live_step, "states": states, "reloaded": reloaded, "path": str(m.path), "step": m.step,
-                   "error": t.proc.error}}))
+finish({{"followed": followed, "live_step": live_step, "states": states, "reloaded": reloaded, "path": str(m.path),
+         "step": m.step, "error": t.proc.error}})
 """
 
 

@@ -13,8 +13,7 @@ from training.checkpoint import save_checkpoint
 
 DRIVER = """
 app = App(checkpoint=Path({ckpt!r}))
-while app.slot.current is None or app.viewer.net is None:
-    app.step()
+wait_for(lambda: app.slot.current is not None and app.viewer.net is not None)
 app.view.set(net_res=128, target_fps=240.0)  # a target no CPU holds at 128²: flying drops to the floor
 flying = []
 last = app.viewer.net
@@ -26,17 +25,11 @@ while time.time() - t0 < 4 or len(flying) < 5:
         last = app.viewer.net
         flying.append([last.res, last.still, last.psnr is None])
 pose = tuple(float(v) for v in app.fly.camera.pose())
-t0 = time.time()
-while time.time() - t0 < 30:
-    app.step()
-    n = app.viewer.net
-    if n.still and n.pose == pose and n.res == 128:
-        break
+wait_for(lambda: app.viewer.net.still and app.viewer.net.pose == pose and app.viewer.net.res == 128, 30)
 n = app.viewer.net
 out = {{"flying": flying, "still": [n.res, n.still, n.pose == pose, n.psnr],
         "stats": app.viewer.stats.line(), "evals": app.slot.current.model.last_evals}}
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 

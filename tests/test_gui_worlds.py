@@ -226,8 +226,7 @@ wait_for(lambda: app.tabs["worlds"].session.job.finished)
 app.step()
 out["video_msg"] = app.messages[-1].text
 out["progress"] = [app.tabs["worlds"].session.job.done, app.tabs["worlds"].session.job.total]
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
@@ -265,8 +264,7 @@ wait_for(lambda: False, 1.0)                   # the tab's text settles (the lay
 x, y = dpg.get_item_rect_min("_draw_worlds_grid")
 click_at(x + SQUARE_AT + 0.75 * GRID, y + SQUARE_AT + 0.25 * GRID)
 out = {{"uv": [w.u, w.v], "sliders": [dpg.get_value("_slider_worlds_u"), dpg.get_value("_slider_worlds_v")]}}
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
