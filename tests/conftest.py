@@ -5,6 +5,7 @@ Nothing here mocks moderngl or torch: the rasterizer fixture is the real headles
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import re
@@ -63,6 +64,11 @@ def write_file(tmp_path):
         return p
 
     return write
+
+
+def digest(path: Path) -> str:
+    """A file's SHA-256: to show that something on disk did not change."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def check_one_sentence(message: str) -> None:
