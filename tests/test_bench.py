@@ -45,7 +45,6 @@ def test_bench_unknown_group_is_one_error_line(tmp_path, capsys, error_line):
     assert not out.exists()
 
 
-
 def test_bench_unwritable_json_fails_before_measuring(tmp_path, capsys, one_sentence):
     code = main(["bench", "--only", "raster", "--json", str(tmp_path)])  # a directory, not a file
     captured = capsys.readouterr()

@@ -103,22 +103,18 @@ def test_eval_weightspace_reports_every_arm(grid_fields, two_arms, tmp_path, cap
     assert {"chance_rotation_error_deg", "moment_baseline_rotation_error_deg", "decoded_psnr_drop_db"} <= set(out)
 
 
-def test_data_or_checkpoints_that_do_not_fit_are_one_sentence(grid_fields, two_arms, tmp_path, capsys, one_sentence):
+def test_data_or_checkpoints_that_do_not_fit_are_one_sentence(grid_fields, two_arms, tmp_path, capsys, error_line):
     sane, grid = two_arms
     other = tmp_path / "other"  # another table size
     generate(DatasetConfig(objects=2, rotations=2, fit=FitConfig(steps=1, points=32),
                            field=ObjectFieldConfig(grid=HashGridConfig(n_levels=8, log2_hashmap_size=13, base_resolution=8,
                                                                        per_level_scale=1.5))), other, log=lambda s: None)
     assert main(["eval-weightspace", str(grid), "--data", str(other)]) == 2
-    err = capsys.readouterr().err.strip().removeprefix("redcube: error: ")
-    assert "layout" in err
-    one_sentence(err)
+    assert "layout" in error_line(capsys.readouterr().err)
     train_grid(GridTrainConfig(data=str(grid_fields), steps=1, batch=2, heldout=2, seed=5, out=str(tmp_path / "g5"),
                                model=GridConfig(res=8, width=4, depth=1)))
     assert main(["eval-weightspace", str(sane), str(tmp_path / "g5"), "--data", str(grid_fields)]) == 2
-    err = capsys.readouterr().err.strip().removeprefix("redcube: error: ")
-    assert "split" in err
-    one_sentence(err)
+    assert "split" in error_line(capsys.readouterr().err)
 
 
 def test_train_weightspace_grid_arm_command_line(grid_fields, tmp_path, capsys):
