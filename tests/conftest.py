@@ -127,7 +127,8 @@ def tiny_fields(tmp_path_factory) -> Path:
     from training.ngp_fields import FitConfig
 
     data = tmp_path_factory.mktemp("fields") / "ds"
-    generate(DatasetConfig(objects=4, rotations=2, shard_size=8, fit=FitConfig(steps=2, points=64)), data, log=lambda s: None)
+    config = DatasetConfig(objects=4, rotations=2, shard_size=8, fit=FitConfig(steps=2, points=64))
+    generate(config, data, log=lambda s: None)
     return data
 
 

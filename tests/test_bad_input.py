@@ -100,7 +100,8 @@ def test_free_space_is_checked_before_training(tmp_path, one_sentence):
 
 def test_a_yaw_that_overflows_float32_is_refused(capsys, error_line, tmp_path):
     # 1e39 is a fine float64 but inf as float32: it rendered a flat sky image
-    assert "float32" in refused(capsys, error_line, "render", "--pose", "0", "1.5", "1e39", "--res", "16", "--out", tmp_path / "a.png")
+    assert "float32" in refused(capsys, error_line, "render", "--pose", "0", "1.5", "1e39", "--res", "16",
+                                "--out", tmp_path / "a.png")
     assert not (tmp_path / "a.png").exists()
 
 
@@ -173,7 +174,8 @@ def test_remove_dead_temps_keeps_a_live_export(tmp_path):
 
 def test_a_foreign_checkpoint_in_export_video_names_the_right_tool(capsys, error_line, tmp_path, net):
     mnif = edited(net, tmp_path / "m.safetensors", lambda r: r["model"].update(kind="mnif", config={}))
-    assert "sample-mnif" in refused(capsys, error_line, "export-video", mnif, "--preset", "orbit", "--out", tmp_path / "v.mp4")
+    assert "sample-mnif" in refused(capsys, error_line, "export-video", mnif, "--preset", "orbit",
+                                    "--out", tmp_path / "v.mp4")
 
 
 def test_a_vae_folder_whose_config_is_not_an_object(capsys, error_line, tmp_path):

@@ -96,7 +96,8 @@ def test_the_next_launch_shows_the_remembered_latent_network_and_a_gone_pixel_on
     latent, gone = str(tiny_latent), str(tmp_path / "gone.safetensors")
     remembered = Settings(checkpoint=latent, pixels_checkpoint=gone, latent_checkpoint=latent, view={"net_res": 512})
     assert save_settings(remembered, tmp_path / "config" / "redcube" / "settings.json") is None  # run_gui's XDG_CONFIG_HOME
-    out = run_driver(SECOND.format(gone=gone), tmp_path, 60, xtest=True)  # the last exit showed the latent network; the pixel one was deleted
+    # the last exit showed the latent network; the pixel one was deleted
+    out = run_driver(SECOND.format(gone=gone), tmp_path, 60, xtest=True)
     latent_shown = {"path": latent, "vae": True, "radio": NETWORK_KINDS["latent"], "net_res": 512, "frames": [[512], True]}
     assert out["start"] == latent_shown  # the radio follows what the launch opened, at the remembered 512²
     shipped = out["pixels"]

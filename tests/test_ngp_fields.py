@@ -112,8 +112,8 @@ def test_ranks_take_disjoint_shards(tmp_path):
 def test_torchrun_ranks_split_the_shards(tmp_path):
     """Two real gloo ranks under torchrun: each makes its own shards, rank 0 reports the totals."""
     out = tmp_path / "ds"
-    p = torchrun(["-m", "app.cli", "ngp-dataset", "--objects", "2", "--rotations", "2", "--shard-size", "1", "--fit-steps", "3",
-                  "--points", "64", "--out", str(out), "--quiet"], tmp_path)
+    p = torchrun(["-m", "app.cli", "ngp-dataset", "--objects", "2", "--rotations", "2", "--shard-size", "1",
+                  "--fit-steps", "3", "--points", "64", "--out", str(out), "--quiet"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads(p.stdout)
     assert summary["world_size"] == 2 and summary["fields_made"] == 4

@@ -139,8 +139,8 @@ def test_train_latent_from_shards_writes_a_loadable_checkpoint(encoded, tmp_path
 def test_torchrun_ranks_split_the_shards(tmp_path):
     """Two real gloo ranks under torchrun: each encodes its own shard, rank 0 reports the totals."""
     out = tmp_path / "set"
-    p = torchrun(["-m", "app.cli", "encode-latents", "--res", "128", "--frames", "3", "--shard-size", "2", "--seed", "4",
-                  "--out", str(out), "--quiet"], tmp_path)
+    p = torchrun(["-m", "app.cli", "encode-latents", "--res", "128", "--frames", "3", "--shard-size", "2",
+                  "--seed", "4", "--out", str(out), "--quiet"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads(p.stdout)
     assert summary["world_size"] == 2 and summary["frames_made"] == 3 and [r["shards_made"] for r in summary["ranks"]] == [1, 1]

@@ -120,8 +120,8 @@ def test_train_weightspace_evaluates_saves_and_reloads(tiny_fields, tmp_path, on
 
 
 def test_learning_rate_warms_up_then_decays_by_steps_or_clock(tiny_fields, tmp_path):
-    c = WeightSpaceTrainConfig(data=str(tiny_fields), steps=100, lr=1e-3, warmup=0.1, minutes=1.0, batch=2, points=16, n_pos=2,
-                               out=str(tmp_path), model=TINY)
+    c = WeightSpaceTrainConfig(data=str(tiny_fields), steps=100, lr=1e-3, warmup=0.1, minutes=1.0, batch=2, points=16,
+                               n_pos=2, out=str(tmp_path), model=TINY)
     engine = WeightSpaceTrainer(c)
 
     def lr_at(step: int, elapsed: float) -> float:
@@ -135,8 +135,8 @@ def test_learning_rate_warms_up_then_decays_by_steps_or_clock(tiny_fields, tmp_p
 
 
 def test_train_weightspace_stops_on_its_clock(tiny_fields, tmp_path):
-    config = WeightSpaceTrainConfig(data=str(tiny_fields), steps=10_000, batch=2, points=16, n_pos=2, heldout=2, eval_every=1000,
-                                    minutes=0.02, out=str(tmp_path / "run"), model=TINY)
+    config = WeightSpaceTrainConfig(data=str(tiny_fields), steps=10_000, batch=2, points=16, n_pos=2, heldout=2,
+                                    eval_every=1000, minutes=0.02, out=str(tmp_path / "run"), model=TINY)
     metrics = train_weightspace(config)
     assert 1 <= metrics["steps"] < 10_000 and (tmp_path / "run" / "checkpoint.safetensors").exists()
     assert load_weightspace(tmp_path / "run")[3]["step"] == metrics["steps"]
@@ -156,10 +156,11 @@ def test_train_weightspace_command_line(tiny_fields, tmp_path, capsys, one_sente
 
 def test_eval_weightspace_reports_the_issue_targets(tiny_fields, tmp_path, capsys, error_line):
     run = tmp_path / "run"
-    config = WeightSpaceTrainConfig(data=str(tiny_fields), steps=2, batch=2, points=16, n_pos=2, heldout=2, out=str(run), model=TINY)
+    config = WeightSpaceTrainConfig(data=str(tiny_fields), steps=2, batch=2, points=16, n_pos=2, heldout=2, out=str(run),
+                                    model=TINY)
     train_weightspace(config)
-    assert main(["eval-weightspace", str(run), "--data", str(tiny_fields), "--res", "16", "--views", "1", "--samples", "24",
-                 "--psnr-fields", "1", "--json", str(tmp_path / "eval.json")]) == 0
+    assert main(["eval-weightspace", str(run), "--data", str(tiny_fields), "--res", "16", "--views", "1",
+                 "--samples", "24", "--psnr-fields", "1", "--json", str(tmp_path / "eval.json")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"median_rotation_error_deg", "retrieval_top1", "decoded_psnr_drop_db"} <= set(out)
     assert out["split"] == "heldout" and out["psnr_fields"] == 1 and json.loads((tmp_path / "eval.json").read_text()) == out
