@@ -5,8 +5,12 @@ Nothing here mocks moderngl or torch: the rasterizer fixture is the real headles
 
 from __future__ import annotations
 
+import hashlib
+import os
 import queue
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +21,13 @@ from renderer.rasterizer import Rasterizer
 from renderer.scene import Scene
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def torchrun(args: list[str], cwd: Path, nproc: int = 2, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`torchrun --standalone` with nproc real ranks (gloo on the CPU), this checkout on their PYTHONPATH."""
+    cmd = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", str(nproc), *args]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +66,11 @@ def write_file(tmp_path):
     return write
 
 
+def digest(path: Path) -> str:
+    """A file's SHA-256: to show that something on disk did not change."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def check_one_sentence(message: str) -> None:
     """A user-facing error: one line, one sentence ending in a full stop (DESIGN.md, "Bad input")."""
     assert message, "empty error message"
@@ -67,6 +83,20 @@ def check_one_sentence(message: str) -> None:
 @pytest.fixture
 def one_sentence():
     return check_one_sentence
+
+
+def check_error_line(err: str) -> str:
+    """A refusal on stderr: one line, "redcube: error: " and one sentence (returned)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("redcube: error: "), err
+    message = lines[0].removeprefix("redcube: error: ")
+    check_one_sentence(message)
+    return message
+
+
+@pytest.fixture
+def error_line():
+    return check_error_line
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +118,18 @@ def load_now():
         assert err is None, err
         return loaded
     return load
+
+
+@pytest.fixture(scope="session")
+def tiny_fields(tmp_path_factory) -> Path:
+    """4 objects x 2 rotations, barely fitted: a real NGP field data set, made in a second (read only)."""
+    from training.ngp_dataset import DatasetConfig, generate
+    from training.ngp_fields import FitConfig
+
+    data = tmp_path_factory.mktemp("fields") / "ds"
+    config = DatasetConfig(objects=4, rotations=2, shard_size=8, fit=FitConfig(steps=2, points=64))
+    generate(config, data, log=lambda s: None)
+    return data
 
 
 @pytest.fixture(scope="session")

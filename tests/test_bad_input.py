@@ -24,15 +24,12 @@ from renderer.errors import RedcubeError
 TRAIN = ["train", "--res", "16", "--steps", "2", "--quiet"]
 
 
-def refused(capsys, one_sentence, *argv: str) -> str:
+def refused(capsys, error_line, *argv: str) -> str:
     """Run the CLI; it must answer rc 2 with one sentence on stderr and nothing on stdout."""
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
-    lines = err.strip().splitlines()
-    assert code == 2 and out == "" and len(lines) == 1 and lines[0].startswith("redcube: error: "), (code, out, err)
-    message = lines[0].removeprefix("redcube: error: ")
-    one_sentence(message)
-    return message
+    assert code == 2 and out == "", (code, out, err)
+    return error_line(err)
 
 
 @pytest.fixture(scope="module")
@@ -73,16 +70,16 @@ def edited(src: Path, dst: Path, edit) -> Path:
     (["--set", "width=60000"], "parameters"),  # a whole number, but 14 billion weights
     (["--set", "skip=1"], "true or false"),
 ])
-def test_bad_training_numbers(capsys, one_sentence, tmp_path, flags, words):
-    assert words in refused(capsys, one_sentence, *TRAIN, "--out", tmp_path / "r", *flags)
+def test_bad_training_numbers(capsys, error_line, tmp_path, flags, words):
+    assert words in refused(capsys, error_line, *TRAIN, "--out", tmp_path / "r", *flags)
     assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("where", ["file", "under a file", "proc"])
-def test_an_unusable_out_is_one_sentence(capsys, one_sentence, tmp_path, where):
+def test_an_unusable_out_is_error_line(capsys, error_line, tmp_path, where):
     (tmp_path / "f").write_text("not a directory")
     out = {"file": tmp_path / "f", "under a file": tmp_path / "f" / "run", "proc": Path("/proc/redcube-run")}[where]
-    assert str(out) in refused(capsys, one_sentence, *TRAIN, "--out", out)
+    assert str(out) in refused(capsys, error_line, *TRAIN, "--out", out)
     assert (tmp_path / "f").read_text() == "not a directory"
 
 
@@ -101,9 +98,10 @@ def test_free_space_is_checked_before_training(tmp_path, one_sentence):
     assert "free" in str(e.value)
 
 
-def test_a_yaw_that_overflows_float32_is_refused(capsys, one_sentence, tmp_path):
+def test_a_yaw_that_overflows_float32_is_refused(capsys, error_line, tmp_path):
     # 1e39 is a fine float64 but inf as float32: it rendered a flat sky image
-    assert "float32" in refused(capsys, one_sentence, "render", "--pose", "0", "1.5", "1e39", "--res", "16", "--out", tmp_path / "a.png")
+    assert "float32" in refused(capsys, error_line, "render", "--pose", "0", "1.5", "1e39", "--res", "16",
+                                "--out", tmp_path / "a.png")
     assert not (tmp_path / "a.png").exists()
 
 
@@ -115,9 +113,9 @@ def test_a_yaw_that_overflows_float32_is_refused(capsys, one_sentence, tmp_path)
     (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "binary"),
     (None, "directory"),
 ])
-def test_bad_scene_files(capsys, one_sentence, tmp_path, content, words):
+def test_bad_scene_files(capsys, error_line, tmp_path, content, words):
     path = bad_file(tmp_path / "scene.toml", content)
-    assert words in refused(capsys, one_sentence, "render", "--pose", "0", "1.5", "0", "--res", "16",
+    assert words in refused(capsys, error_line, "render", "--pose", "0", "1.5", "0", "--res", "16",
                             "--scene", path, "--out", tmp_path / "a.png")
 
 
@@ -130,9 +128,9 @@ def test_bad_scene_files(capsys, one_sentence, tmp_path, content, words):
     ('[3]', "malformed"),
     ('[{"x": 0, "z": 1.5, "yaw": 1' + "0" * 400 + '}]', "float32"),
 ])
-def test_bad_poses_files(capsys, one_sentence, tmp_path, net, content, words):
+def test_bad_poses_files(capsys, error_line, tmp_path, net, content, words):
     path = bad_file(tmp_path / "poses.json", content)
-    assert words in refused(capsys, one_sentence, "eval", net, "--poses", path, "--sheet", tmp_path / "s.png")
+    assert words in refused(capsys, error_line, "eval", net, "--poses", path, "--sheet", tmp_path / "s.png")
 
 
 @pytest.mark.parametrize("edit,words", [
@@ -142,9 +140,9 @@ def test_bad_poses_files(capsys, one_sentence, tmp_path, net, content, words):
     (lambda r: r.update(scene=[1, 2]), "scene"),
     (lambda r: r["scene"].update(cube_size=float("inf")), "cube_size"),
 ])
-def test_damaged_records_are_one_sentence(capsys, one_sentence, tmp_path, net, edit, words):
+def test_damaged_records_are_error_line(capsys, error_line, tmp_path, net, edit, words):
     bad = edited(net, tmp_path / "bad.safetensors", edit)
-    assert words in refused(capsys, one_sentence, "eval", bad, "--n", "1", "--sheet", tmp_path / "s.png")
+    assert words in refused(capsys, error_line, "eval", bad, "--n", "1", "--sheet", tmp_path / "s.png")
 
 
 @pytest.fixture(scope="module")
@@ -156,12 +154,12 @@ def nan_net(tmp_path_factory, scene) -> Path:
     return save_checkpoint(tmp_path_factory.mktemp("nan") / "nan.safetensors", model, scene, step=9, train={"res": 16})
 
 
-def test_nan_weights_are_named_not_scored(capsys, one_sentence, tmp_path, nan_net):
+def test_nan_weights_are_named_not_scored(capsys, error_line, tmp_path, nan_net):
     # eval: an IndexError in error_map before; export-video: a garbage video with rc 0
-    assert "NaN" in refused(capsys, one_sentence, "eval", nan_net, "--n", "1", "--sheet", tmp_path / "s.png")
+    assert "NaN" in refused(capsys, error_line, "eval", nan_net, "--n", "1", "--sheet", tmp_path / "s.png")
     dead = tmp_path / ".v.999999999.tmp.mp4"  # a killed export's temp file (no process has that PID)
     dead.write_bytes(b"\0")
-    assert "NaN" in refused(capsys, one_sentence, "export-video", nan_net, "--preset", "orbit", "--frames", "3",
+    assert "NaN" in refused(capsys, error_line, "export-video", nan_net, "--preset", "orbit", "--frames", "3",
                             "--res", "16", "--out", tmp_path / "v.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no video, no temp file, the dead one reclaimed
 
@@ -174,13 +172,14 @@ def test_remove_dead_temps_keeps_a_live_export(tmp_path):
     assert not dead.exists() and live.exists()
 
 
-def test_a_foreign_checkpoint_in_export_video_names_the_right_tool(capsys, one_sentence, tmp_path, net):
+def test_a_foreign_checkpoint_in_export_video_names_the_right_tool(capsys, error_line, tmp_path, net):
     mnif = edited(net, tmp_path / "m.safetensors", lambda r: r["model"].update(kind="mnif", config={}))
-    assert "sample-mnif" in refused(capsys, one_sentence, "export-video", mnif, "--preset", "orbit", "--out", tmp_path / "v.mp4")
+    assert "sample-mnif" in refused(capsys, error_line, "export-video", mnif, "--preset", "orbit",
+                                    "--out", tmp_path / "v.mp4")
 
 
-def test_a_vae_folder_whose_config_is_not_an_object(capsys, one_sentence, tmp_path):
+def test_a_vae_folder_whose_config_is_not_an_object(capsys, error_line, tmp_path):
     (tmp_path / "vae").mkdir()
     (tmp_path / "vae" / "config.json").write_text("[]")
-    assert "config.json" in refused(capsys, one_sentence, "train", "--latent", "--res", "128", "--steps", "1",
+    assert "config.json" in refused(capsys, error_line, "train", "--latent", "--res", "128", "--steps", "1",
                                     "--vae", tmp_path / "vae", "--out", tmp_path / "r")

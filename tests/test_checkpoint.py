@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -12,6 +11,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from conftest import digest
 from renderer.errors import RedcubeError
 from renderer.models import build_model
 from renderer.scene import Scene
@@ -44,10 +44,6 @@ def adam_step(model, opt, data):
     loss.backward()
     opt.step()
     return loss.item()
-
-
-def digest(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize("kind", ["posemlp", "siren"])

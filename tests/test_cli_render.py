@@ -62,14 +62,10 @@ def test_render_writes_a_png_with_red_in_the_middle(runs):
     assert abs(int(depth[32, 32]) - 1500) <= 2  # millimetres: the front face is 1.5 m away
 
 
-def test_pose_out_of_bounds_exits_with_one_error_line(runs, one_sentence):
+def test_pose_out_of_bounds_exits_with_one_error_line(runs, error_line):
     res, tmp = runs
     r = res["pose"]
-    assert r.returncode != 0
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("redcube: error: ") and "out of bounds" in lines[0]
-    one_sentence(lines[0].removeprefix("redcube: error: "))
+    assert r.returncode != 0 and "out of bounds" in error_line(r.stderr)
     assert r.stdout == "" and not (tmp / "pose.png").exists()
 
 
@@ -96,7 +92,7 @@ def test_render_uses_the_scene_option(tmp_path, capsys):
     ("missing-scene", "does not exist"),
     ("pose", "out of bounds"),
 ])
-def test_bad_input_is_one_error_line(tmp_path, capsys, case, words, one_sentence):
+def test_bad_input_is_one_error_line(tmp_path, capsys, case, words, error_line):
     (tmp_path / "a_file").write_text("not a directory")
     (tmp_path / "keep.png").write_bytes(b"previous output")
     (tmp_path / "bad.toml").write_text("[scene\nfov_deg = 60\n")
@@ -109,11 +105,7 @@ def test_bad_input_is_one_error_line(tmp_path, capsys, case, words, one_sentence
         "pose": ["--pose", "0", "-2.5", "0", "--out", str(tmp_path / "keep.png")],
     }[case]
     code, out, err = run_main(capsys, *args)
-    assert code != 0
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("redcube: error: ") and words in lines[0]
-    one_sentence(lines[0].removeprefix("redcube: error: "))
+    assert code != 0 and words in error_line(err)
     # Nothing saved is lost.
     assert (tmp_path / "keep.png").read_bytes() == b"previous output"
     assert (tmp_path / "a_file").read_text() == "not a directory"

@@ -7,7 +7,6 @@ One tiny streamed training run is shared by the eval tests.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -23,6 +22,7 @@ import numpy as np
 import pytest
 
 from app.cli import main
+from conftest import digest
 from training.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")
@@ -35,19 +35,6 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def one_error_line(err: str, one_sentence) -> str:
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("redcube: error: ")
-    message = lines[0].removeprefix("redcube: error: ")
-    one_sentence(message)
-    return message
-
-
-def digest(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -124,24 +111,24 @@ def test_eval_with_a_poses_file(trained, tmp_path, capsys, write_file):
     ("{\"x\": 0, \"z\": 1, \"yaw\": 0}", "non-empty JSON list"),
     ("[{\"x\": 0, \"z\": 1, \"yaw\": 0}, {\"x\": 2.5, \"z\": 0, \"yaw\": 0}]", "pose 1"),
 ])
-def test_eval_rejects_a_bad_poses_file_with_one_line(trained, tmp_path, capsys, write_file, one_sentence,
+def test_eval_rejects_a_bad_poses_file_with_one_line(trained, tmp_path, capsys, write_file, error_line,
                                                      content, words):
     run = trained[1]
     poses = write_file("poses.json", content)
     sheet = tmp_path / "sheet.png"
     code, out, err = run_cli(capsys, "eval", str(run), "--poses", str(poses), "--sheet", str(sheet))
     assert code != 0 and out == ""
-    assert words in one_error_line(err, one_sentence)
+    assert words in error_line(err)
     assert not sheet.exists()
 
 
-def test_eval_of_a_missing_poses_file_is_one_line(trained, tmp_path, capsys, one_sentence):
+def test_eval_of_a_missing_poses_file_is_one_line(trained, tmp_path, capsys, error_line):
     run = trained[1]
     code, _, err = run_cli(capsys, "eval", str(run), "--poses", str(tmp_path / "nope.json"))
-    assert code != 0 and "does not exist" in one_error_line(err, one_sentence)
+    assert code != 0 and "does not exist" in error_line(err)
 
 
-def test_eval_of_a_corrupt_checkpoint_is_one_line_and_leaves_it_alone(trained, tmp_path, capsys, one_sentence):
+def test_eval_of_a_corrupt_checkpoint_is_one_line_and_leaves_it_alone(trained, tmp_path, capsys, error_line):
     run = trained[1]
     bad = tmp_path / "bad.safetensors"
     data = (run / "checkpoint.safetensors").read_bytes()
@@ -149,7 +136,7 @@ def test_eval_of_a_corrupt_checkpoint_is_one_line_and_leaves_it_alone(trained, t
     before = digest(bad)
     code, out, err = run_cli(capsys, "eval", str(bad), "--n", "2", "--sheet", str(tmp_path / "s.png"))
     assert code != 0 and out == ""
-    assert "corrupt" in one_error_line(err, one_sentence)
+    assert "corrupt" in error_line(err)
     assert digest(bad) == before and not (tmp_path / "s.png").exists()
 
 
@@ -161,22 +148,22 @@ def test_eval_of_a_corrupt_checkpoint_is_one_line_and_leaves_it_alone(trained, t
     ([], "budget"),
     (["--steps", "5", "--resume"], "nothing to resume"),
 ])
-def test_train_rejects_bad_input_with_one_line(tmp_path, capsys, one_sentence, args, words):
+def test_train_rejects_bad_input_with_one_line(tmp_path, capsys, error_line, args, words):
     out_dir = tmp_path / "run"
     code, out, err = run_cli(capsys, "train", *args, "--out", str(out_dir), "--quiet")
     assert code != 0 and out == ""
-    assert words in one_error_line(err, one_sentence)
+    assert words in error_line(err)
     assert not out_dir.exists()
 
 
-def test_train_resume_of_another_model_is_one_line_and_keeps_the_checkpoint(trained, tmp_path, capsys, one_sentence):
+def test_train_resume_of_another_model_is_one_line_and_keeps_the_checkpoint(trained, tmp_path, capsys, error_line):
     run = trained[1]
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
     files = {p.name: digest(p) for p in copy.iterdir()}
     code, out, err = run_cli(capsys, "train", *TINY, "--set", "width=128", "--resume", "--out", str(copy), "--quiet")
     assert code != 0 and out == ""
-    assert "resume with the same model" in one_error_line(err, one_sentence)
+    assert "resume with the same model" in error_line(err)
     assert {p.name: digest(p) for p in copy.iterdir()} == files
 
 
@@ -200,10 +187,10 @@ def test_experiment_overfit_writes_the_plot_and_both_arms(tmp_path, capsys):
     assert load_checkpoint(tmp_path / "overfit" / "stream").record["train"]["data"] == "stream"
 
 
-def test_latent_only_experiment_options_elsewhere_are_one_sentence(tmp_path, capsys, one_sentence):
+def test_latent_only_experiment_options_elsewhere_are_one_sentence(tmp_path, capsys, error_line):
     code, out, err = run_cli(capsys, "experiment", "overfit", "--shards", str(tmp_path), "--steps", "1", "--out", str(tmp_path))
     assert code == 2 and out == ""
-    assert "only apply to the latent experiment" in one_error_line(err, one_sentence)
+    assert "only apply to the latent experiment" in error_line(err)
     assert not (tmp_path / "overfit").exists()  # refused before any arm ran
 
 

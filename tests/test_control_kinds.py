@@ -54,21 +54,11 @@ def live_step(tp: TrainingProcess) -> int:
         return 0
 
 
-@pytest.fixture(scope="module")
-def fields(tmp_path_factory):
-    from training.ngp_dataset import DatasetConfig, generate
-    from training.ngp_fields import FitConfig
-
-    data = tmp_path_factory.mktemp("fields") / "ds"
-    generate(DatasetConfig(objects=4, rotations=2, shard_size=8, fit=FitConfig(steps=2, points=64)), data, log=lambda s: None)
-    return data
-
-
 @pytest.mark.parametrize("name", ["vae", "mnif", pytest.param("mnif-meta", marks=pytest.mark.slow),
                                   pytest.param("weightspace", marks=pytest.mark.slow),
                                   pytest.param("weightspace-grid", marks=pytest.mark.slow)])
-def test_every_kind_starts_pauses_resumes_and_stops_in_the_background(name, tmp_path, fields):
-    tp = TrainingProcess(job(name, tmp_path / name, fields), cpu_share=0.5, follow=True)
+def test_every_kind_starts_pauses_resumes_and_stops_in_the_background(name, tmp_path, tiny_fields):
+    tp = TrainingProcess(job(name, tmp_path / name, tiny_fields), cpu_share=0.5, follow=True)
     tp.start()
     try:
         wait_for(tp, lambda: live_step(tp) >= 3, "live weights of three steps")

@@ -7,7 +7,6 @@ identical across ranks and the data streams are not, and the run resumes on a si
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -15,14 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import torchrun
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def torchrun(args: list[str], cwd: Path, nproc: int = 2, timeout: int = 300) -> subprocess.CompletedProcess:
-    cmd = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", str(nproc), *args]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def records(run: Path) -> list[dict]:

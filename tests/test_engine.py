@@ -66,17 +66,6 @@ def test_diffusion_resumes_exactly(tmp_path):
     check_exact_resume(maker(make, "diffusion.safetensors"), tmp_path)
 
 
-@pytest.fixture(scope="module")
-def tiny_fields(tmp_path_factory):
-    """4 objects x 2 rotations, barely fitted: a real NGP field data set, made in a second."""
-    from training.ngp_dataset import DatasetConfig, generate
-    from training.ngp_fields import FitConfig
-
-    data = tmp_path_factory.mktemp("fields") / "ds"
-    generate(DatasetConfig(objects=4, rotations=2, shard_size=8, fit=FitConfig(steps=2, points=64)), data, log=lambda s: None)
-    return data
-
-
 def test_weightspace_resumes_exactly(tiny_fields, tmp_path):
     from training.weightspace.model import WeightSpaceConfig
     from training.weightspace.train import WeightSpaceTrainConfig, WeightSpaceTrainer

@@ -10,7 +10,6 @@ two on a loaded machine).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
+from conftest import digest
 from training import ipc_registry
 from training.checkpoint import load_checkpoint
 
@@ -65,10 +65,6 @@ def last_error(err: str, one_sentence) -> str:
     message = line.removeprefix("redcube: error: ")
     one_sentence(message)
     return message
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_sigterm_checkpoints_the_lock_holds_and_an_old_run_is_never_replaced(tmp_path, one_sentence):

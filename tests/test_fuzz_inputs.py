@@ -25,7 +25,7 @@ from app.cli import main
 from app.gui.settings import WINDOW_RANGE, Settings, load_settings
 from app.gui.state import ViewSettings
 from app.gui.training_session import TrainChoices
-from conftest import check_one_sentence
+from conftest import check_error_line, check_one_sentence
 from renderer.errors import RedcubeError
 from renderer.models import build_model
 from renderer.numbers import fits_float32
@@ -79,11 +79,7 @@ def check_outcome(code: int, err: str) -> str | None:
     assert code in (0, 2), (code, err)
     if code == 0:
         return None
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("redcube: error: "), err
-    message = lines[0].removeprefix("redcube: error: ")
-    check_one_sentence(message)
-    return message
+    return check_error_line(err)
 
 
 def json_text(value) -> str:

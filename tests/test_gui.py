@@ -25,7 +25,6 @@ from renderer.models import build_model
 from training.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (apt-get install xvfb)")
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +41,74 @@ def run_gui(args: list[str], tmp_path: Path, timeout: int = 120, display: bool =
                REDCUBE_HOME=str(tmp_path / "home"))
     cmd = [sys.executable, *args]
     if display:
+        if shutil.which("xvfb-run") is None:
+            pytest.skip("needs xvfb-run (apt-get install xvfb)")
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
     else:
         env.pop("DISPLAY", None)
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def run_driver(code: str, tmp_path: Path) -> dict:
-    p = run_gui(["-c", textwrap.dedent(code)], tmp_path)
+# Every driver starts with this: the imports, `frames(n)` (n steps of the app), `wait_for(cond, limit)` (steps the
+# app until cond holds or limit seconds pass, and returns cond()) and `finish(out)` (closes the window, prints out as
+# JSON for run_driver); the driver itself defines `app`.
+PRELUDE = """
+import json, time
+from pathlib import Path
+import dearpygui.dearpygui as dpg
+from app.gui.app import App
+
+sync = lambda: None                          # XTEST drivers: the X connection's sync, between frames
+
+def frames(n=1):
+    for _ in range(n):
+        app.step()
+        sync()
+
+def wait_for(cond, limit={wait_s}):
+    t0 = time.time()
+    while not cond() and time.time() - t0 < limit:
+        frames()
+    return cond()
+
+def finish(out, n=2):
+    app.run(frames=app.frame + n)            # n more frames, then the window closes (and saves the settings)
+    print(json.dumps(out))
+"""
+
+# For drivers that send real input through the X server (XTEST): the connection `d`, `click_at(x, y)` (a left click
+# at window coordinates) and `press(tag)` (a click in the middle of a widget).
+XTEST = """
+from Xlib import X, XK, display
+from Xlib.ext import xtest
+
+d = display.Display()
+sync = d.sync
+
+def click_at(x, y):
+    vx, vy = dpg.get_viewport_pos()           # window coordinates -> the X screen's
+    xtest.fake_input(d, X.MotionNotify, x=int(vx + x), y=int(vy + y))
+    wait_for(lambda: False, 0.3)
+    xtest.fake_input(d, X.ButtonPress, 1)
+    wait_for(lambda: False, 0.2)
+    xtest.fake_input(d, X.ButtonRelease, 1)
+    wait_for(lambda: False, 0.3)
+
+def press(tag):
+    wait_for(lambda: dpg.get_item_rect_size(tag)[0] > 0, 10)   # laid out (a tab just opened is drawn next frame)
+    (x, y), (w, h) = dpg.get_item_rect_min(tag), dpg.get_item_rect_size(tag)
+    click_at(x + w / 2, y + h / 2)
+"""
+
+
+def run_driver(code: str, tmp_path: Path, wait_s: float = 90, xtest: bool = False, timeout: int = 120) -> dict:
+    """Runs PRELUDE (and XTEST) + code in the app's own process under Xvfb; the last JSON line it printed."""
+    if xtest:
+        pytest.importorskip("Xlib")  # python-xlib
+    prelude = PRELUDE.format(wait_s=wait_s) + (XTEST if xtest else "")
+    p = run_gui(["-c", prelude + textwrap.dedent(code)], tmp_path, timeout)
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
-    assert p.returncode == 0 and lines, p.stdout[-2000:] + p.stderr[-2000:]
+    assert p.returncode == 0 and lines, p.stdout[-2000:] + p.stderr[-3000:]
     return json.loads(lines[-1])
 
 
@@ -79,16 +136,12 @@ def test_screenshot_shows_ground_truth_and_network(tmp_path, checkpoint, rasteri
 
 
 DRIVER = """
-import json, math, time
-from pathlib import Path
-from app.gui.app import App
+import math
 
 app = App(checkpoint=Path({ckpt!r}))
-for _ in range(3):
-    app.step()
+frames(3)
 out = {{}}
-while app.slot.current is None:
-    app.step()
+wait_for(lambda: app.slot.current is not None)
 out["info"] = dict(app.model_info())
 c = app.fly.camera
 x0, z0, yaw = c.x, c.z, c.yaw
@@ -109,16 +162,12 @@ app.on_key_press("r")                      # R: home pose and out of free mode
 out["free_after_reset"] = app.fly.free
 app.on_key_press("6")                      # the latent-channels view
 out["mode6"] = app.view.mode
-for _ in range(5):
-    app.step()
+frames(5)
 app.view.set(display=320)                  # a new display size: textures are made again
 for mode in ("split", "error", "gt", "latent", "side_by_side"):  # latent: grey for a pixel network
     app.view.set(mode=mode)
-    for _ in range(3):
-        app.step()
-t0 = time.time()
-while not (app.viewer.gt.still and app.viewer.gt.size == 320) and time.time() - t0 < 20:
-    app.step()                             # flying frames are half size; wait for the still one
+    frames(3)
+wait_for(lambda: app.viewer.gt.still and app.viewer.gt.size == 320, 20)  # flying frames are half size: the still one
 out["resized"] = app.viewer.left.shape[:2] == (320, 320) and app.layout_record()["image_size"] == [640, 320]
 app.open_checkpoint(Path({bad!r}))         # a damaged checkpoint: a message, the old network stays
 while app.slot.loading is not None:
@@ -139,8 +188,7 @@ for target in ({video!r}, "/proc/nope/v.mp4"):
         app.step()
     app.step()
     out.setdefault("video_msgs", []).append(app.messages[-1].text)
-app.run(frames=app.frame + 3)
-print(json.dumps(out))
+finish(out, 3)
 """
 
 
@@ -179,21 +227,11 @@ def test_no_display_is_one_clear_error(tmp_path, one_sentence):
 
 
 TRAIN_DRIVER = """
-import json, time
-from pathlib import Path
-from app.gui.app import App
-
 app = App(checkpoint=Path({ckpt!r}))
 app.tabs["training"].session.runs_dir = Path({runs!r})
 c = app.tabs["training"].session.choices
 c.model, c.res, c.data, c.budget, c.unit = "posemlp", 32, "stream", 2, "minutes"
 states = [app.tabs["training"].session.state]
-
-def wait_for(cond, limit=90):
-    t0 = time.time()
-    while not cond() and time.time() - t0 < limit:
-        app.step()
-
 wait_for(lambda: app.slot.current is not None)  # the opening network reaches the screen on a frame of the GUI thread
 app.guard(app.tabs["training"].start)()                 # the Start button's handler
 if {wait}:
@@ -214,8 +252,7 @@ import os, signal
 os.kill(app.tabs["training"].session.proc._proc.pid, signal.SIGKILL)
 wait_for(lambda: any(m.level == "error" for m in app.messages), 30)
 died = [m.text for m in app.messages if m.level == "error"]
-app.run(frames=app.frame + 2)
-print(json.dumps({{"states": states, "followed": followed, "died": died}}))
+finish({{"states": states, "followed": followed, "died": died}})
 """
 
 
@@ -235,20 +272,7 @@ def test_training_run_feeds_the_plots_and_the_viewport(tmp_path, checkpoint):
 
 
 XEVENTS_DRIVER = """
-import json, time
-from pathlib import Path
-from Xlib import X, XK, display
-from Xlib.ext import xtest
-from app.gui.app import App
-
 app = App(checkpoint=Path({ckpt!r}))
-d = display.Display()
-
-def frames(n=1):
-    for _ in range(n):
-        app.step()
-        d.sync()
-
 frames(5)
 x0, y0 = (int(v) for v in app.layout_record()["image_min"])
 xtest.fake_input(d, X.MotionNotify, x=x0 + 100, y=y0 + 100)  # keys go to the window under the pointer
@@ -270,16 +294,13 @@ for i in range(10):
     frames()
 xtest.fake_input(d, X.ButtonRelease, 1)
 frames(2)
-print(json.dumps({{"start": start, "after_w": after_w, "yaw0": yaw0, "yaw1": app.fly.camera.yaw,
-                  "speed": app.fly.speed}}))
-app.run(frames=0)
+finish({{"start": start, "after_w": after_w, "yaw0": yaw0, "yaw1": app.fly.camera.yaw, "speed": app.fly.speed}}, 0)
 """
 
 
 def test_real_x_key_and_mouse_events_fly_the_camera(tmp_path, checkpoint):
     """Key and button events injected into the X server (XTEST), not handler calls: the whole input path."""
-    pytest.importorskip("Xlib")
-    out = run_driver(XEVENTS_DRIVER.format(ckpt=str(checkpoint)), tmp_path)
+    out = run_driver(XEVENTS_DRIVER.format(ckpt=str(checkpoint)), tmp_path, xtest=True)
     (x0, z0), (x1, z1) = out["start"], out["after_w"]
     step = np.hypot(x1 - x0, z1 - z0)
     # W held for about half a second at `speed` m/s moves forward: from (1.5, 1.5) at yaw 45°, toward the cube.
@@ -289,33 +310,12 @@ def test_real_x_key_and_mouse_events_fly_the_camera(tmp_path, checkpoint):
 
 
 QUIT_DRIVER = """
-import json, sys
-from pathlib import Path
-import dearpygui.dearpygui as dpg
-from Xlib import X, display
-from Xlib.ext import xtest
-from app.gui.app import App
+import sys
 
 app = App(checkpoint=Path({ckpt!r}))
-d = display.Display()
-
-def frames(n=1):
-    for _ in range(n):
-        app.step()
-        d.sync()
-
-def click(x, y):
-    vx, vy = dpg.get_viewport_pos()           # window coordinates -> the X screen's
-    xtest.fake_input(d, X.MotionNotify, x=int(vx + x), y=int(vy + y))
-    frames(4)
-    xtest.fake_input(d, X.ButtonPress, 1)
-    frames(4)
-    xtest.fake_input(d, X.ButtonRelease, 1)
-    frames(4)
-
 frames(5)
-click(20, 9)                                  # File
-click(30, 105)                                # Quit: the sixth row, under the separator (dearpygui's default font)
+click_at(20, 9)                               # File
+click_at(30, 105)                             # Quit: the sixth row, under the separator (dearpygui's default font)
 errors = [m.text for m in app.messages if m.level == "error"]
 running = dpg.is_dearpygui_running()
 rc = app.run(frames=app.frame + 300)          # returns at once once the window is asked to close
@@ -326,43 +326,11 @@ sys.exit(rc)
 
 def test_file_quit_closes_the_window_with_rc_0(tmp_path, checkpoint):
     """File > Quit clicked through the X server (XTEST): the app closes cleanly and the process exits with 0."""
-    pytest.importorskip("Xlib")
-    out = run_driver(QUIT_DRIVER.format(ckpt=str(checkpoint)), tmp_path)
+    out = run_driver(QUIT_DRIVER.format(ckpt=str(checkpoint)), tmp_path, xtest=True)
     assert out == {"rc": 0, "errors": [], "running_after_quit": False}
 
 
-# For drivers that press buttons: imports, the X connection `d`, `wait_for(cond, limit)` (steps the app until cond)
-# and `press(tag)` (a real click on a widget through XTEST); the driver defines `app` and formats `wait_s`.
-PRESS_HELPERS = """
-import json, time
-from pathlib import Path
-import dearpygui.dearpygui as dpg
-from Xlib import X, XK, display
-from Xlib.ext import xtest
-from app.gui.app import App
-
-d = display.Display()
-
-def wait_for(cond, limit={wait_s}):
-    t0 = time.time()
-    while not cond() and time.time() - t0 < limit:
-        app.step()
-        d.sync()
-
-def press(tag):
-    wait_for(lambda: dpg.get_item_rect_size(tag)[0] > 0, 10)   # laid out (a tab just opened is drawn next frame)
-    (x, y), (w, h) = dpg.get_item_rect_min(tag), dpg.get_item_rect_size(tag)
-    vx, vy = dpg.get_viewport_pos()           # window coordinates -> the X screen's
-    xtest.fake_input(d, X.MotionNotify, x=int(vx + x + w / 2), y=int(vy + y + h / 2))
-    wait_for(lambda: False, 0.3)
-    xtest.fake_input(d, X.ButtonPress, 1)
-    wait_for(lambda: False, 0.2)
-    xtest.fake_input(d, X.ButtonRelease, 1)
-    wait_for(lambda: False, 0.3)
-"""
-
-
-STOP_DRIVER = PRESS_HELPERS + """
+STOP_DRIVER = """
 app = App(checkpoint=Path({ckpt!r}))
 tab = app.tabs["training"]
 c = tab.session.choices
@@ -382,8 +350,7 @@ out = {{"state": s.state, "curves": len(s.curves.train_step), "plots": dpg.is_it
         "out_dir": str(s.out_dir), "status": dpg.get_value("_text_train_status"),
         "start_enabled": dpg.get_item_configuration("_button_start")["enabled"]}}
 wait_for(lambda: s.owns(app.slot.current.path) and app.viewer.net.version == app.slot.current.version, 20)
-for _ in range(3):
-    app.step()
+frames(3)
 out["followed"] = s.owns(app.slot.current.path)       # the viewport shows the run's network
 out["steps"] = [dpg.get_value("_text_train_status"), dpg.get_value("_text_label_right")]
 press("_button_reset")
@@ -393,16 +360,14 @@ app.settings.pixels_checkpoint = None
 press("_button_train_shipped")
 wait_for(lambda: app.slot.current.path.name == "ngp_256.safetensors", 30)
 out["shipped"] = app.slot.current.path.name
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
 def test_training_stop_keeps_the_curves_and_the_checkpoint(tmp_path, checkpoint):
     """Stop, Reset and Back to the shipped network, pressed through the X server: Stop ends the run with its
     checkpoint and keeps the curves; Reset clears them and puts the network from before the run back."""
-    pytest.importorskip("Xlib")
-    out = run_driver(STOP_DRIVER.format(ckpt=str(checkpoint), wait_s=90), tmp_path)
+    out = run_driver(STOP_DRIVER.format(ckpt=str(checkpoint)), tmp_path, xtest=True)
     assert out["state"] == "finished" and out["curves"] >= 2 and out["plots"], out
     assert out["checkpoint"] and out["out_dir"] in out["folder"] and out["start_enabled"]
     assert out["out_dir"].startswith(str(tmp_path / "home" / "runs"))  # under REDCUBE_HOME
@@ -414,7 +379,7 @@ def test_training_stop_keeps_the_curves_and_the_checkpoint(tmp_path, checkpoint)
     assert out["shipped"] == "ngp_256.safetensors"
 
 
-TYPED_DRIVER = PRESS_HELPERS + """
+TYPED_DRIVER = """
 app = App(checkpoint=Path({first!r}))
 
 app.open_tab("model")
@@ -438,6 +403,7 @@ def type_text(text):
 
 press("_input_ckpt_path")                     # into the field; type the path with the keyboard
 type_text({second!r})
+wait_for(lambda: dpg.get_value("_input_ckpt_path") == {second!r}, 5)   # the last keys reach the field a frame later
 out["field"] = dpg.get_value("_input_ckpt_path")
 press("_input_ckpt_path_load")                # the Load button beside it
 wait_for(lambda: app.slot.current.path.name != out["first"])
@@ -450,19 +416,17 @@ out["kept"] = str(app.slot.current.path)
 dpg.set_value("_input_ckpt_path", "saved.safetensors")   # a bare name: into the outputs folder
 press("_input_ckpt_path_save")
 out["saved"] = app.messages[-1].text
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
 def test_a_typed_checkpoint_path_loads(tmp_path, checkpoint, one_sentence):
     """The Model tab's path field: a typed path and the Load button beside it open that network; a missing file is
     one sentence and the network stays; Save with a bare name writes into the outputs folder (REDCUBE_HOME)."""
-    pytest.importorskip("Xlib")
     second = tmp_path / "second.safetensors"
     shutil.copy(checkpoint, second)
     shutil.copy(checkpoint.with_suffix(".json"), second.with_suffix(".json"))
-    out = run_driver(TYPED_DRIVER.format(first=str(checkpoint), second=str(second), wait_s=30), tmp_path)
+    out = run_driver(TYPED_DRIVER.format(first=str(checkpoint), second=str(second)), tmp_path, 30, xtest=True)
     assert out["field"] == str(second), out  # the keys reached the field
     assert out["first"] == "net.safetensors" and out["typed"] == str(second)
     assert "missing.safetensors" in out["missing"] and out["kept"] == str(second)
@@ -472,22 +436,16 @@ def test_a_typed_checkpoint_path_loads(tmp_path, checkpoint, one_sentence):
 
 
 PATH_DRIVER = """
-import json
-import dearpygui.dearpygui as dpg
-from app.gui.app import App
-
 app = App(checkpoint=None)
 tab = app.tabs["video"]
 app.open_tab("video")
 tab.use_preset("orbit")
-for _ in range(4):
-    app.step()
+frames(4)
 
 def call(tag, value=None):
     fn, data = dpg.get_item_callback(tag), dpg.get_item_user_data(tag)
     fn(tag, value, data)                       # as dearpygui calls it
-    for _ in range(3):
-        app.step()
+    frames(3)
 
 out = {{"rows": len(dpg.get_item_children("_group_keyframes", 1)), "map_items": len(dpg.get_item_children("_draw_video_map", 2))}}
 call("_input_key_1_x", 0.25)                   # typed into keyframe 2's x
@@ -500,8 +458,7 @@ tab.session.options.update(seconds=4.0, fps=10)
 out["frames"] = tab.session.frames()
 tab.session.options.update(fps=30)
 out["frames30"] = tab.session.frames()
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
@@ -516,19 +473,8 @@ def test_path_tab_lists_keyframes_and_draws_the_map(tmp_path):
 
 
 STALE_DRIVER = """
-import json, time
-import dearpygui.dearpygui as dpg
-from pathlib import Path
-from app.gui.app import App
-
 app = App(checkpoint=Path({ckpt!r}))
 app.view.set(net_res=256, dynamic=False)      # the shipped field at 256²: tens of ms a picture here
-
-def wait_for(cond, limit=60):
-    t0 = time.time()
-    while not cond() and time.time() - t0 < limit:
-        app.step()
-
 wait_for(lambda: app.viewer.net is not None and app.viewer.net.res == 256 and app.viewer.idle())
 wait_for(lambda: False, 0.5)
 out = {{"still": dpg.get_value("_text_label_right")}}
@@ -539,13 +485,12 @@ out["stats"] = dpg.get_value("_text_stats")
 wait_for(lambda: app.viewer.idle() and app.viewer.net.pose == tuple(float(v) for v in app.fly.camera.pose()))
 app.step()
 out["caught_up"] = dpg.get_value("_text_label_right")
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
 def test_an_old_network_picture_is_marked_rendering_with_its_age(tmp_path):
-    out = run_driver(STALE_DRIVER.format(ckpt=str(REPO / "assets" / "ngp_256.safetensors")), tmp_path)
+    out = run_driver(STALE_DRIVER.format(ckpt=str(REPO / "assets" / "ngp_256.safetensors")), tmp_path, 60)
     assert "rendering" not in out["still"]
     assert "rendering... (" in out["moved"] and " s old)" in out["moved"], out
     assert out["stats"].startswith("PSNR below is of an older picture")
@@ -553,20 +498,7 @@ def test_an_old_network_picture_is_marked_rendering_with_its_age(tmp_path):
 
 
 DOUBLE_CLICK_DRIVER = """
-import json
-import dearpygui.dearpygui as dpg
-from Xlib import X, display
-from Xlib.ext import xtest
-from app.gui.app import App
-
 app = App(checkpoint=None)
-d = display.Display()
-
-def frames(n=1):
-    for _ in range(n):
-        app.step()
-        d.sync()
-
 frames(5)
 dpg.configure_item("_dialog_load_ckpt", default_path={folder!r})
 dpg.show_item("_dialog_load_ckpt")            # File > Load checkpoint...
@@ -588,17 +520,15 @@ for _ in range(200):
         break
     frames()
 out["loaded"] = str(app.slot.current.path) if app.slot.current else None
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
 def test_a_double_click_in_the_file_dialog_opens_the_file(tmp_path, checkpoint):
-    pytest.importorskip("Xlib")
     folder = tmp_path / "pick"
     folder.mkdir()
     shutil.copy(checkpoint, folder / "picked.safetensors")
     shutil.copy(checkpoint.with_suffix(".json"), folder / "picked.json")
-    out = run_driver(DOUBLE_CLICK_DRIVER.format(folder=str(folder)), tmp_path)
+    out = run_driver(DOUBLE_CLICK_DRIVER.format(folder=str(folder)), tmp_path, xtest=True)
     picked = str(folder / "picked.safetensors")
     assert out == {"open": False, "field": picked, "loaded": picked}

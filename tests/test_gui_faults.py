@@ -14,47 +14,35 @@ import sys
 import pytest
 import torch
 
+from conftest import check_error_line
 from renderer.models import build_model
 from test_gui import REPO, run_driver, run_gui  # the Xvfb subprocess helpers (tests/ is on sys.path)
 from training.checkpoint import save_checkpoint
 
 
-def one_error(p, one_sentence) -> str:
+def one_error(p) -> str:
     assert p.returncode == 2, (p.returncode, p.stderr[-2000:])  # 134 was the abort
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("redcube: error: "), p.stderr
-    message = lines[0].removeprefix("redcube: error: ")
-    one_sentence(message)
-    return message
+    return check_error_line(p.stderr)
 
 
-def test_a_nan_pose_is_refused_before_the_window_opens(tmp_path, one_sentence):
-    if shutil.which("xvfb-run") is None:
-        pytest.skip("needs xvfb-run")
+def test_a_nan_pose_is_refused_before_the_window_opens(tmp_path):
     p = run_gui(["-m", "app.cli", "gui", "--pose", "nan", "0", "0", "--frames", "2"], tmp_path)
-    assert "--pose X" in one_error(p, one_sentence)
+    assert "--pose X" in one_error(p)
 
 
-def test_a_display_with_no_x_server_is_one_sentence(tmp_path, one_sentence):
+def test_a_display_with_no_x_server_is_one_sentence(tmp_path):
     env = dict(os.environ, DISPLAY=":97", XDG_CONFIG_HOME=str(tmp_path / "config"))  # no X server answers there
     p = subprocess.run([sys.executable, "-m", "app.cli", "gui", "--frames", "2"], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=120)
-    assert "no X server answers on DISPLAY=:97" in one_error(p, one_sentence)  # a GLFW abort (rc 134) before
+    assert "no X server answers on DISPLAY=:97" in one_error(p)  # a GLFW abort (rc 134) before
 
 
 BAD_SETTINGS = {"window": {"width": "wide", "height": 100000000}, "camera": "string",
                 "training": {"res": "abc", "cpu_share": 0.75}, "view": {"split": None, "mode": "network"}, "checkpoint": 7}
 
 DRIVER = """
-import json, time
-from pathlib import Path
-import dearpygui.dearpygui as dpg
-from app.gui.app import App
-
 app = App(checkpoint=Path({ckpt!r}))
-t0 = time.time()
-while not any("NaN" in m.text for m in app.messages) and time.time() - t0 < 60:
-    app.step()
+wait_for(lambda: any("NaN" in m.text for m in app.messages), 60)
 out = {{"messages": [(m.level, m.text) for m in app.messages], "view_mode": app.view.mode,
         "size": list(app.size), "cpu_share": app.tabs["training"].session.choices.cpu_share}}
 quit_item = next(i for i in dpg.get_all_items() if dpg.get_item_label(i) == "Quit")
@@ -66,8 +54,6 @@ print(json.dumps(out))
 
 
 def test_bad_settings_entries_a_nan_network_and_quit(tmp_path, scene):
-    if shutil.which("xvfb-run") is None:
-        pytest.skip("needs xvfb-run")
     config = tmp_path / "config" / "redcube"
     config.mkdir(parents=True)
     (config / "settings.json").write_text(json.dumps(BAD_SETTINGS))

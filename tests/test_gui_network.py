@@ -8,49 +8,20 @@ The pixel network is test_gui's small posemlp; the latent one is conftest's `tin
 from __future__ import annotations
 
 import json
-import shutil
 
 import imageio.v3 as iio
-import pytest
 
 from app.gui.app import NO_NETWORK, default_checkpoint
 from app.gui.settings import Settings, save_settings
 from app.gui.state import NETWORK_KINDS
 from test_gui import checkpoint, run_driver  # noqa: F401  (checkpoint: a fixture, a posemlp trained at 32²)
 
-pytestmark = pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (apt-get install xvfb)")
-pytest.importorskip("Xlib")  # python-xlib: button events into the X server, as in test_gui's XTEST test
 
 CLICK = """
-import json, time
-from pathlib import Path
-import dearpygui.dearpygui as dpg
-from Xlib import X, display
-from Xlib.ext import xtest
-from app.gui.app import App
-
-d = display.Display()
-
-def wait_for(cond, limit=60):
-    t0 = time.time()
-    while not cond() and time.time() - t0 < limit:
-        app.step()
-
-def frames(n=3):
-    for _ in range(n):
-        app.step()
-        d.sync()
-
 def click(tag, entry):
     '''A left click on entry 0 or 1 of a horizontal two-entry radio, through the X server.'''
     (x, y), (w, h) = dpg.get_item_rect_min(tag), dpg.get_item_rect_size(tag)
-    vx, vy = dpg.get_viewport_pos()  # the window's place on the X screen
-    xtest.fake_input(d, X.MotionNotify, x=int(vx + x + (8 if entry == 0 else w - 8)), y=int(vy + y + h / 2))
-    frames()
-    xtest.fake_input(d, X.ButtonPress, 1)
-    frames()
-    xtest.fake_input(d, X.ButtonRelease, 1)
-    frames()
+    click_at(x + (8 if entry == 0 else w - 8), y + h / 2)
 
 def on_screen():
     '''The loaded network and the radio once its newest frame is on screen; the resolutions its frames came at.'''
@@ -81,16 +52,14 @@ click("_radio_network", 1)
 out["latent"] = on_screen()
 out["image_right"] = [int(v) for v in dpg.get_item_rect_min("_image_right")] + [app.view.display]
 app.screenshot({shot!r})
-for _ in range(3):
-    app.step()
+frames(3)
 click("_radio_network", 0)                   # back to pixels: the one on screen before
 out["pixels"] = on_screen()
 app.defaults["latent"] = Path({gone!r})
 click("_radio_network", 1)                   # latent again: the one this session showed, without a shipped one
 out["latent_again"] = on_screen()
 out["errors"] = [m.text for m in app.messages if m.level == "error"]
-app.run(frames=app.frame + 3)                # the window closes with the latent network on screen: the settings are saved
-print(json.dumps(out))
+finish(out, 3)  # the window closes with the latent network on screen: the settings are saved
 """
 
 SECOND = CLICK + """
@@ -99,15 +68,14 @@ out = {{"start": on_screen()}}
 click("_radio_network", 0)                   # the remembered pixel network is gone: the shipped one
 out["pixels"] = on_screen()
 out["errors"] = [m.text for m in app.messages if m.level == "error"]
-app.run(frames=app.frame + 3)
-print(json.dumps(out))
+finish(out, 3)
 """
 
 
 def test_the_render_mode_switch_loads_the_network_of_each_kind(checkpoint, tiny_latent, tmp_path, one_sentence):
     pixels, latent, gone = str(checkpoint), str(tiny_latent), str(tmp_path / "gone.safetensors")
     shot = tmp_path / "view.png"
-    out = run_driver(FIRST.format(pixels=pixels, latent=latent, gone=gone, shot=str(shot)), tmp_path)
+    out = run_driver(FIRST.format(pixels=pixels, latent=latent, gone=gone, shot=str(shot)), tmp_path, 60, xtest=True)
     shown_pixels = {"path": pixels, "vae": False, "radio": NETWORK_KINDS["pixels"], "net_res": 32, "frames": [[32], False]}
     assert out["start"] == shown_pixels
     assert out["missing"] == shown_pixels  # the pixel network stays, the radio says so
@@ -128,7 +96,8 @@ def test_the_next_launch_shows_the_remembered_latent_network_and_a_gone_pixel_on
     latent, gone = str(tiny_latent), str(tmp_path / "gone.safetensors")
     remembered = Settings(checkpoint=latent, pixels_checkpoint=gone, latent_checkpoint=latent, view={"net_res": 512})
     assert save_settings(remembered, tmp_path / "config" / "redcube" / "settings.json") is None  # run_gui's XDG_CONFIG_HOME
-    out = run_driver(SECOND.format(gone=gone), tmp_path)  # the last exit showed the latent network; the pixel one was deleted
+    # the last exit showed the latent network; the pixel one was deleted
+    out = run_driver(SECOND.format(gone=gone), tmp_path, 60, xtest=True)
     latent_shown = {"path": latent, "vae": True, "radio": NETWORK_KINDS["latent"], "net_res": 512, "frames": [[512], True]}
     assert out["start"] == latent_shown  # the radio follows what the launch opened, at the remembered 512²
     shipped = out["pixels"]

@@ -8,7 +8,6 @@ The tiny mNIF and weight-space pair are the Worlds and Rotations tests' own fixt
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import pytest
@@ -122,19 +121,8 @@ def test_rotations_values_that_no_longer_fit_fall_back(tiny_weightspace, scene, 
 
 
 FIRST = """
-import json, time
-from pathlib import Path
-import dearpygui.dearpygui as dpg
-from app.gui.app import App
-
 app = App()
 w, r, g = app.tabs["worlds"].session, app.tabs["rotations"].session, app.guard
-
-def wait_for(cond, limit=90):
-    t0 = time.time()
-    while not cond() and time.time() - t0 < limit:
-        app.step()
-
 w.default = Path({mnif!r})                       # the Worlds tab first: it opens this mNIF
 dpg.set_value("_tabs", "_tab_worlds")
 wait_for(lambda: w.mnif is not None and w.loading is None)
@@ -152,39 +140,25 @@ for call, value in ((r.set_object, 2), (r.set_rotation, 2), (r.set_reference, 1)
                     (r.set_color_by, "rotation")):
     g(call)(value)                               # the sliders' and the radio's handlers
 out = {{"worlds": w.choices(), "rotations": r.choices()}}
-app.run(frames=app.frame + 3)                    # the window closes: the settings are saved
-print(json.dumps(out))
+finish(out, 3)  # the window closes: the settings are saved
 """
 
 SECOND = """
-import json, time
-import dearpygui.dearpygui as dpg
-from app.gui.app import App
-
 app = App(width=1560, height=980)
 w, r = app.tabs["worlds"].session, app.tabs["rotations"].session
 out = {{"inputs": [dpg.get_value("_input_rot_checkpoint"), dpg.get_value("_input_rot_data")]}}
-
-def wait_for(cond, limit=90):
-    t0 = time.time()
-    while not cond() and time.time() - t0 < limit:
-        app.step()
-
 dpg.set_value("_tabs", "_tab_worlds")
 wait_for(lambda: w.mnif is not None and app.tabs["worlds"].view.frame is not None and app.tabs["worlds"].view.frame.key[2] == w.version)
-for _ in range(4):
-    app.step()
+frames(4)
 out["worlds"] = [w.corners, w.u, w.v, w.res, str(w.mnif.path)]
 out["worlds_widgets"] = [[dpg.get_value(f"_input_worlds_corner_{{k}}") for k in range(4)],
                          dpg.get_value("_slider_worlds_u"), dpg.get_value("_slider_worlds_v"), dpg.get_value("_combo_worlds_res"),
                          [dpg.get_value(f"_input_worlds_{{k}}") for k in ("steps", "seed", "frames", "fps")]]
 app.screenshot({worlds_shot!r})
-for _ in range(3):
-    app.step()
+frames(3)
 dpg.set_value("_tabs", "_tab_rotations")
 wait_for(lambda: r.loaded is not None and app.tabs["rotations"].view.frame is not None and app.tabs["rotations"].view.frame.key[0] == r.version)
-for _ in range(4):
-    app.step()
+frames(4)
 out["state"] = [r.object, r.rotation, r.reference, r.yaw_deg, r.color_by]
 out["widgets"] = [dpg.get_value(f"_slider_rot_{{k}}") for k in ("object", "rotation", "reference", "yaw")]
 out["radio"] = dpg.get_value("_radio_rot_color")
@@ -193,18 +167,14 @@ x, y = dpg.get_item_rect_min("_image_left")      # the big viewport: the selecte
 out["display"] = app.view.display
 out["image_min"] = [int(x), int(y)]
 app.screenshot({shot!r})
-for _ in range(3):
-    app.step()
+frames(3)
 dpg.set_y_scroll("_child_tab_rotations", dpg.get_y_scroll_max("_child_tab_rotations"))   # down to the colour-by radio
-for _ in range(4):
-    app.step()
+frames(4)
 app.screenshot({shot2!r})
-app.run(frames=app.frame + 3)
-print(json.dumps(out))
+finish(out, 3)
 """
 
 
-@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (apt-get install xvfb)")
 def test_tab_choices_survive_a_restart_of_the_app(tiny_weightspace, tiny_mnif, tmp_path):
     import imageio.v3 as iio
 

@@ -3,31 +3,15 @@ its mNIF on with the worlds following the weights: the real app under Xvfb, real
 
 from __future__ import annotations
 
-import json
-import textwrap
-
-import pytest
-
-from test_gui import checkpoint, run_gui  # noqa: F401  (checkpoint: a fixture, a small posemlp)
+from test_gui import checkpoint, run_driver  # noqa: F401  (checkpoint: a fixture, a small posemlp)
 from test_gui_worlds import tiny_mnif  # noqa: F401  (a fixture: an mNIF of 6 training worlds with its diffusion model)
 
 KINDS = [("pixel", "posemlp", 32), ("pixel", "siren", 32), ("pixel", "ngp", 32), ("latent", "posemlp", 128), ("vae", "posemlp", 32)]
 
 TRAINING_DRIVER = """
-import json, time
-from pathlib import Path
-from app.gui.app import App
-
 app = App(checkpoint=Path({ckpt!r}))
 tab = app.tabs["training"]
 tab.session.runs_dir = Path({runs!r})
-
-def wait_for(cond, limit=150):
-    t0 = time.time()
-    while not cond() and time.time() - t0 < limit:
-        app.step()
-    return cond()
-
 out = {{}}
 for kind, model, res in {kinds!r}:
     c = tab.session.choices
@@ -44,17 +28,13 @@ for kind, model, res in {kinds!r}:
     states.append(tab.session.state)
     out[f"{{kind}}/{{model}}"] = {{"states": states, "started": bool(started), "error": tab.session.error,
                                   "job": job.kind, "trained": job.parts["train"].__class__.__name__}}
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
 def test_every_kind_starts_pauses_resumes_and_resets_from_the_training_tab(tmp_path, checkpoint):
     code = TRAINING_DRIVER.format(ckpt=str(checkpoint), runs=str(tmp_path / "runs"), kinds=KINDS)
-    p = run_gui(["-c", textwrap.dedent(code)], tmp_path, timeout=600)
-    lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
-    assert p.returncode == 0 and lines, p.stdout[-2000:] + p.stderr[-3000:]
-    out = json.loads(lines[-1])
+    out = run_driver(code, tmp_path, 150, timeout=600)
     for kind, model, _ in KINDS:
         run = out[f"{kind}/{model}"]
         assert run["error"] is None and run["started"], run
@@ -63,23 +43,12 @@ def test_every_kind_starts_pauses_resumes_and_resets_from_the_training_tab(tmp_p
 
 
 WORLDS_DRIVER = """
-import json, time
-from pathlib import Path
-from app.gui.app import App
-
 app = App(checkpoint=Path({ckpt!r}))
 app.tabs["training"].session.runs_dir = Path({runs!r})
 worlds = app.tabs["worlds"]
 worlds.session.load(Path({mnif!r}))
 t = worlds.training
 t.minutes = 2.0
-
-def wait_for(cond, limit=150):
-    t0 = time.time()
-    while not cond() and time.time() - t0 < limit:
-        app.step()
-    return cond()
-
 app.guard(worlds.train_start)()              # the Train on button
 followed = wait_for(lambda: "is training" in worlds.session.mnif.no_diffusion)  # live weights and latents reached the tab
 live_step = worlds.session.mnif.step
@@ -92,19 +61,15 @@ app.guard(t.stop)()                              # a final checkpoint, then the 
 reloaded = wait_for(lambda: t.reloaded)
 states.append(t.state)
 m = worlds.session.mnif
-app.run(frames=app.frame + 2)
-print(json.dumps({{"followed": followed, "live_step": live_step, "states": states, "reloaded": reloaded, "path": str(m.path), "step": m.step,
-                   "error": t.proc.error}}))
+finish({{"followed": followed, "live_step": live_step, "states": states, "reloaded": reloaded, "path": str(m.path),
+         "step": m.step, "error": t.proc.error}})
 """
 
 
 def test_the_worlds_tab_trains_its_mnif_on_and_follows_it(tmp_path, checkpoint, tiny_mnif):
     good, _ = tiny_mnif
     code = WORLDS_DRIVER.format(ckpt=str(checkpoint), runs=str(tmp_path / "runs"), mnif=str(good))
-    p = run_gui(["-c", textwrap.dedent(code)], tmp_path, timeout=400)
-    lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
-    assert p.returncode == 0 and lines, p.stdout[-2000:] + p.stderr[-3000:]
-    out = json.loads(lines[-1])
+    out = run_driver(code, tmp_path, 150, timeout=400)
     assert out["error"] is None and out["followed"] and out["live_step"] >= 1, out
     assert out["states"] == ["running", "paused", "running", "finished"] and out["reloaded"], out
     assert "mnif-" in out["path"] and out["step"] >= out["live_step"]  # the tab now shows the run's checkpoint

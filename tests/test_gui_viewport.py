@@ -4,9 +4,6 @@ current pose with its PSNR; the stats line names the network's own resolution an
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
 import torch
 
 from renderer.models import build_model
@@ -14,16 +11,9 @@ from test_gui import run_driver
 from test_radiance import TINY, adam_steps
 from training.checkpoint import save_checkpoint
 
-pytestmark = pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (apt-get install xvfb)")
-
 DRIVER = """
-import json, time
-from pathlib import Path
-from app.gui.app import App
-
 app = App(checkpoint=Path({ckpt!r}))
-while app.slot.current is None or app.viewer.net is None:
-    app.step()
+wait_for(lambda: app.slot.current is not None and app.viewer.net is not None)
 app.view.set(net_res=128, target_fps=240.0)  # a target no CPU holds at 128²: flying drops to the floor
 flying = []
 last = app.viewer.net
@@ -35,17 +25,11 @@ while time.time() - t0 < 4 or len(flying) < 5:
         last = app.viewer.net
         flying.append([last.res, last.still, last.psnr is None])
 pose = tuple(float(v) for v in app.fly.camera.pose())
-t0 = time.time()
-while time.time() - t0 < 30:
-    app.step()
-    n = app.viewer.net
-    if n.still and n.pose == pose and n.res == 128:
-        break
+wait_for(lambda: app.viewer.net.still and app.viewer.net.pose == pose and app.viewer.net.res == 128, 30)
 n = app.viewer.net
 out = {{"flying": flying, "still": [n.res, n.still, n.pose == pose, n.psnr],
         "stats": app.viewer.stats.line(), "evals": app.slot.current.model.last_evals}}
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 

@@ -6,7 +6,6 @@ steps to its latents, both saved the way `redcube train-mnif` saves them.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -168,23 +167,14 @@ def test_around_corners_is_a_closed_loop():
 
 
 DRIVER = """
-import json, time
-from pathlib import Path
-import dearpygui.dearpygui as dpg
 import imageio.v3 as iio
 import numpy as np
-from app.gui.app import App
 
 app = App()
 app.tabs["worlds"].session.default = Path({mnif!r})
 dpg.set_value("_tabs", "_tab_worlds")   # open the Worlds tab: it loads its mNIF and starts rendering
 app.tabs["worlds"].session.res = 32
 out = {{}}
-
-def wait_for(cond, limit=60):
-    t0 = time.time()
-    while not cond() and time.time() - t0 < limit:
-        app.step()
 
 def picture():
     v = app.tabs["worlds"].session.version
@@ -220,8 +210,7 @@ c = picture()
 out["sample_change"] = float(np.abs(c.net - b.net).mean())
 shot = Path({shot!r})
 app.screenshot(shot)
-for _ in range(3):
-    app.step()
+frames(3)
 x, y = (int(v) for v in dpg.get_item_rect_min("_image_left"))
 s = app.view.display
 panel = iio.imread(shot)[y:y + s, x:x + s, :3].astype(np.float32)
@@ -229,8 +218,7 @@ from app.viewport import upscale
 out["panel_vs_world"] = float(np.abs(panel - upscale(c.net, s) * 255).mean())
 out["panel_vs_cube"] = float(np.abs(panel - app.viewer.left[:s, :s] * 255).mean())  # the View tab's ground truth
 dpg.set_value("_tabs", "_tab_view")          # back to the View tab: the flying camera's pictures again
-for _ in range(3):
-    app.step()
+frames(3)
 out["view_tab_back"] = app._viewport_owner is None and app._shown["left"][0] is app.viewer.left
 app.tabs["worlds"].session.video.update(frames=4, fps=4, out={video!r})
 g(app.tabs["worlds"].export)()                    # the Export button
@@ -238,17 +226,15 @@ wait_for(lambda: app.tabs["worlds"].session.job.finished)
 app.step()
 out["video_msg"] = app.messages[-1].text
 out["progress"] = [app.tabs["worlds"].session.job.done, app.tabs["worlds"].session.job.total]
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
-@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (apt-get install xvfb)")
 def test_worlds_panel_in_the_app(tiny_mnif, tmp_path, one_sentence):
     import imageio.v3 as iio
 
     shot, video = tmp_path / "worlds.png", tmp_path / "worlds.mp4"
-    out = run_driver(DRIVER.format(mnif=str(tiny_mnif[0]), shot=str(shot), video=str(video)), tmp_path)
+    out = run_driver(DRIVER.format(mnif=str(tiny_mnif[0]), shot=str(shot), video=str(video)), tmp_path, 60)
     assert out["corners"] == [0, 5, 2, 3] and "from 0 to 5" in out["corner_error"]
     assert "does not exist" in out["load_error"] and out["kept"]  # a missing file: a message, the mNIF stays
     for text in (out["corner_error"], out["load_error"]):
@@ -266,56 +252,23 @@ def test_worlds_panel_in_the_app(tiny_mnif, tmp_path, one_sentence):
     assert frames.shape == (4, 256, 512, 3)
 
 
-def test_the_state_and_render_objects_do_not_load_the_gui():
-    """House style: GUI-free state (a fresh interpreter imports them without dearpygui)."""
-    import subprocess
-    import sys
-
-    code = "import sys, app.gui.worlds_session, app.gui.worlds_view; print('dearpygui' in sys.modules)"
-    repo = Path(__file__).resolve().parents[1]
-    p = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0 and p.stdout.strip() == "False", p.stderr[-2000:]
-
-
 CLICK_DRIVER = """
-import json, time
-from pathlib import Path
-import dearpygui.dearpygui as dpg
-from Xlib import X, display
-from Xlib.ext import xtest
-from app.gui.app import App
 from app.gui.panel_worlds import GRID, SQUARE_AT
 
 app = App()
 w = app.tabs["worlds"].session
 w.default = Path({mnif!r})
-d = display.Display()
-
-def wait_for(cond, limit=60):
-    t0 = time.time()
-    while not cond() and time.time() - t0 < limit:
-        app.step()
-        d.sync()
-
 app.open_tab("worlds")
 wait_for(lambda: w.mnif is not None)
 wait_for(lambda: False, 1.0)                   # the tab's text settles (the layout below it moves)
-(x, y), (vx, vy) = dpg.get_item_rect_min("_draw_worlds_grid"), dpg.get_viewport_pos()
-xtest.fake_input(d, X.MotionNotify, x=int(vx + x + SQUARE_AT + 0.75 * GRID), y=int(vy + y + SQUARE_AT + 0.25 * GRID))
-wait_for(lambda: False, 0.3)
-xtest.fake_input(d, X.ButtonPress, 1)
-wait_for(lambda: False, 0.2)
-xtest.fake_input(d, X.ButtonRelease, 1)
-wait_for(lambda: False, 0.3)
+x, y = dpg.get_item_rect_min("_draw_worlds_grid")
+click_at(x + SQUARE_AT + 0.75 * GRID, y + SQUARE_AT + 0.25 * GRID)
 out = {{"uv": [w.u, w.v], "sliders": [dpg.get_value("_slider_worlds_u"), dpg.get_value("_slider_worlds_v")]}}
-app.run(frames=app.frame + 2)
-print(json.dumps(out))
+finish(out)
 """
 
 
-@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (apt-get install xvfb)")
 def test_a_click_in_the_interpolation_square_sets_u_and_v(tiny_mnif, tmp_path):
-    pytest.importorskip("Xlib")
-    out = run_driver(CLICK_DRIVER.format(mnif=str(tiny_mnif[0])), tmp_path)
+    out = run_driver(CLICK_DRIVER.format(mnif=str(tiny_mnif[0])), tmp_path, 60, xtest=True)
     assert out["uv"] == [pytest.approx(0.75, abs=0.02), pytest.approx(0.75, abs=0.02)]  # v grows upwards
     assert out["sliders"] == [pytest.approx(u, abs=0.02) for u in out["uv"]]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,11 @@ def test_the_command_line_does_not_import_the_gui():
     top = ast.parse((REPO / "app" / "commands" / "gui.py").read_text()).body
     assert not any(m.startswith("app.gui") for node in top for m in imported_modules(ast.unparse(node))
                    if isinstance(node, (ast.Import, ast.ImportFrom)))
+
+
+@pytest.mark.parametrize("tab", ["worlds", "rotations"])
+def test_the_state_and_render_objects_do_not_load_the_gui(tab):
+    """House style: GUI-free state (a fresh interpreter imports a tab's session and view without dearpygui)."""
+    code = f"import sys, app.gui.{tab}_session, app.gui.{tab}_view; print('dearpygui' in sys.modules)"
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "False", p.stderr[-2000:]

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from conftest import torchrun
 from renderer.errors import RedcubeError
 from renderer.hashgrid import HashGridConfig
 from renderer.models.object_field import ObjectField, ObjectFieldConfig, field_layout
@@ -110,16 +111,9 @@ def test_ranks_take_disjoint_shards(tmp_path):
 @pytest.mark.slow
 def test_torchrun_ranks_split_the_shards(tmp_path):
     """Two real gloo ranks under torchrun: each makes its own shards, rank 0 reports the totals."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[1]
     out = tmp_path / "ds"
-    cmd = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "app.cli", "ngp-dataset",
-           "--objects", "2", "--rotations", "2", "--shard-size", "1", "--fit-steps", "3", "--points", "64", "--out", str(out), "--quiet"]
-    p = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(repo)), capture_output=True, text=True, timeout=300)
+    p = torchrun(["-m", "app.cli", "ngp-dataset", "--objects", "2", "--rotations", "2", "--shard-size", "1",
+                  "--fit-steps", "3", "--points", "64", "--out", str(out), "--quiet"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads(p.stdout)
     assert summary["world_size"] == 2 and summary["fields_made"] == 4

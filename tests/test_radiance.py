@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from renderer import cpu_kernels
-from renderer.camera import Camera, pixel_uv, sample_poses
+from renderer.camera import Camera, sample_poses
 from renderer.errors import RedcubeError
 from renderer.models import build_model
 from renderer.models.radiance import scene_box

@@ -60,14 +60,12 @@ def test_eval_decodes_latent_checkpoint_at_full_res(latent_run, tmp_path, capsys
     assert out["res"] == 128 and out["latent_res"] == 16 and out["n"] == 2 and (tmp_path / "sheet.png").exists()
 
 
-def test_latent_checkpoint_with_another_vae_is_one_sentence(latent_run, vaes, tmp_path, capsys, one_sentence):
+def test_latent_checkpoint_with_another_vae_is_one_sentence(latent_run, vaes, tmp_path, capsys, error_line):
     before = (latent_run / "checkpoint.safetensors").read_bytes()
     for argv in (["eval", str(latent_run), "--vae", vaes[1], "--sheet", str(tmp_path / "s.png")],
                  ["train", "--latent", "--vae", vaes[1], "--res", "128", "--steps", "61", "--out", str(latent_run), "--resume"]):
         assert main(argv) == 2
-        line = capsys.readouterr().err.strip().removeprefix("redcube: error: ")
-        assert "trained with TinyVAE" in line
-        one_sentence(line)
+        assert "trained with TinyVAE" in error_line(capsys.readouterr().err)
     assert (latent_run / "checkpoint.safetensors").read_bytes() == before  # nothing lost
 
 

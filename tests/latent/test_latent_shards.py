@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from app.cli import main
+from conftest import torchrun
 from renderer.errors import RedcubeError
 from renderer.scene import Scene
 from renderer.tinyvae import TinyVAE
@@ -137,16 +138,9 @@ def test_train_latent_from_shards_writes_a_loadable_checkpoint(encoded, tmp_path
 @pytest.mark.slow
 def test_torchrun_ranks_split_the_shards(tmp_path):
     """Two real gloo ranks under torchrun: each encodes its own shard, rank 0 reports the totals."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[2]
     out = tmp_path / "set"
-    cmd = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "app.cli",
-           "encode-latents", "--res", "128", "--frames", "3", "--shard-size", "2", "--seed", "4", "--out", str(out), "--quiet"]
-    p = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(repo)), capture_output=True, text=True, timeout=300)
+    p = torchrun(["-m", "app.cli", "encode-latents", "--res", "128", "--frames", "3", "--shard-size", "2",
+                  "--seed", "4", "--out", str(out), "--quiet"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads(p.stdout)
     assert summary["world_size"] == 2 and summary["frames_made"] == 3 and [r["shards_made"] for r in summary["ranks"]] == [1, 1]
@@ -159,8 +153,7 @@ def test_torchrun_ranks_split_the_shards(tmp_path):
         return ["train", "--latent", "--data", "shards", "--shards", str(out), "--res", "128", "--steps", str(steps),
                 "--batch-size", "256", "--heldout", "1", "--warmup-steps", "1", "--threads", "1", "--quiet", "--out", str(run)]
 
-    p = subprocess.run(cmd[:4] + ["-m", "app.cli"] + train(2), cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(repo)),
-                       capture_output=True, text=True, timeout=300)
+    p = torchrun(["-m", "app.cli", *train(2)], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     start = json.loads((run / "log.jsonl").read_text().splitlines()[0])
     assert start["world_size"] == 2 and len({r["heldout_sum"] for r in start["ranks"]}) == 1

@@ -52,15 +52,15 @@ def test_alignment_recovers_the_rotation_of_exact_grids():
 
 
 @pytest.fixture(scope="module")
-def tiny_fields(tmp_path_factory):
+def grid_fields(tmp_path_factory):
     """4 objects x 2 rotations, fitted for 60 steps: enough for the coarse levels to hold the shape."""
     data = tmp_path_factory.mktemp("grid") / "ds"
     generate(DatasetConfig(objects=4, rotations=2, fit=FitConfig(steps=60, points=1024)), data, log=lambda s: None)
     return data
 
 
-def test_dense_levels_are_read_as_grids(tiny_fields):
-    fields, manifest = load_fields(tiny_fields)
+def test_dense_levels_are_read_as_grids(grid_fields):
+    fields, manifest = load_fields(grid_fields)
     assert dense_levels(manifest["layout"]) == 2  # 8^3 and 12^3 fit T = 2^12; 18^3 does not
     g = feature_grids(fields["params"][:2], manifest["layout"], 2, 8)
     assert g.shape == (2, 4, 8, 8, 8) and g.std() > 0
@@ -68,8 +68,8 @@ def test_dense_levels_are_read_as_grids(tiny_fields):
     assert torch.allclose(g, same)
 
 
-def test_a_tiny_grid_arm_learns_and_reloads(tiny_fields, tmp_path):
-    config = GridTrainConfig(data=str(tiny_fields), steps=24, batch=4, lr=1e-2, heldout=2, eval_every=12,
+def test_a_tiny_grid_arm_learns_and_reloads(grid_fields, tmp_path):
+    config = GridTrainConfig(data=str(grid_fields), steps=24, batch=4, lr=1e-2, heldout=2, eval_every=12,
                              out=str(tmp_path / "grid"), model=GridConfig(res=8, width=8, depth=2))
     records = []
     metrics = train_grid(config, log=lambda r: r["event"] == "eval" and records.append(r))
@@ -81,19 +81,19 @@ def test_a_tiny_grid_arm_learns_and_reloads(tiny_fields, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def two_arms(tiny_fields, tmp_path_factory):
+def two_arms(grid_fields, tmp_path_factory):
     """A sane-tokens and a grid-axes checkpoint trained briefly on one split of the tiny data set."""
     root = tmp_path_factory.mktemp("arms")
-    train_weightspace(WeightSpaceTrainConfig(data=str(tiny_fields), steps=2, batch=2, points=16, n_pos=2, heldout=2,
+    train_weightspace(WeightSpaceTrainConfig(data=str(grid_fields), steps=2, batch=2, points=16, n_pos=2, heldout=2,
                                              out=str(root / "sane"), model=WeightSpaceConfig(embed=16, latent=4, heads=2, layers=1)))
-    train_grid(GridTrainConfig(data=str(tiny_fields), steps=2, batch=2, heldout=2, out=str(root / "grid"),
+    train_grid(GridTrainConfig(data=str(grid_fields), steps=2, batch=2, heldout=2, out=str(root / "grid"),
                                model=GridConfig(res=8, width=4, depth=1)))
     return root / "sane", root / "grid"
 
 
-def test_eval_weightspace_reports_every_arm(tiny_fields, two_arms, tmp_path, capsys):
+def test_eval_weightspace_reports_every_arm(grid_fields, two_arms, tmp_path, capsys):
     sane, grid = two_arms
-    assert main(["eval-weightspace", str(sane), str(grid), "--data", str(tiny_fields), "--res", "16", "--views", "1",
+    assert main(["eval-weightspace", str(sane), str(grid), "--data", str(grid_fields), "--res", "16", "--views", "1",
                  "--samples", "16", "--psnr-fields", "1", "--json", str(tmp_path / "e.json")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["arms"]) == {"sane-tokens", "grid-axes", "feature-axes", "probe-axes"} and not out["arms"]["probe-axes"]["weights_only"]
@@ -103,27 +103,23 @@ def test_eval_weightspace_reports_every_arm(tiny_fields, two_arms, tmp_path, cap
     assert {"chance_rotation_error_deg", "moment_baseline_rotation_error_deg", "decoded_psnr_drop_db"} <= set(out)
 
 
-def test_data_or_checkpoints_that_do_not_fit_are_one_sentence(tiny_fields, two_arms, tmp_path, capsys, one_sentence):
+def test_data_or_checkpoints_that_do_not_fit_are_one_sentence(grid_fields, two_arms, tmp_path, capsys, error_line):
     sane, grid = two_arms
     other = tmp_path / "other"  # another table size
     generate(DatasetConfig(objects=2, rotations=2, fit=FitConfig(steps=1, points=32),
                            field=ObjectFieldConfig(grid=HashGridConfig(n_levels=8, log2_hashmap_size=13, base_resolution=8,
                                                                        per_level_scale=1.5))), other, log=lambda s: None)
     assert main(["eval-weightspace", str(grid), "--data", str(other)]) == 2
-    err = capsys.readouterr().err.strip().removeprefix("redcube: error: ")
-    assert "layout" in err
-    one_sentence(err)
-    train_grid(GridTrainConfig(data=str(tiny_fields), steps=1, batch=2, heldout=2, seed=5, out=str(tmp_path / "g5"),
+    assert "layout" in error_line(capsys.readouterr().err)
+    train_grid(GridTrainConfig(data=str(grid_fields), steps=1, batch=2, heldout=2, seed=5, out=str(tmp_path / "g5"),
                                model=GridConfig(res=8, width=4, depth=1)))
-    assert main(["eval-weightspace", str(sane), str(tmp_path / "g5"), "--data", str(tiny_fields)]) == 2
-    err = capsys.readouterr().err.strip().removeprefix("redcube: error: ")
-    assert "split" in err
-    one_sentence(err)
+    assert main(["eval-weightspace", str(sane), str(tmp_path / "g5"), "--data", str(grid_fields)]) == 2
+    assert "split" in error_line(capsys.readouterr().err)
 
 
-def test_train_weightspace_grid_arm_command_line(tiny_fields, tmp_path, capsys):
+def test_train_weightspace_grid_arm_command_line(grid_fields, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train-weightspace", "--arm", "grid", "--data", str(tiny_fields), "--steps", "2", "--batch", "2",
+    assert main(["train-weightspace", "--arm", "grid", "--data", str(grid_fields), "--steps", "2", "--batch", "2",
                  "--heldout", "2", "--grid-res", "8", "--out", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["steps"] == 2 and printed["split"] == "heldout" and (out / "curves.png").stat().st_size > 10_000

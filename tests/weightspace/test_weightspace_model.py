@@ -93,16 +93,8 @@ def test_pair_batches_hold_two_rotations_of_distinct_objects(tmp_path, one_sente
     one_sentence(str(e.value))
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """4 objects x 2 rotations, barely fitted: real fields in a real data set, made in a second."""
-    data = tmp_path_factory.mktemp("weightspace") / "ds"
-    generate(DatasetConfig(objects=4, rotations=2, shard_size=8, fit=FitConfig(steps=2, points=64)), data, log=lambda s: None)
-    return data
-
-
-def test_train_weightspace_evaluates_saves_and_reloads(tiny_data, tmp_path, one_sentence):
-    data = tiny_data
+def test_train_weightspace_evaluates_saves_and_reloads(tiny_fields, tmp_path, one_sentence):
+    data = tiny_fields
     config = WeightSpaceTrainConfig(data=str(data), steps=6, batch=2, points=16, n_pos=2, heldout=2, eval_every=3,
                                     out=str(tmp_path / "run"), model=TINY)
     records = []
@@ -127,9 +119,9 @@ def test_train_weightspace_evaluates_saves_and_reloads(tiny_data, tmp_path, one_
     one_sentence(str(e.value))
 
 
-def test_learning_rate_warms_up_then_decays_by_steps_or_clock(tiny_data, tmp_path):
-    c = WeightSpaceTrainConfig(data=str(tiny_data), steps=100, lr=1e-3, warmup=0.1, minutes=1.0, batch=2, points=16, n_pos=2,
-                               out=str(tmp_path), model=TINY)
+def test_learning_rate_warms_up_then_decays_by_steps_or_clock(tiny_fields, tmp_path):
+    c = WeightSpaceTrainConfig(data=str(tiny_fields), steps=100, lr=1e-3, warmup=0.1, minutes=1.0, batch=2, points=16,
+                               n_pos=2, out=str(tmp_path), model=TINY)
     engine = WeightSpaceTrainer(c)
 
     def lr_at(step: int, elapsed: float) -> float:
@@ -142,18 +134,18 @@ def test_learning_rate_warms_up_then_decays_by_steps_or_clock(tiny_data, tmp_pat
     engine._release()
 
 
-def test_train_weightspace_stops_on_its_clock(tiny_data, tmp_path):
-    config = WeightSpaceTrainConfig(data=str(tiny_data), steps=10_000, batch=2, points=16, n_pos=2, heldout=2, eval_every=1000,
-                                    minutes=0.02, out=str(tmp_path / "run"), model=TINY)
+def test_train_weightspace_stops_on_its_clock(tiny_fields, tmp_path):
+    config = WeightSpaceTrainConfig(data=str(tiny_fields), steps=10_000, batch=2, points=16, n_pos=2, heldout=2,
+                                    eval_every=1000, minutes=0.02, out=str(tmp_path / "run"), model=TINY)
     metrics = train_weightspace(config)
     assert 1 <= metrics["steps"] < 10_000 and (tmp_path / "run" / "checkpoint.safetensors").exists()
     assert load_weightspace(tmp_path / "run")[3]["step"] == metrics["steps"]
 
 
-def test_train_weightspace_command_line(tiny_data, tmp_path, capsys, one_sentence):
+def test_train_weightspace_command_line(tiny_fields, tmp_path, capsys, one_sentence):
     small = ["--steps", "2", "--batch", "2", "--embed", "16", "--latent", "4", "--layers", "1", "--heads", "2", "--points", "8",
              "--pos-tokens", "2", "--heldout", "2"]
-    assert main(["train-weightspace", "--data", str(tiny_data), *small, "--out", str(tmp_path / "run")]) == 0
+    assert main(["train-weightspace", "--data", str(tiny_fields), *small, "--out", str(tmp_path / "run")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"median_rotation_error_deg", "retrieval_top1", "recon_mse"} <= set(out) and (tmp_path / "run" / "checkpoint.json").exists()
     assert out["chance_retrieval_top1"] == pytest.approx(1 / 3)  # 2 held-out objects x 2 rotations: 1 of 3 others
@@ -162,12 +154,13 @@ def test_train_weightspace_command_line(tiny_data, tmp_path, capsys, one_sentenc
     one_sentence(capsys.readouterr().err.strip().removeprefix("redcube: error: "))
 
 
-def test_eval_weightspace_reports_the_issue_targets(tiny_data, tmp_path, capsys, one_sentence):
+def test_eval_weightspace_reports_the_issue_targets(tiny_fields, tmp_path, capsys, error_line):
     run = tmp_path / "run"
-    config = WeightSpaceTrainConfig(data=str(tiny_data), steps=2, batch=2, points=16, n_pos=2, heldout=2, out=str(run), model=TINY)
+    config = WeightSpaceTrainConfig(data=str(tiny_fields), steps=2, batch=2, points=16, n_pos=2, heldout=2, out=str(run),
+                                    model=TINY)
     train_weightspace(config)
-    assert main(["eval-weightspace", str(run), "--data", str(tiny_data), "--res", "16", "--views", "1", "--samples", "24",
-                 "--psnr-fields", "1", "--json", str(tmp_path / "eval.json")]) == 0
+    assert main(["eval-weightspace", str(run), "--data", str(tiny_fields), "--res", "16", "--views", "1",
+                 "--samples", "24", "--psnr-fields", "1", "--json", str(tmp_path / "eval.json")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"median_rotation_error_deg", "retrieval_top1", "decoded_psnr_drop_db"} <= set(out)
     assert out["split"] == "heldout" and out["psnr_fields"] == 1 and json.loads((tmp_path / "eval.json").read_text()) == out
@@ -182,6 +175,4 @@ def test_eval_weightspace_reports_the_issue_targets(tiny_data, tmp_path, capsys,
     generate(DatasetConfig(objects=2, rotations=2, fit=FitConfig(steps=1, points=32), field=ObjectFieldConfig(grid=grid)),
              other, log=lambda s: None)
     assert main(["eval-weightspace", str(run), "--data", str(other), "--res", "16"]) == 2
-    err = capsys.readouterr().err.strip().removeprefix("redcube: error: ")
-    assert "layout" in err
-    one_sentence(err)
+    assert "layout" in error_line(capsys.readouterr().err)
