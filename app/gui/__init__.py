@@ -2,7 +2,7 @@
 
 GUI-free parts: `state` (fly camera, view settings, shortcuts), `settings` (user config file), `training_session`,
 `video_session`, `worlds_session` and `rotations_session` (the Training, Path & video, Worlds and Rotations tabs'
-state), `workers`, `viewer`, `worlds_view` and `rotations_view` (background renders and the per-frame logic). Widgets: `app` (window,
+state), `workers`, `viewer`, `worlds_view`, `rotations_view` and `tab_parts` (background renders and the per-frame logic). Widgets: `app` (window,
 handlers, frame loop), `layout`, `keys`, `tab` (the one interface of the side tabs), `panel_*` (one tab each), `widgets`
 (shared widget helpers, `show_picture`) and `topdown` (the map). `bench` measures the window's frame rate for `redcube bench`.
 Camera paths, picture composition and video export, which the command line uses too, live in `app.paths`,
