@@ -276,10 +276,11 @@ class NetworkView:
         cancel = self.worker.superseded if still else None  # a flying frame is the newest picture there is: keep it
         t0 = time.perf_counter()
         vae = loaded.vae  # a latent network: latents at res/8 (at least 16²), decoded to 8x that
+        rendered = None  # the ground truth this picture is made from (a TinyVAE's), reused for the PSNR
         if isinstance(loaded.model, TinyVAE):  # what a TinyVAE learnt: the ground truth encoded and decoded
             res = max(64, res // 8 * 8)
-            gt = torch.from_numpy(self.rasterizer.render(t.numpy(), res)[0])
-            out = decode_latents(loaded.model, encode_frames(loaded.model, gt[None]))[0]
+            rendered, _ = self.rasterizer.render(t.numpy(), res)
+            out = decode_latents(loaded.model, encode_frames(loaded.model, rendered[None]))[0]
         else:
             out = render_image(loaded.model, t, max(16, res // 8) if vae is not None else res,
                                chunk=infer_chunk(loaded.model), cancelled=cancel)
@@ -296,7 +297,7 @@ class NetworkView:
         ms = (time.perf_counter() - t0) * 1000
         gt = err = score = None
         if truth:
-            gt, _ = self.rasterizer.render(t.numpy(), res)  # the scene's anti-aliased ground truth
+            gt = rendered if rendered is not None else self.rasterizer.render(t.numpy(), res)[0]  # anti-aliased
             err, score = error_map(net, gt, self.gain()), psnr(net, gt)
         return NetFrame(pose, res, loaded.version, net, gt, err, score, ms, self.threads, latent, still, loaded.step,
                         time.perf_counter(), loaded.network)
