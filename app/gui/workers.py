@@ -23,7 +23,7 @@ from renderer.errors import RedcubeError
 from renderer.render import render_image
 from renderer.tinyvae import TinyVAE
 from training.checkpoint import load_checkpoint, load_live_weights, resolve
-from training.vae import decode_latents, encode_frames, load_vae, vae_for_checkpoint
+from training.vae import decode_latents, encode_frames, vae_for_checkpoint, vae_from
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 WARMUP_POSE = (1.5, 1.0, 1.5, 0.785, 0.0)
@@ -162,12 +162,12 @@ class ModelSlot:
                 ckpt = load_checkpoint(path)
                 vae = None
                 if ckpt.kind == TinyVAE.kind:  # a TinyVAE (a run of one followed): the viewport shows its round trip
-                    model = load_vae(resolve(path)).to(DEVICE).eval().requires_grad_(False)
+                    model = vae_from(ckpt).to(DEVICE).requires_grad_(False)
                 else:
                     model = ckpt.build_model(DEVICE).eval().requires_grad_(False)
                     render_image(model, torch.tensor(WARMUP_POSE), 16)  # builds any kernel now, not in the first frame
-                if ckpt.record.get("vae") and ckpt.kind != TinyVAE.kind:  # a latent network: its VAE, or one sentence
-                    vae = vae_for_checkpoint(ckpt.record).to(DEVICE)
+                    if ckpt.record.get("vae"):  # a latent network: the VAE it was trained with, or one sentence
+                        vae = vae_for_checkpoint(ckpt.record).to(DEVICE)
                 with self._lock:
                     self._version += 1
                     done, err = LoadedModel(model, ckpt.record, resolve(path), ckpt.step, self._version, vae, self._version), None
