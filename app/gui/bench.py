@@ -72,15 +72,15 @@ def open_app(checkpoint: str):
     stops training) through the normal path."""
     from app.gui.app import App
 
-    tmp = Path(tempfile.mkdtemp(prefix="redcube-gui-"))
-    app = App(checkpoint=Path(checkpoint), settings_path=tmp / "settings.json")
-    app.tabs["training"].session.runs_dir = tmp / "runs"
-    while app.slot.loading is not None or app.slot.current is None:
-        app.step()
-    try:
-        yield app
-    finally:
-        app.run(frames=0)
+    with tempfile.TemporaryDirectory(prefix="redcube-gui-", ignore_cleanup_errors=True) as tmp:
+        app = App(checkpoint=Path(checkpoint), settings_path=Path(tmp) / "settings.json")
+        app.tabs["training"].session.runs_dir = Path(tmp) / "runs"
+        while app.slot.loading is not None or app.slot.current is None:
+            app.step()
+        try:
+            yield app
+        finally:
+            app.run(frames=0)
 
 
 def _child(checkpoint: str, measure_s: float) -> dict:
@@ -187,9 +187,10 @@ def _past_warmup(app, shipped_step: int, timeout_s: float = 180.0) -> dict | Non
 def run_under_xvfb(module: str, args: list, timeout: float = 600) -> dict:
     """`python -m module args` in a fresh `xvfb-run -a` with a scratch config folder: the last JSON line it printed,
     or an error record."""
-    env = dict(os.environ, XDG_CONFIG_HOME=tempfile.mkdtemp(prefix="redcube-gui-cfg-"))
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-m", module, *map(str, args)]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="redcube-gui-cfg-") as config:
+        env = dict(os.environ, XDG_CONFIG_HOME=config)
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
     if p.returncode != 0 or not lines:
         return {"error": f"exit {p.returncode}: {(p.stderr or p.stdout)[-400:]}"}
